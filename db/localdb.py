@@ -1,0 +1,278 @@
+"""A throwaway local PostgreSQL 15 cluster with pg_cron, kept in `.localdb/<name>/`.
+
+Used by `make db`, by the bot when DATABASE_URL is not set, and by the tests when
+neither TEST_DATABASE_URL nor a Docker engine is available. Standard library only, so
+it works before anything else is installed.
+
+PostgreSQL refuses to run as root: when we are root the server runs as the `postgres`
+OS user, and the cluster lives in a folder that user can reach.
+"""
+
+from __future__ import annotations
+
+import getpass
+import hashlib
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DB_NAME = "waifu"
+SUPERUSER = "postgres"
+BOT_ROLE = "waifu_bot"
+
+# Server settings the game needs; everything else stays at PostgreSQL's defaults
+# (fsync and synchronous_commit on, as in production).
+SERVER_SETTINGS = {
+    "listen_addresses": "'127.0.0.1'",
+    "shared_preload_libraries": "'pg_cron'",
+    "cron.database_name": f"'{DB_NAME}'",
+    # Jobs run in background workers: no libpq connection, so no pg_hba entry needed.
+    "cron.use_background_workers": "on",
+    "cron.max_running_jobs": "4",
+    "max_worker_processes": "16",
+    "max_connections": "200",
+    "log_min_messages": "warning",
+    "log_line_prefix": "'%m [%p] %q%u@%d '",
+}
+
+
+class LocalDbError(RuntimeError):
+    """A problem the user can fix; the message says how."""
+
+
+def _pg_bindir() -> Path:
+    if env := os.environ.get("PG_BINDIR"):
+        return Path(env)
+    for candidate in (Path("/usr/lib/postgresql/15/bin"),):
+        if (candidate / "pg_ctl").exists():
+            return candidate
+    found = shutil.which("pg_ctl")
+    if found:
+        return Path(found).parent
+    raise LocalDbError(
+        "PostgreSQL 15 server binaries not found. On Debian/Ubuntu: "
+        "apt-get install postgresql-15 postgresql-15-cron (or set PG_BINDIR)."
+    )
+
+
+def _pg_sharedir(bindir: Path) -> Path:
+    out = subprocess.run(
+        [str(bindir / "pg_config"), "--sharedir"], capture_output=True, text=True
+    )
+    if out.returncode == 0:
+        return Path(out.stdout.strip())
+    return Path("/usr/share/postgresql/15")
+
+
+def _is_root() -> bool:
+    return os.geteuid() == 0
+
+
+def _can_enter(user: str, path: Path) -> bool:
+    """True if `user` can enter `path` (and so every folder above it)."""
+    probe = subprocess.run(
+        ["runuser", "-u", user, "--", "test", "-x", str(path)], capture_output=True
+    )
+    return probe.returncode == 0
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Cluster:
+    name: str
+    home: Path  # holds data/, run/ (socket), server.log, port
+
+    @property
+    def data(self) -> Path:
+        return self.home / "data"
+
+    @property
+    def socket_dir(self) -> Path:
+        return self.home / "run"
+
+    @property
+    def log(self) -> Path:
+        return self.home / "server.log"
+
+    @property
+    def port(self) -> int:
+        return int((self.home / "port").read_text().strip())
+
+    def url(self, user: str = SUPERUSER, database: str = DB_NAME) -> str:
+        return f"postgresql://{user}@127.0.0.1:{self.port}/{database}"
+
+    # -- running commands as the server's OS user -------------------------------------
+    def _server_user(self) -> str | None:
+        return SUPERUSER if _is_root() else None
+
+    def _run(self, args: list[str], check: bool = True, **kw) -> subprocess.CompletedProcess:
+        user = self._server_user()
+        cmd = (["runuser", "-u", user, "--"] if user else []) + args
+        result = subprocess.run(cmd, capture_output=True, text=True, **kw)
+        if check and result.returncode != 0:
+            raise LocalDbError(
+                f"{' '.join(args[:2])} failed ({result.returncode}):\n{result.stdout}{result.stderr}"
+                + self._log_tail()
+            )
+        return result
+
+    def _log_tail(self) -> str:
+        try:
+            lines = self.log.read_text(errors="replace").splitlines()[-15:]
+        except OSError:
+            return ""
+        return "\n--- server log (last lines) ---\n" + "\n".join(lines)
+
+    # -- lifecycle ----------------------------------------------------------------------
+    def exists(self) -> bool:
+        return (self.data / "PG_VERSION").exists()
+
+    def running(self) -> bool:
+        if not self.exists():
+            return False
+        bindir = _pg_bindir()
+        return self._run([str(bindir / "pg_ctl"), "-D", str(self.data), "status"], check=False).returncode == 0
+
+    def init(self) -> None:
+        bindir = _pg_bindir()
+        if not (_pg_sharedir(bindir) / "extension" / "pg_cron.control").exists():
+            raise LocalDbError(
+                "pg_cron is not installed for PostgreSQL 15. On Debian/Ubuntu run as root: "
+                "apt-get update && apt-get install -y postgresql-15-cron"
+            )
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.socket_dir.mkdir(exist_ok=True)
+        user = self._server_user()
+        if user:
+            shutil.chown(self.home, user, user)
+            shutil.chown(self.socket_dir, user, user)
+        self._run(
+            [
+                str(bindir / "initdb"),
+                "-D", str(self.data),
+                "-U", SUPERUSER,
+                "--auth=trust",  # loopback-only throwaway cluster
+                "--encoding=UTF8",
+                "--locale=C.UTF-8",
+            ]
+        )
+        port = int(os.environ.get("LOCALDB_PORT") or _free_port())
+        settings = dict(SERVER_SETTINGS, port=str(port), unix_socket_directories=f"'{self.socket_dir}'")
+        conf = "\n# waifu-bot local cluster\n" + "".join(f"{k} = {v}\n" for k, v in settings.items())
+        with open(self.data / "postgresql.conf", "a") as fh:
+            fh.write(conf)
+        (self.home / "port").write_text(f"{port}\n")
+
+    def start(self) -> None:
+        if not self.exists():
+            self.init()
+        if not self.running():
+            bindir = _pg_bindir()
+            self._run(
+                [str(bindir / "pg_ctl"), "-D", str(self.data), "-l", str(self.log), "-w", "-t", "60", "start"]
+            )
+        self._ensure_database()
+
+    def _psql(self, sql: str, database: str = "postgres") -> str:
+        bindir = _pg_bindir()
+        out = self._run(
+            [str(bindir / "psql"), "-h", str(self.socket_dir), "-p", str(self.port), "-U", SUPERUSER,
+             "-d", database, "-XAtq", "-v", "ON_ERROR_STOP=1", "-c", sql]
+        )
+        return out.stdout.strip()
+
+    def _ensure_database(self) -> None:
+        for _ in range(50):
+            try:
+                present = self._psql(f"SELECT 1 FROM pg_database WHERE datname = '{DB_NAME}'")
+                break
+            except LocalDbError:
+                time.sleep(0.1)
+        else:
+            raise LocalDbError("server started but does not accept connections" + self._log_tail())
+        if present != "1":
+            self._psql(f"CREATE DATABASE {DB_NAME}")
+
+    def stop(self) -> None:
+        if self.running():
+            bindir = _pg_bindir()
+            self._run([str(bindir / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop"])
+
+    def destroy(self) -> None:
+        self.stop()
+        shutil.rmtree(self.home, ignore_errors=True)
+        link = PROJECT_ROOT / ".localdb" / self.name
+        if link.is_symlink():
+            link.unlink()
+
+
+def cluster(name: str = "dev") -> Cluster:
+    """The cluster called `name`, in `.localdb/<name>` when the server user can reach it.
+
+    As root, a project under a folder the `postgres` user cannot enter (such as /root)
+    gets its cluster in the system temp dir instead, linked from `.localdb/<name>`.
+    """
+    base = PROJECT_ROOT / ".localdb"
+    base.mkdir(exist_ok=True)
+    local = base / name
+    if local.is_symlink():
+        return Cluster(name, local.resolve())
+    if not _is_root() or local.exists() or _can_enter(SUPERUSER, base):
+        return Cluster(name, local)
+    digest = hashlib.sha1(str(PROJECT_ROOT).encode()).hexdigest()[:10]
+    home = Path(tempfile.gettempdir()) / f"waifu-localdb-{digest}" / name
+    home.parent.mkdir(parents=True, exist_ok=True)
+    home.parent.chmod(0o755)
+    local.symlink_to(home)
+    return Cluster(name, home)
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="python -m db.localdb",
+        description="Throwaway local PostgreSQL 15 + pg_cron for development and tests.",
+    )
+    parser.add_argument("command", choices=["start", "stop", "status", "url", "env", "destroy"])
+    parser.add_argument("--name", default="dev", help="cluster name (default: dev)")
+    args = parser.parse_args(argv)
+    c = cluster(args.name)
+    try:
+        if args.command == "start":
+            c.start()
+            print(f"PostgreSQL running: {c.url()}  (data: {c.home}, user {getpass.getuser()})")
+        elif args.command == "stop":
+            c.stop()
+            print("stopped")
+        elif args.command == "status":
+            print("running" if c.running() else ("stopped" if c.exists() else "not created"))
+            return 0 if c.running() else 3
+        elif args.command == "url":
+            print(c.url())
+        elif args.command == "env":
+            print(f"export MIGRATION_DATABASE_URL={c.url()}")
+            print(f"export DATABASE_URL={c.url(user=BOT_ROLE)}")
+        elif args.command == "destroy":
+            c.destroy()
+            print("destroyed")
+    except LocalDbError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

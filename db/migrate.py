@@ -1,0 +1,57 @@
+"""Apply or roll back the migrations in db/migrations with yoyo's API."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from yoyo import get_backend, read_migrations
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+
+def _backend(url: str):
+    # yoyo picks psycopg2 for postgresql:// URLs; asyncpg-style URLs are the same form.
+    return get_backend(url.replace("postgres://", "postgresql://", 1))
+
+
+def apply(url: str) -> int:
+    """Apply pending migrations; returns how many were applied."""
+    backend = _backend(url)
+    migrations = read_migrations(str(MIGRATIONS_DIR))
+    with backend.lock():
+        pending = backend.to_apply(migrations)
+        backend.apply_migrations(pending)
+    return len(pending)
+
+
+def rollback_all(url: str) -> int:
+    """Roll back every applied migration; returns how many were rolled back."""
+    backend = _backend(url)
+    migrations = read_migrations(str(MIGRATIONS_DIR))
+    with backend.lock():
+        applied = backend.to_rollback(migrations)
+        backend.rollback_migrations(applied)
+    return len(applied)
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+    import os
+
+    parser = argparse.ArgumentParser(prog="python -m db.migrate", description=__doc__)
+    parser.add_argument("command", choices=["apply", "rollback-all"])
+    parser.add_argument("--database", default=os.environ.get("MIGRATION_DATABASE_URL"),
+                        help="superuser URL (default: $MIGRATION_DATABASE_URL)")
+    args = parser.parse_args(argv)
+    if not args.database:
+        parser.error("set MIGRATION_DATABASE_URL or pass --database")
+    if args.command == "apply":
+        print(f"applied {apply(args.database)} migration(s)")
+    else:
+        print(f"rolled back {rollback_all(args.database)} migration(s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

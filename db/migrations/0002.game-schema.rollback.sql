@@ -1,0 +1,14 @@
+DROP FUNCTION game.stats_json(game.waifus, jsonb, timestamptz);
+DROP FUNCTION game.new_dynamic(timestamptz);
+DROP FUNCTION game.apply_event(jsonb, game.events, timestamptz);
+DROP FUNCTION game.regen(jsonb, timestamptz);
+DROP TABLE game.participations;
+DROP TABLE game.events;
+DROP TABLE game.waifus;
+DROP TABLE game.waifu_templates;
+DROP TABLE game.players;
+DROP FUNCTION game.level_start_xp(integer);
+DROP FUNCTION game.level_for_xp(bigint);
+DROP FUNCTION game.max_stat();
+DROP FUNCTION game.energy_regen_seconds();
+DROP FUNCTION game.max_energy();

@@ -1,0 +1,14 @@
+DROP FUNCTION api.restore_energy(timestamptz);
+DROP FUNCTION api.participate_in_event(bigint, bigint, text, text, timestamptz);
+DROP FUNCTION api.player_available_events(bigint, bigint, timestamptz);
+DROP FUNCTION api.available_events(bigint, timestamptz);
+DROP FUNCTION game.events_for(game.waifus, timestamptz);
+DROP FUNCTION api.player_waifu_stats(bigint, bigint, timestamptz);
+DROP FUNCTION api.waifu_stats(bigint, timestamptz);
+DROP FUNCTION api.adopt_waifu(bigint, text, text);
+DROP FUNCTION api.waifu_templates();
+DROP FUNCTION api.register_player(bigint, text, text, text);
+DROP FUNCTION api.player_profile(bigint, timestamptz);
+DROP FUNCTION game.waifu_not_found(bigint);
+DROP FUNCTION game.require_player(bigint);
+DROP FUNCTION game.check_text(text, text, integer, boolean);
