@@ -35,6 +35,16 @@ def rollback_all(url: str) -> int:
     return len(applied)
 
 
+def ensure_local_database(name: str = "dev") -> str:
+    """Start the local cluster `name`, migrate it, and return the bot role's URL."""
+    from db import localdb
+
+    cluster = localdb.cluster(name)
+    cluster.start()
+    apply(cluster.url())
+    return cluster.url(user=localdb.BOT_ROLE)
+
+
 def main(argv: list[str] | None = None) -> int:
     import argparse
     import os

@@ -1,0 +1,1 @@
+"""The Telegram bot: a thin aiogram 3 caller of the game's SQL functions."""

@@ -1,0 +1,161 @@
+"""The only module that talks to the database: one method per `api.*` function.
+
+Errors raised by the SQL functions arrive with a project SQLSTATE (WF001...) and a
+JSON DETAIL; they are mapped here, once, to `GameError` subclasses that the chat
+handlers and the web app both use. No game rule lives here.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, ClassVar
+
+import asyncpg
+
+
+class GameError(Exception):
+    """A refusal from the game. `code` is stable (used by the web API and texts)."""
+
+    sqlstate: ClassVar[str] = ""
+    code: ClassVar[str] = "game_error"
+    http_status: ClassVar[int] = 400
+
+    def __init__(self, message: str = "", detail: dict[str, Any] | None = None) -> None:
+        super().__init__(message or self.code)
+        self.detail: dict[str, Any] = detail or {}
+
+
+class NotEnoughEnergy(GameError):
+    sqlstate, code, http_status = "WF001", "not_enough_energy", 409
+
+
+class EventNotOpen(GameError):
+    sqlstate, code, http_status = "WF002", "event_not_open", 409
+
+
+class OnCooldown(GameError):
+    sqlstate, code, http_status = "WF003", "on_cooldown", 409
+
+
+class WaifuNotFound(GameError):
+    sqlstate, code, http_status = "WF004", "waifu_not_found", 404
+
+
+class PlayerNotRegistered(GameError):
+    sqlstate, code, http_status = "WF005", "player_not_registered", 403
+
+
+class InvalidArgument(GameError):
+    sqlstate, code, http_status = "WF006", "invalid_argument", 400
+
+
+class RequestKeyConflict(GameError):
+    sqlstate, code, http_status = "WF007", "request_key_conflict", 409
+
+
+class GameUnavailable(GameError):
+    """The database cannot be reached right now; the action was not applied."""
+
+    code, http_status = "unavailable", 503
+
+
+ERRORS_BY_SQLSTATE: dict[str, type[GameError]] = {
+    cls.sqlstate: cls
+    for cls in (NotEnoughEnergy, EventNotOpen, OnCooldown, WaifuNotFound, PlayerNotRegistered,
+                InvalidArgument, RequestKeyConflict)
+}
+
+# Connection-level trouble: the statement did not run (or its result is unknown and
+# the action is safe to retry with the same request key).
+_UNAVAILABLE = (
+    OSError,
+    asyncpg.exceptions.ConnectionDoesNotExistError,
+    asyncpg.exceptions.InterfaceError,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.CrashShutdownError,
+    asyncpg.exceptions.TooManyConnectionsError,
+)
+
+
+def _translate(exc: Exception) -> GameError | None:
+    if isinstance(exc, asyncpg.PostgresError):
+        cls = ERRORS_BY_SQLSTATE.get(getattr(exc, "sqlstate", None) or "")
+        if cls is None:
+            return GameUnavailable(str(exc)) if isinstance(exc, _UNAVAILABLE) else None
+        try:
+            detail = json.loads(exc.detail) if exc.detail else {}
+        except ValueError:
+            detail = {"text": exc.detail}
+        return cls(exc.args[0] if exc.args else "", detail)
+    if isinstance(exc, (*_UNAVAILABLE, TimeoutError)):
+        return GameUnavailable(str(exc) or type(exc).__name__)
+    return None
+
+
+async def init_connection(conn: asyncpg.Connection) -> None:
+    """JSONB arrives as dicts and lists."""
+    await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+
+
+class Game:
+    """Calls into schema `api`, as the bot's role, through an asyncpg pool."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+
+    @classmethod
+    async def connect(cls, dsn: str, *, min_size: int = 2, max_size: int = 10) -> Game:
+        try:
+            pool = await asyncpg.create_pool(dsn, init=init_connection, min_size=min_size, max_size=max_size,
+                                             command_timeout=30)
+        except Exception as exc:
+            raise _translate(exc) or exc
+        return cls(pool)
+
+    async def close(self) -> None:
+        await self.pool.close()
+
+    async def _call(self, sql: str, *args: Any) -> Any:
+        try:
+            return await self.pool.fetchval(sql, *args)
+        except Exception as exc:
+            translated = _translate(exc)
+            if translated is None:
+                raise
+            raise translated from exc
+
+    async def ping(self) -> bool:
+        """True if the database answers (for /healthz)."""
+        try:
+            return await self._call("SELECT api.waifu_templates() IS NOT NULL") is True
+        except GameError:
+            return False
+
+    async def register_player(self, telegram_id: int, username: str | None, first_name: str | None,
+                              language_code: str | None) -> dict[str, Any]:
+        return await self._call("SELECT api.register_player($1, $2, $3, $4)",
+                                telegram_id, username, first_name, language_code)
+
+    async def waifu_templates(self) -> list[dict[str, Any]]:
+        return await self._call("SELECT api.waifu_templates()")
+
+    async def adopt_waifu(self, telegram_id: int, template_code: str, request_key: str | None = None) -> int:
+        return await self._call("SELECT api.adopt_waifu($1, $2, $3)", telegram_id, template_code, request_key)
+
+    async def player_profile(self, telegram_id: int) -> dict[str, Any]:
+        return await self._call("SELECT api.player_profile($1)", telegram_id)
+
+    async def waifu_stats(self, telegram_id: int, waifu_id: int) -> dict[str, Any]:
+        """Stats of a waifu this player owns (WaifuNotFound otherwise)."""
+        return await self._call("SELECT api.player_waifu_stats($1, $2)", telegram_id, waifu_id)
+
+    async def available_events(self, telegram_id: int, waifu_id: int) -> list[dict[str, Any]]:
+        """Open events for a waifu this player owns (WaifuNotFound otherwise)."""
+        return await self._call("SELECT api.player_available_events($1, $2)", telegram_id, waifu_id)
+
+    async def participate(self, telegram_id: int, waifu_id: int, event_code: str,
+                          request_key: str) -> dict[str, Any]:
+        """Take part once per request key; a repeated key returns the recorded result."""
+        return await self._call("SELECT api.participate_in_event($1, $2, $3, $4)",
+                                telegram_id, waifu_id, event_code, request_key)

@@ -1,0 +1,130 @@
+"""Test database: a real PostgreSQL 15 with pg_cron, migrated once per session.
+
+Where it comes from, in order:
+1. TEST_DATABASE_URL (a superuser URL of a database the tests may wipe, in a server
+   with pg_cron preloaded and cron.database_name naming that database);
+2. testcontainers, when a Docker engine answers (image built from db/Dockerfile);
+3. a throwaway local cluster (db/localdb.py), created for this run and removed after.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import pytest
+
+from db import localdb, migrate
+
+ROOT = Path(__file__).resolve().parent.parent
+BOT_ROLE = localdb.BOT_ROLE
+BOT_PASSWORD = "bot-test-password"
+OPS_ROLE = "waifu_ops"
+
+
+@dataclass(frozen=True)
+class TestDatabase:
+    admin_url: str  # superuser: migrations, fixtures, assertions
+    bot_url: str  # the bot's role: what the application really connects as
+    source: str
+
+
+def _with_user(url: str, user: str, password: str | None) -> str:
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = user + (f":{password}" if password else "") + "@" + host + (f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def _docker_engine_answers() -> bool:
+    """True if a Docker engine answers a ping (DOCKER_HOST or the default socket)."""
+    if not os.environ.get("DOCKER_HOST") and not Path("/var/run/docker.sock").exists():
+        return False
+    import warnings
+
+    import docker
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)  # docker-py leaks its socket on failure
+        try:
+            client = docker.from_env(timeout=3)
+            try:
+                return bool(client.ping())
+            finally:
+                client.close()
+        except Exception:
+            return False
+
+
+@pytest.fixture(scope="session")
+def database() -> Iterator[TestDatabase]:
+    if url := os.environ.get("TEST_DATABASE_URL"):
+        yield _prepare(url, "TEST_DATABASE_URL")
+    elif os.environ.get("TEST_NO_DOCKER") != "1" and _docker_engine_answers():
+        from testcontainers.core.image import DockerImage
+        from testcontainers.postgres import PostgresContainer
+
+        with DockerImage(path=str(ROOT / "db"), tag="waifu-bot-db:test") as image:
+            with PostgresContainer(str(image), username="postgres", password="postgres", dbname="waifu") as pg:
+                url = f"postgresql://postgres:postgres@{pg.get_container_host_ip()}:{pg.get_exposed_port(5432)}/waifu"
+                yield _prepare(url, "testcontainers")
+    else:
+        cluster = localdb.cluster(f"test-{os.getpid()}")
+        cluster.destroy()
+        cluster.start()
+        try:
+            yield _prepare(cluster.url(), f"local cluster {cluster.home}")
+        finally:
+            cluster.destroy()
+
+
+def _prepare(admin_url: str, source: str) -> TestDatabase:
+    migrate.apply(admin_url)
+    import psycopg2
+
+    with psycopg2.connect(admin_url) as conn, conn.cursor() as cur:
+        cur.execute(f"ALTER ROLE {BOT_ROLE} PASSWORD %s", (BOT_PASSWORD,))
+        cur.execute("CREATE EXTENSION IF NOT EXISTS plpgsql_check")
+    conn.close()
+    return TestDatabase(admin_url, _with_user(admin_url, BOT_ROLE, BOT_PASSWORD), source)
+
+
+async def init_connection(conn: asyncpg.Connection) -> None:
+    """JSONB <-> dict, as the bot does."""
+    await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+
+
+RESET_SQL = """
+TRUNCATE game.stat_corrections, game.participations, game.waifus, game.players RESTART IDENTITY CASCADE;
+DELETE FROM game.events WHERE code NOT IN ('walk', 'cafe', 'training', 'movie', 'gift');
+"""
+
+
+@pytest.fixture
+async def admin(database: TestDatabase) -> AsyncIterator[asyncpg.Connection]:
+    """A superuser connection to a game with no players (seed catalogue intact)."""
+    conn = await asyncpg.connect(database.admin_url)
+    await init_connection(conn)
+    await conn.execute(RESET_SQL)
+    try:
+        yield conn
+    finally:
+        await conn.close()
+
+
+@pytest.fixture
+async def bot_conn(database: TestDatabase, admin: asyncpg.Connection) -> AsyncIterator[asyncpg.Connection]:
+    """A connection as the bot's role (after the reset done by `admin`)."""
+    conn = await asyncpg.connect(database.bot_url)
+    await init_connection(conn)
+    try:
+        yield conn
+    finally:
+        await conn.close()
