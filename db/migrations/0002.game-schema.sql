@@ -98,11 +98,15 @@ COMMENT ON TABLE game.events IS 'Things a waifu can take part in. Manage with op
 
 -- The ledger: one row per applied participation, keyed by the player's request key
 -- so a retried action is recognised and answered from here.
+-- Only waifu_id is a foreign key: its row is already locked by the participation. A
+-- key on event_code would take a share lock on the hot events row in every call
+-- (multixact churn under load); events are never deleted (ops.close_event ends them).
+-- telegram_id is the waifu's owner, so a player's deletion cascades through game.waifus.
 CREATE TABLE game.participations (
     id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    telegram_id     bigint NOT NULL REFERENCES game.players ON DELETE CASCADE,
+    telegram_id     bigint NOT NULL,
     waifu_id        bigint NOT NULL REFERENCES game.waifus ON DELETE CASCADE,
-    event_code      text NOT NULL REFERENCES game.events ON UPDATE CASCADE,
+    event_code      text NOT NULL,
     request_key     text NOT NULL,
     participated_at timestamptz NOT NULL,
     energy_spent    integer NOT NULL,

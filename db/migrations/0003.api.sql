@@ -319,8 +319,10 @@ DECLARE
     level_after integer;
     result jsonb;
 BEGIN
-    PERFORM game.check_text('request_key', participate_in_event.request_key, 128, true);
-    PERFORM game.require_player(participate_in_event.telegram_id);
+    IF participate_in_event.request_key IS NULL OR btrim(participate_in_event.request_key) = ''
+       OR length(participate_in_event.request_key) > 128 THEN
+        PERFORM game.check_text('request_key', participate_in_event.request_key, 128, true);
+    END IF;
 
     -- Lock the waifu first: everything below sees no concurrent change to it, and a
     -- concurrent retry with the same key waits here, then finds the ledger row.
@@ -328,6 +330,7 @@ BEGIN
     WHERE x.id = participate_in_event.waifu_id AND x.owner_id = participate_in_event.telegram_id
     FOR UPDATE;
     IF NOT FOUND THEN
+        PERFORM game.require_player(participate_in_event.telegram_id);  -- WF005 first if unregistered
         PERFORM game.waifu_not_found(participate_in_event.waifu_id);
     END IF;
 
@@ -353,8 +356,10 @@ BEGIN
                                               'starts_at', e.starts_at, 'ends_at', e.ends_at)::text;
     END IF;
 
-    SELECT max(p.participated_at) INTO last_at FROM game.participations AS p
-    WHERE p.waifu_id = participate_in_event.waifu_id AND p.event_code = e.code;
+    IF e.cooldown > interval '0' THEN
+        SELECT max(p.participated_at) INTO last_at FROM game.participations AS p
+        WHERE p.waifu_id = participate_in_event.waifu_id AND p.event_code = e.code;
+    END IF;
     IF last_at + e.cooldown > participate_in_event.now THEN
         RAISE EXCEPTION 'event "%" is on cooldown for this waifu', e.code
             USING ERRCODE = 'WF003',

@@ -1,1 +1,6 @@
-SELECT cron.unschedule(jobid) FROM cron.job WHERE jobname IN ('restore-energy', 'purge-cron-history');
+DO $$
+BEGIN
+    PERFORM cron.unschedule(j.jobid) FROM cron.job AS j
+    WHERE j.jobname IN ('restore-energy', 'purge-cron-history');
+END
+$$;
