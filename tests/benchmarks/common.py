@@ -1,0 +1,263 @@
+"""Small helpers shared by the benchmark scripts (bench_core, bench_bot, bench_webapp).
+
+Benchmarks are scripts, not tests: they report figures against targets and never fail
+a run because a target is missed. The API, all of it:
+
+- `add_database_args(parser)`: adds --database-url, --bot-database-url and --keep.
+- `bench_database(name, database_url=None, bot_url=None, keep=False)`: a context manager
+  yielding a `BenchDatabase` (admin_url, bot_url, source). Without a URL it starts a
+  throwaway local cluster `.localdb/<name>` (db.localdb, PostgreSQL defaults: fsync and
+  synchronous_commit on) and stops and removes it on exit unless `keep`. Migrations are
+  applied either way. Use one cluster name per script (bench_core uses "bench").
+- `server_settings(url)`: the server's durability/memory settings, as the server reports them.
+- `machine_load()`: cpu count and load averages, to print beside the figures.
+- `init_connection(conn)`: asyncpg JSONB <-> dict codec, as the bot registers it.
+- `closed_loop(call, callers, seconds, max_calls=None)`: `callers` concurrent tasks each
+  awaiting `call(i)` back to back for `seconds`; returns a `LoadResult` (calls/s, latencies).
+- `percentile(values, p)` and `latency_ms(seconds)`: percentiles (linear interpolation).
+- `Metric` and `target_at_most` / `target_at_least` / `info`: one row of the report.
+- `report(name, metrics, context)`: prints the table and writes bench-results/<name>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import os
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+
+from db import localdb, migrate
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent.parent
+RESULTS_DIR = PROJECT_ROOT / "bench-results"
+
+
+# -- the database ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BenchDatabase:
+    admin_url: str  # superuser: data loading, settings, EXPLAIN
+    bot_url: str  # role waifu_bot: what the bot really connects as (EXECUTE on api only)
+    source: str  # "local cluster <path>" or "--database-url"
+
+
+def add_database_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--database-url",
+        help="superuser URL of a migrated-or-empty database the benchmark may WIPE "
+        "(default: start a throwaway local cluster)",
+    )
+    parser.add_argument(
+        "--bot-database-url",
+        help="URL as role waifu_bot (default: --database-url with the user replaced by waifu_bot)",
+    )
+    parser.add_argument("--keep", action="store_true", help="leave the local cluster running at the end")
+
+
+def with_user(url: str, user: str, password: str | None = None) -> str:
+    """`url` with its user (and password) replaced."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = user + (f":{password}" if password else "") + "@" + host + (f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+@contextmanager
+def bench_database(
+    name: str, database_url: str | None = None, bot_url: str | None = None, keep: bool = False
+) -> Iterator[BenchDatabase]:
+    """A migrated database; a fresh local cluster `name` when no URL is given."""
+    if database_url:
+        migrate.apply(database_url)
+        yield BenchDatabase(database_url, bot_url or with_user(database_url, localdb.BOT_ROLE), "--database-url")
+        return
+    cluster = localdb.cluster(name)
+    cluster.destroy()  # a fresh cluster: the settings are PostgreSQL's defaults, nothing left over
+    cluster.start()
+    try:
+        migrate.apply(cluster.url())
+        # The local cluster trusts loopback connections, so the bot role needs no password.
+        yield BenchDatabase(cluster.url(), bot_url or cluster.url(user=localdb.BOT_ROLE),
+                            f"local cluster {cluster.home}")
+    finally:
+        if keep:
+            print(f"cluster kept running: {cluster.url()}  (stop: python -m db.localdb destroy --name {name})")
+        else:
+            cluster.destroy()
+
+
+async def server_settings(url: str) -> dict[str, str]:
+    """What the server really runs with (not what we think we configured)."""
+    conn = await asyncpg.connect(url)
+    try:
+        rows = await conn.fetch(
+            "SELECT name, current_setting(name) AS value FROM pg_settings WHERE name = ANY($1::text[])",
+            ["server_version", "fsync", "synchronous_commit", "full_page_writes", "wal_level",
+             "shared_buffers", "work_mem", "max_connections", "jit"],
+        )
+    finally:
+        await conn.close()
+    return {r["name"]: r["value"] for r in rows}
+
+
+def machine_load() -> dict[str, Any]:
+    """CPU count and load averages (other engineers share this machine: noisy numbers)."""
+    one, five, fifteen = os.getloadavg()
+    return {"cpus": os.cpu_count(), "load_1m": round(one, 2), "load_5m": round(five, 2),
+            "load_15m": round(fifteen, 2)}
+
+
+async def init_connection(conn: asyncpg.Connection) -> None:
+    """JSONB <-> dict, as the bot registers it."""
+    await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+
+
+# -- load generation and statistics ------------------------------------------------------
+
+
+def percentile(values: list[float], p: float) -> float:
+    """The p-th percentile (0..100) with linear interpolation between ranks (numpy's default)."""
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    rank = (len(ordered) - 1) * p / 100
+    low = math.floor(rank)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+def latency_ms(seconds: list[float]) -> dict[str, float]:
+    """p50 / p90 / p99 / max of latencies given in seconds, in milliseconds."""
+    return {
+        "p50_ms": round(percentile(seconds, 50) * 1000, 3),
+        "p90_ms": round(percentile(seconds, 90) * 1000, 3),
+        "p99_ms": round(percentile(seconds, 99) * 1000, 3),
+        "max_ms": round(max(seconds) * 1000, 3) if seconds else math.nan,
+    }
+
+
+@dataclass
+class LoadResult:
+    calls: int  # successful calls
+    errors: int
+    elapsed: float  # seconds, first call to last answer
+    latencies: list[float] = field(repr=False)  # seconds, successful calls only
+    first_error: str | None = None
+
+    @property
+    def per_second(self) -> float:
+        return self.calls / self.elapsed if self.elapsed else 0.0
+
+
+async def closed_loop(
+    call: Callable[[int], Awaitable[Any]], callers: int, seconds: float, max_calls: int | None = None
+) -> LoadResult:
+    """Run `callers` tasks, each awaiting `call(i)` back to back (i = 0, 1, 2... across all
+    tasks, never repeated) until `seconds` have passed or `max_calls` were started.
+    An exception counts as an error and the caller goes on."""
+    counter = 0
+    latencies: list[float] = []
+    errors = 0
+    first_error: str | None = None
+    start = time.perf_counter()
+    deadline = start + seconds
+
+    async def caller() -> None:
+        nonlocal counter, errors, first_error
+        while time.perf_counter() < deadline and (max_calls is None or counter < max_calls):
+            i = counter
+            counter += 1
+            t0 = time.perf_counter()
+            try:
+                await call(i)
+            except Exception as exc:  # noqa: BLE001 - counted and reported, the load goes on
+                errors += 1
+                first_error = first_error or f"{type(exc).__name__}: {exc}"
+                continue
+            latencies.append(time.perf_counter() - t0)
+
+    await asyncio.gather(*(caller() for _ in range(callers)))
+    return LoadResult(len(latencies), errors, time.perf_counter() - start, latencies, first_error)
+
+
+# -- the report ---------------------------------------------------------------------------
+
+
+@dataclass
+class Metric:
+    name: str
+    value: float | int | str | None
+    unit: str = ""
+    target: str = ""  # e.g. "<= 500 ms"; empty for figures reported without a target
+    passed: bool | None = None  # None: no target
+    note: str = ""
+
+
+def target_at_most(name: str, value: float, limit: float, unit: str = "", note: str = "") -> Metric:
+    return Metric(name, value, unit, f"<= {limit:g} {unit}".strip(), value <= limit, note)
+
+
+def target_at_least(name: str, value: float, limit: float, unit: str = "", note: str = "") -> Metric:
+    return Metric(name, value, unit, f">= {limit:g} {unit}".strip(), value >= limit, note)
+
+
+def info(name: str, value: Any, unit: str = "", note: str = "") -> Metric:
+    return Metric(name, value, unit, "", None, note)
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "n/a"
+        return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:,.3g}" if abs(value) < 10 else f"{value:,.1f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return "" if value is None else str(value)
+
+
+def _json_safe(value: Any) -> Any:
+    """NaN is not JSON: write null instead."""
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def report(name: str, metrics: list[Metric], context: dict[str, Any]) -> Path:
+    """Print the metrics as a table and write {context, metrics} to bench-results/<name>.json."""
+    rows = [("metric", "value", "target", "result")] + [
+        (m.name, f"{_fmt(m.value)} {m.unit}".strip(), m.target,
+         "" if m.passed is None else ("PASS" if m.passed else "MISS"))
+        for m in metrics
+    ]
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    print()
+    for n, row in enumerate(rows):
+        print("  ".join(cell.ljust(widths[i]) if i != 1 else cell.rjust(widths[i]) for i, cell in enumerate(row)))
+        if n == 0:
+            print("  ".join("-" * w for w in widths))
+    for m in metrics:
+        if m.note:
+            print(f"  * {m.name}: {m.note}")
+    RESULTS_DIR.mkdir(exist_ok=True)
+    path = RESULTS_DIR / f"{name}.json"
+    payload = {"benchmark": name, "context": context, "metrics": [asdict(m) for m in metrics]}
+    path.write_text(json.dumps(_json_safe(payload), indent=2, default=str) + "\n")
+    print(f"\nwritten: {path.relative_to(PROJECT_ROOT)}")
+    return path
