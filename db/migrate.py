@@ -35,6 +35,22 @@ def rollback_all(url: str) -> int:
     return len(applied)
 
 
+def set_bot_password(url: str, password: str) -> None:
+    """Give the bot's login role a password (deployments with password authentication)."""
+    import psycopg2
+    from psycopg2 import sql
+
+    from db.localdb import BOT_ROLE
+
+    conn = psycopg2.connect(url.replace("postgres://", "postgresql://", 1))
+    try:
+        with conn, conn.cursor() as cur:
+            # ALTER ROLE takes no bind parameters: quote the literal on the client.
+            cur.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(BOT_ROLE), sql.Literal(password)))
+    finally:
+        conn.close()
+
+
 def ensure_local_database(name: str = "dev") -> str:
     """Start the local cluster `name`, migrate it, and return the bot role's URL."""
     from db import localdb
@@ -50,7 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     import os
 
     parser = argparse.ArgumentParser(prog="python -m db.migrate", description=__doc__)
-    parser.add_argument("command", choices=["apply", "rollback-all"])
+    parser.add_argument("command", choices=["apply", "rollback-all", "set-bot-password"],
+                        help="set-bot-password reads the password from $BOT_DB_PASSWORD")
     parser.add_argument("--database", default=os.environ.get("MIGRATION_DATABASE_URL"),
                         help="superuser URL (default: $MIGRATION_DATABASE_URL)")
     args = parser.parse_args(argv)
@@ -58,6 +75,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("set MIGRATION_DATABASE_URL or pass --database")
     if args.command == "apply":
         print(f"applied {apply(args.database)} migration(s)")
+    elif args.command == "set-bot-password":
+        password = os.environ.get("BOT_DB_PASSWORD")
+        if not password:
+            parser.error("set BOT_DB_PASSWORD")
+        set_bot_password(args.database, password)
+        print("password of role waifu_bot set")
     else:
         print(f"rolled back {rollback_all(args.database)} migration(s)")
     return 0

@@ -1,0 +1,92 @@
+# The project's commands. `make test` and `make db` install what they need first:
+# the venv, and (as root on Debian/Ubuntu) PostgreSQL 15, pg_cron, plpgsql_check and
+# Chromium from apt.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+DB ?= dev
+
+# Debian packages the tests need, and a file that proves each one is there.
+APT_PACKAGES := postgresql-15:/usr/lib/postgresql/15/bin/pg_ctl \
+	postgresql-15-cron:/usr/share/postgresql/15/extension/pg_cron.control \
+	postgresql-15-plpgsql-check:/usr/share/postgresql/15/extension/plpgsql_check.control \
+	chromium:/usr/bin/chromium \
+	python3-venv:
+
+.PHONY: help test setup system-deps db db-stop db-destroy migrate psql bot play bench bench-quick clean
+
+help:
+	@echo "make test        run every test against a real PostgreSQL 15 + pg_cron (installs what it needs)"
+	@echo "make db          start the local database (.localdb/$(DB)) and apply the migrations"
+	@echo "make psql        psql into the local database as superuser"
+	@echo "make bot         run the bot (python -m bot; settings from the environment or .env)"
+	@echo "make play        play in the terminal without Telegram"
+	@echo "make bench       run the benchmarks at full size (slow); bench-quick: small sizes"
+	@echo "make db-stop / db-destroy / clean"
+
+test: setup
+	$(PY) -m pytest
+
+setup: system-deps $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -e '.[test]'
+	touch $@
+
+# Installs missing Debian packages when root; otherwise says what to install.
+system-deps:
+	@missing=""; \
+	for entry in $(APT_PACKAGES); do \
+		pkg=$${entry%%:*}; file=$${entry#*:}; \
+		if [ -n "$$file" ]; then [ -e "$$file" ] || missing="$$missing $$pkg"; \
+		else $(PYTHON) -c 'import ensurepip' 2>/dev/null || missing="$$missing $$pkg"; fi; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" = 0 ]; then \
+			echo "installing:$$missing"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+		else \
+			echo "missing Debian packages:$$missing"; \
+			echo "run: sudo apt-get update && sudo apt-get install -y$$missing"; exit 1; \
+		fi; \
+	fi
+
+db: setup
+	$(PY) -m db.localdb start --name $(DB)
+	MIGRATION_DATABASE_URL="$$($(PY) -m db.localdb url --name $(DB))" $(PY) -m db.migrate apply
+	@$(PY) -m db.localdb env --name $(DB)
+
+db-stop:
+	$(PY) -m db.localdb stop --name $(DB)
+
+db-destroy:
+	$(PY) -m db.localdb destroy --name $(DB)
+
+migrate: setup
+	$(VENV)/bin/yoyo apply
+
+psql:
+	psql "$$($(PY) -m db.localdb url --name $(DB))"
+
+bot: setup
+	$(PY) -m bot
+
+play: setup
+	$(PY) -m bot.terminal
+
+bench: setup
+	$(PY) -m tests.benchmarks.bench_core
+	$(PY) -m tests.benchmarks.bench_bot
+	$(PY) -m tests.benchmarks.bench_webapp
+
+bench-quick: setup
+	$(PY) -m tests.benchmarks.bench_core --waifus 20000 --participate-waifus 1000 --seconds 2
+	$(PY) -m tests.benchmarks.bench_bot --quick
+	$(PY) -m tests.benchmarks.bench_webapp --quick
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis bench-results test-artifacts
