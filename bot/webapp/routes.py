@@ -1,0 +1,212 @@
+"""HTTP routes of the Mini App: the page, the JSON API and /healthz.
+
+Every API answer is JSON, never cached, and errors have one shape:
+`{"error": {"code": ..., "message": ..., "detail": {...}}}`. Game refusals take their
+code and status from `bot.game` (the one SQLSTATE mapping the chat bot uses too);
+authentication is checked before anything touches the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from bot.config import Settings
+from bot.game import Game, GameError, WaifuNotFound
+from bot.webapp.auth import AuthError, WebAppIdentity, authenticate
+
+log = logging.getLogger("bot.webapp")
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+PAGE_FILES = {"": "index.html", "app.js": "app.js", "style.css": "style.css"}
+
+GAME_KEY = web.AppKey("webapp_game", Game)
+SETTINGS_KEY = web.AppKey("webapp_settings", Settings)
+
+# Scopes the web app's request keys in the participation ledger, so they can never
+# collide with the keys the chat bot draws for its buttons.
+REQUEST_KEY_PREFIX = "web:"
+IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
+IDEMPOTENCY_KEY_RE = re.compile(r"[A-Za-z0-9_-]{8,64}")
+EVENT_CODE_RE = re.compile(r"[a-z0-9_]{1,32}")
+MAX_BIGINT = 2**63 - 1
+HEALTH_TIMEOUT_SECONDS = 3.0
+
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache", "X-Content-Type-Options": "nosniff"}
+# The page is revalidated on every load (its files are small; a stale app.js after a
+# deploy would talk to a newer API).
+PAGE_HEADERS = {
+    "Cache-Control": "no-cache",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    # Only our own files and Telegram's script; no inline code, so injected markup cannot run.
+    "Content-Security-Policy": "default-src 'self'; script-src 'self' https://telegram.org; style-src 'self'; "
+                               "img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'",
+}
+
+
+class ApiError(Exception):
+    """A refusal decided by the web layer itself (bad path or header)."""
+
+    def __init__(self, status: int, code: str, message: str, detail: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.detail = status, code, message, detail or {}
+
+
+def error_response(status: int, code: str, message: str, detail: dict[str, Any] | None = None,
+                   headers: dict[str, str] | None = None) -> web.Response:
+    return web.json_response({"error": {"code": code, "message": message, "detail": detail or {}}},
+                             status=status, headers={**NO_STORE, **(headers or {})})
+
+
+# Messages for people; the page shows its own text per code, these are for other clients.
+GAME_ERROR_MESSAGES = {
+    "player_not_registered": "You are not playing yet: open the bot in Telegram and press /start first.",
+    "waifu_not_found": "No such waifu among yours.",
+    "not_enough_energy": "Not enough energy for this event yet.",
+    "on_cooldown": "This event is on cooldown for this waifu.",
+    "event_not_open": "This event is not open now.",
+    "request_key_conflict": "This button was already used for another action: reload and try again.",
+    "invalid_argument": "The request was not valid.",
+    "unavailable": "The game is unavailable for a moment: try again shortly.",
+}
+
+
+def game_error_response(exc: GameError) -> web.Response:
+    message = GAME_ERROR_MESSAGES.get(exc.code, str(exc))
+    return error_response(exc.http_status, exc.code, message, exc.detail)
+
+
+@web.middleware
+async def api_middleware(request: web.Request,
+                         handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+    """JSON errors and no-store headers for everything under /api/."""
+    started = time.perf_counter()
+    try:
+        response = await handler(request)
+    except AuthError as exc:
+        log.info("webapp auth refused path=%s code=%s", request.path, exc.code)
+        headers = {"WWW-Authenticate": "tma"} if exc.http_status == 401 else None
+        return error_response(exc.http_status, exc.code, exc.message, headers=headers)
+    except ApiError as exc:
+        return error_response(exc.status, exc.code, exc.message, exc.detail)
+    except GameError as exc:
+        log.info("webapp refused path=%s code=%s latency_ms=%.1f", request.path, exc.code,
+                 (time.perf_counter() - started) * 1000)
+        return game_error_response(exc)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status, "http_error")
+        headers = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
+        return error_response(exc.status, code, exc.reason, headers=headers)
+    except Exception:
+        log.exception("webapp internal error path=%s", request.path)
+        return error_response(500, "internal_error", "Something went wrong on our side.")
+    response.headers.update(NO_STORE)
+    return response
+
+
+def _identity(request: web.Request) -> WebAppIdentity:
+    settings = request.app[SETTINGS_KEY]
+    token = settings.bot_token.get_secret_value() if settings.bot_token else None
+    return authenticate(request.headers.get("Authorization"), token,
+                        max_age_seconds=settings.webapp_auth_max_age)
+
+
+def _waifu_id(request: web.Request) -> int:
+    raw = request.match_info["waifu_id"]
+    # Out of bigint range cannot be any waifu: the same answer as an unknown one.
+    if not raw.isascii() or not raw.isdigit() or not 0 < int(raw) <= MAX_BIGINT:
+        raise WaifuNotFound("waifu not found", {"waifu_id": raw})
+    return int(raw)
+
+
+async def get_me(request: web.Request) -> web.Response:
+    identity = _identity(request)
+    profile = await request.app[GAME_KEY].player_profile(identity.telegram_id)
+    return web.json_response(profile)
+
+
+async def get_events(request: web.Request) -> web.Response:
+    identity = _identity(request)
+    waifu_id = _waifu_id(request)
+    events = await request.app[GAME_KEY].available_events(identity.telegram_id, waifu_id)
+    return web.json_response({"waifu_id": waifu_id, "events": events})
+
+
+async def post_participation(request: web.Request) -> web.Response:
+    identity = _identity(request)
+    waifu_id = _waifu_id(request)
+    event_code = request.match_info["event_code"]
+    if not EVENT_CODE_RE.fullmatch(event_code):
+        raise ApiError(404, "event_not_open", "No such event.", {"event_code": event_code[:64]})
+    key = request.headers.get(IDEMPOTENCY_KEY_HEADER, "")
+    if not IDEMPOTENCY_KEY_RE.fullmatch(key):
+        raise ApiError(400, "invalid_argument",
+                       f"The {IDEMPOTENCY_KEY_HEADER} header is required: 8 to 64 letters, digits, - or _.",
+                       {"argument": IDEMPOTENCY_KEY_HEADER})
+    result = await request.app[GAME_KEY].participate(identity.telegram_id, waifu_id, event_code,
+                                                     REQUEST_KEY_PREFIX + key)
+    log.info("webapp participate user=%s waifu=%s event=%s replayed=%s", identity.telegram_id, waifu_id,
+             event_code, result.get("replayed"))
+    return web.json_response(result)
+
+
+async def api_not_found(request: web.Request) -> web.Response:
+    raise web.HTTPNotFound(reason="No such API endpoint.")
+
+
+async def healthz(request: web.Request) -> web.Response:
+    game = request.app[GAME_KEY]
+    try:
+        ok = await asyncio.wait_for(game.ping(), HEALTH_TIMEOUT_SECONDS)
+    except TimeoutError:
+        ok = False
+    if ok:
+        return web.json_response({"status": "ok", "database": "ok"}, headers=NO_STORE)
+    return web.json_response({"status": "unavailable", "database": "unreachable"}, status=503, headers=NO_STORE)
+
+
+def _page_handler(filename: str) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    path = STATIC_DIR / filename
+
+    async def serve(request: web.Request) -> web.StreamResponse:
+        return web.FileResponse(path, headers=PAGE_HEADERS)
+
+    return serve
+
+
+async def redirect_to_page(request: web.Request) -> web.StreamResponse:
+    # Relative, so the page also works behind a proxy that mounts us under a prefix.
+    raise web.HTTPPermanentRedirect("webapp/")
+
+
+def build_api(game: Game, settings: Settings) -> web.Application:
+    api = web.Application(middlewares=[api_middleware])
+    api[GAME_KEY] = game
+    api[SETTINGS_KEY] = settings
+    api.router.add_get("/me", get_me)
+    api.router.add_get("/waifus/{waifu_id}/events", get_events)
+    api.router.add_post("/waifus/{waifu_id}/events/{event_code}", post_participation)
+    # Unknown paths under /api/ answer JSON too (the sub-application's middleware runs
+    # only for routes it owns).
+    api.router.add_route("*", "/{tail:.*}", api_not_found)
+    return api
+
+
+def install(app: web.Application, *, game: Game, settings: Settings) -> None:
+    app[GAME_KEY] = game
+    app[SETTINGS_KEY] = settings
+    app.add_subapp("/api/", build_api(game, settings))
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/webapp", redirect_to_page)
+    for route, filename in PAGE_FILES.items():
+        app.router.add_get(f"/webapp/{route}", _page_handler(filename))

@@ -1,0 +1,58 @@
+"""The Mini App served by a real aiohttp server, on the real test database."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from bot.config import Settings
+from bot.game import Game
+from bot.webapp import setup_webapp
+from tests.webapp.initdata import TEST_TOKEN
+
+
+class CountingGame(Game):
+    """The real Game, counting its database calls (to prove refusals make none)."""
+
+    calls = 0
+
+    async def _call(self, sql: str, *args: Any) -> Any:
+        self.calls += 1
+        return await super()._call(sql, *args)
+
+
+def make_settings(**overrides: Any) -> Settings:
+    values: dict[str, Any] = {"bot_token": TEST_TOKEN, "webapp_auth_max_age": 86400}
+    values.update(overrides)
+    return Settings(_env_file=None, **values)
+
+
+@pytest.fixture
+async def game(database, admin) -> AsyncIterator[CountingGame]:
+    g = await CountingGame.connect(database.bot_url, min_size=1, max_size=4)
+    try:
+        yield g
+    finally:
+        await g.close()
+
+
+def make_app(game: Game, settings: Settings) -> web.Application:
+    app = web.Application()
+    setup_webapp(app, game=game, settings=settings)
+    return app
+
+
+@pytest.fixture
+async def client(game) -> AsyncIterator[TestClient]:
+    async with TestClient(TestServer(make_app(game, make_settings()), host="127.0.0.1")) as c:
+        yield c
+
+
+async def new_player(game: Game, telegram_id: int, name: str = "Ann", template: str = "sakura") -> int:
+    """Register a player with one waifu; returns the waifu id."""
+    await game.register_player(telegram_id, name.lower(), name, "en")
+    return await game.adopt_waifu(telegram_id, template)
