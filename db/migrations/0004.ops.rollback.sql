@@ -1,3 +1,6 @@
+REVOKE EXECUTE ON FUNCTION game.max_energy(), game.max_stat(), game.energy_regen_seconds(),
+    game.level_for_xp(bigint), game.level_start_xp(integer), game.regen(jsonb, timestamptz),
+    game.stats_json(game.waifus, jsonb, timestamptz) FROM waifu_ops;
 DROP VIEW ops.cron_failures;
 DROP VIEW ops.cron_jobs;
 DROP VIEW ops.stat_corrections;

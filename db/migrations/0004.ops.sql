@@ -257,3 +257,8 @@ COMMENT ON VIEW ops.cron_failures IS 'The last 50 failed pg_cron runs with their
 
 GRANT SELECT ON ALL TABLES IN SCHEMA ops TO waifu_ops;
 GRANT SELECT ON game.stat_corrections TO waifu_ops;
+-- A view checks EXECUTE on the functions it calls against its reader, not its owner:
+-- operators need the pure rule functions that ops.waifus and ops.overview call.
+GRANT EXECUTE ON FUNCTION game.max_energy(), game.max_stat(), game.energy_regen_seconds(),
+    game.level_for_xp(bigint), game.level_start_xp(integer), game.regen(jsonb, timestamptz),
+    game.stats_json(game.waifus, jsonb, timestamptz) TO waifu_ops;
