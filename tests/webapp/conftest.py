@@ -56,3 +56,17 @@ async def new_player(game: Game, telegram_id: int, name: str = "Ann", template: 
     """Register a player with one waifu; returns the waifu id."""
     await game.register_player(telegram_id, name.lower(), name, "en")
     return await game.adopt_waifu(telegram_id, template)
+
+
+@pytest.fixture
+async def live_server(game) -> AsyncIterator[str]:
+    """The app on a real socket (127.0.0.1, a free port), as the bot serves it; yields its base URL."""
+    runner = web.AppRunner(make_app(game, make_settings()), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        await runner.cleanup()

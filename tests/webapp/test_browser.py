@@ -1,0 +1,282 @@
+"""The Mini App page in a real browser (Debian's headless Chromium through Playwright),
+served by the real aiohttp server on the real database.
+
+telegram-web-app.js is answered locally by a stub (these machines cannot reach
+telegram.org, and the test needs to choose the initData): it supplies initData signed
+with the test token, ready(), expand(), themeParams and onEvent, like Telegram's script.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from playwright.async_api import Browser, Page, async_playwright, expect
+
+from tests.webapp.conftest import new_player
+from tests.webapp.initdata import init_data
+from tests.webapp.test_api import set_stats
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+TELEGRAM_JS = "https://telegram.org/js/telegram-web-app.js"
+
+ANN, CARL = 2001, 2002
+
+LIGHT = {"bg_color": "#ffffff", "text_color": "#000000", "hint_color": "#999999", "link_color": "#2481cc",
+         "button_color": "#2481cc", "button_text_color": "#ffffff", "secondary_bg_color": "#efeff3",
+         "accent_text_color": "#2481cc", "destructive_text_color": "#e53935"}
+DARK = {"bg_color": "#212121", "text_color": "#ffffff", "hint_color": "#aaaaaa", "link_color": "#8774e1",
+        "button_color": "#8774e1", "button_text_color": "#ffffff", "secondary_bg_color": "#181818",
+        "accent_text_color": "#8774e1", "destructive_text_color": "#ff595a"}
+
+
+def telegram_stub(init: str, theme: dict[str, str], scheme: str) -> str:
+    """A stand-in for telegram-web-app.js; records calls in window.__tg for the test."""
+    return f"""
+window.__tg = {{ready: 0, expand: 0, handlers: {{}}}};
+window.Telegram = {{WebApp: {{
+  initData: {json.dumps(init)},
+  initDataUnsafe: {{}},
+  version: "8.0", platform: "test",
+  colorScheme: {json.dumps(scheme)},
+  themeParams: {json.dumps(theme)},
+  ready() {{ window.__tg.ready += 1; }},
+  expand() {{ window.__tg.expand += 1; }},
+  onEvent(name, handler) {{ (window.__tg.handlers[name] = window.__tg.handlers[name] || []).push(handler); }},
+  offEvent() {{}},
+  HapticFeedback: {{notificationOccurred() {{}}, impactOccurred() {{}}}},
+}}}};
+"""
+
+
+@pytest.fixture(scope="module")
+async def browser() -> AsyncIterator[Browser]:
+    async with async_playwright() as p:
+        b = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            yield b
+        finally:
+            await b.close()
+
+
+async def open_app(browser: Browser, url: str, *, init: str, theme: dict[str, str] = LIGHT, scheme: str = "light",
+                   clock_skew_seconds: float = 0) -> tuple[Page, list[str]]:
+    """The page as Telegram would show it (UTC time zone, a phone-sized viewport)."""
+    context = await browser.new_context(viewport={"width": 400, "height": 1000}, color_scheme=scheme,
+                                        timezone_id="UTC", device_scale_factor=1)
+    if clock_skew_seconds:
+        # A phone whose clock is wrong: only Date moves, as on a real device.
+        await context.add_init_script(
+            f"(() => {{ const realNow = Date.now.bind(Date); Date.now = () => realNow() + {clock_skew_seconds * 1000}; }})();")
+    page = await context.new_page()
+    problems: list[str] = []
+    page.on("pageerror", lambda exc: problems.append(f"pageerror: {exc}"))
+    page.on("console", lambda msg: problems.append(f"console.{msg.type}: {msg.text}")
+            if msg.type in ("error", "warning") else None)
+    stub = telegram_stub(init, theme, scheme)
+    await page.route(TELEGRAM_JS, lambda route: route.fulfill(status=200, content_type="text/javascript", body=stub))
+    await page.goto(f"{url}/webapp/")
+    return page, problems
+
+
+async def card_text(page: Page, waifu_id: int, selector: str) -> str:
+    return (await page.locator(f'.card[data-waifu-id="{waifu_id}"] {selector}').text_content() or "").strip()
+
+
+async def stat(page: Page, waifu_id: int, name: str) -> tuple[str, str]:
+    """(shown text, aria-valuenow of the bar) of one stat of a card."""
+    box = page.locator(f'.card[data-waifu-id="{waifu_id}"] [data-stat="{name}"]')
+    return ((await box.locator(".value").text_content() or "").strip(),
+            await box.locator(".bar").get_attribute("aria-valuenow") or "")
+
+
+def bar(page: Page, waifu_id: int, name: str):
+    return page.locator(f'.card[data-waifu-id="{waifu_id}"] [data-stat="{name}"] .bar')
+
+
+def value(page: Page, waifu_id: int, name: str):
+    return page.locator(f'.card[data-waifu-id="{waifu_id}"] [data-stat="{name}"] .value')
+
+
+async def db_stats(admin, waifu_id: int) -> dict:
+    return await admin.fetchval("SELECT api.waifu_stats($1)", waifu_id)
+
+
+def hhmm(iso: str, shift_seconds: float = 0) -> set[str]:
+    """The hh:mm (UTC) of a time; also the next minute, as the page rounds from ms."""
+    t = datetime.fromisoformat(iso).astimezone(UTC).timestamp() + shift_seconds
+    return {datetime.fromtimestamp(t + d, UTC).strftime("%H:%M") for d in (-1, 0, 1)}
+
+
+def seconds_left(text: str) -> int:
+    m = re.fullmatch(r"\+1 in (\d+):(\d\d)", text)
+    assert m, text
+    return int(m[1]) * 60 + int(m[2])
+
+
+async def test_cards_show_the_database_the_countdown_moves_and_an_event_updates_the_bars(
+        browser, live_server, game, admin):
+    sakura = await new_player(game, ANN, "Ann <b>&amp;</b>")
+    yuki = await game.adopt_waifu(ANN, "yuki")
+    await set_stats(admin, sakura, energy=37, mood=61, loyalty=72, xp=130, clock_age_seconds=15)
+
+    page, problems = await open_app(browser, live_server, init=init_data(ANN, "Ann <b>&amp;</b>"))
+    await page.locator(f'.card[data-waifu-id="{sakura}"] .event[data-event-code="walk"] button').wait_for()
+    await page.locator(f'.card[data-waifu-id="{yuki}"] .event[data-event-code="walk"] button').wait_for()
+    assert await page.evaluate("[window.__tg.ready, window.__tg.expand]") == [1, 1]
+    # The name was text, not markup.
+    assert await page.locator("#greeting").text_content() == "Hi, Ann <b>&amp;</b>!"
+    assert await page.locator("#greeting b").count() == 0
+
+    # The cards show what the database says.
+    for wid in (sakura, yuki):
+        s = await db_stats(admin, wid)
+        assert await card_text(page, wid, ".name") == s["name"]
+        assert await card_text(page, wid, ".level") == f"Level {s['level']}"
+        assert await stat(page, wid, "energy") == (f"{s['energy']} / {s['max_energy']}", str(s["energy"]))
+        assert await stat(page, wid, "mood") == (f"{s['mood']} / 100", str(s["mood"]))
+        assert await stat(page, wid, "loyalty") == (f"{s['loyalty']} / 100", str(s["loyalty"]))
+        assert await stat(page, wid, "xp") == (f"{s['xp']} / {s['next_level_xp']}", str(s["xp"] - s["level_xp"]))
+    assert (await stat(page, sakura, "energy"))[0] == "37 / 100"
+    assert await card_text(page, sakura, ".level") == "Level 2"
+    assert await card_text(page, yuki, ".energy-next") == "Full"
+    sakura_db = await db_stats(admin, sakura)
+    full_at = await card_text(page, sakura, ".energy-full")
+    assert full_at.startswith("full at ") and full_at.removeprefix("full at ") in hhmm(sakura_db["full_energy_at"])
+
+    # The countdown moves on its own.
+    first = seconds_left(await card_text(page, sakura, ".energy-next"))
+    assert 40 <= first <= 46
+    await asyncio.sleep(2.2)
+    second = seconds_left(await card_text(page, sakura, ".energy-next"))
+    assert 1 <= first - second <= 3
+
+    # Events list cost and rewards; taking part updates the bars in place and the database.
+    assert "\u26a110" in await card_text(page, sakura, '.event[data-event-code="walk"] .event-terms')
+    walk = page.locator(f'.card[data-waifu-id="{sakura}"] .event[data-event-code="walk"]')
+    await walk.locator("button").dblclick()  # a double click applies once
+    await walk.locator(".event-result").wait_for()
+    assert await walk.locator(".event-result").text_content() == \
+        "Walk in the park: +15 XP, \u221210 energy, mood +4, loyalty +1."
+    after = await db_stats(admin, sakura)
+    assert after["energy"] == 27 and after["mood"] == 65 and after["xp"] == 145
+    await expect(bar(page, sakura, "energy")).to_have_attribute("aria-valuenow", "27")
+    assert await stat(page, sakura, "energy") == ("27 / 100", "27")
+    assert await stat(page, sakura, "mood") == ("65 / 100", "65")
+    assert await stat(page, sakura, "loyalty") == ("73 / 100", "73")
+    assert await stat(page, sakura, "xp") == ("145 / 400", "45")
+    width = await page.locator(f'.card[data-waifu-id="{sakura}"] [data-stat="energy"] .fill').evaluate(
+        "el => el.style.width")
+    assert width == "27%"
+    ledger = await admin.fetch("SELECT request_key, event_code FROM game.participations")
+    assert len(ledger) == 1 and ledger[0]["event_code"] == "walk" and ledger[0]["request_key"].startswith("web:")
+    # The other waifu was not touched.
+    assert (await db_stats(admin, yuki))["energy"] == 100
+
+    # A freshly drawn button acts again (a new key).
+    await expect(walk.locator("button")).to_be_enabled()
+    await expect(walk.locator("button")).to_have_text("Go")
+    await walk.locator("button").click()
+    await expect(bar(page, sakura, "energy")).to_have_attribute("aria-valuenow", "17")
+    assert await admin.fetchval("SELECT count(*) FROM game.participations") == 2
+
+    # A cooldown shows on the button as a countdown, the button disabled.
+    cafe = page.locator(f'.card[data-waifu-id="{yuki}"] .event[data-event-code="cafe"]')
+    await cafe.locator("button").click()
+    await cafe.locator(".event-result").wait_for()
+    await expect(cafe.locator("button")).to_be_disabled()
+    await expect(cafe.locator("button")).to_have_text(re.compile(r"^\d+:\d\d$"))
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    await page.screenshot(path=str(ARTIFACTS / "webapp.png"), full_page=True)
+    assert problems == []
+    await page.context.close()
+
+
+async def test_dark_theme_and_a_wrong_phone_clock(browser, live_server, game, admin):
+    wid = await new_player(game, ANN)
+    await set_stats(admin, wid, energy=12, mood=20, loyalty=90, xp=1000, clock_age_seconds=50)
+    # The phone's clock is 3 hours behind: "+1 in" still counts from the server's times,
+    # and "full at" is given in the phone's own (wrong) clock, consistently.
+    skew = -3 * 3600
+    page, problems = await open_app(browser, live_server, init=init_data(ANN, auth_date="now"), theme=DARK,
+                                    scheme="dark", clock_skew_seconds=skew)
+    await page.locator(f'.card[data-waifu-id="{wid}"] .event[data-event-code="walk"] button').wait_for()
+    assert 8 <= seconds_left(await card_text(page, wid, ".energy-next")) <= 11
+    s = await db_stats(admin, wid)
+    assert (await card_text(page, wid, ".energy-full")).removeprefix("full at ") in hhmm(s["full_energy_at"], skew)
+    # Telegram's colours are applied.
+    bg = await page.evaluate("getComputedStyle(document.body).backgroundColor")
+    card_bg = await page.locator(".card").first.evaluate("el => getComputedStyle(el).backgroundColor")
+    assert (bg, card_bg) == ("rgb(33, 33, 33)", "rgb(24, 24, 24)")
+    # Not enough energy for training (30): the button says what it needs.
+    assert await card_text(page, wid, '.event[data-event-code="training"] button') == "Need \u26a130"
+    ARTIFACTS.mkdir(exist_ok=True)
+    await page.screenshot(path=str(ARTIFACTS / "webapp-dark.png"), full_page=True)
+    assert problems == []
+    await page.context.close()
+
+
+async def test_refetches_when_visible_again_and_when_telegram_reactivates_it(browser, live_server, game, admin):
+    wid = await new_player(game, ANN)
+    page, problems = await open_app(browser, live_server, init=init_data(ANN))
+    await page.locator(f'.card[data-waifu-id="{wid}"] .event[data-event-code="walk"] button').wait_for()
+    assert (await stat(page, wid, "energy"))[0] == "100 / 100"
+
+    await set_stats(admin, wid, energy=55)
+    await page.evaluate("document.dispatchEvent(new Event('visibilitychange'))")
+    await expect(value(page, wid, "energy")).to_have_text("55 / 100")
+
+    await set_stats(admin, wid, energy=66, mood=12)
+    await page.evaluate("window.__tg.handlers.activated.forEach((h) => h())")
+    await expect(value(page, wid, "mood")).to_have_text("12 / 100")
+    assert (await stat(page, wid, "energy"))[0] == "66 / 100"
+    assert problems == []
+    await page.context.close()
+
+
+async def test_outside_telegram_the_page_says_so(browser, live_server, game):
+    # Telegram's script in a normal browser: WebApp exists, initData is empty.
+    page, problems = await open_app(browser, live_server, init="")
+    await page.locator("#status").wait_for()
+    assert "Open it from the bot in Telegram" in (await page.locator("#status").text_content() or "")
+    assert await page.locator(".card").count() == 0
+    assert await page.evaluate("window.__tg.ready") == 0
+    await page.context.close()
+
+    # And when telegram.org cannot be reached at all.
+    context = await browser.new_context()
+    page = await context.new_page()
+    await page.route(TELEGRAM_JS, lambda route: route.abort())
+    await page.goto(f"{live_server}/webapp/")
+    await expect(page.locator("#status")).to_contain_text("Open it from the bot in Telegram")
+    await context.close()
+    assert problems == []
+
+
+async def test_a_user_who_never_started_the_bot_is_told_to(browser, live_server, game):
+    page, problems = await open_app(browser, live_server, init=init_data(CARL, "Carl"))
+    await expect(page.locator("#status")).to_contain_text("press /start")
+    assert await page.locator(".card").count() == 0
+    await page.context.close()
+    # The 403 from the API shows in the console as a failed resource load; nothing else.
+    assert all("403" in p for p in problems), problems
+
+
+async def test_expired_session_is_explained(browser, live_server, game):
+    await new_player(game, ANN)
+    import time
+
+    page, _ = await open_app(browser, live_server, init=init_data(ANN, auth_date=int(time.time()) - 2 * 86400))
+    await expect(page.locator("#status")).to_contain_text("This session has expired")
+    assert await page.locator(".card").count() == 0
+    await page.context.close()
