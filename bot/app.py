@@ -1,0 +1,166 @@
+"""Assembling the bot: Bot, Dispatcher, routers, middlewares, and the one aiohttp server.
+
+One aiohttp application is served on WEB_HOST:WEB_PORT in both modes: it carries the
+Mini App (page, API, /healthz) always, and the webhook endpoint when WEBHOOK_URL is set.
+Without WEBHOOK_URL the bot uses long polling.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import signal
+from contextlib import suppress
+from typing import Any
+from urllib.parse import urlsplit
+
+from aiogram import Bot, Dispatcher
+from aiogram.client.default import DefaultBotProperties
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
+from aiogram.enums import ParseMode
+from aiogram.exceptions import TelegramAPIError
+from aiogram.types import BotCommand, MenuButtonWebApp, WebAppInfo
+from aiogram.webhook.aiohttp_server import SimpleRequestHandler, setup_application
+from aiohttp import web
+
+from bot.config import Settings
+from bot.game import Game, GameUnavailable
+from bot.handlers import build_routers
+from bot.middlewares import RetryAfter, UpdateContext
+from bot.texts import COMMANDS, DEFAULT_LANGUAGE, MESSAGES, Texts
+
+log = logging.getLogger("bot.app")
+
+DEFAULT_WEBHOOK_PATH = "/telegram/webhook"
+SHUTDOWN_GRACE_SECONDS = 10.0
+
+
+def create_bot(settings: Settings, *, session: AiohttpSession | None = None) -> Bot:
+    if settings.bot_token is None:
+        raise ValueError("BOT_TOKEN is not set")
+    if session is None:
+        session = (AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_url))
+                   if settings.telegram_api_url else AiohttpSession())
+    session.middleware(RetryAfter())
+    return Bot(settings.bot_token.get_secret_value(), session=session,
+               default=DefaultBotProperties(parse_mode=ParseMode.HTML, link_preview_is_disabled=True))
+
+
+def create_dispatcher(game: Game, settings: Settings, **workflow_data: Any) -> Dispatcher:
+    """The dispatcher with its dependencies: handlers receive `game` and `settings`."""
+    update_context = UpdateContext()
+    dp = Dispatcher(disable_fsm=True, game=game, settings=settings, update_context=update_context,
+                    **workflow_data)
+    dp.update.outer_middleware(update_context)
+    dp.include_routers(*build_routers())
+    dp.startup.register(on_startup)
+    dp.shutdown.register(on_shutdown)
+    return dp
+
+
+def webhook_path(settings: Settings) -> str:
+    return (urlsplit(settings.webhook_url).path if settings.webhook_url else "") or DEFAULT_WEBHOOK_PATH
+
+
+async def on_startup(bot: Bot, settings: Settings, webhook_secret: str | None = None, **_: Any) -> None:
+    """Commands, the chat's menu button, and where updates come from (webhook or polling)."""
+    for language in MESSAGES:
+        texts = Texts(language)
+        commands = [BotCommand(command=c, description=texts(f"cmd_{c}")) for c in COMMANDS]
+        await bot.set_my_commands(commands, language_code=None if language == DEFAULT_LANGUAGE else language)
+    if settings.webapp_url:
+        texts = Texts(DEFAULT_LANGUAGE)
+        await bot.set_chat_menu_button(menu_button=MenuButtonWebApp(
+            text=texts("menu_button_webapp"), web_app=WebAppInfo(url=settings.webapp_url)))
+    if settings.webhook_url:
+        await bot.set_webhook(settings.webhook_url, secret_token=webhook_secret,
+                              allowed_updates=["message", "callback_query"], drop_pending_updates=False)
+        log.info("webhook set", extra={"url": settings.webhook_url})
+    else:
+        # getUpdates is refused while a webhook is set: clear one left from a webhook run.
+        await bot.delete_webhook(drop_pending_updates=False)
+
+
+async def on_shutdown(update_context: UpdateContext, **_: Any) -> None:
+    if not await update_context.wait_idle(SHUTDOWN_GRACE_SECONDS):
+        log.warning("shutting down with updates still in flight", extra={"in_flight": update_context.in_flight})
+
+
+def create_web_app(bot: Bot, dp: Dispatcher, game: Game, settings: Settings,
+                   webhook_secret: str | None = None) -> web.Application:
+    """The bot's HTTP server: the Mini App always; the webhook endpoint in webhook mode."""
+    from bot.webapp import setup_webapp
+
+    app = web.Application()
+    setup_webapp(app, game=game, settings=settings)
+    if settings.webhook_url:
+        # Startup/shutdown of the dispatcher ride on the app's (webhook mode only; polling
+        # emits them itself). Registered before the handler so that on shutdown in-flight
+        # updates finish before the handler closes the bot's session.
+        setup_application(app, dp, bot=bot, webhook_secret=webhook_secret)
+        SimpleRequestHandler(dispatcher=dp, bot=bot, secret_token=webhook_secret).register(
+            app, path=webhook_path(settings))
+    return app
+
+
+async def connect_game(database_url: str, settings: Settings, wait_seconds: float = 60.0) -> Game:
+    """Connect the pool, waiting for a database that is still starting."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait_seconds
+    delay = 0.5
+    while True:
+        try:
+            return await Game.connect(database_url, min_size=settings.db_pool_min_size,
+                                      max_size=settings.db_pool_max_size)
+        except GameUnavailable as exc:
+            if loop.time() + delay > deadline:
+                parts = urlsplit(database_url)
+                raise SystemExit(f"cannot reach the database at {parts.hostname}:{parts.port or 5432} "
+                                 f"(DATABASE_URL): {exc}") from exc
+            log.warning("database not reachable yet, retrying", extra={"retry_in": delay})
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+
+async def run(settings: Settings, database_url: str) -> None:
+    game = await connect_game(database_url, settings)
+    bot = create_bot(settings)
+    webhook_secret = None
+    if settings.webhook_url:
+        webhook_secret = (settings.webhook_secret.get_secret_value() if settings.webhook_secret
+                          else secrets.token_urlsafe(32))
+    dp = create_dispatcher(game, settings, webhook_secret=webhook_secret)
+    app = create_web_app(bot, dp, game, settings, webhook_secret)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    try:
+        await runner.setup()  # webhook mode: the dispatcher's startup runs here
+        site = web.TCPSite(runner, settings.web_host, settings.web_port)
+        await site.start()
+        log.info("serving", extra={"host": settings.web_host, "port": settings.web_port,
+                                   "mode": "webhook" if settings.webhook_url else "polling"})
+        if settings.webhook_url:
+            await _wait_for_signal()
+        else:
+            await dp.start_polling(bot, handle_signals=True, close_bot_session=False,
+                                   allowed_updates=["message", "callback_query"])
+    finally:
+        await runner.cleanup()  # webhook mode: the dispatcher's shutdown waits for in-flight updates
+        await dp["update_context"].wait_idle(SHUTDOWN_GRACE_SECONDS)
+        await game.close()
+        with suppress(TelegramAPIError):
+            await bot.session.close()
+        log.info("stopped")
+
+
+async def _wait_for_signal() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)

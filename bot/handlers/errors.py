@@ -1,0 +1,51 @@
+"""Refusals and failures, handled once for every handler.
+
+A `GameError` becomes a friendly, precise text chosen by its code (from the SQLSTATE)
+with the numbers from its detail; anything else is logged with its traceback and the
+player gets a short apology. Either way a pressed button is answered.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from aiogram import Router
+from aiogram.filters import ExceptionTypeFilter
+from aiogram.types import ErrorEvent
+
+from bot.game import GameError
+
+log = logging.getLogger("bot.errors")
+
+
+async def on_game_error(event: ErrorEvent, **data: Any) -> bool:
+    exc = event.exception
+    assert isinstance(exc, GameError)
+    responder, texts, update_log = data.get("responder"), data.get("texts"), data.get("update_log")
+    if responder is None or texts is None:
+        return True
+    adopting = update_log is not None and update_log.action == "adopt"
+    try:
+        await responder.refuse(texts.refusal(exc.code, exc.detail, adopting=adopting))
+    except Exception:  # noqa: BLE001 - Telegram trouble while refusing: logged, the update is done
+        log.exception("could not send a refusal", extra={"update_id": event.update.update_id})
+    return True
+
+
+async def on_unexpected_error(event: ErrorEvent, **data: Any) -> bool:
+    log.error("update failed", exc_info=event.exception, extra={"update_id": event.update.update_id})
+    responder, texts = data.get("responder"), data.get("texts")
+    if responder is not None and texts is not None:
+        try:
+            await responder.refuse(texts("err_unexpected"))
+        except Exception:  # noqa: BLE001
+            log.exception("could not send the apology", extra={"update_id": event.update.update_id})
+    return True
+
+
+def make_router() -> Router:
+    router = Router(name="errors")
+    router.errors.register(on_game_error, ExceptionTypeFilter(GameError))
+    router.errors.register(on_unexpected_error)
+    return router

@@ -1,0 +1,130 @@
+"""Inline keyboards: one CallbackData factory per kind of button.
+
+Buttons that change something (adopt, take part) carry a nonce drawn each time the
+keyboard is drawn: the request key sent to the database is made from it, so two taps on
+the same drawn button act once and a freshly drawn button acts again. Field constraints
+make garbage or forged callback data simply not match (it then gets the "stale button"
+answer) instead of reaching the database.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any, Literal
+
+from aiogram.filters.callback_data import CallbackData
+from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup, WebAppInfo
+from aiogram.utils.keyboard import InlineKeyboardBuilder
+from pydantic import Field
+
+from bot.texts import BUTTON_LABEL_LIMIT, Texts, plain, shorten
+
+BIGINT_MAX = 2**63 - 1
+NONCE_PATTERN = r"^[A-Za-z0-9_-]{4,16}$"
+CODE_PATTERN = r"^[a-z0-9_]{1,32}$"
+# Telegram's cap on buttons in one inline keyboard is 100; keep well below it.
+MAX_EVENT_BUTTONS = 20
+
+
+def new_nonce() -> str:
+    """48 random bits, 8 URL-safe characters: one per drawn keyboard."""
+    return secrets.token_urlsafe(6)
+
+
+class Nav(CallbackData, prefix="n"):
+    to: Literal["menu", "help"]
+
+
+class Card(CallbackData, prefix="c"):
+    waifu_id: int = Field(ge=1, le=BIGINT_MAX)
+
+
+class Events(CallbackData, prefix="e"):
+    waifu_id: int = Field(ge=1, le=BIGINT_MAX)
+
+
+class Join(CallbackData, prefix="j"):
+    waifu_id: int = Field(ge=1, le=BIGINT_MAX)
+    code: str = Field(pattern=CODE_PATTERN)
+    nonce: str = Field(pattern=NONCE_PATTERN)
+
+
+class Adopt(CallbackData, prefix="a"):
+    code: str = Field(pattern=CODE_PATTERN)
+    nonce: str = Field(pattern=NONCE_PATTERN)
+
+
+def _label(text: str) -> str:
+    return shorten(plain(text), BUTTON_LABEL_LIMIT)
+
+
+def starters(t: Texts, templates: list[dict[str, Any]], nonce: str) -> InlineKeyboardMarkup:
+    kb = InlineKeyboardBuilder()
+    for template in templates[:MAX_EVENT_BUTTONS]:
+        kb.button(text=_label(t("starter_button", name=template["name"])),
+                  callback_data=Adopt(code=template["code"], nonce=nonce))
+    kb.adjust(2)
+    return kb.as_markup()
+
+
+def _button(text: str, data: CallbackData) -> InlineKeyboardButton:
+    return InlineKeyboardButton(text=text, callback_data=data.pack())
+
+
+def main_menu(t: Texts, waifus: list[dict[str, Any]], webapp_url: str | None) -> InlineKeyboardMarkup:
+    """One row per waifu (stats, events); the web app when configured (private chats); help."""
+    kb = InlineKeyboardBuilder()
+    several = len(waifus) > 1
+    for w in waifus[:MAX_EVENT_BUTTONS]:
+        card_label = t("btn_card_of", name=w["name"]) if several else t("btn_card")
+        kb.row(_button(_label(card_label), Card(waifu_id=w["waifu_id"])),
+               _button(_label(t("btn_events")), Events(waifu_id=w["waifu_id"])))
+    extra = []
+    if webapp_url:
+        extra.append(InlineKeyboardButton(text=_label(t("btn_webapp")), web_app=WebAppInfo(url=webapp_url)))
+    extra.append(_button(_label(t("btn_help")), Nav(to="help")))
+    kb.row(*extra)
+    return kb.as_markup()
+
+
+def waifu_picker(t: Texts, waifus: list[dict[str, Any]], target: type[Card] | type[Events]) -> InlineKeyboardMarkup:
+    kb = InlineKeyboardBuilder()
+    for w in waifus[:MAX_EVENT_BUTTONS]:
+        kb.row(_button(_label(w["name"]), target(waifu_id=w["waifu_id"])))
+    kb.row(_button(_label(t("btn_menu")), Nav(to="menu")))
+    return kb.as_markup()
+
+
+def card(t: Texts, waifu_id: int) -> InlineKeyboardMarkup:
+    kb = InlineKeyboardBuilder()
+    kb.row(_button(_label(t("btn_refresh")), Card(waifu_id=waifu_id)),
+           _button(_label(t("btn_events")), Events(waifu_id=waifu_id)))
+    kb.row(_button(_label(t("btn_menu")), Nav(to="menu")))
+    return kb.as_markup()
+
+
+def events(t: Texts, waifu_id: int, open_events: list[dict[str, Any]], nonce: str) -> InlineKeyboardMarkup:
+    kb = InlineKeyboardBuilder()
+    for e in open_events[:MAX_EVENT_BUTTONS]:
+        kb.row(_button(t.event_button(e), Join(waifu_id=waifu_id, code=e["code"], nonce=nonce)))
+    kb.row(_button(_label(t("btn_refresh")), Events(waifu_id=waifu_id)),
+           _button(_label(t("btn_card")), Card(waifu_id=waifu_id)))
+    kb.row(_button(_label(t("btn_menu")), Nav(to="menu")))
+    return kb.as_markup()
+
+
+def after_result(t: Texts, result: dict[str, Any], nonce: str) -> InlineKeyboardMarkup:
+    """Again (a freshly drawn button), the events list, the menu."""
+    waifu_id = result["waifu_id"]
+    kb = InlineKeyboardBuilder()
+    kb.row(_button(_label(t("btn_again", title=result["event_title"])),
+                   Join(waifu_id=waifu_id, code=result["event_code"], nonce=nonce)))
+    kb.row(_button(_label(t("btn_events")), Events(waifu_id=waifu_id)),
+           _button(_label(t("btn_menu")), Nav(to="menu")))
+    return kb.as_markup()
+
+
+def help_menu(t: Texts) -> InlineKeyboardMarkup:
+    kb = InlineKeyboardBuilder()
+    kb.row(_button(_label(t("btn_menu")), Nav(to="menu")))
+    return kb.as_markup()

@@ -1,0 +1,69 @@
+"""Structured logs: one JSON object per line, and one line per handled update.
+
+An update's line says who (user id), which update, what it was (action), how it ended
+(outcome: ok, refused:<code>, error:<type>, duplicate) and how long it took.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from datetime import datetime, timezone
+from typing import Any
+
+update_logger = logging.getLogger("bot.updates")
+
+_STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "ts": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        for key, value in record.__dict__.items():
+            if key not in _STANDARD and not key.startswith("_"):
+                entry[key] = value
+        if record.exc_info:
+            entry["exc"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False, default=str)
+
+
+def setup_logging(level: str = "INFO") -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    # aiogram logs its own line per update and per callback answer: ours replaces them.
+    logging.getLogger("aiogram.event").setLevel(logging.WARNING)
+    logging.getLogger("aiogram.middlewares").setLevel(logging.WARNING)
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+
+
+class UpdateLog:
+    """Filled in while an update is handled; `emit` writes its one line."""
+
+    __slots__ = ("update_id", "user_id", "action", "started", "emitted")
+
+    def __init__(self, update_id: int, user_id: int | None, action: str) -> None:
+        self.update_id = update_id
+        self.user_id = user_id
+        self.action = action
+        self.started = time.perf_counter()
+        self.emitted = False
+
+    def emit(self, outcome: str, level: int = logging.INFO) -> None:
+        if self.emitted:
+            return
+        self.emitted = True
+        latency_ms = round((time.perf_counter() - self.started) * 1000, 2)
+        if update_logger.isEnabledFor(level):
+            update_logger.log(level, "update", extra={
+                "update_id": self.update_id, "user_id": self.user_id, "action": self.action,
+                "outcome": outcome, "latency_ms": latency_ms})

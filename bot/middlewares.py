@@ -1,0 +1,155 @@
+"""Middlewares: the per-update context, and retrying Telegram's 429.
+
+`UpdateContext` (outer, on every update) gives handlers their `texts`, `responder` and
+`update_log`, skips an update it has already handled (Telegram redelivers a webhook
+update it thinks was lost; the database's request keys make the action apply once
+anyway, this only spares the player a second reply), answers a callback query the
+handler left unanswered, keeps count of updates in flight for a graceful shutdown, and
+writes the one log line per update.
+
+`RetryAfter` (on the bot's session) waits `retry_after` seconds on a 429 and sends the
+request again, so a flood limit delays a reply instead of losing it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiogram import BaseMiddleware, Bot
+from aiogram.client.session.middlewares.base import BaseRequestMiddleware, NextRequestMiddlewareType
+from aiogram.exceptions import TelegramRetryAfter
+from aiogram.methods import TelegramMethod
+from aiogram.methods.base import Response, TelegramType
+from aiogram.types import TelegramObject, Update
+
+from bot.game import GameError
+from bot.handlers.common import Responder
+from bot.logs import UpdateLog
+from bot.texts import Texts
+
+log = logging.getLogger("bot.middlewares")
+
+_ACTION_CHARS = re.compile(r"[^a-z0-9_/]")
+
+
+def describe(update: Update) -> tuple[int | None, str]:
+    """(user id, action) of an update, for the log line; never raises on odd input."""
+    if update.message is not None:
+        user = update.message.from_user
+        text = update.message.text or ""
+        if text.startswith("/"):
+            command = text.split(maxsplit=1)[0].split("@", 1)[0].lower()
+            action = _ACTION_CHARS.sub("", command)[:33] or "/"
+        else:
+            action = "text" if update.message.text is not None else "message"
+        return (user.id if user else None), action
+    if update.callback_query is not None:
+        data = update.callback_query.data or ""
+        prefix = _ACTION_CHARS.sub("", data.split(":", 1)[0].lower())[:8]
+        return update.callback_query.from_user.id, f"button:{prefix or '?'}"
+    return None, update.event_type if _has_event(update) else "unknown"
+
+
+def _has_event(update: Update) -> bool:
+    try:
+        update.event_type  # noqa: B018 - raises for update kinds aiogram does not know
+    except Exception:  # noqa: BLE001
+        return False
+    return True
+
+
+class UpdateContext(BaseMiddleware):
+    def __init__(self, remember: int = 10_000) -> None:
+        self._seen: OrderedDict[int, None] = OrderedDict()
+        self._remember = remember
+        self.in_flight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    async def __call__(
+        self,
+        handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
+        event: TelegramObject,
+        data: dict[str, Any],
+    ) -> Any:
+        assert isinstance(event, Update)
+        user_id, action = describe(event)
+        update_log = UpdateLog(event.update_id, user_id, action)
+        if event.update_id in self._seen:
+            update_log.emit("duplicate")
+            return None
+        self._remember_update(event.update_id)
+
+        user = None
+        if event.message is not None:
+            user = event.message.from_user
+        elif event.callback_query is not None:
+            user = event.callback_query.from_user
+        texts = Texts.for_user(user.language_code if user else None)
+        bot: Bot = data["bot"]
+        responder = Responder(bot, event, texts)
+        # The same dict reaches the error handlers (ErrorsMiddleware wraps this one).
+        data.update(texts=texts, responder=responder, update_log=update_log)
+
+        self.in_flight += 1
+        self._idle.clear()
+        try:
+            result = await handler(event, data)
+            await responder.answer()
+            update_log.emit("ok")
+            return result
+        except GameError as exc:
+            self._seen.pop(event.update_id, None)
+            update_log.emit(f"refused:{exc.code}")
+            raise
+        except Exception as exc:
+            self._seen.pop(event.update_id, None)
+            update_log.emit(f"error:{type(exc).__name__}", logging.WARNING)
+            raise
+        finally:
+            self.in_flight -= 1
+            if self.in_flight == 0:
+                self._idle.set()
+
+    def _remember_update(self, update_id: int) -> None:
+        self._seen[update_id] = None
+        while len(self._seen) > self._remember:
+            self._seen.popitem(last=False)
+
+    async def wait_idle(self, timeout: float) -> bool:
+        """Wait for the updates being handled to finish; False if some are still running."""
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+
+class RetryAfter(BaseRequestMiddleware):
+    """On 429, wait `retry_after` and send again (up to `attempts` times in all)."""
+
+    def __init__(self, attempts: int = 5, max_wait: float = 60.0) -> None:
+        self.attempts = attempts
+        self.max_wait = max_wait
+
+    async def __call__(
+        self,
+        make_request: NextRequestMiddlewareType[TelegramType],
+        bot: Bot,
+        method: TelegramMethod[TelegramType],
+    ) -> Response[TelegramType]:
+        for attempt in range(1, self.attempts + 1):
+            try:
+                return await make_request(bot, method)
+            except TelegramRetryAfter as exc:
+                if attempt == self.attempts or exc.retry_after > self.max_wait:
+                    raise
+                log.warning("429 from Telegram, retrying", extra={
+                    "method": type(method).__name__, "retry_after": exc.retry_after, "attempt": attempt})
+                await asyncio.sleep(exc.retry_after)
+        raise AssertionError("unreachable")
