@@ -105,6 +105,19 @@ SEED_READ_SQL = "SELECT id, dynamic FROM game.waifus"
 SEED_UPDATE_SQL = "UPDATE game.waifus SET dynamic = $2 WHERE id = $1"
 
 PARTICIPATE_SQL = "SELECT api.participate_in_event($1, $2, $3, $4)"
+PARTICIPATE_SAMPLE_SQL = """
+SELECT count(api.participate_in_event($1::bigint + g, g, $2, $3 || g)) FROM generate_series(1, $4::integer) AS g
+"""
+BARE_UPDATE_SAMPLE_SQL = """
+DO $$
+BEGIN
+    FOR g IN 1..{n} LOOP
+        UPDATE game.waifus SET dynamic = jsonb_set(dynamic, '{{xp}}', to_jsonb((dynamic ->> 'xp')::bigint + 5))
+        WHERE id = g;
+    END LOOP;
+END
+$$
+"""
 PARTICIPATE_CEILING_SQL = """
 UPDATE game.waifus SET dynamic = jsonb_set(dynamic, '{xp}', to_jsonb((dynamic ->> 'xp')::bigint + 5))
 WHERE id = $1 RETURNING dynamic
@@ -135,12 +148,19 @@ class Bench:
     def add(self, metric: Metric) -> None:
         self.metrics.append(metric)
 
+    def phase(self, name: str, message: str) -> None:
+        """Log the start of a phase with the machine's load (shared machine: noisy figures)."""
+        load = common.machine_load()
+        self.context.setdefault("load_by_phase", {})[name] = load
+        log(f"{message}  [load {load['load_1m']}]")
+
     # -- helpers --------------------------------------------------------------------------
 
-    async def timed(self, sql: str, *params: Any) -> tuple[float, Any]:
-        t0 = time.perf_counter()
+    async def timed(self, sql: str, *params: Any) -> tuple[float, float, Any]:
+        """(wall seconds, server CPU seconds or NaN, first value) of one statement."""
+        c0, t0 = self.admin_cpu.seconds(), time.perf_counter()
         value = await self.admin.fetchval(sql, *params)
-        return time.perf_counter() - t0, value
+        return time.perf_counter() - t0, self.admin_cpu.seconds() - c0, value
 
     async def vacuum(self, analyze: bool = False) -> None:
         await self.admin.execute("VACUUM (ANALYZE)  game.waifus" if analyze else "VACUUM game.waifus")
@@ -154,17 +174,18 @@ class Bench:
     async def wal_lsn(self) -> int:
         return await self.admin.fetchval("SELECT pg_current_wal_lsn() - '0/0'::pg_lsn")
 
-    async def hot_updates(self, statements: list[tuple[str, tuple[Any, ...]]],
-                          url: str | None = None) -> tuple[int, int]:
-        """(updated, HOT-updated) rows of game.waifus by `statements`, run in one rolled-back
-        transaction on a fresh connection (the xact counters of a used backend also hold
-        its earlier, not yet flushed transactions)."""
-        conn = await connect(url or self.db.admin_url)
+    async def rolled_back(self, url: str, sql: str, *params: Any) -> tuple[float, int, int]:
+        """(server CPU seconds or NaN, rows updated, HOT-updated rows) of game.waifus for
+        `sql`, run in a transaction that is rolled back. On a fresh connection: the xact
+        counters of a used backend also hold its earlier, not yet flushed transactions."""
+        conn = await connect(url)
         try:
+            cpu = await common.BackendCpu.of(conn, url)
             tr = conn.transaction()
             await tr.start()
-            for sql, params in statements:
-                await conn.execute(sql, *params)
+            c0 = cpu.seconds()
+            await conn.execute(sql, *params)
+            cpu_s = cpu.seconds() - c0
             # By oid: the bot role may not even name game.waifus.
             row = await conn.fetchrow(
                 "SELECT pg_stat_get_xact_tuples_updated($1) AS upd, pg_stat_get_xact_tuples_hot_updated($1) AS hot",
@@ -172,7 +193,7 @@ class Bench:
             await tr.rollback()
         finally:
             await conn.close()
-        return row["upd"], row["hot"]
+        return cpu_s, row["upd"], row["hot"]
 
     async def pause_cron(self) -> list[int]:
         """Deactivate restore-energy; returns the ids of the jobs to re-activate."""
@@ -190,6 +211,7 @@ class Bench:
 
     async def run(self) -> None:
         self.admin = await connect(self.db.admin_url)
+        self.admin_cpu = await common.BackendCpu.of(self.admin, self.db.admin_url)
         paused: list[int] = []
         try:
             settings = await common.server_settings(self.db.admin_url)
@@ -216,7 +238,7 @@ class Bench:
 
     async def load(self) -> None:
         n = self.args.waifus
-        log(f"loading {n:,} players and waifus")
+        self.phase("load", f"loading {n:,} players and waifus")
         await self.admin.execute(RESET_SQL)
         await self.admin.execute("SELECT setseed(0.42)")
         t0 = time.perf_counter()
@@ -243,69 +265,73 @@ class Bench:
 
     async def restore_ticks(self) -> None:
         runs = self.args.tick_runs
-        log(f"restore tick, 5% due: {runs} runs, each after re-arming")
-        tick_times, ceiling_times, wal_bytes = [], [], []
+        self.phase("restore_tick", f"restore tick, 5% due: {runs} runs, each after re-arming")
+        tick_times, tick_cpu, ceiling_times, ceiling_cpu, wal_bytes = [], [], [], [], []
         due = 0
         for _ in range(runs):
             due = await self.arm()
             lsn = await self.wal_lsn()
-            elapsed, updated = await self.timed(TICK_SQL, self.clock)
+            elapsed, cpu, updated = await self.timed(TICK_SQL, self.clock)
             wal_bytes.append(await self.wal_lsn() - lsn)
             if updated != due:
                 raise RuntimeError(f"restore_energy updated {updated} waifus, {due} were due")
             tick_times.append(elapsed)
+            tick_cpu.append(cpu)
         # A tick just after a checkpoint writes a full-page image of every page it touches.
         await self.arm()
         await self.admin.execute("CHECKPOINT")
         lsn = await self.wal_lsn()
-        after_checkpoint, _ = await self.timed(TICK_SQL, self.clock)
+        after_checkpoint, _, _ = await self.timed(TICK_SQL, self.clock)
         wal_after_checkpoint = await self.wal_lsn() - lsn
         for _ in range(runs):
             await self.arm()
-            t0 = time.perf_counter()
-            status = await self.admin.execute(TICK_CEILING_SQL)
-            ceiling_times.append(time.perf_counter() - t0)
-            if status != f"UPDATE {due}":
-                raise RuntimeError(f"the ceiling UPDATE did {status}, {due} rows expected")
+            elapsed, cpu, updated = await self.timed(f"WITH u AS ({TICK_CEILING_SQL} RETURNING 1) SELECT count(*) FROM u")
+            if updated != due:
+                raise RuntimeError(f"the ceiling UPDATE updated {updated} rows, {due} expected")
+            ceiling_times.append(elapsed)
+            ceiling_cpu.append(cpu)
         # HOT or not, counted inside a transaction that is rolled back (not timed).
         await self.arm()
-        tick_upd, tick_hot = await self.hot_updates([(TICK_SQL, (self.clock,))])
+        _, tick_upd, tick_hot = await self.rolled_back(self.db.admin_url, TICK_SQL, self.clock)
         await self.arm()
-        ceiling_upd, ceiling_hot = await self.hot_updates([(TICK_CEILING_SQL, ())])
+        _, ceiling_upd, ceiling_hot = await self.rolled_back(self.db.admin_url, TICK_CEILING_SQL)
 
-        tick = statistics.median(tick_times)
-        ceiling = statistics.median(ceiling_times)
+        tick, ceiling = statistics.median(tick_times), statistics.median(ceiling_times)
         self.context["restore_tick"] = {
-            "due": due, "runs_s": tick_times, "ceiling_runs_s": ceiling_times,
-            "wal_bytes": wal_bytes, "after_checkpoint_s": after_checkpoint,
-            "after_checkpoint_wal_bytes": wal_after_checkpoint,
+            "due": due, "runs_s": tick_times, "server_cpu_s": tick_cpu, "wal_bytes": wal_bytes,
+            "ceiling_runs_s": ceiling_times, "ceiling_server_cpu_s": ceiling_cpu,
+            "after_checkpoint_s": after_checkpoint, "after_checkpoint_wal_bytes": wal_after_checkpoint,
             "tick_updates": tick_upd, "tick_hot_updates": tick_hot,
             "ceiling_updates": ceiling_upd, "ceiling_hot_updates": ceiling_hot}
         self.tick_rows_per_s = due / tick
         self.tick_s = tick
         self.add(target_at_most(f"restore tick, {due:,} due (5%)", round(tick * 1000, 1), 500, "ms",
                                 f"median of {runs}; runs: " + ", ".join(f"{t * 1000:.0f}" for t in tick_times)))
+        self.add(info("restore tick server CPU", round(statistics.median(tick_cpu) * 1000), "ms",
+                      "median CPU time of the server process running the tick (what other load changes least)"))
         self.add(info("restore tick rows/s", round(self.tick_rows_per_s)))
         self.add(info("ceiling: one bare set-based UPDATE", round(due / ceiling), "rows/s",
-                      f"median {ceiling * 1000:.0f} ms for the same {due:,} rows (jsonb_set, same partial index)"))
-        self.add(info("restore tick / ceiling", round(ceiling / tick, 2), "",
-                      "speed of the tick relative to the bare UPDATE (1.0 = as fast)"))
+                      f"median {ceiling * 1000:.0f} ms (server CPU {statistics.median(ceiling_cpu) * 1000:.0f} ms) "
+                      f"for the same {due:,} rows (jsonb_set, same partial index)"))
+        self.add(info("restore tick speed / ceiling speed", round(ceiling / tick, 2), "",
+                      "1.0 = as fast as the bare UPDATE"))
         self.add(info("restore tick WAL", round(statistics.median(wal_bytes) / 2**20, 1), "MB",
-                      f"median per tick; HOT updates: {tick_hot:,} of {tick_upd:,} (ceiling: {ceiling_hot:,} of {ceiling_upd:,})"))
+                      f"median per tick; HOT updates: {tick_hot:,} of {tick_upd:,} "
+                      f"(ceiling: {ceiling_hot:,} of {ceiling_upd:,})"))
         self.add(info("restore tick just after CHECKPOINT", round(after_checkpoint * 1000, 1), "ms",
                       f"one run; WAL {wal_after_checkpoint / 2**20:.1f} MB (full-page images of every page touched)"))
         log(f"tick median {tick * 1000:.0f} ms ({due} rows), ceiling {ceiling * 1000:.0f} ms")
 
     async def idle_ticks(self) -> None:
         runs = self.args.idle_runs
-        log(f"restore tick, none due: {runs} runs")
+        self.phase("idle_tick", f"restore tick, none due: {runs} runs")
         # State: the 5% below max, restored at self.clock (clock 30.5 s old): not due.
         await self.arm()
-        _, updated = await self.timed(TICK_SQL, self.clock)
+        await self.timed(TICK_SQL, self.clock)
         await self.vacuum()
         times = []
         for _ in range(runs):
-            elapsed, updated = await self.timed(TICK_SQL, self.clock)
+            elapsed, _, updated = await self.timed(TICK_SQL, self.clock)
             if updated != 0:
                 raise RuntimeError(f"idle tick updated {updated} waifus")
             times.append(elapsed)
@@ -319,7 +345,7 @@ class Bench:
         n = self.args.waifus
         conn = await connect(self.db.admin_url)
         try:
-            log("seed's way: reading every row")
+            self.phase("seed", "seed's way: reading every row")
             t0 = time.perf_counter()
             rows = await conn.fetch(SEED_READ_SQL)
             read_s = time.perf_counter() - t0
@@ -384,8 +410,8 @@ class Bench:
             return call
 
         warmup = min(2.0, seconds / 5)
-        log(f"participate: {m:,} waifus, pool {POOL_SIZE}, {CALLERS} callers, {seconds} s "
-            f"(+{warmup:.1f} s warm-up), as role waifu_bot")
+        self.phase("participate", f"participate: {m:,} waifus, pool {POOL_SIZE}, {CALLERS} callers, {seconds} s "
+                   f"(+{warmup:.1f} s warm-up), as role waifu_bot")
         await refill()
         pool = await asyncpg.create_pool(self.db.bot_url, min_size=POOL_SIZE, max_size=POOL_SIZE,
                                          init=common.init_connection)
@@ -393,23 +419,29 @@ class Bench:
             await common.closed_loop(participate_call(pool, "warm"), CALLERS, warmup, budget // 2)
             await refill()
             lsn = await self.wal_lsn()
+            client0 = time.process_time()
             part = await common.closed_loop(participate_call(pool, "run"), CALLERS, seconds, budget)
+            part_client_cpu = (time.process_time() - client0) / part.elapsed
             part_wal = await self.wal_lsn() - lsn
         finally:
             await pool.close()
-        sample = min(m, 500)
-        upd, hot = await self.hot_updates(
-            [(PARTICIPATE_SQL, (TELEGRAM_BASE + w, w, EVENT_CODE, f"{run}-hot-{w}")) for w in range(1, sample + 1)],
-            self.db.bot_url)
         ledger = await self.admin.fetchval(
             "SELECT count(*) FROM game.participations WHERE request_key LIKE $1", f"{run}-run-%")
 
-        log("ceiling: bare UPDATE ... jsonb_set ... RETURNING, as superuser")
+        # Server CPU per call, one transaction (no commit, no client, no network), rolled back.
+        sample = min(m, 2000)
+        part_cpu, upd, hot = await self.rolled_back(
+            self.db.bot_url, PARTICIPATE_SAMPLE_SQL, TELEGRAM_BASE, EVENT_CODE, f"{run}-sample-", sample)
+        bare_cpu, _, _ = await self.rolled_back(self.db.admin_url, BARE_UPDATE_SAMPLE_SQL.format(n=sample))
+
+        self.phase("participate_ceiling", "ceiling: bare UPDATE ... jsonb_set ... RETURNING, as superuser")
         pool = await asyncpg.create_pool(self.db.admin_url, min_size=POOL_SIZE, max_size=POOL_SIZE,
                                          init=common.init_connection)
         try:
             await common.closed_loop(ceiling_call(pool), CALLERS, warmup)
+            client0 = time.process_time()
             ceil = await common.closed_loop(ceiling_call(pool), CALLERS, seconds)
+            ceil_client_cpu = (time.process_time() - client0) / ceil.elapsed
         finally:
             await pool.close()
 
@@ -420,9 +452,12 @@ class Bench:
                       "energy": "refilled to max by a set-based UPDATE before the warm-up and the run"},
             "calls": part.calls, "errors": part.errors, "first_error": part.first_error,
             "elapsed_s": part.elapsed, "latency": part_lat, "ledger_rows": ledger, "wal_bytes": part_wal,
-            "hot_sample": {"calls": sample, "waifu_updates": upd, "waifu_hot_updates": hot},
+            "client_cpu_cores": part_client_cpu,
+            "sample": {"calls": sample, "server_cpu_s": part_cpu, "bare_update_server_cpu_s": bare_cpu,
+                       "waifu_updates": upd, "waifu_hot_updates": hot},
             "ceiling": {"role": "superuser", "calls": ceil.calls, "errors": ceil.errors,
-                        "first_error": ceil.first_error, "elapsed_s": ceil.elapsed, "latency": ceil_lat}}
+                        "first_error": ceil.first_error, "elapsed_s": ceil.elapsed, "latency": ceil_lat,
+                        "client_cpu_cores": ceil_client_cpu}}
         self.add(target_at_least("participate calls/s", round(part.per_second), 4000, "calls/s",
                                  f"{part.calls:,} calls in {part.elapsed:.1f} s, {part.errors} errors"
                                  + (f" (first: {part.first_error})" if part.first_error else "")))
@@ -431,7 +466,13 @@ class Bench:
         self.add(info("participate p50", part_lat["p50_ms"], "ms"))
         self.add(target_at_most("participate p99", part_lat["p99_ms"], 30, "ms"))
         self.add(info("participate WAL per call", round(part_wal / max(part.calls, 1)), "bytes",
-                      f"HOT updates of game.waifus: {hot:,} of {upd:,} (a sample of {sample} calls, rolled back)"))
+                      f"HOT updates of game.waifus: {hot:,} of {upd:,} (sample of {sample:,} calls, rolled back)"))
+        self.add(info("participate server CPU per call", round(part_cpu / sample * 1e6), "us",
+                      f"{sample:,} calls in one rolled-back transaction (no commit, no client); "
+                      f"a bare single-row UPDATE: {bare_cpu / sample * 1e6:.0f} us"))
+        self.add(info("benchmark client CPU (Python)", round(part_client_cpu, 2), "cores",
+                      f"during the participate run (ceiling run: {ceil_client_cpu:.2f}); "
+                      f"the client shares the {common.machine_load()['cpus']} cores with the server"))
         self.add(info("ceiling: bare UPDATE ... RETURNING", round(ceil.per_second), "calls/s",
                       f"p50 {ceil_lat['p50_ms']} ms, p99 {ceil_lat['p99_ms']} ms, {ceil.errors} errors"))
         self.add(target_at_least("participate / ceiling", round(part.per_second / ceil.per_second, 2), 0.5))
@@ -470,7 +511,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     started = time.perf_counter()
-    with common.bench_database("bench", args.database_url, args.bot_database_url, args.keep) as db:
+    settings = common.parse_settings(args.settings)
+    with common.bench_database("bench", args.database_url, args.bot_database_url, args.keep, settings) as db:
         bench = Bench(args, db)
         asyncio.run(bench.run())
     bench.context["wall_s"] = round(time.perf_counter() - started, 1)

@@ -4,13 +4,18 @@ Benchmarks are scripts, not tests: they report figures against targets and never
 a run because a target is missed. The API, all of it:
 
 - `add_database_args(parser)`: adds --database-url, --bot-database-url and --keep.
-- `bench_database(name, database_url=None, bot_url=None, keep=False)`: a context manager
-  yielding a `BenchDatabase` (admin_url, bot_url, source). Without a URL it starts a
-  throwaway local cluster `.localdb/<name>` (db.localdb, PostgreSQL defaults: fsync and
-  synchronous_commit on) and stops and removes it on exit unless `keep`. Migrations are
-  applied either way. Use one cluster name per script (bench_core uses "bench").
+- `bench_database(name, database_url=None, bot_url=None, keep=False, settings=None)`: a
+  context manager yielding a `BenchDatabase` (admin_url, bot_url, source). Without a URL
+  it starts a throwaway local cluster `.localdb/<name>` (db.localdb, PostgreSQL defaults:
+  fsync and synchronous_commit on; `settings` such as {"shared_buffers": "512MB"} are set
+  with ALTER SYSTEM and a restart, for experiments) and stops and removes it on exit
+  unless `keep`. Migrations are applied either way. One cluster name per script
+  (bench_core uses "bench").
 - `server_settings(url)`: the server's durability/memory settings, as the server reports them.
 - `machine_load()`: cpu count and load averages, to print beside the figures.
+- `BackendCpu(conn)`: CPU seconds used by that connection's server process (local server
+  only; `.available` is False otherwise): CPU cost that other load on the machine hardly
+  changes, unlike wall time.
 - `init_connection(conn)`: asyncpg JSONB <-> dict codec, as the bot registers it.
 - `closed_loop(call, callers, seconds, max_calls=None)`: `callers` concurrent tasks each
   awaiting `call(i)` back to back for `seconds`; returns a `LoadResult` (calls/s, latencies).
@@ -63,6 +68,20 @@ def add_database_args(parser: argparse.ArgumentParser) -> None:
         help="URL as role waifu_bot (default: --database-url with the user replaced by waifu_bot)",
     )
     parser.add_argument("--keep", action="store_true", help="leave the local cluster running at the end")
+    parser.add_argument("--set", dest="settings", action="append", default=[], metavar="NAME=VALUE",
+                        help="server setting for the local cluster (ALTER SYSTEM + restart), e.g. "
+                        "shared_buffers=512MB; repeatable. Default: PostgreSQL's defaults")
+
+
+def parse_settings(pairs: list[str]) -> dict[str, str]:
+    """["a=1", "b=2"] (from --set) -> {"a": "1", "b": "2"}."""
+    out = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.strip():
+            raise SystemExit(f"--set expects NAME=VALUE, got {pair!r}")
+        out[name.strip()] = value.strip()
+    return out
 
 
 def with_user(url: str, user: str, password: str | None = None) -> str:
@@ -77,10 +96,13 @@ def with_user(url: str, user: str, password: str | None = None) -> str:
 
 @contextmanager
 def bench_database(
-    name: str, database_url: str | None = None, bot_url: str | None = None, keep: bool = False
+    name: str, database_url: str | None = None, bot_url: str | None = None, keep: bool = False,
+    settings: dict[str, str] | None = None,
 ) -> Iterator[BenchDatabase]:
     """A migrated database; a fresh local cluster `name` when no URL is given."""
     if database_url:
+        if settings:
+            raise SystemExit("server settings (--set) apply only to the benchmark's own local cluster")
         migrate.apply(database_url)
         yield BenchDatabase(database_url, bot_url or with_user(database_url, localdb.BOT_ROLE), "--database-url")
         return
@@ -88,6 +110,17 @@ def bench_database(
     cluster.destroy()  # a fresh cluster: the settings are PostgreSQL's defaults, nothing left over
     cluster.start()
     try:
+        if settings:
+            import psycopg2
+
+            conn = psycopg2.connect(cluster.url())
+            conn.autocommit = True
+            with conn.cursor() as cur:
+                for key, value in settings.items():
+                    cur.execute(f"ALTER SYSTEM SET {key} = %s", (value,))
+            conn.close()
+            cluster.stop()
+            cluster.start()
         migrate.apply(cluster.url())
         # The local cluster trusts loopback connections, so the bot role needs no password.
         yield BenchDatabase(cluster.url(), bot_url or cluster.url(user=localdb.BOT_ROLE),
@@ -118,6 +151,32 @@ def machine_load() -> dict[str, Any]:
     one, five, fifteen = os.getloadavg()
     return {"cpus": os.cpu_count(), "load_1m": round(one, 2), "load_5m": round(five, 2),
             "load_15m": round(fifteen, 2)}
+
+
+class BackendCpu:
+    """CPU seconds (user + system) used so far by the server process behind `conn`.
+
+    Read from /proc, so only for a server on this machine that we may inspect."""
+
+    def __init__(self, pid: int) -> None:
+        self.path = Path(f"/proc/{pid}/stat")
+        try:  # the pid must be a postgres process here (not one in another pid namespace)
+            self.available = "(postgres)" in self.path.read_text()
+        except OSError:
+            self.available = False
+
+    @classmethod
+    async def of(cls, conn: asyncpg.Connection, url: str) -> BackendCpu:
+        host = urlsplit(url).hostname or "localhost"
+        cpu = cls(await conn.fetchval("SELECT pg_backend_pid()"))
+        cpu.available = cpu.available and host in ("localhost", "127.0.0.1", "::1")
+        return cpu
+
+    def seconds(self) -> float:
+        if not self.available:
+            return math.nan
+        fields = self.path.read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def init_connection(conn: asyncpg.Connection) -> None:
