@@ -9,8 +9,6 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from aiogram.utils.token import TokenValidationError, validate_token
-
 from bot.config import Settings
 from bot.logs import setup_logging
 
@@ -26,6 +24,8 @@ def main() -> int:
     if not token:
         print(NO_TOKEN, file=sys.stderr)
         return 2
+    from aiogram.utils.token import TokenValidationError, validate_token  # after the check: a slow import
+
     try:
         validate_token(token)
     except TokenValidationError:

@@ -202,6 +202,7 @@ class TelegramStub:
         self.app = web.Application(client_max_size=1024 ** 2)
         self.app.router.add_route("*", "/bot{token}/{method}", self._handle)
         self._runner: web.AppRunner | None = None
+        self._closing = False
         self.url = ""
 
     # -- serving -------------------------------------------------------------------------------
@@ -216,6 +217,8 @@ class TelegramStub:
         return self.url
 
     async def stop(self) -> None:
+        self._closing = True
+        self._queue_changed.set()  # ends a long poll still waiting
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -223,14 +226,20 @@ class TelegramStub:
     async def _handle(self, request: web.Request) -> web.Response:
         method = request.match_info["method"]
         params = await self._params(request)
+        # Recorded on arrival (status 0 until answered): a long poll is visible while it waits.
+        call = Call(method, params, 0, {})
+        self.calls.append(call)
+        await self._notify()
         if request.match_info["token"] != self.token:
-            status, body = 401, {"ok": False, "error_code": 401, "description": "Unauthorized"}
+            call.status, call.response = 401, {"ok": False, "error_code": 401, "description": "Unauthorized"}
         else:
-            status, body = await self._dispatch(method, params)
-        self.calls.append(Call(method, params, status, body))
+            call.status, call.response = await self._dispatch(method, params)
+        await self._notify()
+        return web.json_response(call.response, status=call.status)
+
+    async def _notify(self) -> None:
         async with self._activity:
             self._activity.notify_all()
-        return web.json_response(body, status=status)
 
     @staticmethod
     async def _params(request: web.Request) -> dict[str, Any]:
@@ -475,7 +484,7 @@ class TelegramStub:
         if isinstance(offset, int) and offset > 0:
             self._queue = [u for u in self._queue if u["update_id"] >= offset]
         timeout = params.get("timeout") or 0
-        if not self._queue and timeout:
+        if not self._queue and timeout and not self._closing:
             self._queue_changed.clear()
             try:
                 await asyncio.wait_for(self._queue_changed.wait(), timeout)

@@ -1,0 +1,63 @@
+"""Texts and keyboards without the network: every language complete, every refusal
+worded, durations for people, escaping, and callback data within Telegram's 64 bytes."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot import game, keyboards
+from bot.texts import MESSAGES, Html, Texts, visible_length
+
+T = Texts("en")
+
+
+def test_every_language_has_every_key() -> None:
+    reference = set(MESSAGES["en"])
+    for language, messages in MESSAGES.items():
+        assert set(messages) == reference, language
+
+
+def test_every_game_error_has_its_own_refusal_text() -> None:
+    codes = {cls.code for cls in game.GameError.__subclasses__()}
+    assert codes == {"not_enough_energy", "event_not_open", "on_cooldown", "waifu_not_found",
+                     "player_not_registered", "invalid_argument", "request_key_conflict", "unavailable"}
+    for code in codes:
+        assert T.refusal(code, {}) != T("err_unexpected"), code
+    assert T.refusal("something_new", {}) == T("err_unexpected")
+
+
+def test_refusals_use_the_numbers_in_the_detail() -> None:
+    assert T.refusal("not_enough_energy", {"energy_needed": 30, "energy": 12, "enough_at": None}) == (
+        "Not enough energy: this needs 30 ⚡, there is 12. Enough in a moment.")
+    assert T.refusal("on_cooldown", {"remaining_seconds": 3599}) == (
+        "She needs a break from this one. Ready again in 1 h.")
+    assert T.refusal("request_key_conflict", {}, adopting=True) == "You already chose from this list."
+
+
+@pytest.mark.parametrize(("seconds", "shown"), [
+    (0, "a moment"), (0.2, "1 s"), (42, "42 s"), (60, "1:00"), (185, "3:05"), (599, "9:59"),
+    (600, "10 min"), (601, "11 min"), (3600, "1 h"), (3660, "1 h 1 min"), (90061, "25 h 2 min"), (-5, "a moment"),
+])
+def test_durations_read_naturally(seconds: float, shown: str) -> None:
+    assert T.duration(seconds) == shown
+
+
+def test_values_are_escaped_and_html_is_kept() -> None:
+    assert T("menu", name="<b>Tom & Jerry</b>") == "Hi, &lt;b&gt;Tom &amp; Jerry&lt;/b&gt;! What shall we do?"
+    assert T("card_title", name=Html("<i>x</i>"), level=2) == "<b><i>x</i></b> · level 2"
+    assert visible_length("<b>a&amp;b</b> 🙂") == 6  # the emoji is two UTF-16 units
+
+
+def test_long_lists_are_cut_at_whole_lines_within_the_limit() -> None:
+    lines = [f"<b>line {n}</b> " + "x" * 200 for n in range(100)]
+    joined = T.lines(lines)
+    assert visible_length(joined) <= 4096
+    assert joined.endswith("more") and joined.count("<b>") == joined.count("</b>")
+
+
+def test_callback_data_fits_64_bytes_in_the_worst_case() -> None:
+    longest = keyboards.Join(waifu_id=2**63 - 1, code="z" * 32, nonce=keyboards.new_nonce()).pack()
+    assert len(longest.encode()) <= 64
+    assert keyboards.Join.unpack(longest).waifu_id == 2**63 - 1
+    nonces = {keyboards.new_nonce() for _ in range(10_000)}
+    assert len(nonces) == 10_000 and all(len(n) == 8 for n in nonces)
