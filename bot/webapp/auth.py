@@ -104,9 +104,41 @@ def validate_init_data(init_data: str, bot_token: str | None, *, max_age_seconds
     return WebAppIdentity(parsed.user, auth_date)
 
 
+class Authenticator:
+    """Checks `Authorization: tma <initData>` headers for one bot token.
+
+    A page sends the same initData with every call for as long as it is open, so data
+    that passed the signature check is remembered (keyed by the exact raw string, hash
+    included: anything altered is a miss and is checked in full). The age is checked
+    on every request, hit or miss. Bounded: the oldest entries go first.
+    """
+
+    def __init__(self, bot_token: str | None, max_age_seconds: int, cache_size: int = 10_000) -> None:
+        self._token = bot_token
+        self._max_age = max_age_seconds
+        self._cache_size = cache_size
+        self._verified: dict[str, WebAppIdentity] = {}
+
+    def __call__(self, header: str | None, now: float | None = None) -> WebAppIdentity:
+        if not self._token:
+            raise AuthNotConfigured("The web app is not configured on this server (BOT_TOKEN is not set).")
+        init_data = init_data_from_header(header)
+        now = time.time() if now is None else now
+        identity = self._verified.get(init_data)
+        if identity is None:
+            identity = validate_init_data(init_data, self._token, max_age_seconds=self._max_age, now=now)
+            if len(self._verified) >= self._cache_size:
+                del self._verified[next(iter(self._verified))]
+            self._verified[init_data] = identity
+        elif now - identity.auth_date > self._max_age:
+            del self._verified[init_data]
+            raise AuthExpired("initData is too old: close the app and open it again from the bot.")
+        return identity
+
+
 def authenticate(header: str | None, bot_token: str | None, *, max_age_seconds: int,
                  now: float | None = None) -> WebAppIdentity:
-    """The identity behind an Authorization header (the server's token checked first)."""
+    """The identity behind an Authorization header, checked in full (no cache)."""
     if not bot_token:
         raise AuthNotConfigured("The web app is not configured on this server (BOT_TOKEN is not set).")
     return validate_init_data(init_data_from_header(header), bot_token, max_age_seconds=max_age_seconds, now=now)

@@ -20,7 +20,7 @@ from aiohttp import web
 
 from bot.config import Settings
 from bot.game import Game, GameError, WaifuNotFound
-from bot.webapp.auth import AuthError, WebAppIdentity, authenticate
+from bot.webapp.auth import AuthError, Authenticator, WebAppIdentity
 
 log = logging.getLogger("bot.webapp")
 
@@ -29,6 +29,7 @@ PAGE_FILES = {"": "index.html", "app.js": "app.js", "style.css": "style.css"}
 
 GAME_KEY = web.AppKey("webapp_game", Game)
 SETTINGS_KEY = web.AppKey("webapp_settings", Settings)
+AUTH_KEY = web.AppKey("webapp_authenticator", Authenticator)
 
 # Scopes the web app's request keys in the participation ledger, so they can never
 # collide with the keys the chat bot draws for its buttons.
@@ -115,10 +116,7 @@ async def api_middleware(request: web.Request,
 
 
 def _identity(request: web.Request) -> WebAppIdentity:
-    settings = request.app[SETTINGS_KEY]
-    token = settings.bot_token.get_secret_value() if settings.bot_token else None
-    return authenticate(request.headers.get("Authorization"), token,
-                        max_age_seconds=settings.webapp_auth_max_age)
+    return request.app[AUTH_KEY](request.headers.get("Authorization"))
 
 
 def _waifu_id(request: web.Request) -> int:
@@ -193,6 +191,8 @@ def build_api(game: Game, settings: Settings) -> web.Application:
     api = web.Application(middlewares=[api_middleware])
     api[GAME_KEY] = game
     api[SETTINGS_KEY] = settings
+    api[AUTH_KEY] = Authenticator(settings.bot_token.get_secret_value() if settings.bot_token else None,
+                                  settings.webapp_auth_max_age)
     api.router.add_get("/me", get_me)
     api.router.add_get("/waifus/{waifu_id}/events", get_events)
     api.router.add_post("/waifus/{waifu_id}/events/{event_code}", post_participation)
