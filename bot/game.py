@@ -98,6 +98,16 @@ async def init_connection(conn: asyncpg.Connection) -> None:
     await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
 
+async def keep_session(conn: asyncpg.Connection) -> None:
+    """Pool release hook: nothing to reset.
+
+    asyncpg's default runs `SELECT pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *;
+    RESET ALL` on every release, a second round trip per call. Our calls are single
+    `SELECT api.f(...)` statements that leave no session state behind (no SET, LISTEN,
+    cursor or advisory lock); asyncpg still rolls back a transaction left open.
+    """
+
+
 class Game:
     """Calls into schema `api`, as the bot's role, through an asyncpg pool."""
 
@@ -107,8 +117,8 @@ class Game:
     @classmethod
     async def connect(cls, dsn: str, *, min_size: int = 2, max_size: int = 10) -> Game:
         try:
-            pool = await asyncpg.create_pool(dsn, init=init_connection, min_size=min_size, max_size=max_size,
-                                             command_timeout=30)
+            pool = await asyncpg.create_pool(dsn, init=init_connection, reset=keep_session, min_size=min_size,
+                                             max_size=max_size, command_timeout=30)
         except Exception as exc:
             raise _translate(exc) or exc
         return cls(pool)
