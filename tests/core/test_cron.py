@@ -1,0 +1,44 @@
+"""pg_cron really runs restore-energy: one real tick, watched (up to ~75 s)."""
+
+import asyncio
+import time
+from datetime import timedelta
+
+import pytest
+
+from tests.core.conftest import player_with_waifu, set_stored, stored
+
+
+@pytest.mark.slow
+async def test_pg_cron_runs_restore_energy(admin):
+    job = await admin.fetchrow("SELECT jobid, schedule, command, active FROM cron.job "
+                               "WHERE jobname = 'restore-energy'")
+    assert (job["schedule"], job["command"], job["active"]) == ("* * * * *", "SELECT api.restore_energy()", True)
+    wid = await player_with_waifu(admin)
+    started = await admin.fetchval("SELECT now()")
+    # 10.5 minutes behind the real clock: due, with half a minute that must be kept
+    clock = started - timedelta(minutes=10, seconds=30)
+    await set_stored(admin, wid, energy=40, clock=clock)
+
+    deadline = time.monotonic() + 75
+    while True:
+        run = await admin.fetchrow(
+            """SELECT status, start_time, end_time, return_message FROM cron.job_run_details
+               WHERE jobid = $1 AND start_time >= $2 AND status IN ('succeeded', 'failed')
+               ORDER BY start_time LIMIT 1""", job["jobid"], started)
+        if run is not None or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.5)
+    assert run is not None, "no run of restore-energy finished within 75 s"
+    assert run["status"] == "succeeded", run["return_message"]
+
+    s = await stored(admin, wid)
+    gained = s["energy"] - 40
+    # at least the 10 minutes owed when we started; the clock moved by exactly the
+    # minutes credited (the partial minute kept) and not past the run
+    assert gained >= 10
+    assert s["clock"] == clock + timedelta(minutes=gained)
+    assert s["clock"] <= run["end_time"]
+    assert s["clock"] + timedelta(minutes=1) > run["start_time"] - timedelta(seconds=1)  # nothing left owed
+    health = await admin.fetchrow("SELECT last_status, health FROM ops.cron_jobs WHERE jobname = 'restore-energy'")
+    assert (health["last_status"], health["health"]) == ("succeeded", "ok")

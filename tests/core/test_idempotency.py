@@ -1,0 +1,56 @@
+"""A request key applies its action once; a repeat answers from the ledger."""
+
+from datetime import timedelta
+
+from tests.core.conftest import (
+    T0, adopt, at, create_event, participate, player_with_waifu, refused, register, set_stored, snapshot,
+)
+
+
+async def test_same_request_key_twice_applies_once_and_replays_the_result(admin, bot_conn):
+    wid = await player_with_waifu(bot_conn)
+    first = await participate(bot_conn, 1, wid, "walk", "tap-1", T0)
+    assert first["replayed"] is False
+    before = await snapshot(admin)
+    # later, with energy restored and a different clock: still the recorded answer
+    again = await participate(bot_conn, 1, wid, "walk", "tap-1", at(minutes=45))
+    assert again == first | {"replayed": True}
+    assert await snapshot(admin) == before
+
+
+async def test_replay_is_answered_even_when_the_action_would_now_be_refused(admin, bot_conn):
+    await create_event(admin, "tea", 20, xp=35, cooldown=timedelta(minutes=30))
+    wid = await player_with_waifu(bot_conn)
+    first = await participate(bot_conn, 1, wid, "tea", "k", T0)
+    await set_stored(admin, wid, energy=0, clock=T0)
+    await admin.execute("SELECT ops.close_event('tea', $1)", at(minutes=1))
+    before = await snapshot(admin)
+    # on cooldown, out of energy and closed: a redelivered update still gets its answer
+    assert await participate(bot_conn, 1, wid, "tea", "k", at(minutes=2)) == first | {"replayed": True}
+    assert await snapshot(admin) == before
+
+
+async def test_request_keys_belong_to_a_player(admin, bot_conn):
+    await register(bot_conn, 1)
+    await register(bot_conn, 2)
+    a, b = await adopt(bot_conn, 1), await adopt(bot_conn, 2)
+    ra = await participate(bot_conn, 1, a, "walk", "same", T0)
+    rb = await participate(bot_conn, 2, b, "walk", "same", T0)
+    assert ra["replayed"] is False and rb["replayed"] is False
+    assert await admin.fetchval("SELECT count(*) FROM game.participations") == 2
+
+
+async def test_same_key_for_a_different_action_is_refused_and_the_original_still_replays(admin, bot_conn):
+    wid = await player_with_waifu(bot_conn)
+    first = await participate(bot_conn, 1, wid, "walk", "k", T0)
+    await refused(admin, "WF007", participate(bot_conn, 1, wid, "gift", "k", T0))
+    assert await participate(bot_conn, 1, wid, "walk", "k", T0) == first | {"replayed": True}
+
+
+async def test_a_refused_action_does_not_use_up_its_key(admin, bot_conn):
+    wid = await player_with_waifu(bot_conn)
+    await set_stored(admin, wid, energy=5, clock=T0)
+    await refused(admin, "WF001", participate(bot_conn, 1, wid, "walk", "k", T0))
+    await set_stored(admin, wid, energy=50)
+    r = await participate(bot_conn, 1, wid, "walk", "k", T0)
+    assert r["replayed"] is False and r["energy"] == 40

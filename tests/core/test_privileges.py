@@ -1,0 +1,177 @@
+"""Security in the database: what the bot's role can and cannot do, and the shape of
+every exposed function (SECURITY DEFINER, empty search_path, comment, no PUBLIC)."""
+
+import asyncpg
+import pytest
+
+from tests.core.conftest import GAME_TABLES, T0, player_with_waifu
+
+# The exposed surface. Adding, removing or changing a function must show up here.
+SURFACE = {
+    "api.adopt_waifu(telegram_id bigint, template_code text, request_key text DEFAULT NULL::text) -> bigint",
+    "api.available_events(waifu_id bigint, now timestamp with time zone DEFAULT now()) -> jsonb",
+    "api.participate_in_event(telegram_id bigint, waifu_id bigint, event_code text, request_key text, "
+    "now timestamp with time zone DEFAULT now()) -> jsonb",
+    "api.player_available_events(telegram_id bigint, waifu_id bigint, "
+    "now timestamp with time zone DEFAULT now()) -> jsonb",
+    "api.player_profile(telegram_id bigint, now timestamp with time zone DEFAULT now()) -> jsonb",
+    "api.player_waifu_stats(telegram_id bigint, waifu_id bigint, now timestamp with time zone DEFAULT now()) -> jsonb",
+    "api.register_player(telegram_id bigint, username text, first_name text, language_code text) -> jsonb",
+    "api.restore_energy(now timestamp with time zone DEFAULT now()) -> integer",
+    "api.waifu_stats(waifu_id bigint, now timestamp with time zone DEFAULT now()) -> jsonb",
+    "api.waifu_templates() -> jsonb",
+    "ops.close_event(code text, at timestamp with time zone DEFAULT now()) -> jsonb",
+    "ops.create_event(code text, title text, energy_cost integer, xp_reward integer, mood_delta integer, "
+    "loyalty_delta integer, cooldown interval, starts_at timestamp with time zone DEFAULT NULL::timestamp with time "
+    "zone, ends_at timestamp with time zone DEFAULT NULL::timestamp with time zone) -> jsonb",
+    "ops.set_stat(waifu_id bigint, stat text, value integer, reason text DEFAULT NULL::text) -> jsonb",
+}
+
+# Who may EXECUTE what, besides the owner.
+BOT_CALLS = {"adopt_waifu", "available_events", "participate_in_event", "player_available_events",
+             "player_profile", "player_waifu_stats", "register_player", "waifu_stats", "waifu_templates"}
+
+EXPOSED_SQL = """
+SELECT p.oid, n.nspname || '.' || p.proname AS name, p.proname, n.nspname AS schema,
+       p.prosecdef, p.proconfig, obj_description(p.oid, 'pg_proc') AS comment,
+       n.nspname || '.' || p.proname || '(' || pg_get_function_arguments(p.oid) || ') -> '
+           || pg_get_function_result(p.oid) AS signature,
+       p.oid::regprocedure::text AS regprocedure
+FROM pg_proc AS p JOIN pg_namespace AS n ON n.oid = p.pronamespace
+WHERE n.nspname IN ('api', 'ops')
+ORDER BY 2
+"""
+
+
+@pytest.fixture
+async def exposed(admin):
+    return await admin.fetch(EXPOSED_SQL)
+
+
+async def test_surface_is_exactly_the_documented_functions(exposed):
+    assert {r["signature"] for r in exposed} == SURFACE
+
+
+async def test_every_exposed_function_is_security_definer_with_an_empty_search_path(exposed):
+    wrong = [r["name"] for r in exposed if not r["prosecdef"] or r["proconfig"] != ['search_path=""']]
+    assert wrong == []
+
+
+async def test_every_exposed_function_has_a_comment(exposed):
+    assert [r["name"] for r in exposed if not (r["comment"] or "").strip()] == []
+
+
+async def test_no_function_in_game_api_or_ops_is_executable_by_public(admin):
+    public = await admin.fetch("""
+        SELECT p.oid::regprocedure::text AS f
+        FROM pg_proc AS p JOIN pg_namespace AS n ON n.oid = p.pronamespace
+        WHERE n.nspname IN ('api', 'ops', 'game')
+          AND (p.proacl IS NULL  -- NULL means the default, which includes PUBLIC
+               OR EXISTS (SELECT 1 FROM aclexplode(p.proacl) AS a WHERE a.grantee = 0))""")
+    assert [r["f"] for r in public] == []
+
+
+async def test_execute_grants_are_exactly_as_designed(admin, exposed):
+    for r in exposed:
+        roles = {row["rolname"] for row in await admin.fetch(
+            """SELECT r.rolname FROM aclexplode((SELECT proacl FROM pg_proc WHERE oid = $1)) AS a
+               JOIN pg_roles AS r ON r.oid = a.grantee
+               WHERE a.privilege_type = 'EXECUTE' AND r.rolname <> current_user""", r["oid"])}
+        expected = {"waifu_ops"} if r["schema"] == "ops" else set()
+        if r["schema"] == "api":
+            expected = ({"waifu_bot"} if r["proname"] in BOT_CALLS else set()) | (
+                {"waifu_ops"} if r["proname"] not in {"register_player", "adopt_waifu", "participate_in_event"}
+                else set())
+        assert roles == expected, r["name"]
+
+
+async def test_fresh_role_cannot_call_api_functions(admin):
+    await admin.execute("DROP ROLE IF EXISTS core_test_nobody")
+    await admin.execute("CREATE ROLE core_test_nobody")
+    try:
+        # even with USAGE on the schema, only an explicit EXECUTE grant opens a function
+        await admin.execute("GRANT USAGE ON SCHEMA api, ops, game TO core_test_nobody")
+        async with admin.transaction():
+            await admin.execute("SET LOCAL ROLE core_test_nobody")
+            for sql in ("SELECT api.waifu_templates()", "SELECT api.waifu_stats(1)",
+                        "SELECT api.register_player(1, 'u', 'U', 'en')", "SELECT api.restore_energy()",
+                        "SELECT ops.set_stat(1, 'xp', 1)", "SELECT game.max_energy()"):
+                with pytest.raises(asyncpg.InsufficientPrivilegeError, match="permission denied for function"):
+                    async with admin.transaction():  # a savepoint per refusal
+                        await admin.fetchval(sql)
+    finally:
+        await admin.execute("REVOKE ALL ON SCHEMA api, ops, game FROM core_test_nobody")
+        await admin.execute("DROP ROLE core_test_nobody")
+
+
+# a plain column of each table (updating a key or identity column fails for other reasons)
+PLAIN_COLUMN = {"players": "username", "waifu_templates": "name", "waifus": "name", "events": "title",
+                "participations": "request_key", "stat_corrections": "reason"}
+
+
+@pytest.mark.parametrize("table", GAME_TABLES)
+async def test_bot_cannot_touch_game_tables(admin, bot_conn, table):
+    column = PLAIN_COLUMN[table]
+    for sql in (f"SELECT * FROM game.{table}", f"DELETE FROM game.{table}",
+                f"UPDATE game.{table} SET {column} = {column}", f"INSERT INTO game.{table} DEFAULT VALUES",
+                f"TRUNCATE game.{table}"):
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await bot_conn.execute(sql)
+
+
+async def test_bot_cannot_write_a_waifu_directly(admin, bot_conn):
+    wid = await player_with_waifu(bot_conn)
+    before = await admin.fetchrow("SELECT * FROM game.waifus")
+    with pytest.raises(asyncpg.InsufficientPrivilegeError):
+        await bot_conn.execute("""UPDATE game.waifus SET dynamic = jsonb_set(dynamic, '{xp}', '1000000')
+                                  WHERE id = $1""", wid)
+    assert await admin.fetchrow("SELECT * FROM game.waifus") == before
+
+
+async def test_bot_has_no_table_privilege_and_no_create(admin):
+    rows = await admin.fetch("""
+        SELECT c.oid::regclass::text AS t FROM pg_class AS c JOIN pg_namespace AS n ON n.oid = c.relnamespace
+        WHERE n.nspname IN ('game', 'ops', 'api')
+          AND has_table_privilege('waifu_bot', c.oid, 'SELECT, INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES')""")
+    assert [r["t"] for r in rows] == []
+    for schema in ("game", "api", "ops", "public"):
+        assert await admin.fetchval("SELECT has_schema_privilege('waifu_bot', $1, 'CREATE')", schema) is False
+    assert await admin.fetchval("SELECT has_schema_privilege('waifu_bot', 'game', 'USAGE')") is False
+    assert await admin.fetchval("SELECT rolsuper OR rolcreaterole OR rolcreatedb OR rolbypassrls "
+                                "FROM pg_roles WHERE rolname = 'waifu_bot'") is False
+
+
+@pytest.mark.parametrize("sql", [
+    "SELECT api.restore_energy()",
+    "SELECT api.restore_energy($1)",
+    "SELECT ops.set_stat(1, 'xp', 5)",
+    "SELECT ops.create_event('x', 'X', 1, 1, 1, 1, '0')",
+    "SELECT ops.close_event('walk')",
+    "SELECT * FROM ops.overview",
+    "SELECT * FROM ops.waifus",
+    "SELECT * FROM ops.cron_jobs",
+    "SELECT game.regen('{}'::jsonb, now())",
+    "SELECT * FROM cron.job",
+    "SELECT cron.schedule('evil', '* * * * *', 'SELECT 1')",
+])
+async def test_bot_cannot_call_ops_cron_or_internal_functions(admin, bot_conn, sql):
+    with pytest.raises(asyncpg.InsufficientPrivilegeError):
+        await bot_conn.fetch(sql, *([T0] if "$1" in sql else []))
+
+
+async def test_security_definer_functions_ignore_the_callers_search_path(admin, bot_conn):
+    # A caller's search_path with a shadowing function must not change what the api does.
+    wid = await player_with_waifu(bot_conn)
+    await admin.execute("CREATE SCHEMA IF NOT EXISTS core_test_evil")
+    try:
+        await admin.execute("""CREATE OR REPLACE FUNCTION core_test_evil.to_jsonb(integer) RETURNS jsonb
+                               LANGUAGE sql AS $$ SELECT '999'::jsonb $$""")
+        await admin.execute("GRANT USAGE ON SCHEMA core_test_evil TO waifu_bot")
+        await admin.execute("GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA core_test_evil TO waifu_bot")
+        await bot_conn.execute("SET search_path = core_test_evil, pg_catalog")
+        assert await bot_conn.fetchval("SELECT to_jsonb(5)") == 999  # the shadow works where not protected
+        r = await bot_conn.fetchval("SELECT api.participate_in_event(1, $1, 'walk', 'k', $2)", wid, T0)
+        assert r["energy"] == 90
+        assert (await admin.fetchval("SELECT dynamic FROM game.waifus"))["energy"] == 90
+    finally:
+        await admin.execute("DROP SCHEMA core_test_evil CASCADE")
