@@ -7,6 +7,7 @@ handlers and the web app both use. No game rule lives here.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any, ClassVar
 
@@ -113,6 +114,10 @@ class Game:
 
     def __init__(self, pool: asyncpg.Pool) -> None:
         self.pool = pool
+        # Callers queue here, first come first served, rather than in the pool: its
+        # queue lets a newcomer take a connection from a caller just woken for it,
+        # and under load that unfairness alone made p99 four times p50.
+        self._turns = asyncio.Semaphore(pool.get_max_size())
 
     @classmethod
     async def connect(cls, dsn: str, *, min_size: int = 2, max_size: int = 10) -> Game:
@@ -128,7 +133,8 @@ class Game:
 
     async def _call(self, sql: str, *args: Any) -> Any:
         try:
-            return await self.pool.fetchval(sql, *args)
+            async with self._turns:
+                return await self.pool.fetchval(sql, *args)
         except Exception as exc:
             translated = _translate(exc)
             if translated is None:
