@@ -147,6 +147,14 @@ async def test_same_request_key_on_two_waifus_at_once_applies_one(database, admi
     assert (await stored(admin, loser))["energy"] == 100  # the refused call's update was rolled back
 
 
+async def test_concurrent_adoptions_with_one_request_key_adopt_once(admin, bot_pool):
+    await admin.fetchval("SELECT api.register_player(1, 'u', 'U', 'en')")
+    ids = await asyncio.gather(*(bot_pool.fetchval("SELECT api.adopt_waifu(1, 'yuki', 'adopt-tap')")
+                                 for _ in range(20)))
+    assert len(set(ids)) == 1
+    assert await admin.fetchval("SELECT count(*) FROM game.waifus") == 1
+
+
 async def test_restore_ticks_racing_each_other_never_restore_a_minute_twice(database, admin):
     # pg_cron never overlaps a job with itself, but an operator's manual tick can meet it.
     await player_with_waifu(admin)

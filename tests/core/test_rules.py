@@ -37,11 +37,12 @@ async def test_level_math_in_the_stats_card(admin, bot_conn, xp, level, next_lev
     assert s["level_xp"] == 100 * (level - 1) ** 2
 
 
-async def test_level_formula_for_every_xp_up_to_level_100(admin):
+async def test_level_formula_at_every_level_boundary_up_to_level_3000(admin):
     # level = 1 + floor(sqrt(xp / 100)); for integers that is 1 + isqrt(xp // 100).
-    rows = await admin.fetch("SELECT x, game.level_for_xp(x) AS level FROM generate_series(0, 1000000) AS x")
-    wrong = [(r["x"], r["level"]) for r in rows if r["level"] != 1 + isqrt(r["x"] // 100)]
-    assert wrong == []
+    xps = sorted({max(0, 100 * k * k + d) for k in range(3000) for d in (-1, 0, 1)} | set(range(0, 10001)))
+    rows = await admin.fetch("SELECT x, game.level_for_xp(x) AS level FROM unnest($1::bigint[]) AS x", xps)
+    assert len(rows) == len(xps)
+    assert [(r["x"], r["level"]) for r in rows if r["level"] != 1 + isqrt(r["x"] // 100)] == []
 
 
 async def test_participation_spends_rewards_and_records_the_ledger(admin, bot_conn):
@@ -115,7 +116,9 @@ async def test_energy_restores_one_per_whole_minute_up_to_the_cap(admin, bot_con
 async def test_partial_minutes_are_kept_by_restore_ticks(admin, bot_conn):
     wid = await player_with_waifu(bot_conn)
     await participate(bot_conn, 1, wid, "walk", "k", at(hours=0))  # 10:00:00, from full: clock starts here
-    assert await restore(admin, at(minutes=1, seconds=59)) == 1    # 10:01:59
+    s = await stats(bot_conn, wid, at(minutes=1, seconds=59))       # a read at 10:01:59
+    assert (s["energy"], ts(s["next_energy_at"])) == (91, at(minutes=2))
+    assert await restore(admin, at(minutes=1, seconds=59)) == 1    # a tick at 10:01:59
     s = await stored(admin, wid)
     assert (s["energy"], s["clock"]) == (91, at(minutes=1))       # the 59 s are kept
     assert (await stats(bot_conn, wid, at(minutes=2)))["energy"] == 92
