@@ -21,6 +21,18 @@ from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
 from aiogram.exceptions import TelegramAPIError
+from aiogram.methods import (
+    AnswerCallbackQuery,
+    DeleteWebhook,
+    EditMessageText,
+    GetMe,
+    GetUpdates,
+    SendMessage,
+    SetChatMenuButton,
+    SetMyCommands,
+    SetWebhook,
+)
+from aiogram.methods.base import Response
 from aiogram.types import BotCommand, MenuButtonWebApp, WebAppInfo
 from aiogram.webhook.aiohttp_server import SimpleRequestHandler, setup_application
 from aiohttp import web
@@ -32,6 +44,13 @@ from bot.middlewares import RetryAfter, UpdateContext
 from bot.texts import COMMANDS, DEFAULT_LANGUAGE, MESSAGES, Texts
 
 log = logging.getLogger("bot.app")
+
+# aiogram parses every reply as `Response[T]`; pydantic caches such classes only weakly,
+# so after a garbage collection the class is built again (~3 ms, measured: 13% of the
+# bot's CPU under load). Holding the ones the bot uses keeps them built.
+_RESPONSE_TYPES = [Response[m.__returning__] for m in (  # type: ignore[misc]
+    SendMessage, EditMessageText, AnswerCallbackQuery, GetUpdates, GetMe, SetMyCommands,
+    SetChatMenuButton, SetWebhook, DeleteWebhook)]
 
 DEFAULT_WEBHOOK_PATH = "/telegram/webhook"
 SHUTDOWN_GRACE_SECONDS = 10.0

@@ -8,6 +8,7 @@ treats Telegram's "message is not modified" as success: the screen is already ri
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -84,7 +85,15 @@ class Responder:
             return None
 
     async def show(self, text: str, markup: InlineKeyboardMarkup | None = None) -> Any:
-        """A screen: edits the pressed button's message, or sends a new message."""
+        """A screen: edits the pressed button's message, or sends a new message. When the
+        handler already chose its toast, the button is answered at the same time (one
+        round trip to Telegram instead of two before the player's spinner stops)."""
+        if self.callback is not None and not self.answered and self.toast is not None:
+            shown, _ = await asyncio.gather(self._show(text, markup), self.answer())
+            return shown
+        return await self._show(text, markup)
+
+    async def _show(self, text: str, markup: InlineKeyboardMarkup | None) -> Any:
         target = self.callback.message if self.callback is not None else None
         if target is None or not isinstance(target, Message):
             return await self.send(text, markup)

@@ -48,13 +48,13 @@ async def join_button(query: CallbackQuery, callback_data: keyboards.Join, game:
     update_log.action = f"join:{callback_data.code}"
     key = request_key(query, "join", callback_data.waifu_id, callback_data.code, callback_data.nonce)
     result = await game.participate(query.from_user.id, callback_data.waifu_id, callback_data.code, key)
-    # A replay (double tap, redelivered update) shows the recorded result again: if the
-    # first reply was lost on the way, the player still gets to see it.
-    await responder.show(texts.result(result), keyboards.after_result(texts, result, keyboards.new_nonce()))
     if result.get("replayed"):
         responder.toast = texts("result_replayed_toast")
     else:
         responder.toast = texts("result_toast", xp=result["changes"]["xp"])
+    # A replay (double tap, redelivered update) shows the recorded result again: if the
+    # first reply was lost on the way, the player still gets to see it.
+    await responder.show(texts.result(result), keyboards.after_result(texts, result, keyboards.new_nonce()))
 
 
 def make_router() -> Router:

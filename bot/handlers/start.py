@@ -42,8 +42,8 @@ async def adopt(query: CallbackQuery, callback_data: keyboards.Adopt, game: Game
     waifu_name = adopted["name"] if adopted else callback_data.code
     text = Html(texts("adopted", waifu=waifu_name) + "\n\n" + texts.menu(display_name(query.from_user), waifus))
     webapp = settings.webapp_url if responder.private else None
+    responder.toast = texts("adopted_toast", waifu=waifu_name)
     await responder.show(text, keyboards.main_menu(texts, waifus, webapp))
-    responder.toast = texts.alert(texts("adopted_toast", waifu=waifu_name))
 
 
 def make_router() -> Router:
