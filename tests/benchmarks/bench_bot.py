@@ -1,0 +1,351 @@
+"""Bot benchmark: updates per second through the whole path, and latency per update.
+
+    python -m tests.benchmarks.bench_bot            # 50 players, 20 s + 20 s
+    python -m tests.benchmarks.bench_bot --quick    # 50 players, 4 s + 4 s (under 30 s in all)
+
+The path of one update: aiogram's dispatcher and middlewares, the handler, the database
+call(s) through the asyncpg pool as role waifu_bot, and the replies (editMessageText /
+sendMessage, answerCallbackQuery) over HTTP to the Bot API stand-in, which runs in its
+own process (Telegram is elsewhere too). 50 simulated players play at once, each one
+update after the other like a person tapping: /profile, Refresh, Events, a walk,
+Again, Menu, Stats, over and over.
+
+Two phases:
+1. throughput: every player sends its next update as soon as the previous one is
+   handled (no pause). Updates/s = all updates over the wall time. Latency here is
+   mostly queueing (50 updates always in flight: latency ~ 50 / throughput).
+2. latency at a rate: the players together send `--rate` updates/s (default 500, the
+   target), each on a fixed schedule; latency counts from the scheduled moment, so a
+   slow answer that delays the next send is counted too (no coordinated omission).
+
+CPU time of the bot process, of the stand-in process and of the pool's PostgreSQL
+backends is read from /proc around each phase: on a machine shared with other work,
+CPU per update is the steadier figure. Energy is refilled in the background (a
+superuser UPDATE, outside the bot's path) so the mix stays mostly successful
+participations. The bot logs its JSON line per update as in production (to /dev/null).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import logging
+import os
+import socket
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import asyncpg
+from aiogram import Bot
+from aiogram.client.session.middlewares.base import BaseRequestMiddleware
+from aiogram.methods import EditMessageText, SendMessage
+from aiogram.types import Message
+
+from bot.app import create_bot, create_dispatcher
+from bot.config import Settings
+from bot.game import Game
+from bot.logs import setup_logging
+from tests.benchmarks.common import (
+    Metric,
+    add_database_args,
+    bench_database,
+    info,
+    machine_load,
+    percentile,
+    report,
+    server_settings,
+    target_at_least,
+    target_at_most,
+)
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent.parent
+TOKEN = "123456:BENCH-token_for-the-stand-in"
+SCRIPT = ("/profile", "Refresh", "Events", "Walk in the park", "Again", "Menu", "Stats")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def process_cpu(pids: list[int]) -> float | None:
+    """User + system CPU seconds of these processes so far (Linux /proc), None if unknown."""
+    total = 0.0
+    try:
+        for pid in pids:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+    return total
+
+
+class CpuMeter:
+    def __init__(self, groups: dict[str, list[int]]) -> None:
+        self.groups = groups
+        self.start: dict[str, float | None] = {}
+
+    def begin(self) -> None:
+        self.start = {name: process_cpu(pids) for name, pids in self.groups.items()}
+        self.start["bot"] = time.process_time()
+
+    def per_update_ms(self, updates: int) -> dict[str, float | None]:
+        used: dict[str, float | None] = {"bot": time.process_time() - self.start["bot"]}
+        for name, pids in self.groups.items():
+            now, before = process_cpu(pids), self.start.get(name)
+            used[name] = None if now is None or before is None else now - before
+        return {name: (None if v is None else round(v / max(updates, 1) * 1000, 3)) for name, v in used.items()}
+
+
+class LastMessage(BaseRequestMiddleware):
+    """Remembers the bot's latest message per chat (what each player sees). A dict
+    write per reply: negligible next to the request itself."""
+
+    def __init__(self) -> None:
+        self.by_chat: dict[int, Message] = {}
+
+    async def __call__(self, make_request, bot: Bot, method):  # type: ignore[no-untyped-def]
+        result = await make_request(bot, method)
+        if isinstance(method, (SendMessage, EditMessageText)) and isinstance(result, Message):
+            self.by_chat[result.chat.id] = result
+        return result
+
+
+class SimPlayer:
+    update_ids = itertools.count(1)
+    callback_ids = itertools.count(1)
+
+    def __init__(self, telegram_id: int, seen: LastMessage) -> None:
+        self.id = telegram_id
+        self.seen = seen
+        self.user = {"id": telegram_id, "is_bot": False, "first_name": f"Player {telegram_id}", "language_code": "en"}
+        self.chat = {"id": telegram_id, "type": "private", "first_name": self.user["first_name"]}
+
+    def message(self, text: str) -> dict[str, Any]:
+        return {"update_id": next(self.update_ids), "message": {
+            "message_id": 1, "date": int(time.time()), "from": self.user, "chat": self.chat, "text": text}}
+
+    def press(self, label: str) -> dict[str, Any]:
+        message = self.seen.by_chat[self.id]
+        markup = message.reply_markup
+        data = next(b.callback_data for row in (markup.inline_keyboard if markup else []) for b in row
+                    if b.callback_data and label in b.text)
+        return {"update_id": next(self.update_ids), "callback_query": {
+            "id": f"bench-{next(self.callback_ids)}", "from": self.user, "chat_instance": str(self.id), "data": data,
+            "message": {"message_id": message.message_id, "date": int(time.time()), "chat": self.chat,
+                        "text": "-"}}}
+
+    def next_update(self, step: int) -> dict[str, Any]:
+        action = SCRIPT[step % len(SCRIPT)]
+        return self.message(action) if action.startswith("/") else self.press(action)
+
+
+async def start_stub(port: int) -> asyncio.subprocess.Process:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tests.bot.telegram_stub", "--port", str(port), "--token", TOKEN,
+        cwd=PROJECT_ROOT, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+        env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)})
+    async with aiohttp.ClientSession() as http:
+        for _ in range(300):
+            try:
+                async with http.post(f"http://127.0.0.1:{port}/bot{TOKEN}/getMe") as resp:
+                    if resp.status == 200:
+                        return proc
+            except aiohttp.ClientError:
+                await asyncio.sleep(0.05)
+    raise RuntimeError("the Bot API stand-in did not start")
+
+
+async def refill_energy(admin_url: str, stop: asyncio.Event) -> None:
+    conn = await asyncpg.connect(admin_url)
+    try:
+        while not stop.is_set():
+            await conn.execute("UPDATE game.waifus SET dynamic = dynamic || '{\"energy\": 100}' "
+                               "WHERE (dynamic ->> 'energy')::int < 50")
+            try:
+                await asyncio.wait_for(stop.wait(), 0.5)
+            except TimeoutError:
+                pass
+    finally:
+        await conn.close()
+
+
+async def run(args: argparse.Namespace) -> None:
+    seconds = 4.0 if args.quick and args.seconds is None else (args.seconds or 20.0)
+    with bench_database("bench-bot", args.database_url, args.bot_database_url, args.keep) as db:
+        admin = await asyncpg.connect(db.admin_url)
+        await admin.execute("TRUNCATE game.participations, game.waifus, game.players RESTART IDENTITY CASCADE")
+        port = free_port()
+        stub = await start_stub(port)
+        settings = Settings(_env_file=None, bot_token=TOKEN, telegram_api_url=f"http://127.0.0.1:{port}",
+                            webapp_url="https://bench.example.test/webapp/")
+        setup_logging("INFO")
+        devnull = open(os.devnull, "w")  # noqa: SIM115 - closed at the end
+        for handler in logging.getLogger().handlers:
+            handler.setStream(devnull)  # type: ignore[attr-defined]
+        game = await Game.connect(db.bot_url, min_size=settings.db_pool_min_size,
+                                  max_size=settings.db_pool_max_size)
+        bot = create_bot(settings)
+        seen = LastMessage()
+        bot.session.middleware(seen)
+        dp = create_dispatcher(game, settings)
+        players = [SimPlayer(10_000 + n, seen) for n in range(args.players)]
+        stop_refill = asyncio.Event()
+        refill = None
+        try:
+            # Warm-up (not measured): every player starts and adopts.
+            for p in players:
+                await dp.feed_raw_update(bot, p.message("/start"))
+                await dp.feed_raw_update(bot, p.press("Sakura"))
+            refill = asyncio.create_task(refill_energy(db.admin_url, stop_refill))
+            # A short burst (not measured) grows the pool to its working size and warms caches.
+            await drive(dp, bot, players, 1.0)
+
+            backend_pids = [r["pid"] for r in await admin.fetch(
+                "SELECT pid FROM pg_stat_activity WHERE usename = 'waifu_bot' AND backend_type = 'client backend'")]
+            meter = CpuMeter({"stand-in": [stub.pid], "postgres": backend_pids})
+            ledger_before = await admin.fetchval("SELECT count(*) FROM game.participations")
+
+            # Phase 1: throughput, no pause between a player's updates.
+            profiler = None
+            if args.profile:
+                import cProfile
+
+                profiler = cProfile.Profile()
+                profiler.enable()
+            meter.begin()
+            closed = await drive(dp, bot, players, seconds)
+            closed_cpu = meter.per_update_ms(len(closed.latencies))
+            if profiler is not None:
+                profiler.disable()
+                profiler.dump_stats(args.profile)
+            load_after_closed = machine_load()
+
+            # Phase 2: latency at a fixed rate.
+            meter.begin()
+            paced = await drive(dp, bot, players, seconds, rate=args.rate)
+            paced_cpu = meter.per_update_ms(len(paced.latencies))
+            applied = await admin.fetchval("SELECT count(*) FROM game.participations") - ledger_before
+            load = machine_load()
+            pg = await server_settings(db.admin_url)
+        finally:
+            stop_refill.set()
+            if refill is not None:
+                await refill
+            await bot.session.close()
+            await game.close()
+            await admin.close()
+            stub.terminate()
+            await stub.wait()
+            devnull.close()
+            logging.getLogger().handlers.clear()
+
+    metrics: list[Metric] = [
+        target_at_least("throughput", closed.per_second, 500, "upd/s",
+                        note=f"{len(closed.latencies):,} updates by {args.players} players in {closed.elapsed:.1f} s, "
+                             "no pause between a player's updates"),
+        info("throughput phase p50 / p99", f"{closed.p(50):.1f} / {closed.p(99):.1f}", "ms",
+             note="queueing: 50 updates always in flight"),
+        target_at_most(f"p99 latency at {args.rate:g} upd/s", round(paced.p(99), 2), 50, "ms",
+                       note=f"achieved {paced.per_second:.0f} upd/s; counted from the scheduled send time"),
+        info(f"p50 latency at {args.rate:g} upd/s", round(paced.p(50), 2), "ms"),
+        info(f"p90 / max latency at {args.rate:g} upd/s", f"{paced.p(90):.1f} / {max(paced.latencies) * 1000:.1f}",
+             "ms"),
+    ]
+    for name, value in closed_cpu.items():
+        metrics.append(info(f"CPU per update, {name}", value, "ms", note="throughput phase; /proc"))
+    known = [v for v in closed_cpu.values() if v is not None]
+    if len(known) == len(closed_cpu):
+        total = sum(known)
+        metrics.append(info("CPU per update, all three", round(total, 3), "ms",
+                            note=f"= {os.cpu_count()} cores / {total:.2f} ms -> about "
+                                 f"{os.cpu_count() / total * 1000:,.0f} upd/s if this machine ran nothing else"))
+    for action, values in closed.by_action.items():
+        if values:
+            metrics.append(info(f"p50 / p99 {action} (phase 1)",
+                                f"{percentile(values, 50) * 1000:.1f} / {percentile(values, 99) * 1000:.1f}", "ms"))
+    metrics += [
+        info("participations applied", applied, "", note="the other walk/Again taps were refusals (energy)"),
+        info("errors", closed.errors + paced.errors, "", note=closed.first_error or paced.first_error or ""),
+    ]
+    report("bench_bot", metrics, {
+        "players": args.players, "seconds_per_phase": seconds, "rate": args.rate, "quick": args.quick,
+        "database": db.source, "pool_max_size": settings.db_pool_max_size,
+        "machine_after_phase_1": load_after_closed, "machine_after_phase_2": load, "postgres": pg,
+        "cpu_ms_per_update_phase_2": paced_cpu,
+        "path": "feed_raw_update -> handler -> asyncpg -> HTTP to the stand-in (separate process)",
+    })
+
+
+class Run:
+    def __init__(self) -> None:
+        self.latencies: list[float] = []
+        self.by_action: dict[str, list[float]] = {a: [] for a in SCRIPT}
+        self.errors = 0
+        self.first_error: str | None = None
+        self.elapsed = 0.0
+
+    @property
+    def per_second(self) -> float:
+        return len(self.latencies) / self.elapsed if self.elapsed else 0.0
+
+    def p(self, q: float) -> float:
+        return percentile(self.latencies, q) * 1000
+
+
+async def drive(dp: Any, bot: Bot, players: list[SimPlayer], seconds: float, rate: float | None = None) -> Run:
+    """Every player plays its script for `seconds`; with `rate`, all together send
+    `rate` updates/s on a fixed schedule (latency counted from the scheduled moment)."""
+    run = Run()
+    start = time.perf_counter()
+    deadline = start + seconds
+    interval = len(players) / rate if rate else 0.0
+
+    async def play(n: int, player: SimPlayer) -> None:
+        step = 0
+        # Spread the players' schedules evenly over one interval.
+        scheduled = start + interval * n / len(players)
+        while (now := time.perf_counter()) < deadline:
+            if rate:
+                if scheduled > now:
+                    await asyncio.sleep(scheduled - now)
+                t0 = scheduled
+                scheduled += interval
+            else:
+                t0 = now
+            try:
+                await dp.feed_raw_update(bot, player.next_update(step))
+            except Exception as exc:  # noqa: BLE001 - counted and reported
+                run.errors += 1
+                run.first_error = run.first_error or f"{type(exc).__name__}: {exc}"
+            else:
+                elapsed = time.perf_counter() - t0
+                run.latencies.append(elapsed)
+                run.by_action[SCRIPT[step % len(SCRIPT)]].append(elapsed)
+            step += 1
+
+    await asyncio.gather(*(play(n, p) for n, p in enumerate(players)))
+    run.elapsed = time.perf_counter() - start
+    return run
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m tests.benchmarks.bench_bot", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="4 s per phase (the whole run under 30 s)")
+    parser.add_argument("--players", type=int, default=50)
+    parser.add_argument("--seconds", type=float, default=None, help="seconds per phase (default 20, quick 4)")
+    parser.add_argument("--rate", type=float, default=500.0, help="updates/s of phase 2 (default 500, the target)")
+    parser.add_argument("--profile", metavar="FILE", help="cProfile the measured phase into FILE (slower)")
+    add_database_args(parser)
+    asyncio.run(run(parser.parse_args(argv)))
+
+
+if __name__ == "__main__":
+    main()
