@@ -440,6 +440,10 @@ AS $$
 DECLARE
     updated integer;
 BEGIN
+    -- One tick at a time: two overlapping ticks (pg_cron's and an operator's manual
+    -- one) would lock the due rows in different orders and could deadlock. A second
+    -- tick waits here, then finds only what is still due.
+    PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended('waifu:api.restore_energy', 0));
     -- Only due waifus: below the cap and at least one whole interval since their clock
     -- (the partial index game.waifus_energy_due_idx answers this).
     UPDATE game.waifus AS w
