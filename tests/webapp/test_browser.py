@@ -280,3 +280,16 @@ async def test_expired_session_is_explained(browser, live_server, game):
     await expect(page.locator("#status")).to_contain_text("This session has expired")
     assert await page.locator(".card").count() == 0
     await page.context.close()
+
+
+async def test_energy_counts_up_on_the_page_when_the_next_point_is_due(browser, live_server, game, admin):
+    wid = await new_player(game, ANN)
+    # The next point is due in about 2 s: the page refetches then, without any action.
+    await set_stats(admin, wid, energy=40, clock_age_seconds=58)
+    page, problems = await open_app(browser, live_server, init=init_data(ANN))
+    await expect(value(page, wid, "energy")).to_have_text("40 / 100")
+    await expect(value(page, wid, "energy")).to_have_text("41 / 100", timeout=8000)
+    assert (await db_stats(admin, wid))["energy"] == 41
+    assert 55 <= seconds_left(await card_text(page, wid, ".energy-next")) <= 60
+    assert problems == []
+    await page.context.close()

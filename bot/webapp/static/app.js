@@ -25,6 +25,7 @@
     busy: new Set(), // waifu ids with a participation in flight
     cards: new Map(), // waifu_id -> card element refs
     loading: null, // the refresh in flight, if any
+    again: false, // another refresh was asked for meanwhile
     lastAutoRefresh: 0,
   };
 
@@ -166,8 +167,13 @@
 
   // ---------------------------------------------------------------- loading
 
-  function refresh() {
-    if (state.loading) return state.loading;
+  // A refresh asked for while one is in flight runs again after it: the one in flight
+  // may have read the data before the change that prompted the new request.
+  function refresh({ ifIdle = false } = {}) {
+    if (state.loading) {
+      if (!ifIdle) state.again = true;
+      return state.loading;
+    }
     state.loading = (async () => {
       try {
         const profile = await api("/me");
@@ -192,6 +198,10 @@
         }
       } finally {
         state.loading = null;
+        if (state.again) {
+          state.again = false;
+          refresh();
+        }
       }
     })();
     return state.loading;
@@ -417,7 +427,7 @@
     // An energy point (or a cooldown) is due: ask the server, which has the rule.
     if (due && state.busy.size === 0 && now - state.lastAutoRefresh > MIN_AUTO_REFRESH_MS) {
       state.lastAutoRefresh = now;
-      refresh();
+      refresh({ ifIdle: true });
     }
   }
 
