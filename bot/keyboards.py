@@ -94,7 +94,8 @@ def waifu_picker(t: Texts, waifus: list[dict[str, Any]], target: type[Card] | ty
 
 
 def card(t: Texts, waifu_id: int) -> InlineKeyboardMarkup:
-    return _markup([_button(t("btn_refresh"), Card(waifu_id=waifu_id)), _button(t("btn_events"), Events(waifu_id=waifu_id))],
+    return _markup([_button(t("btn_refresh"), Card(waifu_id=waifu_id)),
+                    _button(t("btn_events"), Events(waifu_id=waifu_id))],
                    [_button(t("btn_menu"), Nav(to="menu"))])
 
 
@@ -104,7 +105,8 @@ def events(t: Texts, waifu_id: int, open_events: list[dict[str, Any]], nonce: st
                                   callback_data=Join(waifu_id=waifu_id, code=e["code"], nonce=nonce).pack())]
             for e in open_events[:MAX_EVENT_BUTTONS]]
     return _markup(*rows,
-                   [_button(t("btn_refresh"), Events(waifu_id=waifu_id)), _button(t("btn_card"), Card(waifu_id=waifu_id))],
+                   [_button(t("btn_refresh"), Events(waifu_id=waifu_id)),
+                    _button(t("btn_card"), Card(waifu_id=waifu_id))],
                    [_button(t("btn_menu"), Nav(to="menu"))])
 
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import copy
+import html
 import itertools
 import json
 import re
@@ -68,7 +69,8 @@ _TAGS = {
     "span": "spoiler", "a": "text_link", "code": "code", "pre": "pre", "blockquote": "blockquote",
     "tg-emoji": "custom_emoji",
 }
-_START_TAG = re.compile(r"<([a-zA-Z][a-zA-Z0-9-]*)((?:\s+[a-zA-Z-]+(?:\s*=\s*(?:\"[^\"]*\"|'[^']*'|[^\s\"'>]+))?)*)\s*>")
+_START_TAG = re.compile(
+    r"<([a-zA-Z][a-zA-Z0-9-]*)((?:\s+[a-zA-Z-]+(?:\s*=\s*(?:\"[^\"]*\"|'[^']*'|[^\s\"'>]+))?)*)\s*>")
 _ATTR = re.compile(r"([a-zA-Z-]+)(?:\s*=\s*(?:\"([^\"]*)\"|'([^']*)'|([^\s\"'>]+)))?")
 _END_TAG = re.compile(r"</([a-zA-Z][a-zA-Z0-9-]*)\s*>")
 _ENTITY = re.compile(r"&(lt|gt|amp|quot|#[0-9]{1,7}|#x[0-9a-fA-F]{1,6});")
@@ -119,7 +121,7 @@ def parse_html(source: str) -> tuple[str, list[dict[str, Any]]]:
                 raise bad_request(f"can't parse entities: unsupported start tag \"{shown}\" at byte offset "
                                   f"{_byte_offset(source, i)}")
             name = start_tag.group(1).lower()
-            attrs = {m.group(1).lower(): (m.group(2) or m.group(3) or m.group(4) or "")
+            attrs = {m.group(1).lower(): html.unescape(m.group(2) or m.group(3) or m.group(4) or "")
                      for m in _ATTR.finditer(start_tag.group(2) or "")}
             if name == "span" and attrs.get("class") != "tg-spoiler":
                 raise bad_request("can't parse entities: tag \"span\" must have class \"tg-spoiler\" at byte offset "

@@ -139,7 +139,8 @@ async def test_webhook_process(stub: TelegramStub, database, admin, tmp_path: Pa
                 async with http.post(url, json=bea.message("/start"), headers=headers) as resp:
                     assert resp.status == 401
             start = bea.message("/start")
-            async with http.post(url, json=start, headers={"X-Telegram-Bot-Api-Secret-Token": "s3cret-Token_1"}) as resp:
+            secret = {"X-Telegram-Bot-Api-Secret-Token": "s3cret-Token_1"}
+            async with http.post(url, json=start, headers=secret) as resp:
                 assert resp.status == 200
             await stub.wait_for(lambda: stub.bot_messages(bea.chat_id), timeout=15)
             await asyncio.sleep(0.3)  # nothing else arrives: the refused deliveries were not handled
