@@ -161,7 +161,8 @@ class Bench:
         """Log the start of a phase with the machine's load (shared machine: noisy figures)."""
         load = common.machine_load()
         self.context.setdefault("load_by_phase", {})[name] = load
-        log(f"{message}  [load {load['load_1m']}]")
+        pressure = f", cpu pressure {load['cpu_pressure_10s']}%" if "cpu_pressure_10s" in load else ""
+        log(f"{message}  [load {load['load_1m']}{pressure}]")
 
     # -- helpers --------------------------------------------------------------------------
 

@@ -147,10 +147,16 @@ async def server_settings(url: str) -> dict[str, str]:
 
 
 def machine_load() -> dict[str, Any]:
-    """CPU count and load averages (other engineers share this machine: noisy numbers)."""
+    """CPU count, load averages and CPU pressure (a shared machine gives noisy numbers)."""
     one, five, fifteen = os.getloadavg()
-    return {"cpus": os.cpu_count(), "load_1m": round(one, 2), "load_5m": round(five, 2),
-            "load_15m": round(fifteen, 2)}
+    load: dict[str, Any] = {"cpus": os.cpu_count(), "load_1m": round(one, 2), "load_5m": round(five, 2),
+                            "load_15m": round(fifteen, 2)}
+    try:  # Linux pressure stall info: % of the last 10 s some task waited for a CPU
+        some = Path("/proc/pressure/cpu").read_text().splitlines()[0]
+        load["cpu_pressure_10s"] = float(some.split()[1].split("=")[1])
+    except (OSError, IndexError, ValueError):
+        pass
+    return load
 
 
 class BackendCpu:
