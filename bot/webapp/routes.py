@@ -93,14 +93,14 @@ async def api_middleware(request: web.Request,
     try:
         response = await handler(request)
     except AuthError as exc:
-        log.info("webapp auth refused path=%s code=%s", request.path, exc.code)
+        log.info("webapp auth refused", extra={"path": request.path, "outcome": f"refused:{exc.code}"})
         headers = {"WWW-Authenticate": "tma"} if exc.http_status == 401 else None
         return error_response(exc.http_status, exc.code, exc.message, headers=headers)
     except ApiError as exc:
         return error_response(exc.status, exc.code, exc.message, exc.detail)
     except GameError as exc:
-        log.info("webapp refused path=%s code=%s latency_ms=%.1f", request.path, exc.code,
-                 (time.perf_counter() - started) * 1000)
+        log.info("webapp refused", extra={"path": request.path, "outcome": f"refused:{exc.code}",
+                                          "latency_ms": round((time.perf_counter() - started) * 1000, 1)})
         return game_error_response(exc)
     except web.HTTPException as exc:
         if exc.status < 400:
@@ -109,7 +109,7 @@ async def api_middleware(request: web.Request,
         headers = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
         return error_response(exc.status, code, exc.reason, headers=headers)
     except Exception:
-        log.exception("webapp internal error path=%s", request.path)
+        log.exception("webapp internal error", extra={"path": request.path})
         return error_response(500, "internal_error", "Something went wrong on our side.")
     response.headers.update(NO_STORE)
     return response
@@ -153,8 +153,8 @@ async def post_participation(request: web.Request) -> web.Response:
                        {"argument": IDEMPOTENCY_KEY_HEADER})
     result = await request.app[GAME_KEY].participate(identity.telegram_id, waifu_id, event_code,
                                                      REQUEST_KEY_PREFIX + key)
-    log.info("webapp participate user=%s waifu=%s event=%s replayed=%s", identity.telegram_id, waifu_id,
-             event_code, result.get("replayed"))
+    log.info("webapp participate", extra={"user_id": identity.telegram_id, "waifu_id": waifu_id,
+                                          "event": event_code, "replayed": result.get("replayed")})
     return web.json_response(result)
 
 

@@ -332,3 +332,18 @@ def test_signing_helper_matches_aiogram():
     parsed = safe_parse_webapp_init_data(TEST_TOKEN, init_data(ANN, "Ann & <b>Co</b>"))
     assert parsed.user.id == ANN and parsed.user.first_name == "Ann & <b>Co</b>"
     assert json.loads(json.dumps(parsed.user.model_dump(exclude_none=True)))["id"] == ANN
+
+
+async def test_an_unexpected_failure_is_a_json_500_without_details(client, game, monkeypatch, caplog):
+    await new_player(game, ANN)
+
+    async def broken(telegram_id):
+        raise RuntimeError("secret internals")
+
+    monkeypatch.setattr(game, "player_profile", broken)
+    resp = await client.get("/api/me", headers=auth_header(ANN))
+    assert resp.status == 500
+    assert_no_store(resp)
+    err = await error_of(resp)
+    assert err["code"] == "internal_error" and "secret" not in json.dumps(err)
+    assert "secret internals" in caplog.text  # ...but it is in the log
