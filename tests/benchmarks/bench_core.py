@@ -440,9 +440,10 @@ class Bench:
             await common.closed_loop(participate_call(pool, "warm"), CALLERS, warmup, budget // 2)
             await refill()
             lsn = await self.wal_lsn()
-            client0 = time.process_time()
+            shares = await common.CpuShares.of(self.admin, self.db.admin_url)
+            shares.start()
             part = await common.closed_loop(participate_call(pool, "run"), CALLERS, seconds, budget)
-            part_client_cpu = (time.process_time() - client0) / part.elapsed
+            part_cores = shares.stop()
             part_wal = await self.wal_lsn() - lsn
         finally:
             await pool.close()
@@ -460,9 +461,9 @@ class Bench:
                                          init=common.init_connection)
         try:
             await common.closed_loop(ceiling_call(pool), CALLERS, warmup)
-            client0 = time.process_time()
+            shares.start()
             ceil = await common.closed_loop(ceiling_call(pool), CALLERS, seconds)
-            ceil_client_cpu = (time.process_time() - client0) / ceil.elapsed
+            ceil_cores = shares.stop()
         finally:
             await pool.close()
 
@@ -473,12 +474,12 @@ class Bench:
                       "energy": "refilled to max by a set-based UPDATE before the warm-up and the run"},
             "calls": part.calls, "errors": part.errors, "first_error": part.first_error,
             "elapsed_s": part.elapsed, "latency": part_lat, "ledger_rows": ledger, "wal_bytes": part_wal,
-            "client_cpu_cores": part_client_cpu,
+            "cores_used": part_cores,
             "sample": {"calls": sample, "server_cpu_s": part_cpu, "bare_update_server_cpu_s": bare_cpu,
                        "waifu_updates": upd, "waifu_hot_updates": hot},
             "ceiling": {"role": "superuser", "calls": ceil.calls, "errors": ceil.errors,
                         "first_error": ceil.first_error, "elapsed_s": ceil.elapsed, "latency": ceil_lat,
-                        "client_cpu_cores": ceil_client_cpu}}
+                        "cores_used": ceil_cores}}
         self.add(target_at_least("participate calls/s", round(part.per_second), 4000, "calls/s",
                                  f"{part.calls:,} calls in {part.elapsed:.1f} s, {part.errors} errors"
                                  + (f" (first: {part.first_error})" if part.first_error else "")))
@@ -491,13 +492,17 @@ class Bench:
         self.add(info("participate server CPU per call", round(part_cpu / sample * 1e6), "us",
                       f"{sample:,} calls in one rolled-back transaction (no commit, no client); "
                       f"a bare single-row UPDATE: {bare_cpu / sample * 1e6:.0f} us"))
-        self.add(info("benchmark client CPU (Python)", round(part_client_cpu, 2), "cores",
-                      f"during the participate run (ceiling run: {ceil_client_cpu:.2f}); "
-                      f"the client shares the {common.machine_load()['cpus']} cores with the server"))
+        self.add(info("cores used during the participate run", cores_text(part_cores), "",
+                      f"of {common.machine_load()['cpus']}; ceiling run: {cores_text(ceil_cores)}"))
         self.add(info("ceiling: bare UPDATE ... RETURNING", round(ceil.per_second), "calls/s",
                       f"p50 {ceil_lat['p50_ms']} ms, p99 {ceil_lat['p99_ms']} ms, {ceil.errors} errors"))
         self.add(target_at_least("participate / ceiling", round(part.per_second / ceil.per_second, 2), 0.5))
         log(f"participate {part.per_second:,.0f}/s p99 {part_lat['p99_ms']} ms; ceiling {ceil.per_second:,.0f}/s")
+
+
+def cores_text(cores: dict[str, float]) -> str:
+    """'server 1.2, client 0.3, others 0.4' (CPU seconds per second)."""
+    return ", ".join(f"{k} {v:.2f}" for k, v in cores.items() if k != "machine" and v == v)
 
 
 def seed_regen(dynamic: dict[str, Any], now: float) -> dict[str, Any] | None:

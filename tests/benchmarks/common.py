@@ -16,6 +16,9 @@ a run because a target is missed. The API, all of it:
 - `BackendCpu(conn)`: CPU seconds used by that connection's server process (local server
   only; `.available` is False otherwise): CPU cost that other load on the machine hardly
   changes, unlike wall time.
+- `CpuShares.of(conn, url)`: `.start()` / `.stop()` around a run -> cores used by this
+  Python process, by the whole PostgreSQL server behind `conn`, and by everything else
+  on the machine (local server only; otherwise only the first and the machine total).
 - `init_connection(conn)`: asyncpg JSONB <-> dict codec, as the bot registers it.
 - `closed_loop(call, callers, seconds, max_calls=None)`: `callers` concurrent tasks each
   awaiting `call(i)` back to back for `seconds`; returns a `LoadResult` (calls/s, latencies).
@@ -183,6 +186,67 @@ class BackendCpu:
             return math.nan
         fields = self.path.read_text().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _proc_cpu_seconds(pid: int | str, children: bool = False) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = int(fields[11]) + int(fields[12]) + ((int(fields[13]) + int(fields[14])) if children else 0)
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+class CpuShares:
+    """Who used the machine's CPUs during a run: this process (the benchmark client), the
+    PostgreSQL server (postmaster, its live children, and the children it reaped), and
+    everyone else. Figures in cores (CPU seconds per second of the run)."""
+
+    def __init__(self, postmaster: int | None) -> None:
+        self.postmaster = postmaster
+        self._start: tuple[float, float, float, float] | None = None
+
+    @classmethod
+    async def of(cls, conn: asyncpg.Connection, url: str) -> CpuShares:
+        backend = await BackendCpu.of(conn, url)
+        postmaster = None
+        if backend.available:
+            postmaster = int(backend.path.read_text().rsplit(")", 1)[1].split()[1])  # ppid
+        return cls(postmaster)
+
+    def _server_seconds(self) -> float:
+        if self.postmaster is None:
+            return math.nan
+        total = _proc_cpu_seconds(self.postmaster, children=True)
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                if int(fields[1]) == self.postmaster:
+                    total += _proc_cpu_seconds(entry.name)
+            except (OSError, IndexError, ValueError):
+                continue  # exited meanwhile
+        return total
+
+    @staticmethod
+    def _machine_busy_seconds() -> float:
+        values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+        idle = values[3] + (values[4] if len(values) > 4 else 0)  # idle + iowait
+        busy = sum(values[:8]) - idle  # user nice system idle iowait irq softirq steal
+        return busy / os.sysconf("SC_CLK_TCK")
+
+    def _snapshot(self) -> tuple[float, float, float, float]:
+        return (time.perf_counter(), self._machine_busy_seconds(), time.process_time(), self._server_seconds())
+
+    def start(self) -> None:
+        self._start = self._snapshot()
+
+    def stop(self) -> dict[str, float]:
+        """Cores used since start(): client, server, others, machine (of os.cpu_count())."""
+        assert self._start is not None, "start() first"
+        end = self._snapshot()
+        wall, machine, client, server = (b - a for a, b in zip(self._start, end))
+        shares = {"client": client / wall, "server": server / wall, "machine": machine / wall}
+        shares["others"] = max(0.0, shares["machine"] - shares["client"] - shares["server"])
+        return {k: round(v, 2) for k, v in shares.items()}
 
 
 async def init_connection(conn: asyncpg.Connection) -> None:
