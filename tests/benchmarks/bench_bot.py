@@ -87,6 +87,17 @@ def process_cpu(pids: list[int]) -> float | None:
     return total
 
 
+def machine_busy_cpu() -> float | None:
+    """CPU seconds all processes of the machine have used (Linux /proc/stat), None if unknown."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(v) for v in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (fields + [0] * 8)[:8]
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
 class CpuMeter:
     def __init__(self, groups: dict[str, list[int]]) -> None:
         self.groups = groups
@@ -95,6 +106,33 @@ class CpuMeter:
     def begin(self) -> None:
         self.start = {name: process_cpu(pids) for name, pids in self.groups.items()}
         self.start["bot"] = time.process_time()
+        self.start["machine"] = machine_busy_cpu()
+        self.started = time.perf_counter()
+
+    async def sample_others(self, period: float = 1.0) -> list[float | None]:
+        """Every `period` s until cancelled: cores used by other processes in that second."""
+        samples: list[float | None] = []
+        try:
+            while True:
+                self.begin()
+                await asyncio.sleep(period)
+                samples.append(self.others_cores())
+        except asyncio.CancelledError:
+            return samples
+
+    def others_cores(self) -> float | None:
+        """Cores used on average by every other process of the machine since `begin`."""
+        ours = 0.0
+        for name, pids in self.groups.items():
+            now, before = process_cpu(pids), self.start.get(name)
+            if now is None or before is None:
+                return None
+            ours += now - before
+        ours += time.process_time() - (self.start["bot"] or 0.0)
+        machine, before = machine_busy_cpu(), self.start.get("machine")
+        if machine is None or before is None:
+            return None
+        return round(max(0.0, machine - before - ours) / (time.perf_counter() - self.started), 2)
 
     def per_update_ms(self, updates: int) -> dict[str, float | None]:
         used: dict[str, float | None] = {"bot": time.process_time() - self.start["bot"]}
@@ -255,6 +293,7 @@ async def run(args: argparse.Namespace) -> None:
             pauses.reset()
             closed = await drive(dp, bot, players, seconds)
             closed_cpu = meter.per_update_ms(len(closed.latencies))
+            closed_others = meter.others_cores()
             closed_gc = pauses.summary()
             if profiler is not None:
                 profiler.disable()
@@ -264,8 +303,13 @@ async def run(args: argparse.Namespace) -> None:
             # Phase 2: latency at a fixed rate.
             meter.begin()
             pauses.reset()
+            sampler_meter = CpuMeter(meter.groups)
+            sampler = asyncio.create_task(sampler_meter.sample_others())
             paced = await drive(dp, bot, players, seconds, rate=args.rate)
             paced_cpu = meter.per_update_ms(len(paced.latencies))
+            paced_others = meter.others_cores()
+            sampler.cancel()
+            others_by_second = await sampler
             paced_gc = pauses.summary()
             pauses.close()
             applied = await admin.fetchval("SELECT count(*) FROM game.participations") - ledger_before
@@ -294,6 +338,10 @@ async def run(args: argparse.Namespace) -> None:
         info(f"p50 latency at {args.rate:g} upd/s", round(paced.p(50), 2), "ms"),
         info(f"p90 / max latency at {args.rate:g} upd/s", f"{paced.p(90):.1f} / {max(paced.latencies) * 1000:.1f}",
              "ms"),
+        info("other processes' CPU (phase 1 | phase 2)", f"{closed_others} | {paced_others}", "cores",
+             note=f"of {os.cpu_count()}: everything on this machine but the bot, the stand-in and their "
+                  "PostgreSQL backends (others' tests, PostgreSQL's own workers, the kernel)"),
+        busy_seconds(paced, others_by_second),
         info("full GC passes (phase 1 | phase 2)", f"{closed_gc} | {paced_gc}", "",
              note="gc.freeze() after start-up" + (" OFF (--no-gc-freeze)" if args.no_gc_freeze else "")),
     ]
@@ -322,8 +370,19 @@ async def run(args: argparse.Namespace) -> None:
         "machine_after_phase_1": load_after_closed, "machine_after_phase_2": load, "postgres": pg,
         "cpu_ms_per_update_phase_2": paced_cpu,
         "phase_2_slow_updates_by_second": slow_by_second(paced.timeline),
+        "phase_2_other_processes_cores_by_second": others_by_second,
         "path": "feed_raw_update -> handler -> asyncpg -> HTTP to the stand-in (separate process)",
     })
+
+
+def busy_seconds(paced: Run, others: list[float | None]) -> Metric:
+    """Phase 2's slow updates set beside the seconds when other processes took a core or more."""
+    slow = slow_by_second(paced.timeline)
+    busy = {str(n) for n, cores in enumerate(others) if cores is not None and cores >= 1.0}
+    slow_total = sum(slow.values())
+    in_busy = sum(count for second, count in slow.items() if second in busy or str(int(second) - 1) in busy)
+    return info("phase 2: seconds others took >= 1 core", f"{len(busy)} of {len(others)}", "",
+                note=f"{in_busy} of the {slow_total} updates over 50 ms came in such a second or the one after")
 
 
 def slow_by_second(timeline: list[tuple[float, float]], slow: float = 0.05) -> dict[str, int]:
