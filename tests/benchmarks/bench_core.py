@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import statistics
 import sys
 import time
@@ -493,7 +494,10 @@ class Bench:
                       f"{sample:,} calls in one rolled-back transaction (no commit, no client); "
                       f"a bare single-row UPDATE: {bare_cpu / sample * 1e6:.0f} us"))
         self.add(info("cores used during the participate run", cores_text(part_cores), "",
-                      f"of {common.machine_load()['cpus']}; ceiling run: {cores_text(ceil_cores)}"))
+                      f"of {common.machine_load()['cpus']}; per call: server {per_call_us(part_cores, 'server', part)}, "
+                      f"client {per_call_us(part_cores, 'client', part)}. Ceiling run: {cores_text(ceil_cores)}; "
+                      f"per call: server {per_call_us(ceil_cores, 'server', ceil)}, "
+                      f"client {per_call_us(ceil_cores, 'client', ceil)}"))
         self.add(info("ceiling: bare UPDATE ... RETURNING", round(ceil.per_second), "calls/s",
                       f"p50 {ceil_lat['p50_ms']} ms, p99 {ceil_lat['p99_ms']} ms, {ceil.errors} errors"))
         self.add(target_at_least("participate / ceiling", round(part.per_second / ceil.per_second, 2), 0.5))
@@ -503,6 +507,12 @@ class Bench:
 def cores_text(cores: dict[str, float]) -> str:
     """'server 1.2, client 0.3, others 0.4' (CPU seconds per second)."""
     return ", ".join(f"{k} {v:.2f}" for k, v in cores.items() if k != "machine" and v == v)
+
+
+def per_call_us(cores: dict[str, float], who: str, run: common.LoadResult) -> str:
+    """CPU microseconds per call of `who` during `run`."""
+    value = cores.get(who, math.nan) / run.per_second * 1e6 if run.per_second else math.nan
+    return "n/a" if math.isnan(value) else f"{value:.0f} us"
 
 
 def seed_regen(dynamic: dict[str, Any], now: float) -> dict[str, Any] | None:
