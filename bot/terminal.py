@@ -1,8 +1,7 @@
 """Play in the terminal, without Telegram: `python -m bot.terminal`.
 
 The real dispatcher, handlers and database; Telegram is replaced by the local Bot API
-stand-in the tests use (tests/bot/telegram_stub.py, so run this from a checkout of the
-repository). What you type becomes a Telegram update; what the bot sends over HTTP to
+stand-in the tests use (bot/local_botapi.py). What you type becomes a Telegram update; what the bot sends over HTTP to
 the stand-in is printed here, buttons numbered.
 
     /start, /menu, /profile, /events, /help, any text   sent as a message
@@ -27,11 +26,7 @@ from pydantic import SecretStr
 from bot.app import connect_game, create_bot, create_dispatcher
 from bot.config import Settings
 
-try:
-    from tests.bot.telegram_stub import Player, TelegramStub
-except ImportError as exc:  # pragma: no cover - only outside a repository checkout
-    raise SystemExit("bot.terminal needs the repository checkout (tests/bot/telegram_stub.py): "
-                     "run it from the project's root folder") from exc
+from bot.local_botapi import Player, TelegramStub
 
 
 class Style:

@@ -104,6 +104,7 @@ async def init_connection(conn: asyncpg.Connection) -> None:
 RESET_SQL = """
 TRUNCATE game.stat_corrections, game.participations, game.waifus, game.players RESTART IDENTITY CASCADE;
 DELETE FROM game.events WHERE code NOT IN ('walk', 'cafe', 'training', 'movie', 'gift');
+UPDATE game.events SET starts_at = NULL, ends_at = NULL WHERE starts_at IS NOT NULL OR ends_at IS NOT NULL;
 """
 
 

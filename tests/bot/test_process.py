@@ -18,7 +18,7 @@ import aiohttp
 import asyncpg
 import pytest
 
-from tests.bot.telegram_stub import TelegramStub
+from bot.local_botapi import TelegramStub
 
 ROOT = Path(__file__).resolve().parents[2]
 WEBHOOK_URL = "https://bot.example.test/telegram/webhook"
