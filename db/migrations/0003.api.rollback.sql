@@ -9,6 +9,7 @@ DROP FUNCTION api.adopt_waifu(bigint, text, text);
 DROP FUNCTION api.waifu_templates();
 DROP FUNCTION api.register_player(bigint, text, text, text);
 DROP FUNCTION api.player_profile(bigint, timestamptz);
+DROP FUNCTION game.require_waifu(bigint, bigint);
 DROP FUNCTION game.waifu_not_found(bigint);
 DROP FUNCTION game.require_player(bigint);
 DROP FUNCTION game.check_text(text, text, integer, boolean);

@@ -54,6 +54,27 @@ END
 $$;
 COMMENT ON FUNCTION game.waifu_not_found(bigint) IS 'Raises WF004 (also for another player''s waifu: no leak).';
 
+CREATE FUNCTION game.require_waifu(waifu_id bigint, owner_id bigint DEFAULT NULL) RETURNS game.waifus
+    LANGUAGE plpgsql STABLE
+AS $$
+DECLARE
+    w game.waifus;
+BEGIN
+    SELECT * INTO w FROM game.waifus AS x
+    WHERE x.id = require_waifu.waifu_id
+      AND (require_waifu.owner_id IS NULL OR x.owner_id = require_waifu.owner_id);
+    IF NOT FOUND THEN
+        IF require_waifu.owner_id IS NOT NULL THEN
+            PERFORM game.require_player(require_waifu.owner_id);  -- WF005 before WF004
+        END IF;
+        PERFORM game.waifu_not_found(require_waifu.waifu_id);
+    END IF;
+    RETURN w;
+END
+$$;
+COMMENT ON FUNCTION game.require_waifu(bigint, bigint) IS
+    'The waifu (owned by owner_id when given), or WF005 (owner not registered) / WF004.';
+
 -- api.player_profile -------------------------------------------------------------------
 CREATE FUNCTION api.player_profile(telegram_id bigint, now timestamptz DEFAULT now())
     RETURNS jsonb
@@ -189,12 +210,8 @@ CREATE FUNCTION api.waifu_stats(waifu_id bigint, now timestamptz DEFAULT now()) 
     LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = ''
 AS $$
 DECLARE
-    w game.waifus;
+    w game.waifus := game.require_waifu(waifu_stats.waifu_id);
 BEGIN
-    SELECT * INTO w FROM game.waifus AS x WHERE x.id = waifu_stats.waifu_id;
-    IF NOT FOUND THEN
-        PERFORM game.waifu_not_found(waifu_stats.waifu_id);
-    END IF;
     RETURN game.stats_json(w, game.regen(w.dynamic, waifu_stats.now), waifu_stats.now);
 END
 $$;
@@ -212,14 +229,8 @@ CREATE FUNCTION api.player_waifu_stats(telegram_id bigint, waifu_id bigint, now 
     LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = ''
 AS $$
 DECLARE
-    w game.waifus;
+    w game.waifus := game.require_waifu(player_waifu_stats.waifu_id, player_waifu_stats.telegram_id);
 BEGIN
-    PERFORM game.require_player(player_waifu_stats.telegram_id);
-    SELECT * INTO w FROM game.waifus AS x
-    WHERE x.id = player_waifu_stats.waifu_id AND x.owner_id = player_waifu_stats.telegram_id;
-    IF NOT FOUND THEN
-        PERFORM game.waifu_not_found(player_waifu_stats.waifu_id);
-    END IF;
     RETURN game.stats_json(w, game.regen(w.dynamic, player_waifu_stats.now), player_waifu_stats.now);
 END
 $$;
@@ -231,43 +242,44 @@ Errors: WF005 not registered; WF004 waifu not found or another player's.$$;
 
 -- api.available_events -----------------------------------------------------------------
 CREATE FUNCTION game.events_for(w game.waifus, at timestamptz) RETURNS jsonb
-    LANGUAGE sql STABLE
-RETURN (
-    SELECT coalesce(jsonb_agg(jsonb_build_object(
-            'code', e.code,
-            'title', e.title,
-            'energy_cost', e.energy_cost,
-            'xp_reward', e.xp_reward,
-            'mood_delta', e.mood_delta,
-            'loyalty_delta', e.loyalty_delta,
-            'cooldown_seconds', extract(epoch FROM e.cooldown)::integer,
-            'cooldown_remaining_seconds',
-                greatest(0, ceil(extract(epoch FROM (c.last_at + e.cooldown - at))))::integer,
-            'available_at', CASE WHEN c.last_at + e.cooldown > at THEN c.last_at + e.cooldown END,
-            'starts_at', e.starts_at,
-            'ends_at', e.ends_at,
-            'enough_energy', (game.regen(w.dynamic, at) ->> 'energy')::integer >= e.energy_cost)
-            ORDER BY e.energy_cost, e.code), '[]'::jsonb)
-    FROM game.events AS e
-    LEFT JOIN LATERAL (
-        SELECT max(p.participated_at) AS last_at
-        FROM game.participations AS p
-        WHERE p.waifu_id = w.id AND p.event_code = e.code) AS c ON true
-    WHERE (e.starts_at IS NULL OR e.starts_at <= at)
-      AND (e.ends_at IS NULL OR at < e.ends_at)
-);
+    LANGUAGE plpgsql STABLE
+AS $$
+BEGIN
+    -- PL/pgSQL rather than a SQL body: a SQL function with a sub-select is planned again
+    -- on every call; PL/pgSQL caches the plan per session.
+    RETURN (
+        SELECT coalesce(jsonb_agg(jsonb_build_object(
+                'code', e.code,
+                'title', e.title,
+                'energy_cost', e.energy_cost,
+                'xp_reward', e.xp_reward,
+                'mood_delta', e.mood_delta,
+                'loyalty_delta', e.loyalty_delta,
+                'cooldown_seconds', extract(epoch FROM e.cooldown)::integer,
+                'cooldown_remaining_seconds',
+                    greatest(0, ceil(extract(epoch FROM (c.last_at + e.cooldown - events_for.at))))::integer,
+                'available_at', CASE WHEN c.last_at + e.cooldown > events_for.at THEN c.last_at + e.cooldown END,
+                'starts_at', e.starts_at,
+                'ends_at', e.ends_at,
+                'enough_energy', (game.regen(events_for.w.dynamic, events_for.at) ->> 'energy')::integer >= e.energy_cost)
+                ORDER BY e.energy_cost, e.code), '[]'::jsonb)
+        FROM game.events AS e
+        LEFT JOIN LATERAL (
+            SELECT max(p.participated_at) AS last_at
+            FROM game.participations AS p
+            WHERE p.waifu_id = events_for.w.id AND p.event_code = e.code) AS c ON true
+        WHERE (e.starts_at IS NULL OR e.starts_at <= events_for.at)
+          AND (e.ends_at IS NULL OR events_for.at < e.ends_at));
+END
+$$;
 COMMENT ON FUNCTION game.events_for(game.waifus, timestamptz) IS 'Open events with this waifu''s cooldowns.';
 
 CREATE FUNCTION api.available_events(waifu_id bigint, now timestamptz DEFAULT now()) RETURNS jsonb
     LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = ''
 AS $$
 DECLARE
-    w game.waifus;
+    w game.waifus := game.require_waifu(available_events.waifu_id);
 BEGIN
-    SELECT * INTO w FROM game.waifus AS x WHERE x.id = available_events.waifu_id;
-    IF NOT FOUND THEN
-        PERFORM game.waifu_not_found(available_events.waifu_id);
-    END IF;
     RETURN game.events_for(w, available_events.now);
 END
 $$;
@@ -284,14 +296,8 @@ CREATE FUNCTION api.player_available_events(telegram_id bigint, waifu_id bigint,
     LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = ''
 AS $$
 DECLARE
-    w game.waifus;
+    w game.waifus := game.require_waifu(player_available_events.waifu_id, player_available_events.telegram_id);
 BEGIN
-    PERFORM game.require_player(player_available_events.telegram_id);
-    SELECT * INTO w FROM game.waifus AS x
-    WHERE x.id = player_available_events.waifu_id AND x.owner_id = player_available_events.telegram_id;
-    IF NOT FOUND THEN
-        PERFORM game.waifu_not_found(player_available_events.waifu_id);
-    END IF;
     RETURN game.events_for(w, player_available_events.now);
 END
 $$;
@@ -330,8 +336,7 @@ BEGIN
     WHERE x.id = participate_in_event.waifu_id AND x.owner_id = participate_in_event.telegram_id
     FOR UPDATE;
     IF NOT FOUND THEN
-        PERFORM game.require_player(participate_in_event.telegram_id);  -- WF005 first if unregistered
-        PERFORM game.waifu_not_found(participate_in_event.waifu_id);
+        PERFORM game.require_waifu(participate_in_event.waifu_id, participate_in_event.telegram_id);  -- raises
     END IF;
 
     SELECT * INTO prior FROM game.participations AS p
