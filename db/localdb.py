@@ -43,6 +43,19 @@ SERVER_SETTINGS = {
 }
 
 
+def with_user(url: str, user: str, password: str | None = None) -> str:
+    """`url` with its user (and password) replaced."""
+    from urllib.parse import quote, urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    credentials = quote(user, safe="") + (f":{quote(password, safe='')}" if password else "")
+    netloc = credentials + "@" + host + (f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
 class LocalDbError(RuntimeError):
     """A problem the user can fix; the message says how."""
 

@@ -14,7 +14,6 @@ import os
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
@@ -32,15 +31,6 @@ class TestDatabase:
     admin_url: str  # superuser: migrations, fixtures, assertions
     bot_url: str  # the bot's role: what the application really connects as
     source: str
-
-
-def _with_user(url: str, user: str, password: str | None) -> str:
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    netloc = user + (f":{password}" if password else "") + "@" + host + (f":{parts.port}" if parts.port else "")
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
 def _docker_engine_answers() -> bool:
@@ -93,7 +83,7 @@ def _prepare(admin_url: str, source: str) -> TestDatabase:
         cur.execute(f"ALTER ROLE {BOT_ROLE} PASSWORD %s", (BOT_PASSWORD,))
         cur.execute("CREATE EXTENSION IF NOT EXISTS plpgsql_check")
     conn.close()
-    return TestDatabase(admin_url, _with_user(admin_url, BOT_ROLE, BOT_PASSWORD), source)
+    return TestDatabase(admin_url, localdb.with_user(admin_url, BOT_ROLE, BOT_PASSWORD), source)
 
 
 async def init_connection(conn: asyncpg.Connection) -> None:
