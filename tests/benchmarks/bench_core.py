@@ -336,21 +336,23 @@ class Bench:
     async def idle_ticks(self) -> None:
         runs = self.args.idle_runs
         self.phase("idle_tick", f"restore tick, none due: {runs} runs")
-        # State: the 5% below max, restored at self.clock (clock 30.5 s old): not due.
-        await self.arm()
-        await self.timed(TICK_SQL, self.clock)
         # Between ticks in production nothing vacuums: the previous tick's 50,000 dead row
-        # versions are still in the table and its partial index when the next tick looks.
-        unvacuumed = await self.idle_runs(runs, self.clock)
+        # versions are still in the table and its partial index when the next tick looks,
+        # and only the first look pays for them (it prunes the heap pages it visits).
+        first_looks = []
+        for _ in range(3):
+            await self.arm()
+            await self.timed(TICK_SQL, self.clock)  # restores the 5%: their clocks are now 30.5 s old
+            first_looks.extend(await self.idle_runs(1, self.clock))
         await self.vacuum()
         times = await self.idle_runs(runs, self.clock)
         self.context["idle_tick_runs_s"] = times
-        self.context["idle_tick_unvacuumed_runs_s"] = unvacuumed
+        self.context["idle_tick_first_after_a_tick_s"] = first_looks
         self.add(target_at_most("restore tick, none due", round(statistics.median(times) * 1000, 2), 20, "ms",
                                 f"after VACUUM; median of {runs}, max {max(times) * 1000:.1f} ms"))
-        self.add(info("restore tick, none due, before VACUUM", round(statistics.median(unvacuumed) * 1000, 1), "ms",
-                      "right after a 5% tick, its dead row versions not yet vacuumed (production between "
-                      f"autovacuums); median of {runs}"))
+        self.add(info("restore tick, none due, before VACUUM", round(statistics.median(first_looks) * 1000, 1), "ms",
+                      "the first tick after a 5% tick, whose dead row versions are not vacuumed yet (production "
+                      "between autovacuums); median of 3: " + ", ".join(f"{t * 1000:.1f}" for t in first_looks)))
 
     async def idle_runs(self, runs: int, at: datetime) -> list[float]:
         times = []
