@@ -464,9 +464,11 @@ class Bench:
                                          init=common.init_connection)
         try:
             await common.closed_loop(ceiling_call(pool), CALLERS, warmup)
+            lsn = await self.wal_lsn()
             shares.start()
             ceil = await common.closed_loop(ceiling_call(pool), CALLERS, seconds)
             ceil_cores = shares.stop()
+            ceil_wal = await self.wal_lsn() - lsn
         finally:
             await pool.close()
 
@@ -482,6 +484,7 @@ class Bench:
                        "waifu_updates": upd, "waifu_hot_updates": hot},
             "ceiling": {"role": "superuser", "calls": ceil.calls, "errors": ceil.errors,
                         "first_error": ceil.first_error, "elapsed_s": ceil.elapsed, "latency": ceil_lat,
+                        "wal_bytes": ceil_wal,
                         "cores_used": ceil_cores}}
         self.add(target_at_least("participate calls/s", round(part.per_second), 4000, "calls/s",
                                  f"{part.calls:,} calls in {part.elapsed:.1f} s, {part.errors} errors"
@@ -491,7 +494,8 @@ class Bench:
         self.add(info("participate p50", part_lat["p50_ms"], "ms"))
         self.add(target_at_most("participate p99", part_lat["p99_ms"], 30, "ms"))
         self.add(info("participate WAL per call", round(part_wal / max(part.calls, 1)), "bytes",
-                      f"HOT updates of game.waifus: {hot:,} of {upd:,} (sample of {sample:,} calls, rolled back)"))
+                      f"ceiling: {ceil_wal / max(ceil.calls, 1):.0f} bytes; HOT updates of game.waifus: "
+                      f"{hot:,} of {upd:,} (sample of {sample:,} calls, rolled back)"))
         self.add(info("participate server CPU per call", round(part_cpu / sample * 1e6), "us",
                       f"{sample:,} calls in one rolled-back transaction (no commit, no client); "
                       f"a bare single-row UPDATE: {bare_cpu / sample * 1e6:.0f} us"))
