@@ -57,7 +57,7 @@ ARMED_AGE_SECONDS = 630.5  # 10 whole minutes to restore and a partial one that 
 REGEN_SECONDS = 60  # only the seed's Python rule and the arming use it; the SQL reads game.energy_regen_seconds()
 MAX_ENERGY = 100
 EVENT_CODE = "bench"
-EVENT_COST = 1  # 100 energy = 100 calls per waifu; the run stops at 95 (see participate_budget)
+EVENT_COST = 1  # 100 energy = 100 calls per waifu; the run stops at 95 (see participate())
 POOL_SIZE = 10
 CALLERS = 50
 
@@ -132,7 +132,6 @@ PARTICIPATE_CEILING_SQL = """
 UPDATE game.waifus SET dynamic = jsonb_set(dynamic, '{xp}', to_jsonb((dynamic ->> 'xp')::bigint + 5))
 WHERE id = $1 RETURNING dynamic
 """
-
 
 
 def log(message: str) -> None:
