@@ -7,6 +7,7 @@ DROP TABLE game.events;
 DROP TABLE game.waifus;
 DROP TABLE game.waifu_templates;
 DROP TABLE game.players;
+DROP FUNCTION game.dynamic_is_valid(jsonb);
 DROP FUNCTION game.level_start_xp(integer);
 DROP FUNCTION game.level_for_xp(bigint);
 DROP FUNCTION game.max_stat();

@@ -387,9 +387,11 @@ BEGIN
                           + game.energy_regen_seconds() * (e.energy_cost - energy_now))::double precision))::text;
     END IF;
 
-    -- The one write: restore and spend in a single statement on the locked row.
+    -- The one write: restore and spend in a single statement on the locked row (`before`
+    -- is that row's stats restored to now; passing it, not the column, lets the planner
+    -- inline game.apply_event).
     UPDATE game.waifus AS x
-    SET dynamic = game.apply_event(game.regen(x.dynamic, participate_in_event.now), e, participate_in_event.now)
+    SET dynamic = game.apply_event(before, e, participate_in_event.now)
     WHERE x.id = w.id
     RETURNING x.* INTO w;
     after := w.dynamic;

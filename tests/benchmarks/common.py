@@ -40,7 +40,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import asyncpg
 
@@ -87,16 +87,6 @@ def parse_settings(pairs: list[str]) -> dict[str, str]:
     return out
 
 
-def with_user(url: str, user: str, password: str | None = None) -> str:
-    """`url` with its user (and password) replaced."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    netloc = user + (f":{password}" if password else "") + "@" + host + (f":{parts.port}" if parts.port else "")
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
-
-
 @contextmanager
 def bench_database(
     name: str, database_url: str | None = None, bot_url: str | None = None, keep: bool = False,
@@ -107,7 +97,7 @@ def bench_database(
         if settings:
             raise SystemExit("server settings (--set) apply only to the benchmark's own local cluster")
         migrate.apply(database_url)
-        yield BenchDatabase(database_url, bot_url or with_user(database_url, localdb.BOT_ROLE), "--database-url")
+        yield BenchDatabase(database_url, bot_url or localdb.with_user(database_url, localdb.BOT_ROLE), "--database-url")
         return
     cluster = localdb.cluster(name)
     cluster.destroy()  # a fresh cluster: the settings are PostgreSQL's defaults, nothing left over

@@ -16,7 +16,8 @@ import asyncpg
 import psycopg2
 import pytest
 
-from tests.conftest import _with_user, init_connection
+from db.localdb import with_user
+from tests.conftest import init_connection
 
 T0 = datetime(2100, 1, 1, 10, 0, 0, tzinfo=timezone.utc)
 MAX_ENERGY = 100
@@ -38,7 +39,7 @@ def ts(value: str | None) -> datetime | None:
 
 async def snapshot(conn: asyncpg.Connection) -> dict[str, list[dict[str, Any]]]:
     """Every row of every game table, in primary-key order."""
-    return {t: [dict(r) for r in await conn.fetch(f"SELECT * FROM game.{t} ORDER BY 1")] for t in GAME_TABLES}
+    return {t: [dict(r) for r in await conn.fetch(f"SELECT * FROM game.{t} AS r ORDER BY r::text")] for t in GAME_TABLES}
 
 
 async def refused(admin: asyncpg.Connection, sqlstate: str, call: Awaitable[Any]) -> dict[str, Any]:
@@ -114,7 +115,7 @@ def operator_url(database) -> Iterator[str]:
         cur.execute(f"DROP ROLE IF EXISTS {OPERATOR_ROLE}")
         cur.execute(f"CREATE ROLE {OPERATOR_ROLE} LOGIN PASSWORD %s IN ROLE waifu_ops", (OPERATOR_PASSWORD,))
     conn.close()
-    yield _with_user(database.admin_url, OPERATOR_ROLE, OPERATOR_PASSWORD)
+    yield with_user(database.admin_url, OPERATOR_ROLE, OPERATOR_PASSWORD)
     with psycopg2.connect(database.admin_url) as conn, conn.cursor() as cur:
         cur.execute(f"DROP ROLE IF EXISTS {OPERATOR_ROLE}")
     conn.close()
