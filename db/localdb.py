@@ -38,6 +38,9 @@ SERVER_SETTINGS = {
     "cron.max_running_jobs": "4",
     "max_worker_processes": "16",
     "max_connections": "200",
+    # The default 128MB is smaller than 1M waifus plus indexes; measured ~10% less CPU
+    # per restore tick with 512MB (not a durability setting).
+    "shared_buffers": "'512MB'",
     "log_min_messages": "warning",
     "log_line_prefix": "'%m [%p] %q%u@%d '",
 }
