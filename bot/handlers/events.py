@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from aiogram import Router
 from aiogram.filters import Command
@@ -10,7 +11,7 @@ from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 
 from bot import keyboards
 from bot.game import Game
-from bot.handlers.common import Responder, request_key
+from bot.handlers.common import Responder, for_one_waifu, request_key
 from bot.logs import UpdateLog
 from bot.texts import Html, Texts
 
@@ -24,16 +25,10 @@ async def _events_screen(game: Game, telegram_id: int, waifu_id: int,
 
 
 async def events_command(message: Message, game: Game, texts: Texts, responder: Responder) -> None:
-    if message.from_user is None:
-        return
-    profile = await game.player_profile(message.from_user.id)
-    waifus = profile["waifus"]
-    if not waifus:
-        await responder.send(texts("menu_no_waifu", name=message.from_user.first_name))
-    elif len(waifus) == 1:
-        await responder.send(*await _events_screen(game, message.from_user.id, waifus[0]["waifu_id"], texts))
-    else:
-        await responder.send(texts("pick_waifu"), keyboards.waifu_picker(texts, waifus, keyboards.Events))
+    async def screen(stats: dict[str, Any]) -> tuple[Html, InlineKeyboardMarkup]:
+        return await _events_screen(game, stats["owner_id"], stats["waifu_id"], texts)
+
+    await for_one_waifu(message, game, texts, responder, keyboards.Events, screen)
 
 
 async def events_button(query: CallbackQuery, callback_data: keyboards.Events, game: Game, texts: Texts,

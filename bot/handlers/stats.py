@@ -2,27 +2,23 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiogram import Router
 from aiogram.filters import Command
-from aiogram.types import CallbackQuery, Message
+from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 
 from bot import keyboards
 from bot.game import Game
-from bot.handlers.common import Responder
+from bot.handlers.common import Responder, for_one_waifu
 from bot.texts import Texts
 
 
 async def profile_command(message: Message, game: Game, texts: Texts, responder: Responder) -> None:
-    if message.from_user is None:
-        return
-    profile = await game.player_profile(message.from_user.id)
-    waifus = profile["waifus"]
-    if not waifus:
-        await responder.send(texts("menu_no_waifu", name=message.from_user.first_name))
-    elif len(waifus) == 1:
-        await responder.send(texts.card(waifus[0]), keyboards.card(texts, waifus[0]["waifu_id"]))
-    else:
-        await responder.send(texts("pick_waifu"), keyboards.waifu_picker(texts, waifus, keyboards.Card))
+    async def card(stats: dict[str, Any]) -> tuple[str, InlineKeyboardMarkup]:
+        return texts.card(stats), keyboards.card(texts, stats["waifu_id"])
+
+    await for_one_waifu(message, game, texts, responder, keyboards.Card, card)
 
 
 async def card_button(query: CallbackQuery, callback_data: keyboards.Card, game: Game, texts: Texts,
