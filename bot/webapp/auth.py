@@ -135,10 +135,3 @@ class Authenticator:
             raise AuthExpired("initData is too old: close the app and open it again from the bot.")
         return identity
 
-
-def authenticate(header: str | None, bot_token: str | None, *, max_age_seconds: int,
-                 now: float | None = None) -> WebAppIdentity:
-    """The identity behind an Authorization header, checked in full (no cache)."""
-    if not bot_token:
-        raise AuthNotConfigured("The web app is not configured on this server (BOT_TOKEN is not set).")
-    return validate_init_data(init_data_from_header(header), bot_token, max_age_seconds=max_age_seconds, now=now)
