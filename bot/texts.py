@@ -60,8 +60,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "card_energy": "⚡ Energy {bar} {energy}/{max_energy}",
         "card_energy_next": "   next +1 in {next} · full in {full}",
         "card_energy_full": "   full",
-        "card_mood": "😊 Mood {bar} {mood}/100",
-        "card_loyalty": "💞 Loyalty {bar} {loyalty}/100",
+        "card_mood": "😊 Mood {bar} {mood}/{max_stat}",
+        "card_loyalty": "💞 Loyalty {bar} {loyalty}/{max_stat}",
         "refreshed_toast": "Up to date",
         # events
         "events_title": "<b>Events for {name}</b> (⚡ {energy}/{max_energy})",
@@ -250,8 +250,9 @@ class Texts:
         else:
             lines.append(self("card_energy_full"))
         lines += [
-            self("card_mood", bar=bar(s["mood"], 100), mood=s["mood"]),
-            self("card_loyalty", bar=bar(s["loyalty"], 100), loyalty=s["loyalty"]),
+            self("card_mood", bar=bar(s["mood"], s["max_stat"]), mood=s["mood"], max_stat=s["max_stat"]),
+            self("card_loyalty", bar=bar(s["loyalty"], s["max_stat"]), loyalty=s["loyalty"],
+                 max_stat=s["max_stat"]),
         ]
         return self.lines(lines)
 

@@ -209,6 +209,7 @@ BEGIN
         'next_level_xp', game.level_start_xp(level + 1),
         'energy', energy,
         'max_energy', game.max_energy(),
+        'max_stat', game.max_stat(),
         'mood', (stats_json.dynamic ->> 'mood')::integer,
         'loyalty', (stats_json.dynamic ->> 'loyalty')::integer,
         'next_energy_at', CASE WHEN energy < game.max_energy()

@@ -220,7 +220,8 @@ GRANT EXECUTE ON FUNCTION api.waifu_stats(bigint, timestamptz) TO waifu_bot, wai
 COMMENT ON FUNCTION api.waifu_stats(bigint, timestamptz) IS
 $$Stats of one waifu, effective as of now (energy restored up to that moment).
 Returns {waifu_id, owner_id, name, template_code, xp, level, level_xp, next_level_xp, energy,
-max_energy, mood, loyalty, next_energy_at, full_energy_at, as_of}; the two times are null when full.
+max_energy, max_stat (the cap of mood and loyalty), mood, loyalty, next_energy_at, full_energy_at, as_of};
+the two times are null when full.
 Errors: WF004 waifu not found.$$;
 
 -- api.player_waifu_stats ---------------------------------------------------------------

@@ -10,13 +10,11 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import asyncpg
-import pytest
 
 from bot.local_botapi import TelegramStub
 
@@ -62,14 +60,6 @@ class BotProcess:
 
     def log_lines(self) -> list[dict[str, Any]]:
         return [json.loads(line) for line in self.stderr.decode().splitlines() if line.startswith("{")]
-
-
-@pytest.fixture
-async def stub() -> AsyncIterator[TelegramStub]:
-    s = TelegramStub()
-    await s.start()
-    yield s
-    await s.stop()
 
 
 async def start_bot(stub: TelegramStub, database, tmp_path: Path, **env: str) -> BotProcess:

@@ -271,8 +271,8 @@
     const levelSpan = s.next_level_xp - s.level_xp;
     setBar(refs.node, "xp", s.xp - s.level_xp, levelSpan, `${s.xp} / ${s.next_level_xp}`);
     setBar(refs.node, "energy", s.energy, s.max_energy, `${s.energy} / ${s.max_energy}`);
-    setBar(refs.node, "mood", s.mood, 100, `${s.mood} / 100`);
-    setBar(refs.node, "loyalty", s.loyalty, 100, `${s.loyalty} / 100`);
+    setBar(refs.node, "mood", s.mood, s.max_stat, `${s.mood} / ${s.max_stat}`);
+    setBar(refs.node, "loyalty", s.loyalty, s.max_stat, `${s.loyalty} / ${s.max_stat}`);
   }
 
   function eventTerms(e) {
@@ -375,7 +375,7 @@
   }
 
   const STAT_FIELDS = ["waifu_id", "owner_id", "name", "template_code", "xp", "level", "level_xp", "next_level_xp",
-    "energy", "max_energy", "mood", "loyalty", "next_energy_at", "full_energy_at", "as_of"];
+    "energy", "max_energy", "max_stat", "mood", "loyalty", "next_energy_at", "full_energy_at", "as_of"];
 
   function pickStats(result) {
     const stats = {};
