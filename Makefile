@@ -76,7 +76,7 @@ bot: setup
 	$(PY) -m bot
 
 play: setup
-	$(PY) -m bot.terminal
+	$(PY) -m bot.dev.terminal
 
 bench: setup
 	$(PY) -m tests.benchmarks.bench_core

@@ -215,7 +215,7 @@ class SimPlayer:
 
 async def start_stub(port: int) -> asyncio.subprocess.Process:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot.local_botapi", "--port", str(port), "--token", TOKEN,
+        sys.executable, "-m", "bot.dev.local_botapi", "--port", str(port), "--token", TOKEN,
         cwd=PROJECT_ROOT, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
         env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)})
     async with aiohttp.ClientSession() as http:

@@ -16,7 +16,7 @@ from aiogram.client.telegram import TelegramAPIServer
 from bot.app import create_bot, create_dispatcher
 from bot.config import Settings
 from bot.game import Game
-from bot.local_botapi import TelegramStub
+from bot.dev.local_botapi import TelegramStub
 
 WEBAPP_URL = "https://waifu.example.test/webapp/"
 

@@ -10,7 +10,7 @@ import pytest
 
 from bot.texts import Texts
 from tests.bot.conftest import WEBAPP_URL, Harness, make_settings
-from bot.local_botapi import Player, callback_id_of
+from bot.dev.local_botapi import Player, callback_id_of
 
 T = Texts("en")
 

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from bot.texts import COMMANDS, Texts
 from tests.bot.conftest import Harness
-from bot.local_botapi import Player, callback_id_of
+from bot.dev.local_botapi import Player, callback_id_of
 
 T = Texts("en")
 APOLOGY = T("err_unexpected")

@@ -16,7 +16,7 @@ from typing import Any
 import aiohttp
 import asyncpg
 
-from bot.local_botapi import TelegramStub
+from bot.dev.local_botapi import TelegramStub
 
 ROOT = Path(__file__).resolve().parents[2]
 WEBHOOK_URL = "https://bot.example.test/telegram/webhook"
@@ -158,7 +158,7 @@ async def test_without_a_token_it_stops_at_once_and_says_where_to_get_one(tmp_pa
 async def test_terminal_chat_plays_a_round(database, admin, tmp_path: Path) -> None:
     script = "/start\n4\n2\n2\n7\n/profile\nhello\n99\n:quit\n"
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot.terminal", "--user-id", "2003", "--name", "<b>Cleo</b>", cwd=tmp_path,
+        sys.executable, "-m", "bot.dev.terminal", "--user-id", "2003", "--name", "<b>Cleo</b>", cwd=tmp_path,
         env={"PATH": os.environ["PATH"], "PYTHONPATH": str(ROOT), "DATABASE_URL": database.bot_url,
              "NO_COLOR": "1"},
         stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)

@@ -14,7 +14,7 @@ from aiogram.enums import ParseMode
 from aiogram.exceptions import TelegramBadRequest, TelegramConflictError, TelegramRetryAfter
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup, WebAppInfo
 
-from bot.local_botapi import TelegramStub, parse_html
+from bot.dev.local_botapi import TelegramStub, parse_html
 
 
 @pytest.fixture

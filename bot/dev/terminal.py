@@ -1,7 +1,7 @@
-"""Play in the terminal, without Telegram: `python -m bot.terminal`.
+"""Play in the terminal, without Telegram: `python -m bot.dev.terminal`.
 
 The real dispatcher, handlers and database; Telegram is replaced by the local Bot API
-stand-in the tests use (bot/local_botapi.py). What you type becomes a Telegram update; what the bot sends over HTTP to
+stand-in the tests use (bot/dev/local_botapi.py). What you type becomes a Telegram update; what the bot sends over HTTP to
 the stand-in is printed here, buttons numbered.
 
     /start, /menu, /profile, /events, /help, any text   sent as a message
@@ -26,7 +26,7 @@ from pydantic import SecretStr
 from bot.app import connect_game, create_bot, create_dispatcher
 from bot.config import Settings
 
-from bot.local_botapi import Player, TelegramStub
+from bot.dev.local_botapi import Player, TelegramStub
 
 
 class Style:
@@ -178,7 +178,7 @@ async def play(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bot.terminal", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m bot.dev.terminal", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--user-id", type=int, default=1, help="your Telegram user id in the game (default 1)")
     parser.add_argument("--name", default="Player", help="your first name")

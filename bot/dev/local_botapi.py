@@ -15,7 +15,7 @@ really sees), and refuses what Telegram refuses:
 - and, on demand, 429 Too Many Requests with `retry_after`.
 
 It also serves getUpdates (long polling) from a queue, which the terminal chat uses.
-Run alone (`python -m bot.local_botapi --port 8081`) it serves one bot in
+Run alone (`python -m bot.dev.local_botapi --port 8081`) it serves one bot in
 "lenient" mode for the benchmark: chats and callback ids it did not create are
 accepted (the load generator lives in another process), everything else is as strict.
 """
