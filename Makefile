@@ -15,10 +15,11 @@ APT_PACKAGES := postgresql-15:/usr/lib/postgresql/15/bin/pg_ctl \
 	chromium:/usr/bin/chromium \
 	python3-venv:
 
-.PHONY: help test setup system-deps db db-stop db-destroy migrate psql bot play bench bench-quick clean
+.PHONY: help test lint setup system-deps db db-stop db-destroy migrate psql bot play bench bench-quick clean
 
 help:
 	@echo "make test        run every test against a real PostgreSQL 15 + pg_cron (installs what it needs)"
+	@echo "make lint        ruff (lint, import order) and mypy (strict for bot/ and db/)"
 	@echo "make db          start the local database (.localdb/$(DB)) and apply the migrations"
 	@echo "make psql        psql into the local database as superuser"
 	@echo "make bot         run the bot (python -m bot; settings from the environment or .env)"
@@ -29,12 +30,17 @@ help:
 test: setup
 	$(PY) -m pytest
 
+# Lint and types; CI runs it before the tests. `ruff check --fix` sorts imports.
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+
 setup: system-deps $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
-	$(VENV)/bin/pip install --quiet -e '.[test]'
+	$(VENV)/bin/pip install --quiet -e '.[test,dev]'
 	touch $@
 
 # Installs missing Debian packages when root; otherwise says what to install.

@@ -49,7 +49,7 @@ log = logging.getLogger("bot.app")
 # aiogram parses every reply as `Response[T]`; pydantic caches such classes only weakly,
 # so after a garbage collection the class is built again (~3 ms, measured: 13% of the
 # bot's CPU under load). Holding the ones the bot uses keeps them built.
-_RESPONSE_TYPES = [Response[m.__returning__] for m in (  # type: ignore[misc]
+_RESPONSE_TYPES = [Response[m.__returning__] for m in (  # type: ignore[name-defined]
     SendMessage, EditMessageText, AnswerCallbackQuery, GetUpdates, GetMe, SetMyCommands,
     SetChatMenuButton, SetWebhook, DeleteWebhook)]
 

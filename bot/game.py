@@ -125,7 +125,10 @@ class Game:
             pool = await asyncpg.create_pool(dsn, init=init_connection, reset=keep_session, min_size=min_size,
                                              max_size=max_size, command_timeout=30)
         except Exception as exc:
-            raise _translate(exc) or exc
+            translated = _translate(exc)
+            if translated is None:
+                raise
+            raise translated from exc
         return cls(pool)
 
     async def close(self) -> None:

@@ -10,7 +10,7 @@ import json
 import logging
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 update_logger = logging.getLogger("bot.updates")
@@ -21,7 +21,7 @@ _STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"me
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
-            "ts": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds"),
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(),
             "logger": record.name,
             "msg": record.getMessage(),
@@ -49,7 +49,7 @@ def setup_logging(level: str = "INFO") -> None:
 class UpdateLog:
     """Filled in while an update is handled; `emit` writes its one line."""
 
-    __slots__ = ("update_id", "user_id", "action", "started", "emitted")
+    __slots__ = ("action", "emitted", "started", "update_id", "user_id")
 
     def __init__(self, update_id: int, user_id: int | None, action: str) -> None:
         self.update_id = update_id

@@ -11,7 +11,7 @@ from __future__ import annotations
 import html
 import math
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 # Telegram's limits, counted on the text after entity parsing.
@@ -199,7 +199,7 @@ class Texts:
             return self("dur_now")
         if isinstance(now, str):
             now = parse_time(now)
-        now = now or datetime.now(timezone.utc)
+        now = now or datetime.now(UTC)
         return self.duration((at - now).total_seconds())
 
     def lines(self, lines: list[str], limit: int = MESSAGE_LIMIT) -> Html:
@@ -237,7 +237,7 @@ class Texts:
     def card(self, s: dict[str, Any]) -> Html:
         span = max(1, s["next_level_xp"] - s["level_xp"])
         into = s["xp"] - s["level_xp"]
-        lines = [
+        lines: list[str] = [
             self("card_title", name=s["name"], level=s["level"]),
             self("card_xp", bar=bar(into, span), xp_in_level=into, xp_for_level=span),
             self("card_xp_total", xp=s["xp"], to_next=s["next_level_xp"] - s["xp"], next_level=s["level"] + 1),
@@ -283,7 +283,7 @@ class Texts:
 
     def result(self, r: dict[str, Any]) -> Html:
         c = r["changes"]
-        lines = [
+        lines: list[str] = [
             self("result_title", waifu=r["name"], event=r["event_title"]),
             self("result_changes", xp=c["xp"], energy=signed(c["energy"]), mood=signed(c["mood"]),
                  loyalty=signed(c["loyalty"])),

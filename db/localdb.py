@@ -21,6 +21,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DB_NAME = "waifu"
@@ -102,7 +103,8 @@ def _can_enter(user: str, path: Path) -> bool:
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        port: int = s.getsockname()[1]
+        return port
 
 
 @dataclass
@@ -133,7 +135,7 @@ class Cluster:
     def _server_user(self) -> str | None:
         return SUPERUSER if _is_root() else None
 
-    def _run(self, args: list[str], check: bool = True, **kw) -> subprocess.CompletedProcess:
+    def _run(self, args: list[str], check: bool = True, **kw: Any) -> subprocess.CompletedProcess[str]:
         user = self._server_user()
         cmd = (["runuser", "-u", user, "--"] if user else []) + args
         result = subprocess.run(cmd, capture_output=True, text=True, **kw)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 from yoyo import get_backend, read_migrations
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 
-def _backend(url: str):
+def _backend(url: str) -> Any:
     # yoyo picks psycopg2 for postgresql:// URLs; asyncpg-style URLs are the same form.
     return get_backend(url.replace("postgres://", "postgresql://", 1))
 

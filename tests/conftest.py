@@ -49,7 +49,7 @@ def _docker_engine_answers() -> bool:
                 return bool(client.ping())
             finally:
                 client.close()
-        except Exception:
+        except Exception:  # noqa: BLE001 - any failure means: no usable engine
             return False
 
 

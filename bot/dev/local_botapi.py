@@ -325,7 +325,8 @@ class TelegramStub:
         return [c for c in self.calls if c.method.lower() == method.lower()]
 
     def answers(self, callback_id: str) -> list[dict[str, Any]]:
-        return self.callbacks[callback_id]["answers"]
+        answers: list[dict[str, Any]] = self.callbacks[callback_id]["answers"]
+        return answers
 
     def enqueue(self, update: dict[str, Any]) -> None:
         """Hand an update to getUpdates (long polling)."""
@@ -401,7 +402,7 @@ class TelegramStub:
 
     @staticmethod
     def _markup(params: dict[str, Any], chat: dict[str, Any]) -> dict[str, Any] | None:
-        markup = params.get("reply_markup")
+        markup: dict[str, Any] | None = params.get("reply_markup")
         if markup is None:
             return None
         rows = markup.get("inline_keyboard")
@@ -626,7 +627,7 @@ class Player:
 
 
 def callback_id_of(update: dict[str, Any]) -> str:
-    return update["callback_query"]["id"]
+    return str(update["callback_query"]["id"])
 
 
 async def _serve(port: int, token: str) -> None:

@@ -1,8 +1,8 @@
 """Play in the terminal, without Telegram: `python -m bot.dev.terminal`.
 
 The real dispatcher, handlers and database; Telegram is replaced by the local Bot API
-stand-in the tests use (bot/dev/local_botapi.py). What you type becomes a Telegram update; what the bot sends over HTTP to
-the stand-in is printed here, buttons numbered.
+stand-in the tests use (bot/dev/local_botapi.py). What you type becomes a Telegram update;
+what the bot sends over HTTP to the stand-in is printed here, buttons numbered.
 
     /start, /menu, /profile, /events, /help, any text   sent as a message
     3                                                   press button 3 of the last message
@@ -25,7 +25,6 @@ from pydantic import SecretStr
 
 from bot.app import connect_game, create_bot, create_dispatcher
 from bot.config import Settings
-
 from bot.dev.local_botapi import Player, TelegramStub
 
 
@@ -98,7 +97,7 @@ class TerminalChat:
     async def _deliver(self, update: dict[str, Any]) -> str:
         first = len(self.stub.calls)
         await self.feed(update)
-        return "\n".join(self._show(call) for call in self.stub.calls[first:] if self._show(call))
+        return "\n".join(self._show(call) for call in list(self.stub.calls)[first:] if self._show(call))
 
     def _show(self, call: Any) -> str:
         method = call.method.lower()

@@ -28,7 +28,7 @@ async def on_game_error(event: ErrorEvent, **data: Any) -> bool:
     adopting = update_log is not None and update_log.action == "adopt"
     try:
         await responder.refuse(texts.refusal(exc.code, exc.detail, adopting=adopting))
-    except Exception:  # noqa: BLE001 - Telegram trouble while refusing: logged, the update is done
+    except Exception:  # Telegram trouble while refusing: logged, the update is done
         log.exception("could not send a refusal", extra={"update_id": event.update.update_id})
     return True
 
@@ -39,7 +39,7 @@ async def on_unexpected_error(event: ErrorEvent, **data: Any) -> bool:
     if responder is not None and texts is not None:
         try:
             await responder.refuse(texts("err_unexpected"))
-        except Exception:  # noqa: BLE001
+        except Exception:  # logged; the update is done
             log.exception("could not send the apology", extra={"update_id": event.update.update_id})
     return True
 

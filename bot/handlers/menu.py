@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiogram import F, Router
 from aiogram.filters import Command
-from aiogram.types import CallbackQuery, Message, User
+from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message, User
 
 from bot import keyboards
 from bot.config import Settings
@@ -13,7 +13,8 @@ from bot.handlers.common import Responder, display_name
 from bot.texts import Texts
 
 
-async def _menu_screen(user: User, game: Game, settings: Settings, texts: Texts, responder: Responder):
+async def _menu_screen(user: User, game: Game, settings: Settings, texts: Texts,
+                       responder: Responder) -> tuple[str, InlineKeyboardMarkup]:
     profile = await game.player_profile(user.id)
     webapp = settings.webapp_url if responder.private else None
     return texts.menu(display_name(user), profile["waifus"]), keyboards.main_menu(texts, profile["waifus"], webapp)

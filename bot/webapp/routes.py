@@ -20,7 +20,7 @@ from aiohttp import web
 
 from bot.config import Settings
 from bot.game import Game, GameError, WaifuNotFound
-from bot.webapp.auth import AuthError, Authenticator, WebAppIdentity
+from bot.webapp.auth import Authenticator, AuthError, WebAppIdentity
 
 log = logging.getLogger("bot.webapp")
 

@@ -253,7 +253,7 @@ async def run(args: argparse.Namespace) -> None:
         settings = Settings(_env_file=None, bot_token=TOKEN, telegram_api_url=f"http://127.0.0.1:{port}",
                             webapp_url="https://bench.example.test/webapp/")
         setup_logging("INFO")
-        devnull = open(os.devnull, "w")  # noqa: SIM115 - closed at the end
+        devnull = open(os.devnull, "w")  # closed at the end
         for handler in logging.getLogger().handlers:
             handler.setStream(devnull)  # type: ignore[attr-defined]
         game = await Game.connect(db.bot_url, min_size=settings.db_pool_min_size,

@@ -41,7 +41,7 @@ import math
 import statistics
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -151,7 +151,7 @@ class Bench:
         self.metrics: list[Metric] = []
         self.context: dict[str, Any] = {}
         # The benchmark's clock for ticks and the seed: whole seconds, so epoch arithmetic is exact.
-        self.clock = datetime.now(timezone.utc).replace(microsecond=0)
+        self.clock = datetime.now(UTC).replace(microsecond=0)
         self.admin: asyncpg.Connection
 
     def add(self, metric: Metric) -> None:
@@ -229,7 +229,7 @@ class Bench:
             self.context.update(
                 database=self.db.source, settings=settings, load_at_start=common.machine_load(),
                 args=vars(self.args), clock=self.clock.isoformat(),
-                started_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+                started_at=datetime.now(UTC).isoformat(timespec="seconds"))
             for name in ("fsync", "synchronous_commit", "shared_buffers"):
                 self.add(info(f"server {name}", settings.get(name, "?")))
             self.waifus_oid = await self.admin.fetchval("SELECT 'game.waifus'::regclass::oid")
@@ -295,7 +295,8 @@ class Bench:
         wal_after_checkpoint = await self.wal_lsn() - lsn
         for _ in range(runs):
             await self.arm()
-            elapsed, cpu, updated = await self.timed(f"WITH u AS ({TICK_CEILING_SQL} RETURNING 1) SELECT count(*) FROM u")
+            elapsed, cpu, updated = await self.timed(
+                f"WITH u AS ({TICK_CEILING_SQL} RETURNING 1) SELECT count(*) FROM u")
             if updated != due:
                 raise RuntimeError(f"the ceiling UPDATE updated {updated} rows, {due} expected")
             ceiling_times.append(elapsed)
@@ -499,7 +500,8 @@ class Bench:
                       f"{sample:,} calls in one rolled-back transaction (no commit, no client); "
                       f"a bare single-row UPDATE: {bare_cpu / sample * 1e6:.0f} us"))
         self.add(info("cores used during the participate run", cores_text(part_cores), "",
-                      f"of {common.machine_load()['cpus']}; per call: server {per_call_us(part_cores, 'server', part)}, "
+                      f"of {common.machine_load()['cpus']}; "
+                      f"per call: server {per_call_us(part_cores, 'server', part)}, "
                       f"client {per_call_us(part_cores, 'client', part)}. Ceiling run: {cores_text(ceil_cores)}; "
                       f"per call: server {per_call_us(ceil_cores, 'server', ceil)}, "
                       f"client {per_call_us(ceil_cores, 'client', ceil)}"))

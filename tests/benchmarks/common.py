@@ -97,7 +97,8 @@ def bench_database(
         if settings:
             raise SystemExit("server settings (--set) apply only to the benchmark's own local cluster")
         migrate.apply(database_url)
-        yield BenchDatabase(database_url, bot_url or localdb.with_user(database_url, localdb.BOT_ROLE), "--database-url")
+        yield BenchDatabase(database_url, bot_url or localdb.with_user(database_url, localdb.BOT_ROLE),
+                            "--database-url")
         return
     cluster = localdb.cluster(name)
     cluster.destroy()  # a fresh cluster: the settings are PostgreSQL's defaults, nothing left over
@@ -233,7 +234,7 @@ class CpuShares:
         """Cores used since start(): client, server, others, machine (of os.cpu_count())."""
         assert self._start is not None, "start() first"
         end = self._snapshot()
-        wall, machine, client, server = (b - a for a, b in zip(self._start, end))
+        wall, machine, client, server = (b - a for a, b in zip(self._start, end, strict=True))
         shares = {"client": client / wall, "server": server / wall, "machine": machine / wall}
         shares["others"] = max(0.0, shares["machine"] - shares["client"] - shares["server"])
         return {k: round(v, 2) for k, v in shares.items()}

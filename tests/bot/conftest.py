@@ -15,8 +15,8 @@ from aiogram.client.telegram import TelegramAPIServer
 
 from bot.app import create_bot, create_dispatcher
 from bot.config import Settings
-from bot.game import Game
 from bot.dev.local_botapi import TelegramStub
+from bot.game import Game
 
 WEBAPP_URL = "https://waifu.example.test/webapp/"
 

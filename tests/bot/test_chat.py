@@ -8,9 +8,9 @@ import time
 
 import pytest
 
+from bot.dev.local_botapi import Player, callback_id_of
 from bot.texts import Texts
 from tests.bot.conftest import WEBAPP_URL, Harness, make_settings
-from bot.dev.local_botapi import Player, callback_id_of
 
 T = Texts("en")
 

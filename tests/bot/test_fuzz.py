@@ -12,9 +12,9 @@ import string
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from bot.dev.local_botapi import Player, callback_id_of
 from bot.texts import COMMANDS, Texts
 from tests.bot.conftest import Harness
-from bot.dev.local_botapi import Player, callback_id_of
 
 T = Texts("en")
 APOLOGY = T("err_unexpected")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Awaitable, Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -19,7 +19,7 @@ import pytest
 from db.localdb import with_user
 from tests.conftest import init_connection
 
-T0 = datetime(2100, 1, 1, 10, 0, 0, tzinfo=timezone.utc)
+T0 = datetime(2100, 1, 1, 10, 0, 0, tzinfo=UTC)
 MAX_ENERGY = 100
 
 GAME_TABLES = ("players", "waifu_templates", "waifus", "events", "participations", "stat_corrections")
@@ -39,7 +39,8 @@ def ts(value: str | None) -> datetime | None:
 
 async def snapshot(conn: asyncpg.Connection) -> dict[str, list[dict[str, Any]]]:
     """Every row of every game table, in primary-key order."""
-    return {t: [dict(r) for r in await conn.fetch(f"SELECT * FROM game.{t} AS r ORDER BY r::text")] for t in GAME_TABLES}
+    return {t: [dict(r) for r in await conn.fetch(f"SELECT * FROM game.{t} AS r ORDER BY r::text")]
+            for t in GAME_TABLES}
 
 
 async def refused(admin: asyncpg.Connection, sqlstate: str, call: Awaitable[Any]) -> dict[str, Any]:

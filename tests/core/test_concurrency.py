@@ -58,7 +58,7 @@ async def test_200_concurrent_participations_with_restore_ticks(database, admin,
             counts = []
             for k in range(1, ticks + 1):
                 async with progress:
-                    await progress.wait_for(lambda: done >= 5 * (k - 1))
+                    await progress.wait_for(lambda k=k: done >= 5 * (k - 1))
                 counts.append(await conn.fetchval("SELECT api.restore_energy($1)", T0 + timedelta(minutes=k)))
             return counts
         finally:
@@ -131,7 +131,7 @@ async def test_same_request_key_on_two_waifus_at_once_applies_one(database, admi
         async with admin.transaction():
             await admin.execute("SELECT 1 FROM game.waifus WHERE id = ANY($1::bigint[]) FOR UPDATE", [wid_a, wid_b])
             calls = [asyncio.ensure_future(c.fetchval(PARTICIPATE, 1, w, "walk", "one-key", T0))
-                     for c, w in zip(conns, (wid_a, wid_b))]
+                     for c, w in zip(conns, (wid_a, wid_b), strict=True)]
             await wait_until_blocked(admin, [c.get_server_pid() for c in conns])
         results = await asyncio.gather(*calls, return_exceptions=True)
     finally:

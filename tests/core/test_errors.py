@@ -5,9 +5,7 @@ from datetime import timedelta
 
 import pytest
 
-from tests.core.conftest import (
-    T0, adopt, at, create_event, participate, refused, register, set_stored, ts,
-)
+from tests.core.conftest import T0, adopt, at, create_event, participate, refused, register, set_stored, ts
 
 
 @dataclass

@@ -3,7 +3,16 @@
 from datetime import timedelta
 
 from tests.core.conftest import (
-    T0, adopt, at, create_event, participate, player_with_waifu, refused, register, set_stored, snapshot,
+    T0,
+    adopt,
+    at,
+    create_event,
+    participate,
+    player_with_waifu,
+    refused,
+    register,
+    set_stored,
+    snapshot,
 )
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from math import isqrt
 
 import psycopg2
@@ -28,7 +28,7 @@ US = 1_000_000  # the model keeps time in integer microseconds, as PostgreSQL do
 MINUTE = 60 * US
 MAX_ENERGY = 100
 MAX_STAT = 100
-EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def to_us(dt: datetime) -> int:

@@ -6,7 +6,16 @@ import asyncpg
 import pytest
 
 from tests.core.conftest import (
-    OPERATOR_ROLE, T0, at, participate, player_with_waifu, register, set_stored, stats, stored, ts,
+    OPERATOR_ROLE,
+    T0,
+    at,
+    participate,
+    player_with_waifu,
+    register,
+    set_stored,
+    stats,
+    stored,
+    ts,
 )
 
 CREATE_EVENT = "SELECT ops.create_event($1, $2, $3, $4, $5, $6, $7, $8, $9)"

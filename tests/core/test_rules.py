@@ -6,7 +6,17 @@ from math import isqrt
 import pytest
 
 from tests.core.conftest import (
-    T0, adopt, at, create_event, participate, player_with_waifu, register, restore, set_stored, stats, stored,
+    T0,
+    adopt,
+    at,
+    create_event,
+    participate,
+    player_with_waifu,
+    register,
+    restore,
+    set_stored,
+    stats,
+    stored,
     ts,
 )
 

@@ -24,7 +24,7 @@ def sign_fields(fields: dict[str, str], token: str) -> str:
     return urlencode({**fields, "hash": digest})
 
 
-def user_fields(telegram_id: int, first_name: str = "Ann", *, auth_date: int | None | str = "now",
+def user_fields(telegram_id: int, first_name: str = "Ann", *, auth_date: int | str | None = "now",
                 **extra: Any) -> dict[str, str]:
     """The fields Telegram sends for a user opening the app; auth_date=None leaves it out."""
     user = {"id": telegram_id, "first_name": first_name, "language_code": "en", "allows_write_to_pm": True}
@@ -38,7 +38,7 @@ def user_fields(telegram_id: int, first_name: str = "Ann", *, auth_date: int | N
 
 
 def init_data(telegram_id: int, first_name: str = "Ann", *, token: str = TEST_TOKEN,
-              auth_date: int | None | str = "now") -> str:
+              auth_date: int | str | None = "now") -> str:
     return sign_fields(user_fields(telegram_id, first_name, auth_date=auth_date), token)
 
 

@@ -270,7 +270,8 @@ async def test_refusals_carry_code_status_and_detail(client, game, admin):
     assert err["detail"]["enough_at"]
 
     await set_stats(admin, wid, energy=100)
-    ok = await client.post(f"/api/waifus/{wid}/events/cafe", headers={**auth_header(ANN), "Idempotency-Key": "cafe-0001"})
+    ok = await client.post(f"/api/waifus/{wid}/events/cafe",
+                           headers={**auth_header(ANN), "Idempotency-Key": "cafe-0001"})
     assert ok.status == 200
     cooling = await client.post(f"/api/waifus/{wid}/events/cafe",
                                 headers={**auth_header(ANN), "Idempotency-Key": "cafe-0002"})

@@ -6,8 +6,16 @@ import time
 
 import pytest
 
-from bot.webapp.auth import (ALLOWED_CLOCK_SKEW_SECONDS, AuthExpired, AuthInvalid, AuthMalformed, AuthMissing,
-                             AuthNotConfigured, Authenticator, validate_init_data)
+from bot.webapp.auth import (
+    ALLOWED_CLOCK_SKEW_SECONDS,
+    Authenticator,
+    AuthExpired,
+    AuthInvalid,
+    AuthMalformed,
+    AuthMissing,
+    AuthNotConfigured,
+    validate_init_data,
+)
 from tests.webapp.initdata import TEST_TOKEN, init_data
 
 DAY = 86400

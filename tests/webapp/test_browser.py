@@ -76,7 +76,8 @@ async def open_app(browser: Browser, url: str, *, init: str, theme: dict[str, st
     if clock_skew_seconds:
         # A phone whose clock is wrong: only Date moves, as on a real device.
         await context.add_init_script(
-            f"(() => {{ const realNow = Date.now.bind(Date); Date.now = () => realNow() + {clock_skew_seconds * 1000}; }})();")
+            "(() => { const realNow = Date.now.bind(Date); "
+            f"Date.now = () => realNow() + {clock_skew_seconds * 1000}; }})();")
     page = await context.new_page()
     problems: list[str] = []
     page.on("pageerror", lambda exc: problems.append(f"pageerror: {exc}"))
