@@ -54,6 +54,12 @@ class RequestKeyConflict(GameError):
     sqlstate, code, http_status = "WF007", "request_key_conflict", 409
 
 
+class LimitReached(GameError):
+    """A limit of the game, e.g. adopting a template already owned (WF008)."""
+
+    sqlstate, code, http_status = "WF008", "limit_reached", 409
+
+
 class GameUnavailable(GameError):
     """The database cannot be reached right now; the action was not applied."""
 
@@ -63,34 +69,50 @@ class GameUnavailable(GameError):
 ERRORS_BY_SQLSTATE: dict[str, type[GameError]] = {
     cls.sqlstate: cls
     for cls in (NotEnoughEnergy, EventNotOpen, OnCooldown, WaifuNotFound, PlayerNotRegistered,
-                InvalidArgument, RequestKeyConflict)
+                InvalidArgument, RequestKeyConflict, LimitReached)
 }
 
-# Connection-level trouble: the statement did not run (or its result is unknown and
-# the action is safe to retry with the same request key).
-_UNAVAILABLE = (
+# Text the server cannot store (invalid UTF-8, a NUL byte: 22021; no equivalent in the
+# encoding: 22P05) and arguments asyncpg cannot encode (a lone surrogate, an integer
+# beyond int64: it raises DataError 22000 itself) are bad input, refused like WF006.
+_INVALID_INPUT_SQLSTATES = frozenset({"22021", "22P05", "22000"})
+# SQLSTATE classes that mean the statement did not take effect and may be retried:
+# 08 connection, 40 rolled back (serialization, deadlock), 53 resources (too many
+# connections), 57 operator intervention (shutdown, starting up, cancelled); 25006: a
+# standby that is read-only (during a failover).
+_UNAVAILABLE_CLASSES = frozenset({"08", "40", "53", "57"})
+_UNAVAILABLE_SQLSTATES = frozenset({"25006"})
+# Failures below SQL: the socket (OSError, ConnectionError), asyncpg's own state
+# ("another operation is in progress", "cannot switch to state 12" after a connection
+# broke mid-call, "pool is closing"), and timeouts. The statement did not run, or its
+# result is unknown: safe to retry with the same request key.
+_UNAVAILABLE_CLIENT = (
     OSError,
-    asyncpg.exceptions.ConnectionDoesNotExistError,
+    TimeoutError,
     asyncpg.exceptions.InterfaceError,
-    asyncpg.exceptions.CannotConnectNowError,
-    asyncpg.exceptions.AdminShutdownError,
-    asyncpg.exceptions.CrashShutdownError,
-    asyncpg.exceptions.TooManyConnectionsError,
+    asyncpg.exceptions.InternalClientError,
 )
 
 
-def _translate(exc: Exception) -> GameError | None:
+def _translate(exc: BaseException) -> GameError | None:
+    """The GameError for `exc`, or None for a failure that is a bug (raised as it is)."""
     if isinstance(exc, asyncpg.PostgresError):
-        cls = ERRORS_BY_SQLSTATE.get(getattr(exc, "sqlstate", None) or "")
-        if cls is None:
-            return GameUnavailable(str(exc)) if isinstance(exc, _UNAVAILABLE) else None
-        try:
-            detail = json.loads(exc.detail) if exc.detail else {}
-        except ValueError:
-            detail = {"text": exc.detail}
-        return cls(exc.args[0] if exc.args else "", detail)
-    if isinstance(exc, (*_UNAVAILABLE, TimeoutError)):
-        return GameUnavailable(str(exc) or type(exc).__name__)
+        sqlstate = getattr(exc, "sqlstate", None) or ""
+        cls = ERRORS_BY_SQLSTATE.get(sqlstate)
+        if cls is not None:
+            try:
+                detail = json.loads(exc.detail) if exc.detail else {}
+            except ValueError:
+                detail = {"text": exc.detail}
+            return cls(exc.args[0] if exc.args else "", detail if isinstance(detail, dict) else {"value": detail})
+        if sqlstate in _INVALID_INPUT_SQLSTATES:
+            # The server's message names no argument and may quote the bad bytes: not passed on.
+            return InvalidArgument("text or number that cannot be stored", {"reason": "encoding", "sqlstate": sqlstate})
+        if sqlstate[:2] in _UNAVAILABLE_CLASSES or sqlstate in _UNAVAILABLE_SQLSTATES:
+            return GameUnavailable(f"{type(exc).__name__}: {exc}")
+        return None
+    if isinstance(exc, _UNAVAILABLE_CLIENT):
+        return GameUnavailable(f"{type(exc).__name__}: {exc}")
     return None
 
 

@@ -99,6 +99,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "err_invalid_argument": "Something in that request was not right. Send /menu and try again.",
         "err_request_key_conflict": "That button was already used. Send /menu for fresh ones.",
         "err_adopt_key_conflict": "You already chose from this list.",
+        "err_limit_reached": "That is the limit for now.",
+        "err_already_adopted": "She is already yours: each companion joins you once. Send /menu to see her.",
         "err_unavailable": "I can't reach my memory right now. Please try again in a moment.",
         "err_unexpected": "Oops, something went wrong on my side. Please try again.",
         # durations
@@ -306,5 +308,7 @@ class Texts:
             return self("err_on_cooldown", wait=wait)
         if code == "request_key_conflict" and adopting:
             return self("err_adopt_key_conflict")
+        if code == "limit_reached" and "template_code" in detail:
+            return self("err_already_adopted")
         key = f"err_{code}"
         return self(key) if key in self._messages else self("err_unexpected")

@@ -76,6 +76,7 @@ GAME_ERROR_MESSAGES = {
     "event_not_open": "This event is not open now.",
     "request_key_conflict": "This button was already used for another action: reload and try again.",
     "invalid_argument": "The request was not valid.",
+    "limit_reached": "A limit of the game was reached.",
     "unavailable": "The game is unavailable for a moment: try again shortly.",
 }
 

@@ -20,7 +20,8 @@ def test_every_language_has_every_key() -> None:
 def test_every_game_error_has_its_own_refusal_text() -> None:
     codes = {cls.code for cls in game.GameError.__subclasses__()}
     assert codes == {"not_enough_energy", "event_not_open", "on_cooldown", "waifu_not_found",
-                     "player_not_registered", "invalid_argument", "request_key_conflict", "unavailable"}
+                     "player_not_registered", "invalid_argument", "request_key_conflict", "limit_reached",
+                     "unavailable"}
     for code in codes:
         assert T.refusal(code, {}) != T("err_unexpected"), code
     assert T.refusal("something_new", {}) == T("err_unexpected")
@@ -32,6 +33,8 @@ def test_refusals_use_the_numbers_in_the_detail() -> None:
     assert T.refusal("on_cooldown", {"remaining_seconds": 3599}) == (
         "She needs a break from this one. Ready again in 1 h.")
     assert T.refusal("request_key_conflict", {}, adopting=True) == "You already chose from this list."
+    adopt_limit = {"template_code": "sakura", "waifu_id": 7, "limit": 1}
+    assert T.refusal("limit_reached", adopt_limit) == T("err_already_adopted")
 
 
 @pytest.mark.parametrize(("seconds", "shown"), [
