@@ -60,6 +60,12 @@ class LimitReached(GameError):
     sqlstate, code, http_status = "WF008", "limit_reached", 409
 
 
+class ChoiceAlreadyMade(RequestKeyConflict):
+    """WF007 from adopt_waifu: this drawn list of starters was already used for another pick."""
+
+    code = "choice_already_made"
+
+
 class GameUnavailable(GameError):
     """The database cannot be reached right now; the action was not applied."""
 
@@ -182,7 +188,10 @@ class Game:
         return await self._call("SELECT api.waifu_templates()")
 
     async def adopt_waifu(self, telegram_id: int, template_code: str, request_key: str | None = None) -> int:
-        return await self._call("SELECT api.adopt_waifu($1, $2, $3)", telegram_id, template_code, request_key)
+        try:
+            return await self._call("SELECT api.adopt_waifu($1, $2, $3)", telegram_id, template_code, request_key)
+        except RequestKeyConflict as exc:
+            raise ChoiceAlreadyMade(str(exc), exc.detail) from exc
 
     async def player_profile(self, telegram_id: int) -> dict[str, Any]:
         return await self._call("SELECT api.player_profile($1)", telegram_id)

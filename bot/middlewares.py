@@ -28,8 +28,9 @@ from aiogram.methods.base import Response, TelegramType
 from aiogram.types import TelegramObject, Update
 
 from bot.game import GameError
-from bot.handlers.common import Responder
+from bot.languages import PlayerLanguages
 from bot.logs import UpdateLog
+from bot.responder import Responder
 from bot.texts import Texts
 
 log = logging.getLogger("bot.middlewares")
@@ -90,7 +91,11 @@ class UpdateContext(BaseMiddleware):
             user = event.message.from_user
         elif event.callback_query is not None:
             user = event.callback_query.from_user
-        texts = Texts.for_user(user.language_code if user else None)
+        languages: PlayerLanguages | None = data.get("player_languages")
+        if user is not None and languages is not None:
+            texts = await languages.texts_for(user.id, user.language_code, data["game"])
+        else:
+            texts = Texts.for_user(user.language_code if user else None)
         bot: Bot = data["bot"]
         responder = Responder(bot, event, texts)
         # The same dict reaches the error handlers (ErrorsMiddleware wraps this one).
@@ -100,6 +105,8 @@ class UpdateContext(BaseMiddleware):
         self._idle.clear()
         try:
             result = await handler(event, data)
+            if user is not None and languages is not None:
+                languages.learn(user.id, texts)
             await responder.answer()
             update_log.emit("ok")
             return result

@@ -22,12 +22,11 @@ log = logging.getLogger("bot.errors")
 async def on_game_error(event: ErrorEvent, **data: Any) -> bool:
     exc = event.exception
     assert isinstance(exc, GameError)
-    responder, texts, update_log = data.get("responder"), data.get("texts"), data.get("update_log")
+    responder, texts = data.get("responder"), data.get("texts")
     if responder is None or texts is None:
         return True
-    adopting = update_log is not None and update_log.action == "adopt"
     try:
-        await responder.refuse(texts.refusal(exc.code, exc.detail, adopting=adopting))
+        await responder.refuse(texts.refusal(exc.code, exc.detail))
     except Exception:  # Telegram trouble while refusing: logged, the update is done
         log.exception("could not send a refusal", extra={"update_id": event.update.update_id})
     return True

@@ -11,8 +11,9 @@ from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 
 from bot import keyboards
 from bot.game import Game
-from bot.handlers.common import Responder, for_one_waifu, request_key
+from bot.handlers.common import for_one_waifu, request_key
 from bot.logs import UpdateLog
+from bot.responder import Responder
 from bot.texts import Html, Texts
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiogram import F, Router
 from aiogram.types import CallbackQuery, Message
 
-from bot.handlers.common import Responder
+from bot.responder import Responder
 from bot.texts import Texts
 
 

@@ -9,13 +9,15 @@ from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message, User
 from bot import keyboards
 from bot.config import Settings
 from bot.game import Game
-from bot.handlers.common import Responder, display_name
+from bot.handlers.common import display_name
+from bot.responder import Responder
 from bot.texts import Texts
 
 
 async def _menu_screen(user: User, game: Game, settings: Settings, texts: Texts,
                        responder: Responder) -> tuple[str, InlineKeyboardMarkup]:
     profile = await game.player_profile(user.id)
+    texts.use(profile.get("language"))
     webapp = settings.webapp_url if responder.private else None
     return texts.menu(display_name(user), profile["waifus"]), keyboards.main_menu(texts, profile["waifus"], webapp)
 

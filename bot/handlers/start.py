@@ -9,8 +9,9 @@ from aiogram.types import CallbackQuery, Message
 from bot import keyboards
 from bot.config import Settings
 from bot.game import Game
-from bot.handlers.common import Responder, display_name, request_key
+from bot.handlers.common import display_name, request_key
 from bot.logs import UpdateLog
+from bot.responder import Responder
 from bot.texts import Html, Texts
 
 
@@ -19,6 +20,7 @@ async def start(message: Message, game: Game, settings: Settings, texts: Texts, 
     if user is None:  # a channel speaking in a group: nobody to register
         return
     profile = await game.register_player(user.id, user.username, user.first_name, user.language_code)
+    texts.use(profile.get("language"))
     name = display_name(user)
     if profile["waifus"]:
         webapp = settings.webapp_url if responder.private else None
@@ -37,6 +39,7 @@ async def adopt(query: CallbackQuery, callback_data: keyboards.Adopt, game: Game
     key = request_key(query, "adopt", callback_data.nonce)
     waifu_id = await game.adopt_waifu(query.from_user.id, callback_data.code, key)
     profile = await game.player_profile(query.from_user.id)
+    texts.use(profile.get("language"))
     waifus = profile["waifus"]
     adopted = next((w for w in waifus if w["waifu_id"] == waifu_id), None)
     waifu_name = adopted["name"] if adopted else callback_data.code

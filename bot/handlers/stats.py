@@ -10,7 +10,8 @@ from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 
 from bot import keyboards
 from bot.game import Game
-from bot.handlers.common import Responder, for_one_waifu
+from bot.handlers.common import for_one_waifu
+from bot.responder import Responder
 from bot.texts import Texts
 
 

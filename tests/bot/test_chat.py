@@ -286,7 +286,7 @@ async def test_commands_before_start_say_start_first(harness: Harness) -> None:
     ned = h.stub.user(1015, "Ned")
     for command in ("/menu", "/profile", "/events"):
         await h.send(ned.message(command))
-        assert ned.last()["text"] == "We have not met yet! Send /start first."
+        assert ned.last()["text"] == "We have not met yet! Send /start to the bot first."
     await h.send(ned.message("/help"))
     assert ned.last()["text"].startswith("How to play")
 

@@ -17,11 +17,15 @@ def test_every_language_has_every_key() -> None:
         assert set(messages) == reference, language
 
 
+def _descendants(cls: type) -> set[type]:
+    return {c for sub in cls.__subclasses__() for c in {sub, *_descendants(sub)}}
+
+
 def test_every_game_error_has_its_own_refusal_text() -> None:
-    codes = {cls.code for cls in game.GameError.__subclasses__()}
+    codes = {cls.code for cls in _descendants(game.GameError)}
     assert codes == {"not_enough_energy", "event_not_open", "on_cooldown", "waifu_not_found",
-                     "player_not_registered", "invalid_argument", "request_key_conflict", "limit_reached",
-                     "unavailable"}
+                     "player_not_registered", "invalid_argument", "request_key_conflict", "choice_already_made",
+                     "limit_reached", "unavailable"}
     for code in codes:
         assert T.refusal(code, {}) != T("err_unexpected"), code
     assert T.refusal("something_new", {}) == T("err_unexpected")
@@ -32,14 +36,15 @@ def test_refusals_use_the_numbers_in_the_detail() -> None:
         "Not enough energy: this needs 30 ⚡, there is 12. Enough in a moment.")
     assert T.refusal("on_cooldown", {"remaining_seconds": 3599}) == (
         "She needs a break from this one. Ready again in 1 h.")
-    assert T.refusal("request_key_conflict", {}, adopting=True) == "You already chose from this list."
-    adopt_limit = {"template_code": "sakura", "waifu_id": 7, "limit": 1}
-    assert T.refusal("limit_reached", adopt_limit) == T("err_already_adopted")
+    assert T.refusal("choice_already_made", {}) == "You already chose from this list."
+    assert T.refusal("limit_reached", {"template_code": "sakura", "waifu_id": 7, "limit": 1}) == (
+        T("err_already_adopted"))
 
 
 @pytest.mark.parametrize(("seconds", "shown"), [
-    (0, "a moment"), (0.2, "1 s"), (42, "42 s"), (60, "1:00"), (185, "3:05"), (599, "9:59"),
-    (600, "10 min"), (601, "11 min"), (3600, "1 h"), (3660, "1 h 1 min"), (90061, "25 h 2 min"), (-5, "a moment"),
+    (0, "a moment"), (0.2, "1 s"), (42, "42 s"), (60, "1 min"), (185, "3 min 5 s"), (582, "9 min 42 s"),
+    (599, "9 min 59 s"), (600, "10 min"), (601, "11 min"), (3600, "1 h"), (3660, "1 h 1 min"),
+    (90061, "25 h 2 min"), (-5, "a moment"),
 ])
 def test_durations_read_naturally(seconds: float, shown: str) -> None:
     assert T.duration(seconds) == shown
