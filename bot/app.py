@@ -35,7 +35,7 @@ from aiogram.methods import (
 )
 from aiogram.methods.base import Response
 from aiogram.types import BotCommand, MenuButtonWebApp, WebAppInfo
-from aiogram.webhook.aiohttp_server import SimpleRequestHandler, setup_application
+from aiogram.webhook.aiohttp_server import setup_application
 from aiohttp import web
 
 from bot.config import Settings
@@ -43,6 +43,7 @@ from bot.game import Game, GameUnavailable
 from bot.handlers import build_routers
 from bot.middlewares import RetryAfter, UpdateContext
 from bot.texts import COMMANDS, DEFAULT_LANGUAGE, MESSAGES, Texts
+from bot.webhook import ValidatingRequestHandler
 
 log = logging.getLogger("bot.app")
 
@@ -120,7 +121,7 @@ def create_web_app(bot: Bot, dp: Dispatcher, game: Game, settings: Settings,
         # emits them itself). Registered before the handler so that on shutdown in-flight
         # updates finish before the handler closes the bot's session.
         setup_application(app, dp, bot=bot, webhook_secret=webhook_secret)
-        SimpleRequestHandler(dispatcher=dp, bot=bot, secret_token=webhook_secret).register(
+        ValidatingRequestHandler(dispatcher=dp, bot=bot, secret_token=webhook_secret).register(
             app, path=webhook_path(settings))
     return app
 
