@@ -387,6 +387,11 @@ PAGE_KEYS = tuple(sorted({k for k in MESSAGES[DEFAULT_LANGUAGE] if k.startswith(
                          | {"events_none", "result_changes", "result_level_up"}))
 
 
+# Web API error codes that share one text.
+_API_ERROR_KEYS = {"auth_missing": "auth_invalid", "auth_malformed": "auth_invalid", "unauthorized": "auth_invalid",
+                   "internal_error": "unexpected"}
+
+
 def effective_language(setting: str | None, language_code: str | None) -> str:
     """The language to speak: the player's setting, else Telegram's language_code
     ('en-US' -> 'en'; RUSSIAN_READERS -> 'ru'), else the default."""
@@ -637,3 +642,11 @@ class Texts:
             return self("err_daily_claimed", wait=self.until(detail.get("available_at"), None))
         key = f"err_{code}"
         return self(key) if key in self._messages else self("err_unexpected")
+
+    def api_error(self, code: str, detail: dict[str, Any] | None = None) -> str | None:
+        """The Mini App API's message for an error code (plain text), or None for codes
+        meant for developers only (a malformed request no page of ours sends)."""
+        code = _API_ERROR_KEYS.get(code, code)
+        if f"err_{code}" not in self._messages:
+            return None
+        return plain(self.refusal(code, detail or {}))

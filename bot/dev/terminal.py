@@ -102,7 +102,9 @@ class TerminalChat:
     def _show(self, call: Any) -> str:
         method = call.method.lower()
         if call.status != 200:
-            return self.style("2", f"[Bot API refused {call.method}: {call.response.get('description')}]")
+            # The bot's business (it logs and handles these, e.g. "message is not modified"
+            # on Refresh), never shown to a player.
+            return ""
         if method in ("sendmessage", "editmessagetext"):
             message = call.response["result"]
             self.message = message

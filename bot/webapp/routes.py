@@ -20,6 +20,7 @@ from aiohttp import web
 
 from bot.config import Settings
 from bot.game import Game, GameError, WaifuNotFound
+from bot.texts import Texts
 from bot.webapp.auth import Authenticator, AuthError, WebAppIdentity
 
 log = logging.getLogger("bot.webapp")
@@ -28,7 +29,6 @@ STATIC_DIR = Path(__file__).resolve().parent / "static"
 PAGE_FILES = {"": "index.html", "app.js": "app.js", "style.css": "style.css"}
 
 GAME_KEY = web.AppKey("webapp_game", Game)
-SETTINGS_KEY = web.AppKey("webapp_settings", Settings)
 AUTH_KEY = web.AppKey("webapp_authenticator", Authenticator)
 
 # Scopes the web app's request keys in the participation ledger, so they can never
@@ -67,22 +67,20 @@ def error_response(status: int, code: str, message: str, detail: dict[str, Any] 
                              status=status, headers={**NO_STORE, **(headers or {})})
 
 
-# Messages for people; the page shows its own text per code, these are for other clients.
-GAME_ERROR_MESSAGES = {
-    "player_not_registered": "You are not playing yet: open the bot in Telegram and press /start first.",
-    "waifu_not_found": "No such waifu among yours.",
-    "not_enough_energy": "Not enough energy for this event yet.",
-    "on_cooldown": "This event is on cooldown for this waifu.",
-    "event_not_open": "This event is not open now.",
-    "request_key_conflict": "This button was already used for another action: reload and try again.",
-    "invalid_argument": "The request was not valid.",
-    "limit_reached": "A limit of the game was reached.",
-    "unavailable": "The game is unavailable for a moment: try again shortly.",
-}
+def request_texts(request: web.Request) -> Texts:
+    """Texts for an API answer: the page sends its language (the player's, from /me) as
+    Accept-Language; other clients get their first preference, or English."""
+    first = request.headers.get("Accept-Language", "").split(",")[0].split(";")[0].strip()
+    return Texts.for_user(first)
 
 
-def game_error_response(exc: GameError) -> web.Response:
-    message = GAME_ERROR_MESSAGES.get(exc.code, str(exc))
+def localized(request: web.Request, code: str, fallback: str, detail: dict[str, Any] | None = None) -> str:
+    """An error's message for people, in the request's language (bot/texts.py)."""
+    return request_texts(request).api_error(code, detail) or fallback
+
+
+def game_error_response(request: web.Request, exc: GameError) -> web.Response:
+    message = localized(request, exc.code, str(exc), exc.detail)
     return error_response(exc.http_status, exc.code, message, exc.detail)
 
 
@@ -96,22 +94,23 @@ async def api_middleware(request: web.Request,
     except AuthError as exc:
         log.info("webapp auth refused", extra={"path": request.path, "outcome": f"refused:{exc.code}"})
         headers = {"WWW-Authenticate": "tma"} if exc.http_status == 401 else None
-        return error_response(exc.http_status, exc.code, exc.message, headers=headers)
+        return error_response(exc.http_status, exc.code, localized(request, exc.code, exc.message), headers=headers)
     except ApiError as exc:
-        return error_response(exc.status, exc.code, exc.message, exc.detail)
+        return error_response(exc.status, exc.code, localized(request, exc.code, exc.message, exc.detail),
+                              exc.detail)
     except GameError as exc:
         log.info("webapp refused", extra={"path": request.path, "outcome": f"refused:{exc.code}",
                                           "latency_ms": round((time.perf_counter() - started) * 1000, 1)})
-        return game_error_response(exc)
+        return game_error_response(request, exc)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status, "http_error")
         headers = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
-        return error_response(exc.status, code, exc.reason, headers=headers)
+        return error_response(exc.status, code, localized(request, code, exc.reason), headers=headers)
     except Exception:
         log.exception("webapp internal error", extra={"path": request.path})
-        return error_response(500, "internal_error", "Something went wrong on our side.")
+        return error_response(500, "internal_error", localized(request, "internal_error", "Internal error."))
     response.headers.update(NO_STORE)
     return response
 
@@ -183,6 +182,13 @@ def _page_handler(filename: str) -> Callable[[web.Request], Awaitable[web.Stream
     return serve
 
 
+async def page_texts(request: web.Request) -> web.Response:
+    """The page's texts: `?language=` is a Telegram language code or a setting (en, ru);
+    the answer names the language chosen for it (the same rule as the chat's)."""
+    texts = Texts.for_user(request.query.get("language", "")[:16])
+    return web.json_response({"language": texts.language, "texts": texts.page()}, headers=PAGE_HEADERS)
+
+
 async def redirect_to_page(request: web.Request) -> web.StreamResponse:
     # Relative, so the page also works behind a proxy that mounts us under a prefix.
     raise web.HTTPPermanentRedirect("webapp/")
@@ -191,7 +197,6 @@ async def redirect_to_page(request: web.Request) -> web.StreamResponse:
 def build_api(game: Game, settings: Settings) -> web.Application:
     api = web.Application(middlewares=[api_middleware])
     api[GAME_KEY] = game
-    api[SETTINGS_KEY] = settings
     api[AUTH_KEY] = Authenticator(settings.bot_token.get_secret_value() if settings.bot_token else None,
                                   settings.webapp_auth_max_age)
     api.router.add_get("/me", get_me)
@@ -205,9 +210,9 @@ def build_api(game: Game, settings: Settings) -> web.Application:
 
 def install(app: web.Application, *, game: Game, settings: Settings) -> None:
     app[GAME_KEY] = game
-    app[SETTINGS_KEY] = settings
     app.add_subapp("/api/", build_api(game, settings))
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/webapp", redirect_to_page)
+    app.router.add_get("/webapp/texts.json", page_texts)
     for route, filename in PAGE_FILES.items():
         app.router.add_get(f"/webapp/{route}", _page_handler(filename))

@@ -2,6 +2,8 @@
 //
 // Every number shown comes from the server (api.player_profile / available_events);
 // the page only counts down to the next energy point and refetches when it is due.
+// Every word shown comes from the server too: texts.json gives the page's share of
+// bot/texts.py in the player's language (`language` of /me), templates filled here.
 // Times are read relative to the server's `as_of` and measured with a monotonic clock,
 // so a wrong clock on the phone does not move the countdown.
 // All data goes into the page with textContent: nothing from the API becomes markup.
@@ -9,6 +11,7 @@
 
 (() => {
   const API = "../api"; // relative: works when the app is mounted under a path prefix
+  const TEXTS = "texts.json";
   const TICK_MS = 250;
   const MIN_AUTO_REFRESH_MS = 1500;
 
@@ -27,6 +30,8 @@
     loading: null, // the refresh in flight, if any
     again: false, // another refresh was asked for meanwhile
     lastAutoRefresh: 0,
+    language: null, // the language of `texts`
+    texts: {}, // key -> template (bot/texts.py, PAGE_KEYS)
   };
 
   // ---------------------------------------------------------------- helpers
@@ -47,29 +52,70 @@
     return Number.isNaN(ms) ? null : ms;
   }
 
-  const pad = (n) => String(n).padStart(2, "0");
+  // ---------------------------------------------------------------- texts
 
-  function formatDuration(ms) {
-    const total = Math.max(0, Math.ceil(ms / 1000));
-    const h = Math.floor(total / 3600);
-    const m = Math.floor((total % 3600) / 60);
-    const s = total % 60;
-    return h > 0 ? `${h}:${pad(m)}:${pad(s)}` : `${m}:${pad(s)}`;
+  // The plural form of n: English one|other, Russian one|few|many (as in bot/texts.py).
+  function pluralIndex(n) {
+    const a = Math.abs(n);
+    if (state.language === "ru") {
+      if (a % 10 === 1 && a % 100 !== 11) return 0;
+      if (a % 10 >= 2 && a % 10 <= 4 && !(a % 100 >= 12 && a % 100 <= 14)) return 1;
+      return 2;
+    }
+    return a === 1 ? 0 : 1;
   }
 
-  function humanDuration(seconds) {
-    const h = Math.floor(seconds / 3600);
-    const m = Math.floor((seconds % 3600) / 60);
-    const parts = [];
-    if (h) parts.push(`${h} h`);
-    if (m) parts.push(`${m} min`);
-    if (!h && !m) parts.push(`${seconds} s`);
-    return parts.join(" ");
+  // A text by key: `{name}` fields, and `{n:one|few|many}` plural fields.
+  function t(key, values = {}) {
+    const template = state.texts[key];
+    if (template === undefined) return key;
+    return template.replace(/\{(\w+)(?::([^}]*))?\}/g, (_, name, spec) => {
+      const value = values[name];
+      if (spec && spec.includes("|")) {
+        const forms = spec.split("|");
+        return forms[Math.min(pluralIndex(Number(value)), forms.length - 1)];
+      }
+      return value === undefined ? "" : String(value);
+    });
   }
 
-  function formatClock(wallMs) {
-    const d = new Date(wallMs);
-    return `${pad(d.getHours())}:${pad(d.getMinutes())}`;
+  // A wait in the chat's style (bot/texts.py Texts.duration): "42 s", "9 min 42 s",
+  // "25 min", "1 h 20 min". Seconds under ten minutes; longer waits round up to the minute.
+  function duration(ms) {
+    const s = Math.max(0, Math.ceil(ms / 1000));
+    if (s === 0) return t("dur_now");
+    if (s < 60) return t("dur_s", { n: s });
+    if (s < 600) {
+      const m = Math.floor(s / 60);
+      const rest = s % 60;
+      return rest ? t("dur_min_s", { m, s: rest }) : t("dur_min", { n: m });
+    }
+    const minutes = Math.ceil(s / 60);
+    if (minutes < 60) return t("dur_min", { n: minutes });
+    const h = Math.floor(minutes / 60);
+    const m = minutes % 60;
+    return m ? t("dur_h_min", { h, m }) : t("dur_h", { h });
+  }
+
+  // Load the texts for a language (a Telegram language code or en/ru: the server picks).
+  async function loadTexts(language) {
+    const response = await fetch(`${TEXTS}?language=${encodeURIComponent(language || "")}`,
+      { cache: "no-cache", credentials: "omit" });
+    if (!response.ok) throw new Error(`texts: HTTP ${response.status}`);
+    const body = await response.json();
+    state.language = body.language;
+    state.texts = body.texts;
+    applyStaticTexts();
+  }
+
+  // The page's fixed words: elements marked data-text (content) and data-text-label (aria-label).
+  function applyStaticTexts() {
+    document.documentElement.lang = state.language;
+    document.title = t("web_title");
+    for (const root of [document, ...Array.from(document.querySelectorAll("template"), (x) => x.content)]) {
+      for (const el of root.querySelectorAll("[data-text]")) el.textContent = t(el.dataset.text);
+      for (const el of root.querySelectorAll("[data-text-label]")) el.setAttribute("aria-label", t(el.dataset.textLabel));
+    }
   }
 
   const signed = (n) => (n > 0 ? `+${n}` : n < 0 ? `\u2212${Math.abs(n)}` : "\u00b10");
@@ -88,12 +134,6 @@
     return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
   }
 
-  // A server time (ms) as a wall-clock time on this device, via the server's as_of.
-  function toLocalWall(serverMs, waifu) {
-    const asOf = parseTime(waifu.stats.as_of);
-    return waifu.receivedWall + (serverMs - asOf);
-  }
-
   // ---------------------------------------------------------------- the API
 
   async function api(path, options = {}) {
@@ -103,10 +143,15 @@
         ...options,
         cache: "no-store",
         credentials: "omit",
-        headers: { Authorization: `tma ${tg.initData}`, ...(options.headers || {}) },
+        headers: {
+          Authorization: `tma ${tg.initData}`,
+          // Error messages come back in the player's language.
+          "Accept-Language": state.language || "en",
+          ...(options.headers || {}),
+        },
       });
     } catch (err) {
-      throw new ApiFailure(0, "network", "No connection to the game.", {});
+      throw new ApiFailure(0, "network", t("web_network"), {});
     }
     let body = null;
     try {
@@ -122,42 +167,9 @@
     return body;
   }
 
-  function describeFailure(failure, waifu) {
-    const d = failure.detail || {};
-    switch (failure.code) {
-      case "auth_expired":
-        return "This session has expired. Close the app and open it again from the bot.";
-      case "auth_missing":
-      case "auth_malformed":
-      case "auth_invalid":
-        return "Telegram did not confirm who you are. Close the app and open it again from the bot.";
-      case "webapp_not_configured":
-        return "The web app is not set up on this server yet.";
-      case "player_not_registered":
-        return "You have not started the game yet. Open the bot and press /start, then come back.";
-      case "waifu_not_found":
-        return "This waifu is not among yours.";
-      case "not_enough_energy": {
-        let text = `Not enough energy: needs ${d.energy_needed}, has ${d.energy}.`;
-        const enoughAt = parseTime(d.enough_at);
-        if (enoughAt && waifu) text += ` Enough at ${formatClock(toLocalWall(enoughAt, waifu))}.`;
-        return text;
-      }
-      case "on_cooldown":
-        return `Not yet: ready again in ${formatDuration((d.remaining_seconds || 0) * 1000)}.`;
-      case "event_not_open":
-        return "This event is not open right now.";
-      case "request_key_conflict":
-        return "That button was out of date. The list is fresh now: try again.";
-      case "network":
-        return "No connection to the game. Check your connection and tap again (it counts once).";
-      case "unavailable":
-        return "The game is taking a short break. Try again in a moment.";
-      default:
-        return failure.status >= 500
-          ? "Something went wrong on our side. Try again in a moment."
-          : failure.message || "That did not work.";
-    }
+  // The server words every refusal (bot/texts.py, in the language the page asked for).
+  function describeFailure(failure) {
+    return failure.message || t("web_failed");
   }
 
   function showStatus(text, kind) {
@@ -180,9 +192,10 @@
         const receivedPerf = performance.now();
         const receivedWall = Date.now();
         state.waifus = (profile.waifus || []).map((stats) => ({ stats, receivedPerf, receivedWall }));
-        greetingEl.textContent = profile.first_name ? `Hi, ${profile.first_name}!` : "";
+        if (profile.language && profile.language !== state.language) await loadTexts(profile.language);
+        greetingEl.textContent = profile.first_name ? t("web_greeting", { name: profile.first_name }) : "";
         if (state.waifus.length === 0) {
-          showStatus("No waifu yet: open the bot and pick one with /start.", "notice");
+          showStatus(t("web_no_waifu"), "notice");
         } else {
           showStatus("", null);
         }
@@ -215,7 +228,7 @@
       if (card) card.eventsStatus.textContent = "";
     } catch (failure) {
       if (!(failure instanceof ApiFailure)) throw failure;
-      if (card) card.eventsStatus.textContent = describeFailure(failure, findWaifu(waifuId));
+      if (card) card.eventsStatus.textContent = describeFailure(failure);
       return;
     }
     renderEvents(waifuId);
@@ -267,19 +280,21 @@
   function fillStats(refs, waifu) {
     const s = waifu.stats;
     refs.name.textContent = s.name;
-    refs.level.textContent = `Level ${s.level}`;
+    refs.level.textContent = t("web_level", { level: s.level });
+    // XP within the level, as in the chat's card.
     const levelSpan = s.next_level_xp - s.level_xp;
-    setBar(refs.node, "xp", s.xp - s.level_xp, levelSpan, `${s.xp} / ${s.next_level_xp}`);
+    const intoLevel = s.xp - s.level_xp;
+    setBar(refs.node, "xp", intoLevel, levelSpan, `${intoLevel} / ${levelSpan}`);
     setBar(refs.node, "energy", s.energy, s.max_energy, `${s.energy} / ${s.max_energy}`);
     setBar(refs.node, "mood", s.mood, s.max_stat, `${s.mood} / ${s.max_stat}`);
     setBar(refs.node, "loyalty", s.loyalty, s.max_stat, `${s.loyalty} / ${s.max_stat}`);
   }
 
   function eventTerms(e) {
-    const parts = [`\u26a1${e.energy_cost}`, `+${e.xp_reward} XP`];
-    if (e.mood_delta) parts.push(`mood ${signed(e.mood_delta)}`);
-    if (e.loyalty_delta) parts.push(`loyalty ${signed(e.loyalty_delta)}`);
-    if (e.cooldown_seconds > 0) parts.push(`cooldown ${humanDuration(e.cooldown_seconds)}`);
+    const parts = [`\u26a1${e.energy_cost}`, t("web_term_xp", { xp: e.xp_reward })];
+    if (e.mood_delta) parts.push(t("web_term_mood", { delta: signed(e.mood_delta) }));
+    if (e.loyalty_delta) parts.push(t("web_term_loyalty", { delta: signed(e.loyalty_delta) }));
+    if (e.cooldown_seconds > 0) parts.push(t("web_term_cooldown", { wait: duration(e.cooldown_seconds * 1000) }));
     return parts.join(" \u00b7 ");
   }
 
@@ -291,7 +306,7 @@
     const result = state.results.get(waifuId);
     refs.buttons = [];
     const fragment = document.createDocumentFragment();
-    if (loaded.list.length === 0) refs.eventsStatus.textContent = "No events open right now.";
+    if (loaded.list.length === 0) refs.eventsStatus.textContent = t("events_none");
     for (const e of loaded.list) {
       const row = template.content.firstElementChild.cloneNode(true);
       row.dataset.eventCode = e.code;
@@ -322,11 +337,11 @@
 
   function describeResult(r) {
     const c = r.changes || {};
-    const parts = [`${signed(c.xp)} XP`, `${signed(c.energy)} energy`];
-    if (c.mood) parts.push(`mood ${signed(c.mood)}`);
-    if (c.loyalty) parts.push(`loyalty ${signed(c.loyalty)}`);
-    let text = `${r.event_title}: ${parts.join(", ")}.`;
-    if (c.leveled_up) text += ` Level up! Now level ${c.level_after}.`;
+    const changes = t("result_changes", {
+      xp: c.xp, energy: signed(c.energy), mood: signed(c.mood), loyalty: signed(c.loyalty),
+    });
+    let text = t("web_result", { title: r.event_title, changes });
+    if (c.leveled_up) text += ` ${t("result_level_up", { before: c.level_before, after: c.level_after })}`;
     return text;
   }
 
@@ -335,7 +350,6 @@
     state.busy.add(waifuId);
     entry.button.disabled = true;
     entry.button.textContent = "\u2026";
-    const waifu = findWaifu(waifuId);
     try {
       const result = await api(
         `/waifus/${encodeURIComponent(waifuId)}/events/${encodeURIComponent(entry.event.code)}`,
@@ -358,7 +372,7 @@
     } catch (failure) {
       state.busy.delete(waifuId);
       if (!(failure instanceof ApiFailure)) throw failure;
-      const message = { code: entry.event.code, text: describeFailure(failure, waifu), kind: "error" };
+      const message = { code: entry.event.code, text: describeFailure(failure), kind: "error" };
       if (tg.HapticFeedback) tg.HapticFeedback.notificationOccurred("error");
       if (failure.code === "network") {
         // The answer was lost, not necessarily the action: the same key again is safe.
@@ -396,13 +410,14 @@
       const next = parseTime(s.next_energy_at);
       const full = parseTime(s.full_energy_at);
       if (next === null || asOf === null) {
-        refs.energyNext.textContent = "Full";
+        refs.energyNext.textContent = t("web_energy_full");
         refs.energyFull.textContent = "";
       } else {
-        const remaining = next - asOf - (now - waifu.receivedPerf);
+        const elapsed = now - waifu.receivedPerf;
+        const remaining = next - asOf - elapsed;
         if (remaining <= 0) due = true;
-        refs.energyNext.textContent = `+1 in ${formatDuration(remaining)}`;
-        refs.energyFull.textContent = full === null ? "" : `full at ${formatClock(toLocalWall(full, waifu))}`;
+        refs.energyNext.textContent = t("web_energy_next", { wait: duration(remaining) });
+        refs.energyFull.textContent = full === null ? "" : t("web_energy_full_in", { wait: duration(full - asOf - elapsed) });
       }
       const busy = state.busy.has(s.waifu_id);
       for (const entry of refs.buttons) {
@@ -410,13 +425,13 @@
         if (busy && entry.button.disabled) continue;
         if (wait > 0) {
           entry.button.disabled = true;
-          entry.button.textContent = formatDuration(wait);
+          entry.button.textContent = t("web_wait", { wait: duration(wait) });
         } else if (!entry.event.enough_energy) {
           entry.button.disabled = true;
-          entry.button.textContent = `Need \u26a1${entry.event.energy_cost}`;
+          entry.button.textContent = t("web_need_energy", { cost: entry.event.energy_cost });
         } else {
           entry.button.disabled = busy;
-          entry.button.textContent = "Go";
+          entry.button.textContent = t("web_go");
         }
         if (wait <= 0 && entry.event.cooldown_remaining_seconds > 0 && !entry.expired) {
           entry.expired = true; // cooldown over: fresh data (energy may also have changed)
@@ -442,10 +457,12 @@
     if (tg.colorScheme) root.dataset.colorScheme = tg.colorScheme;
   }
 
-  function start() {
+  async function start() {
+    // Telegram's language first; /me then gives the player's own choice.
+    const user = tg && tg.initDataUnsafe && tg.initDataUnsafe.user;
+    await loadTexts((user && user.language_code) || navigator.language || "");
     if (!tg || !tg.initData) {
-      showStatus("This is the game's Telegram Mini App. Open it from the bot in Telegram " +
-        "(the \u201cOpen app\u201d button or the menu button): outside Telegram it cannot tell who you are.", "notice");
+      showStatus(t("web_outside_telegram"), "notice");
       return;
     }
     tg.ready();
@@ -462,5 +479,5 @@
     refresh();
   }
 
-  start();
+  start().catch((err) => showStatus(String(err), "error"));
 })();
