@@ -7,6 +7,10 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 DB ?= dev
+# Extra options for `make play` / `make bot`, e.g. make play ARGS="--name Ann"
+ARGS ?=
+# Every Python package's version, pinned (make lock refreshes it).
+LOCK := requirements.lock
 
 # Debian packages the tests need, and a file that proves each one is there.
 APT_PACKAGES := postgresql-15:/usr/lib/postgresql/15/bin/pg_ctl \
@@ -15,15 +19,21 @@ APT_PACKAGES := postgresql-15:/usr/lib/postgresql/15/bin/pg_ctl \
 	chromium:/usr/bin/chromium \
 	python3-venv:
 
-.PHONY: help test lint setup system-deps db db-stop db-destroy migrate psql bot play bench bench-quick clean
+.PHONY: help test lint setup lock system-deps db db-stop db-destroy migrate schema release-migrations psql bot play \
+	bench bench-quick clean
 
 help:
 	@echo "make test        run every test against a real PostgreSQL 15 + pg_cron (installs what it needs)"
 	@echo "make lint        ruff (lint, import order) and mypy (strict for bot/ and db/)"
+	@echo "make play        play in the terminal without Telegram (local database started on the way);"
+	@echo "                 options: make play ARGS=\"--name Ann --language ru\""
+	@echo "make bot         run the bot (python -m bot; BOT_TOKEN etc. from the environment or .env)"
 	@echo "make db          start the local database (.localdb/$(DB)) and apply the migrations"
+	@echo "make migrate     apply migrations to \$$MIGRATION_DATABASE_URL (unset: the local database)"
+	@echo "make schema      regenerate db/schema.sql (the committed schema dump) after changing a migration"
+	@echo "make release-migrations   when tagging a release: its migrations join db/migrations/RELEASED.sha256"
+	@echo "make lock        refresh requirements.lock (newest versions pyproject.toml allows, from PyPI)"
 	@echo "make psql        psql into the local database as superuser"
-	@echo "make bot         run the bot (python -m bot; settings from the environment or .env)"
-	@echo "make play        play in the terminal without Telegram"
 	@echo "make bench       run the benchmarks at full size (slow); bench-quick: small sizes"
 	@echo "make db-stop / db-destroy / clean"
 
@@ -37,11 +47,20 @@ lint: setup
 
 setup: system-deps $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+# Installs exactly the versions in $(LOCK) (constraints: only what pyproject.toml asks for).
+$(VENV)/.installed: pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
-	$(VENV)/bin/pip install --quiet -e '.[test,dev]'
+	$(VENV)/bin/pip install --quiet -c $(LOCK) -e '.[test,dev]'
 	touch $@
+
+# Re-resolves pyproject.toml's dependencies and extras to the newest allowed releases and
+# pins them in $(LOCK); review the diff, run make test, commit both.
+lock: $(VENV)/.installed
+	$(VENV)/bin/pip install --quiet pip-tools
+	$(VENV)/bin/pip-compile --quiet --upgrade --extra test --extra dev --strip-extras \
+		--no-emit-index-url --no-emit-trusted-host --no-emit-find-links --output-file $(LOCK) pyproject.toml
+	$(VENV)/bin/pip install --quiet -c $(LOCK) -e '.[test,dev]'
 
 # Installs missing Debian packages when root; otherwise says what to install.
 system-deps:
@@ -73,16 +92,29 @@ db-destroy:
 	$(PY) -m db.localdb destroy --name $(DB)
 
 migrate: setup
-	$(VENV)/bin/yoyo apply
+	$(PY) -m db.migrate apply --database "$${MIGRATION_DATABASE_URL:-$$($(PY) -m db.localdb url --name $(DB))}"
+
+# db/schema.sql from a throwaway cluster migrated from scratch (tests/core/test_migrations.py
+# fails when it is stale). Commit it with the migration that changed it.
+schema: setup
+	$(PY) -m db.schema dump
+
+# Run when tagging a release: every migration file not yet listed joins the manifest; from
+# then on it never changes (a test checks the hashes), a change is a new migration.
+release-migrations:
+	@cd db/migrations && for f in [0-9]*.sql; do \
+		cut -c67- RELEASED.sha256 | grep -qxF "$$f" || { sha256sum "$$f" >> RELEASED.sha256; echo "released: $$f"; }; \
+	done
 
 psql:
 	psql "$$($(PY) -m db.localdb url --name $(DB))"
 
 bot: setup
-	$(PY) -m bot
+	$(PY) -m bot $(ARGS)
 
+# Options after ARGS= (make's own parser would take `make play --name Ann` for itself).
 play: setup
-	$(PY) -m bot.dev.terminal
+	$(PY) -m bot.dev.terminal $(ARGS)
 
 bench: setup
 	$(PY) -m tests.benchmarks.bench_core

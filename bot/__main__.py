@@ -2,6 +2,10 @@
 
 Settings come from the environment or `.env` (see .env.example). Without DATABASE_URL
 the local database (.localdb/dev) is started and migrated first.
+
+`python -m bot --check-config` only checks the settings: exit 0, or EX_CONFIG (78) with
+what to set. A configuration error stops the bot the same way, at once (docker-compose
+runs the check as a one-shot service before the bot: see docker-compose.yml).
 """
 
 from __future__ import annotations
@@ -9,33 +13,27 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from bot.config import Settings
-from bot.logs import setup_logging
-
-NO_TOKEN = (
-    "BOT_TOKEN is not set. Create a bot with @BotFather in Telegram (send it /newbot), "
-    "then put the token it gives you in .env (BOT_TOKEN=123456:ABC...) or in the environment."
-)
+from bot.config import EX_CONFIG, ConfigError, load_settings
 
 
-def main() -> int:
-    settings = Settings()
-    token = settings.bot_token.get_secret_value().strip() if settings.bot_token else ""
-    if not token:
-        print(NO_TOKEN, file=sys.stderr)
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if args not in ([], ["--check-config"]):
+        print("usage: python -m bot [--check-config]", file=sys.stderr)
         return 2
-    from aiogram.utils.token import TokenValidationError, validate_token  # after the check: a slow import
-
     try:
-        validate_token(token)
-    except TokenValidationError:
-        print("BOT_TOKEN does not look like a bot token (expected digits, a colon, then letters, "
-              "e.g. 123456:ABC-DEF...). @BotFather in Telegram shows it (/mybots > API Token).", file=sys.stderr)
-        return 2
+        settings = load_settings()
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return EX_CONFIG
+    if args == ["--check-config"]:
+        print("configuration OK", file=sys.stderr)
+        return 0
+
+    from bot.app import run  # after the check: a slow import
+    from bot.logs import setup_logging
+
     setup_logging(settings.log_level)
-
-    from bot.app import run
-
     database_url = settings.database_url
     if not database_url:
         from db.migrate import ensure_local_database

@@ -59,8 +59,6 @@ SHUTDOWN_GRACE_SECONDS = 10.0
 
 
 def create_bot(settings: Settings, *, session: AiohttpSession | None = None) -> Bot:
-    if settings.bot_token is None:
-        raise ValueError("BOT_TOKEN is not set")
     if session is None:
         session = (AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_url))
                    if settings.telegram_api_url else AiohttpSession())

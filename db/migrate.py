@@ -16,24 +16,24 @@ def _backend(url: str) -> Any:
     return get_backend(url.replace("postgres://", "postgresql://", 1))
 
 
-def apply(url: str) -> int:
-    """Apply pending migrations; returns how many were applied."""
+def apply(url: str) -> list[str]:
+    """Apply pending migrations; returns the ids applied, in order (empty: nothing to do)."""
     backend = _backend(url)
     migrations = read_migrations(str(MIGRATIONS_DIR))
     with backend.lock():
         pending = backend.to_apply(migrations)
         backend.apply_migrations(pending)
-    return len(pending)
+    return [m.id for m in pending]
 
 
-def rollback_all(url: str) -> int:
-    """Roll back every applied migration; returns how many were rolled back."""
+def rollback_all(url: str) -> list[str]:
+    """Roll back every applied migration; returns the ids rolled back, newest first."""
     backend = _backend(url)
     migrations = read_migrations(str(MIGRATIONS_DIR))
     with backend.lock():
         applied = backend.to_rollback(migrations)
         backend.rollback_migrations(applied)
-    return len(applied)
+    return [m.id for m in applied]
 
 
 def set_bot_password(url: str, password: str) -> None:
@@ -75,7 +75,10 @@ def main(argv: list[str] | None = None) -> int:
     if not args.database:
         parser.error("set MIGRATION_DATABASE_URL or pass --database")
     if args.command == "apply":
-        print(f"applied {apply(args.database)} migration(s)")
+        applied = apply(args.database)
+        for migration_id in applied:
+            print(f"applied {migration_id}")
+        print(f"{len(applied)} migration(s) applied" if applied else "nothing to apply: the database is up to date")
     elif args.command == "set-bot-password":
         password = os.environ.get("BOT_DB_PASSWORD")
         if not password:
@@ -83,7 +86,10 @@ def main(argv: list[str] | None = None) -> int:
         set_bot_password(args.database, password)
         print("password of role waifu_bot set")
     else:
-        print(f"rolled back {rollback_all(args.database)} migration(s)")
+        rolled_back = rollback_all(args.database)
+        for migration_id in rolled_back:
+            print(f"rolled back {migration_id}")
+        print(f"{len(rolled_back)} migration(s) rolled back")
     return 0
 
 

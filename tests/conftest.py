@@ -19,6 +19,7 @@ import asyncpg
 import pytest
 
 from db import localdb, migrate
+from tests import seed_snapshot
 
 ROOT = Path(__file__).resolve().parent.parent
 BOT_ROLE = localdb.BOT_ROLE
@@ -76,7 +77,9 @@ def database() -> Iterator[TestDatabase]:
 
 
 def _prepare(admin_url: str, source: str) -> TestDatabase:
+    seed_snapshot.restore_previous(admin_url)  # a reused database: its seeds, not an earlier run's rows
     migrate.apply(admin_url)
+    seed_snapshot.take(admin_url)  # what the migrations seeded: RESET_SQL returns to it
     import psycopg2
 
     with psycopg2.connect(admin_url) as conn, conn.cursor() as cur:
@@ -91,11 +94,8 @@ async def init_connection(conn: asyncpg.Connection) -> None:
     await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
 
-RESET_SQL = """
-TRUNCATE game.stat_corrections, game.participations, game.waifus, game.players RESTART IDENTITY CASCADE;
-DELETE FROM game.events WHERE code NOT IN ('walk', 'cafe', 'training', 'movie', 'gift');
-UPDATE game.events SET starts_at = NULL, ends_at = NULL WHERE starts_at IS NOT NULL OR ends_at IS NOT NULL;
-"""
+# Back to what the migrations seeded: every game table and sequence (tests/seed_snapshot.py).
+RESET_SQL = seed_snapshot.RESET_SQL
 
 
 @pytest.fixture

@@ -21,10 +21,8 @@ import sys
 import threading
 from typing import Any, TextIO
 
-from pydantic import SecretStr
-
 from bot.app import connect_game, create_bot, create_dispatcher
-from bot.config import Settings
+from bot.config import load_settings
 from bot.dev.local_botapi import Player, TelegramStub
 
 
@@ -136,7 +134,10 @@ def _stdin_lines(loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[str | Non
 
 
 async def play(args: argparse.Namespace) -> None:
-    settings = Settings()
+    # Telegram is the stand-in: its token and URL replace whatever .env says.
+    stub = TelegramStub()
+    await stub.start()
+    settings = load_settings(bot_token=stub.token, telegram_api_url=stub.url, webhook_url=None)
     interactive = sys.stdin.isatty()
     style = Style(sys.stdout.isatty() and not os.environ.get("NO_COLOR"))
     database_url = settings.database_url
@@ -146,10 +147,6 @@ async def play(args: argparse.Namespace) -> None:
         print("starting the local database (.localdb/dev)...", file=sys.stderr)
         database_url = ensure_local_database()
 
-    stub = TelegramStub()
-    await stub.start()
-    settings = settings.model_copy(update={"bot_token": SecretStr(stub.token), "telegram_api_url": stub.url,
-                                           "webhook_url": None})
     game = await connect_game(database_url, settings, wait_seconds=10)
     bot = create_bot(settings)
     dp = create_dispatcher(game, settings)

@@ -48,10 +48,6 @@ class AuthExpired(AuthError):
     code = "auth_expired"
 
 
-class AuthNotConfigured(AuthError):
-    code, http_status = "webapp_not_configured", 503
-
-
 @dataclass(frozen=True)
 class WebAppIdentity:
     user: WebAppUser
@@ -75,11 +71,9 @@ def init_data_from_header(header: str | None) -> str:
     return init_data
 
 
-def validate_init_data(init_data: str, bot_token: str | None, *, max_age_seconds: int,
+def validate_init_data(init_data: str, bot_token: str, *, max_age_seconds: int,
                        now: float | None = None) -> WebAppIdentity:
     """Check signature, age and user of raw initData; raise an AuthError otherwise."""
-    if not bot_token:
-        raise AuthNotConfigured("The web app is not configured on this server (BOT_TOKEN is not set).")
     try:
         signed = check_webapp_signature(bot_token, init_data)
     except (ValueError, TypeError):
@@ -113,15 +107,13 @@ class Authenticator:
     on every request, hit or miss. Bounded: the oldest entries go first.
     """
 
-    def __init__(self, bot_token: str | None, max_age_seconds: int, cache_size: int = 10_000) -> None:
+    def __init__(self, bot_token: str, max_age_seconds: int, cache_size: int = 10_000) -> None:
         self._token = bot_token
         self._max_age = max_age_seconds
         self._cache_size = cache_size
         self._verified: dict[str, WebAppIdentity] = {}
 
     def __call__(self, header: str | None, now: float | None = None) -> WebAppIdentity:
-        if not self._token:
-            raise AuthNotConfigured("The web app is not configured on this server (BOT_TOKEN is not set).")
         init_data = init_data_from_header(header)
         now = time.time() if now is None else now
         identity = self._verified.get(init_data)

@@ -197,8 +197,7 @@ async def redirect_to_page(request: web.Request) -> web.StreamResponse:
 def build_api(game: Game, settings: Settings) -> web.Application:
     api = web.Application(middlewares=[api_middleware])
     api[GAME_KEY] = game
-    api[AUTH_KEY] = Authenticator(settings.bot_token.get_secret_value() if settings.bot_token else None,
-                                  settings.webapp_auth_max_age)
+    api[AUTH_KEY] = Authenticator(settings.bot_token.get_secret_value(), settings.webapp_auth_max_age)
     api.router.add_get("/me", get_me)
     api.router.add_get("/waifus/{waifu_id}/events", get_events)
     api.router.add_post("/waifus/{waifu_id}/events/{event_code}", post_participation)

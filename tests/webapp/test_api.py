@@ -141,19 +141,6 @@ async def test_max_age_is_configurable(game):
         assert stale.status == 401 and (await error_of(stale))["code"] == "auth_expired"
 
 
-async def test_without_a_bot_token_every_api_call_says_the_app_is_not_configured(game):
-    await new_player(game, ANN)
-    app = make_app(game, make_settings(bot_token=None))
-    async with TestClient(TestServer(app, host="127.0.0.1")) as c:
-        calls_before = game.calls
-        resp = await c.get("/api/me", headers=auth_header(ANN))
-        assert resp.status == 503
-        assert_no_store(resp)
-        err = await error_of(resp)
-        assert err["code"] == "webapp_not_configured" and "BOT_TOKEN" in err["message"]
-        assert game.calls == calls_before
-
-
 # -- ownership and paths -------------------------------------------------------------------
 
 

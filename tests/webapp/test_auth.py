@@ -13,7 +13,6 @@ from bot.webapp.auth import (
     AuthInvalid,
     AuthMalformed,
     AuthMissing,
-    AuthNotConfigured,
     validate_init_data,
 )
 from tests.webapp.initdata import TEST_TOKEN, init_data
@@ -68,7 +67,3 @@ def test_header_shapes(header, error):
     with pytest.raises(error):
         Authenticator(TEST_TOKEN, DAY)(header)
 
-
-def test_no_token_means_not_configured():
-    with pytest.raises(AuthNotConfigured):
-        Authenticator(None, DAY)(f"tma {init_data(5)}")

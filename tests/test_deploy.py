@@ -1,0 +1,60 @@
+"""docker-compose.yml and the images, read as files (no Docker engine here): each service
+gets only its own settings, the bot's are exactly what bot/config.py reads, a
+configuration error stops for good, and the image installs the pinned versions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bot.config import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+COMPOSE: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+SERVICES: dict[str, Any] = COMPOSE["services"]
+
+
+def env_names(service: str) -> set[str]:
+    environment = SERVICES[service].get("environment", [])
+    assert isinstance(environment, list), f"{service}: environment as a list of NAME=value"
+    return {entry.split("=", 1)[0] for entry in environment}
+
+
+def test_no_service_gets_the_whole_env_file():
+    assert not [name for name, service in SERVICES.items() if "env_file" in service]
+
+
+def test_the_bot_gets_exactly_its_own_settings():
+    assert env_names("bot") == {name.upper() for name in Settings.model_fields}
+    assert env_names("check-config") == env_names("bot")  # it checks what the bot will get
+
+
+def test_secrets_go_only_where_they_are_used():
+    for service in ("bot", "check-config"):
+        assert not {"POSTGRES_PASSWORD", "MIGRATION_DATABASE_URL", "BOT_DB_PASSWORD"} & env_names(service)
+        assert "POSTGRES_PASSWORD" not in str(SERVICES[service])
+    assert env_names("migrate") == {"MIGRATION_DATABASE_URL", "BOT_DB_PASSWORD"}
+    assert env_names("db") == {"POSTGRES_PASSWORD", "POSTGRES_DB"}
+
+
+def test_a_configuration_error_stops_for_good():
+    check = SERVICES["check-config"]
+    assert check["command"] == ["python", "-m", "bot", "--check-config"]
+    assert check["restart"] == "no"
+    assert SERVICES["bot"]["depends_on"]["check-config"] == {"condition": "service_completed_successfully"}
+    assert SERVICES["bot"]["depends_on"]["migrate"] == {"condition": "service_completed_successfully"}
+
+
+def test_every_bot_setting_is_described_in_env_example():
+    example = (ROOT / ".env.example").read_text()
+    missing = [name for name in sorted(env_names("bot") - {"DATABASE_URL", "WEB_HOST", "WEB_PORT"})
+               if f"{name}=" not in example]
+    assert not missing, f"describe these in .env.example: {missing}"
+
+
+def test_the_image_installs_the_pinned_versions():
+    dockerfile = (ROOT / "bot" / "Dockerfile").read_text()
+    assert "requirements.lock" in dockerfile and "pip install -c requirements.lock" in dockerfile
+    assert "bot/dev" in (ROOT / ".dockerignore").read_text()  # the Telegram stand-in stays out of the image
