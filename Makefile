@@ -16,6 +16,7 @@ LOCK := requirements.lock
 APT_PACKAGES := postgresql-15:/usr/lib/postgresql/15/bin/pg_ctl \
 	postgresql-15-cron:/usr/share/postgresql/15/extension/pg_cron.control \
 	postgresql-15-plpgsql-check:/usr/share/postgresql/15/extension/plpgsql_check.control \
+	postgresql-15-plproxy:/usr/share/postgresql/15/extension/plproxy.control \
 	chromium:/usr/bin/chromium \
 	python3-venv:
 

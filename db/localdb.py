@@ -19,7 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +45,13 @@ SERVER_SETTINGS = {
     "log_min_messages": "warning",
     "log_line_prefix": "'%m [%p] %q%u@%d '",
 }
+
+
+# Partitioned layout (docs/SCALING.md): each partition is a cluster of its own (pg_cron
+# runs in one database per cluster, and migration 0001 insists on being in it), so they
+# are kept small; the proxy holds no game data at all.
+PARTITION_SETTINGS = {"shared_buffers": "'128MB'", "max_connections": "100"}
+PROXY_SETTINGS = {"shared_buffers": "'64MB'", "max_connections": "100"}
 
 
 def with_user(url: str, user: str, password: str | None = None) -> str:
@@ -111,6 +118,7 @@ def _free_port() -> int:
 class Cluster:
     name: str
     home: Path  # holds data/, run/ (socket), server.log, port
+    settings: dict[str, str] = field(default_factory=dict)  # over SERVER_SETTINGS, at init
 
     @property
     def data(self) -> Path:
@@ -187,7 +195,8 @@ class Cluster:
             ]
         )
         port = int(os.environ.get("LOCALDB_PORT") or _free_port())
-        settings = dict(SERVER_SETTINGS, port=str(port), unix_socket_directories=f"'{self.socket_dir}'")
+        settings = dict(SERVER_SETTINGS, **self.settings, port=str(port),
+                        unix_socket_directories=f"'{self.socket_dir}'")
         conf = "\n# waifu-bot local cluster\n" + "".join(f"{k} = {v}\n" for k, v in settings.items())
         with open(self.data / "postgresql.conf", "a") as fh:
             fh.write(conf)
@@ -257,6 +266,38 @@ def cluster(name: str = "dev") -> Cluster:
     return Cluster(name, home)
 
 
+def partition_count(name: str) -> int:
+    """How many partitions the set `name` has (0: a plain single database)."""
+    try:
+        return int((cluster(name).home / "partitions").read_text())
+    except (OSError, ValueError):
+        return 0
+
+
+def partition_set(name: str, partitions: int | None = None) -> tuple[Cluster, list[Cluster]]:
+    """The proxy cluster `name` and its partition clusters `name-p0`, `name-p1`, ..."""
+    count = partition_count(name) if partitions is None else partitions
+    proxy = cluster(name)
+    if count:
+        proxy.settings = dict(PROXY_SETTINGS)
+    parts = [cluster(f"{name}-p{k}") for k in range(count)]
+    for part in parts:
+        part.settings = dict(PARTITION_SETTINGS)
+    return proxy, parts
+
+
+def start_partition_set(name: str, partitions: int) -> tuple[Cluster, list[Cluster]]:
+    if partitions < 1 or partitions & (partitions - 1):
+        raise LocalDbError("--partitions must be a power of two (PL/Proxy maps hash & (N-1))")
+    if (existing := partition_count(name)) and existing != partitions:
+        raise LocalDbError(f"{name} already has {existing} partitions (destroy it first)")
+    proxy, parts = partition_set(name, partitions)
+    for c in [proxy, *parts]:
+        c.start()
+    (proxy.home / "partitions").write_text(f"{partitions}\n")
+    return proxy, parts
+
+
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
@@ -266,13 +307,28 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("command", choices=["start", "stop", "status", "url", "env", "destroy"])
     parser.add_argument("--name", default="dev", help="cluster name (default: dev)")
+    parser.add_argument("--partitions", type=int, default=0,
+                        help="start: a proxy database and N partitions (python -m db.partitions migrate sets them up)")
+    parser.add_argument("--partition", type=int, default=None, help="url/env: partition K instead of the proxy")
     args = parser.parse_args(argv)
-    c = cluster(args.name)
+    proxy, parts = partition_set(args.name)
+    c = proxy
     try:
-        if args.command == "start":
+        if args.partition is not None:
+            if not 0 <= args.partition < len(parts):
+                raise LocalDbError(f"{args.name} has {len(parts)} partition(s)")
+            c = parts[args.partition]
+        if args.command == "start" and args.partitions:
+            proxy, parts = start_partition_set(args.name, args.partitions)
+            for k, part in enumerate(parts):
+                print(f"partition {k}: {part.url()}  (data: {part.home})")
+            print(f"proxy: {proxy.url()}  (next: python -m db.partitions migrate --name {args.name})")
+        elif args.command == "start":
             c.start()
             print(f"PostgreSQL running: {c.url()}  (data: {c.home}, user {getpass.getuser()})")
         elif args.command == "stop":
+            for part in parts if c is proxy else []:
+                part.stop()
             c.stop()
             print("stopped")
         elif args.command == "status":
@@ -284,6 +340,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"export MIGRATION_DATABASE_URL={c.url()}")
             print(f"export DATABASE_URL={c.url(user=BOT_ROLE)}")
         elif args.command == "destroy":
+            for part in parts if c is proxy else []:
+                part.destroy()
             c.destroy()
             print("destroyed")
     except LocalDbError as exc:

@@ -1,0 +1,782 @@
+"""Players partitioned across PostgreSQL databases behind a PL/Proxy database.
+
+The proxy database holds no game data: its `api` and `ops` functions have the names and
+positional signatures of the partitions' and run the call on the partition that owns
+the player (PL/Proxy, `RUN ON <hash>`). They are GENERATED from partition 0's catalog
+(pg_proc of schemas api and ops), so a migration that adds or changes a function needs
+only `migrate` again, never a hand edit here. docs/SCALING.md has the why and the
+operations (adding and moving partitions, failure modes).
+
+Routing, per function (first IN argument decides; OVERRIDES wins):
+- `telegram_id` first: the partition of hash(telegram_id) (the player's);
+- `waifu_id` first: the partition in the waifu id's low bits (ids carry their owner's
+  hash bits, see PARTITION_SQL), so `api.waifu_stats(id)` lands where the waifu is;
+- neither, STABLE/IMMUTABLE (catalogue reads, e.g. api.waifu_templates): ANY partition,
+  the catalogue being the same everywhere;
+- neither, VOLATILE (ticks, claims, catalogue edits such as ops.create_event): ALL
+  partitions in parallel; the results are combined (integers summed, JSON arrays and
+  sets concatenated, otherwise partition 0's answer). Each partition commits on its own:
+  there is no distributed transaction (see docs/SCALING.md, "catalogue changes").
+
+Defaults: a remote default (e.g. `now timestamptz DEFAULT now()`) must be evaluated on
+the partition, not here (a `now` passed explicitly is a clock override the partition
+checks). So each function with k defaulted arguments becomes k+1 overloads without
+defaults; positional calls resolve exactly as before.
+
+Errors: PL/Proxy keeps the remote SQLSTATE but prefixes the message, DETAIL and HINT;
+the wrappers re-raise them as the partition raised them, and a partition that cannot
+be reached becomes SQLSTATE 57P03 (cannot_connect_now), which the bot maps to
+GameUnavailable.
+
+Identity: partitions are called as role waifu_proxy (member of waifu_bot, waifu_ops and
+waifu_clock); a caller that is neither superuser nor waifu_clock member at the proxy and
+passes a clock argument goes through role waifu_proxy_noclock instead, so the partition
+applies its own clock rule to it. EXECUTE privileges are copied from partition 0.
+
+Usage:
+    python -m db.localdb start --name NAME --partitions 2
+    python -m db.partitions migrate --name NAME           # every partition, then the proxy
+    python -m db.partitions rollback-all --name NAME
+    python -m db.partitions migrate --proxy URL --partition URL --partition URL  # first time, real servers
+    python -m db.partitions migrate --proxy URL           # later: partitions read from the proxy
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import psycopg2
+import psycopg2.extensions
+from psycopg2 import sql
+
+from db import migrate
+
+CLUSTER = "waifu"  # PL/Proxy cluster: partitions called as PROXY_ROLE
+NOCLOCK_CLUSTER = "waifu_noclock"  # the same partitions, as NOCLOCK_ROLE
+PROXY_ROLE = "waifu_proxy"
+NOCLOCK_ROLE = "waifu_proxy_noclock"
+CLOCK_ROLE = "waifu_clock"
+HASH_BITS = 16  # waifu ids carry this many low bits of their owner's hash: up to 65,536 partitions
+CLOCK_ARGS = frozenset({"now"})  # arguments the partitions treat as a clock override
+GENERATED_SCHEMAS = ("api", "ops")
+
+# Exceptions to the routing rule: (schema, function) -> "ANY" | "ALL" | "telegram_id" | "waifu_id".
+OVERRIDES: dict[tuple[str, str], str] = {}
+
+# Run as superuser on each partition by `setup_partition` (idempotent). Not a migration:
+# a single-database deployment has none of it.
+PARTITION_SQL = """
+CREATE SCHEMA IF NOT EXISTS partition;
+COMMENT ON SCHEMA partition IS 'This database as one partition behind the PL/Proxy database (db/partitions.py).';
+CREATE TABLE IF NOT EXISTS partition.identity (
+    one boolean PRIMARY KEY DEFAULT true CHECK (one),
+    index integer NOT NULL,
+    count integer NOT NULL
+);
+INSERT INTO partition.identity (index, count) VALUES (%(index)s, %(count)s)
+ON CONFLICT (one) DO UPDATE SET index = excluded.index, count = excluded.count;
+
+-- The same hash as the proxy's proxy.player_hash.
+CREATE OR REPLACE FUNCTION partition.player_hash(telegram_id bigint) RETURNS integer
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    RETURN coalesce(pg_catalog.hashint8(telegram_id), 0);
+
+-- A waifu id carries its owner's hash in its low bits: RUN ON waifu_id then lands on the
+-- owner's partition for any partition count up to 2^HASH_BITS (splits need no new ids),
+-- and ids of different partitions never collide (their low bits differ).
+CREATE OR REPLACE FUNCTION partition.waifu_id_carries_owner() RETURNS trigger
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    NEW.id := (NEW.id << %(bits)s) | (partition.player_hash(NEW.owner_id) & %(mask)s);
+    RETURN NEW;
+END
+$$;
+CREATE OR REPLACE TRIGGER waifu_id_carries_owner BEFORE INSERT ON game.waifus
+    FOR EACH ROW EXECUTE FUNCTION partition.waifu_id_carries_owner();
+
+-- Notification ids likewise (api.finish_notifications runs on ALL partitions with a list
+-- of ids: ids of different partitions must not collide).
+CREATE OR REPLACE FUNCTION partition.notification_id_carries_player() RETURNS trigger
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    NEW.id := (NEW.id << %(bits)s) | (partition.player_hash(NEW.telegram_id) & %(mask)s);
+    RETURN NEW;
+END
+$$;
+DO $$
+BEGIN
+    IF pg_catalog.to_regclass('game.notifications') IS NOT NULL THEN
+        CREATE OR REPLACE TRIGGER notification_id_carries_player BEFORE INSERT ON game.notifications
+            FOR EACH ROW EXECUTE FUNCTION partition.notification_id_carries_player();
+    END IF;
+END
+$$;
+
+-- Rows of an ops view or a game table, for the proxy's aggregate views (runs as the
+-- caller, waifu_proxy: SELECT privileges of waifu_ops apply).
+CREATE OR REPLACE FUNCTION partition.relation_rows(relation text, OUT partition integer, OUT data jsonb)
+    RETURNS SETOF record
+    LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    parts text[] := pg_catalog.parse_ident(relation_rows.relation);
+BEGIN
+    IF pg_catalog.array_length(parts, 1) <> 2 OR parts[1] NOT IN ('ops', 'game') THEN
+        RAISE EXCEPTION 'only ops.* and game.* relations' USING ERRCODE = '42501';
+    END IF;
+    RETURN QUERY EXECUTE pg_catalog.format(
+        'SELECT (SELECT i.index FROM partition.identity AS i), pg_catalog.to_jsonb(r) FROM %%I.%%I AS r',
+        parts[1], parts[2]);
+END
+$$;
+
+-- Health of this partition for ops.partitions on the proxy.
+CREATE OR REPLACE FUNCTION partition.status() RETURNS jsonb
+    LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    digest text;
+BEGIN
+    -- The catalogue as rows without their update times (each partition stamps its own).
+    SELECT pg_catalog.md5(pg_catalog.string_agg(t.r, E'\\n' ORDER BY t.r)) INTO digest FROM (
+        SELECT (pg_catalog.to_jsonb(x) - 'updated_at' - 'created_at')::text AS r FROM game.waifu_templates AS x
+        UNION ALL
+        SELECT (pg_catalog.to_jsonb(x) - 'updated_at' - 'created_at')::text FROM game.events AS x) AS t;
+    RETURN pg_catalog.jsonb_build_object(
+        'partition', (SELECT i.index FROM partition.identity AS i),
+        'count', (SELECT i.count FROM partition.identity AS i),
+        'database', pg_catalog.current_database(),
+        'in_recovery', pg_catalog.pg_is_in_recovery(),
+        'catalogue_digest', digest,
+        'cron', (SELECT pg_catalog.jsonb_object_agg(j.jobname, j.health) FROM ops.cron_jobs AS j),
+        'migrations', (SELECT pg_catalog.jsonb_agg(m.migration_id ORDER BY m.applied_at_utc)
+                       FROM public._yoyo_migration AS m));
+END
+$$;
+REVOKE ALL ON FUNCTION partition.relation_rows(text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION partition.status() FROM PUBLIC;
+"""
+
+# Roles on each partition (cluster-wide); passwords are set outside (see docs/SCALING.md).
+PARTITION_ROLES_SQL = """
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'waifu_proxy') THEN
+        CREATE ROLE waifu_proxy LOGIN;
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'waifu_proxy_noclock') THEN
+        CREATE ROLE waifu_proxy_noclock LOGIN;
+    END IF;
+    GRANT waifu_bot, waifu_ops TO waifu_proxy, waifu_proxy_noclock;
+    IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'waifu_clock') THEN
+        GRANT waifu_clock TO waifu_proxy;
+    END IF;
+END
+$$;
+GRANT USAGE ON SCHEMA partition TO waifu_proxy, waifu_proxy_noclock;
+GRANT SELECT ON partition.identity TO waifu_proxy, waifu_proxy_noclock;
+GRANT EXECUTE ON FUNCTION partition.relation_rows(text), partition.status() TO waifu_proxy, waifu_proxy_noclock;
+COMMENT ON ROLE waifu_proxy IS 'The PL/Proxy database calling this partition (clock overrides allowed).';
+COMMENT ON ROLE waifu_proxy_noclock IS 'The PL/Proxy database calling for a caller without clock privileges.';
+"""
+
+# The proxy's fixed part (idempotent); the generated part follows in `generate`.
+PROXY_SQL = """
+CREATE EXTENSION IF NOT EXISTS plproxy;
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'waifu_bot') THEN
+        CREATE ROLE waifu_bot LOGIN;
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'waifu_ops') THEN
+        CREATE ROLE waifu_ops NOLOGIN;
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'waifu_clock') THEN
+        CREATE ROLE waifu_clock NOLOGIN;
+    END IF;
+END
+$$;
+REVOKE TEMPORARY ON DATABASE {db} FROM PUBLIC;
+REVOKE CREATE ON SCHEMA public FROM PUBLIC;
+CREATE SCHEMA IF NOT EXISTS proxy;
+COMMENT ON SCHEMA proxy IS 'PL/Proxy plumbing (db/partitions.py): hashing, error cleaning. Not for callers.';
+CREATE SCHEMA IF NOT EXISTS api;
+CREATE SCHEMA IF NOT EXISTS ops;
+CREATE SCHEMA IF NOT EXISTS game;
+COMMENT ON SCHEMA game IS 'Read-only views of the partitions'' game tables (union of all partitions).';
+GRANT USAGE ON SCHEMA api TO waifu_bot, waifu_ops;
+GRANT USAGE ON SCHEMA ops, game TO waifu_ops;
+
+CREATE OR REPLACE FUNCTION proxy.player_hash(telegram_id bigint) RETURNS integer
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    RETURN coalesce(pg_catalog.hashint8(telegram_id), 0);
+COMMENT ON FUNCTION proxy.player_hash(bigint) IS 'Partition hash of a player (the same as partition.player_hash).';
+CREATE OR REPLACE FUNCTION proxy.waifu_hash(waifu_id bigint) RETURNS integer
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    RETURN coalesce(waifu_id & 65535, 0)::integer;
+COMMENT ON FUNCTION proxy.waifu_hash(bigint) IS 'Partition hash of a waifu: its id (low bits = owner''s hash).';
+
+-- A function with defaults on the partitions is several overloads here (one per number
+-- of arguments given): a GRANT or REVOKE on one of them is copied to its siblings, so
+-- `GRANT EXECUTE ON FUNCTION api.waifu_stats(bigint, timestamptz)` also covers
+-- api.waifu_stats(bigint), as it does on a partition.
+CREATE OR REPLACE FUNCTION proxy.copy_grants_to_overloads() RETURNS event_trigger
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    grant_command boolean;
+    g record;
+BEGIN
+    -- PostgreSQL does not say which object a GRANT named: settle every group. A GRANT
+    -- gives each overload the union of the group's grantees, a REVOKE the intersection.
+    IF pg_catalog.current_setting('proxy.copying_grants', true) = 'on' THEN
+        RETURN;
+    END IF;
+    SELECT bool_or(c.command_tag = 'GRANT') INTO grant_command
+    FROM pg_catalog.pg_event_trigger_ddl_commands() AS c WHERE c.command_tag IN ('GRANT', 'REVOKE');
+    IF grant_command IS NULL THEN
+        RETURN;
+    END IF;
+    PERFORM pg_catalog.set_config('proxy.copying_grants', 'on', true);
+    FOR g IN
+        WITH e AS (
+            SELECT p.oid, p.pronamespace, p.proname, a.grantee
+            FROM pg_catalog.pg_proc AS p
+            JOIN pg_catalog.pg_namespace AS n ON n.oid = p.pronamespace AND n.nspname IN ('api', 'ops')
+            LEFT JOIN LATERAL pg_catalog.aclexplode(p.proacl) AS a
+                   ON a.privilege_type = 'EXECUTE' AND a.grantee <> p.proowner AND a.grantee <> 0),
+        groups AS (
+            SELECT e.pronamespace, e.proname, count(DISTINCT e.oid) AS n
+            FROM e GROUP BY 1, 2 HAVING count(DISTINCT e.oid) > 1),
+        wanted AS (
+            SELECT e.pronamespace, e.proname, e.grantee
+            FROM e JOIN groups USING (pronamespace, proname) WHERE e.grantee IS NOT NULL
+            GROUP BY 1, 2, 3
+            HAVING grant_command OR count(DISTINCT e.oid) = max(groups.n))
+        SELECT DISTINCT e.oid::regprocedure AS f, w.grantee::regrole AS r, 'GRANT' AS verb
+        FROM e JOIN wanted AS w USING (pronamespace, proname)
+        WHERE NOT EXISTS (SELECT 1 FROM e AS x WHERE x.oid = e.oid AND x.grantee = w.grantee)
+        UNION
+        SELECT e.oid::regprocedure, e.grantee::regrole, 'REVOKE'
+        FROM e JOIN groups USING (pronamespace, proname)
+        WHERE e.grantee IS NOT NULL AND NOT EXISTS (
+            SELECT 1 FROM wanted AS w
+            WHERE (w.pronamespace, w.proname, w.grantee) = (e.pronamespace, e.proname, e.grantee))
+    LOOP
+        IF g.verb = 'GRANT' THEN
+            EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION %s TO %s', g.f, g.r);
+        ELSE
+            EXECUTE pg_catalog.format('REVOKE EXECUTE ON FUNCTION %s FROM %s', g.f, g.r);
+        END IF;
+    END LOOP;
+    PERFORM pg_catalog.set_config('proxy.copying_grants', 'off', true);
+END
+$$;
+DROP EVENT TRIGGER IF EXISTS copy_grants_to_overloads;
+CREATE EVENT TRIGGER copy_grants_to_overloads ON ddl_command_end WHEN TAG IN ('GRANT', 'REVOKE')
+    EXECUTE FUNCTION proxy.copy_grants_to_overloads();
+
+-- Which PL/Proxy cluster (which partition role) a call with a clock argument uses.
+CREATE OR REPLACE FUNCTION proxy.clock_cluster() RETURNS text
+    LANGUAGE sql STABLE
+    RETURN CASE WHEN (SELECT r.rolsuper FROM pg_catalog.pg_roles AS r WHERE r.rolname = session_user)
+                  OR pg_catalog.pg_has_role(session_user, 'waifu_clock', 'MEMBER')
+                THEN 'waifu' ELSE 'waifu_noclock' END;
+
+-- Re-raise an error from PL/Proxy as the partition raised it.
+CREATE OR REPLACE FUNCTION proxy.reraise(sqlstate text, message text, detail text, hint text) RETURNS void
+    LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    state text := reraise.sqlstate;
+    msg text := reraise.message;
+    det text := reraise.detail;
+    hnt text := reraise.hint;
+BEGIN
+    IF msg ~ ' REMOTE ERROR: ' AND state !~ '^(08|57)' THEN
+        msg := pg_catalog.regexp_replace(msg, '^.*? REMOTE ERROR: ', '');
+        det := pg_catalog.regexp_replace(det, '^Remote detail: ', '');
+        hnt := pg_catalog.regexp_replace(hnt, '^Remote hint: ', '');
+    ELSIF msg ~ '^PL/Proxy function|REMOTE ERROR: ' THEN
+        -- The partition could not be reached, shut down, or lost the connection mid-call.
+        state := '57P03';
+        msg := 'partition unavailable: ' || msg;
+    END IF;
+    IF det IS NULL AND hnt IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = state, MESSAGE = msg;
+    ELSIF hnt IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = state, MESSAGE = msg, DETAIL = det;
+    ELSIF det IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = state, MESSAGE = msg, HINT = hnt;
+    ELSE
+        RAISE EXCEPTION USING ERRCODE = state, MESSAGE = msg, DETAIL = det, HINT = hnt;
+    END IF;
+END
+$$;
+"""
+
+
+@dataclass(frozen=True)
+class Function:
+    schema: str
+    name: str
+    arg_names: list[str]
+    arg_types: list[str]
+    n_defaults: int
+    result: str  # pg_get_function_result: "jsonb", "SETOF jsonb", "TABLE(...)"
+    returns_set: bool
+    volatile: bool
+    grantees: list[str]
+    comment: str | None
+
+    @property
+    def route(self) -> str:
+        if (self.schema, self.name) in OVERRIDES:
+            return OVERRIDES[(self.schema, self.name)]
+        first = self.arg_names[0] if self.arg_names else ""
+        if first in ("telegram_id", "waifu_id"):
+            return first
+        return "ALL" if self.volatile else "ANY"
+
+
+def _connect(url: str) -> psycopg2.extensions.connection:
+    conn = psycopg2.connect(url.replace("postgres://", "postgresql://", 1))
+    conn.autocommit = True
+    return conn
+
+
+def _connstr(url: str) -> str:
+    """libpq key=value string of a URL's host, port and database (credentials: user mappings)."""
+    parts = urlsplit(url)
+    items = {"host": parts.hostname or "127.0.0.1", "port": str(parts.port or 5432),
+             "dbname": parts.path.lstrip("/") or "postgres"}
+    return " ".join(f"{k}={v}" for k, v in items.items())
+
+
+def _url_of(connstr: str, like: str) -> str:
+    """A superuser URL for a partition connstr, with the user/password of the proxy URL `like`."""
+    items = dict(pair.split("=", 1) for pair in connstr.split())
+    parts = urlsplit(like)
+    creds = parts.netloc.rsplit("@", 1)[0] + "@" if "@" in parts.netloc else ""
+    return f"postgresql://{creds}{items['host']}:{items.get('port', '5432')}/{items['dbname']}"
+
+
+def partition_urls(proxy_url: str) -> list[str]:
+    """Superuser URLs of the partitions, in partition order, as the proxy's cluster lists them."""
+    with _connect(proxy_url) as conn, conn.cursor() as cur:
+        cur.execute("SELECT srvoptions FROM pg_foreign_server WHERE srvname = %s", (CLUSTER,))
+        row = cur.fetchone()
+    conn.close()
+    if not row:
+        return []
+    options = dict(o.split("=", 1) for o in row[0])
+    keys = sorted((k for k in options if re.fullmatch(r"p\d+", k)), key=lambda k: int(k[1:]))
+    return [_url_of(options[k], proxy_url) for k in keys]
+
+
+def setup_partition(url: str, index: int, count: int) -> None:
+    with _connect(url) as conn, conn.cursor() as cur:
+        cur.execute(PARTITION_SQL, {"index": index, "count": count, "bits": HASH_BITS,
+                                    "mask": (1 << HASH_BITS) - 1})
+        cur.execute(PARTITION_ROLES_SQL)
+    conn.close()
+
+
+def _functions(cur: psycopg2.extensions.cursor) -> list[Function]:
+    cur.execute("""
+        SELECT n.nspname, p.proname,
+               coalesce((SELECT array_agg(coalesce(p.proargnames[i + 1], '') ORDER BY i)  -- oidvector: from 0
+                         FROM generate_subscripts(p.proargtypes, 1) AS i), '{}'),
+               coalesce((SELECT array_agg(format_type(t, NULL) ORDER BY o)
+                         FROM unnest(p.proargtypes) WITH ORDINALITY AS u(t, o)), '{}'),
+               p.pronargdefaults, pg_get_function_result(p.oid), p.proretset, p.provolatile = 'v',
+               coalesce((SELECT array_agg(DISTINCT a.grantee::regrole::text) FROM aclexplode(p.proacl) AS a
+                         WHERE a.privilege_type = 'EXECUTE' AND a.grantee <> 0 AND a.grantee <> p.proowner),
+                        '{}'),
+               obj_description(p.oid, 'pg_proc')
+        FROM pg_proc AS p JOIN pg_namespace AS n ON n.oid = p.pronamespace
+        WHERE n.nspname = ANY(%s) AND p.prokind = 'f'
+        ORDER BY 1, 2, p.oid""", (list(GENERATED_SCHEMAS),))
+    out = []
+    for schema, name, names, types, ndef, result, retset, volatile, grantees, comment in cur.fetchall():
+        # proargnames also lists OUT arguments: only IN ones are in proargtypes, first.
+        out.append(Function(schema, name, list(names)[: len(types)], list(types), ndef, result, retset,
+                            volatile, list(grantees), comment))
+    return out
+
+
+def _relations(cur: psycopg2.extensions.cursor) -> list[tuple[str, str, list[tuple[str, str]]]]:
+    """ops views and game tables of a partition: (schema, name, [(column, type)])."""
+    cur.execute("""
+        SELECT n.nspname, c.relname,
+               -- Types of the game's own schemas do not exist here: their text form.
+               array_agg(ARRAY[a.attname::text,
+                               CASE WHEN t.typnamespace = 'pg_catalog'::regnamespace
+                                    THEN format_type(a.atttypid, a.atttypmod) ELSE 'text' END] ORDER BY a.attnum)
+        FROM pg_class AS c JOIN pg_namespace AS n ON n.oid = c.relnamespace
+        JOIN pg_attribute AS a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+        JOIN pg_type AS t ON t.oid = a.atttypid
+        WHERE (n.nspname = 'ops' AND c.relkind IN ('v', 'm'))
+           OR (n.nspname = 'game' AND c.relkind IN ('r', 'p') AND NOT c.relispartition)
+        GROUP BY 1, 2 ORDER BY 1, 2""")
+    return [(s, n, [tuple(col) for col in cols]) for s, n, cols in cur.fetchall()]
+
+
+def _ident(*parts: str) -> str:
+    return ".".join('"' + p.replace('"', '""') + '"' for p in parts)
+
+
+def _combine(f: Function, call: str) -> str:
+    """PL/pgSQL statement returning the combined results of RUN ON ALL."""
+    if f.returns_set:
+        return f"RETURN QUERY SELECT * FROM {call};"
+    result = f.result.strip().lower()
+    if result in ("integer", "bigint", "smallint", "numeric"):
+        return f"RETURN (SELECT sum(r)::{result} FROM {call} AS r);"
+    if result == "boolean":
+        return f"RETURN (SELECT bool_and(r) FROM {call} AS r);"
+    if result == "jsonb":
+        return (f"RETURN (SELECT CASE WHEN bool_and(jsonb_typeof(r) = 'array') "
+                f"THEN coalesce((SELECT jsonb_agg(e) FROM {call} AS r2, jsonb_array_elements(r2) AS e), '[]') "
+                f"ELSE (array_agg(r))[1] END FROM {call} AS r);")
+    return f"RETURN (SELECT (array_agg(r))[1] FROM {call} AS r);"
+
+
+def generate(partition0_url: str) -> str:
+    """SQL (for the proxy) of every api/ops function, ops view and game table mirror."""
+    with _connect(partition0_url) as conn, conn.cursor() as cur:
+        functions = _functions(cur)
+        relations = _relations(cur)
+    conn.close()
+    out = ["DROP SCHEMA IF EXISTS partition_call CASCADE;", "DROP SCHEMA IF EXISTS partition_types CASCADE;",
+           "CREATE SCHEMA partition_call;", "CREATE SCHEMA partition_types;",
+           "GRANT USAGE ON SCHEMA partition_call, partition_types TO waifu_ops;"]
+    # Drop what an earlier run generated (a function removed by a migration goes too).
+    out.append("""DO $$
+DECLARE r record;
+BEGIN
+    FOR r IN SELECT c.oid::regclass AS v FROM pg_class AS c JOIN pg_namespace AS n ON n.oid = c.relnamespace
+             WHERE n.nspname IN ('ops', 'game') AND c.relkind = 'v' LOOP
+        EXECUTE format('DROP VIEW IF EXISTS %s CASCADE', r.v);
+    END LOOP;
+    FOR r IN SELECT p.oid::regprocedure AS f FROM pg_proc AS p JOIN pg_namespace AS n ON n.oid = p.pronamespace
+             WHERE n.nspname IN ('api', 'ops') LOOP
+        EXECUTE format('DROP FUNCTION IF EXISTS %s CASCADE', r.f);
+    END LOOP;
+END
+$$;""")
+    # Roles granted EXECUTE on a partition exist here too (NOLOGIN unless created otherwise).
+    for role in sorted({g for f in functions for g in f.grantees if g != "-"}):
+        out.append(f"DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = {_literal(role)}) "
+                   f"THEN CREATE ROLE {_ident(role)} NOLOGIN; END IF; END $$;")
+    seen: set[tuple[str, str, int]] = set()
+    for f in functions:
+        n_args = len(f.arg_types)
+        for k in range(n_args - f.n_defaults, n_args + 1):
+            if (f.schema, f.name, k) in seen:
+                raise SystemExit(f"{f.schema}.{f.name}: two overloads with {k} arguments (add an override)")
+            seen.add((f.schema, f.name, k))
+            if any(re.match(r"(game|api|ops)\.", t) for t in [*f.arg_types, f.result]):
+                raise SystemExit(f"{f.schema}.{f.name}: a type of the game's schemas in its signature "
+                                 "does not exist on the proxy (add an override)")
+            out.append(_function_sql(f, k))
+    out.append(RELATION_ROWS_SQL)
+    for schema, name, cols in relations:
+        out.append(_relation_sql(schema, name, cols))
+    out.append(_partitions_view_sql())
+    return "\n".join(out)
+
+
+def _function_sql(f: Function, k: int) -> str:
+    names, types = f.arg_names[:k], f.arg_types[:k]
+    names = [n or f"arg{i + 1}" for i, n in enumerate(names)]
+    decl = ", ".join(f"{_ident(n)} {t}" for n, t in zip(names, types, strict=True))
+    args = ", ".join(f"${i + 1}" for i in range(k))
+    sig = ", ".join(types)
+    route = f.route
+    if route == "telegram_id":
+        run = f"RUN ON proxy.player_hash({names[0]})"  # PL/Proxy: bare names
+    elif route == "waifu_id":
+        run = f"RUN ON proxy.waifu_hash({names[0]})"
+    else:
+        run = f"RUN ON {route}"
+    cluster = "CLUSTER proxy.clock_cluster()" if CLOCK_ARGS & set(names) else f"CLUSTER '{CLUSTER}'"
+    remote_result = f.result if f.returns_set or route != "ALL" else f"SETOF {f.result}"
+    raw = _ident("partition_call", f"{f.schema}__{f.name}")
+    if f.returns_set and route != "ALL":
+        body = f"RETURN QUERY SELECT * FROM {raw}({args});"
+    elif route == "ALL":
+        body = _combine(f, f"{raw}({args})")
+    else:
+        body = f"RETURN {raw}({args});"
+    grants = "".join(f"GRANT EXECUTE ON FUNCTION {_ident(f.schema, f.name)}({sig}) TO {_ident(g)};\n"
+                     for g in f.grantees if g != "-")
+    comment = ""
+    if f.comment:
+        comment = (f"COMMENT ON FUNCTION {_ident(f.schema, f.name)}({sig}) IS "
+                   f"{_literal(f.comment + chr(10) + f'(proxy: {route})')};\n")
+    return f"""
+CREATE FUNCTION {raw}({decl}) RETURNS {remote_result}
+    LANGUAGE plproxy
+AS $plproxy$
+    {cluster};
+    {run};
+    TARGET {f.schema}.{f.name};
+$plproxy$;
+REVOKE ALL ON FUNCTION {raw}({sig}) FROM PUBLIC;
+CREATE FUNCTION {_ident(f.schema, f.name)}({decl}) RETURNS {f.result}
+    LANGUAGE plpgsql {'VOLATILE' if f.volatile else 'STABLE'} SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $wrapper$
+DECLARE
+    e_state text; e_message text; e_detail text; e_hint text;
+BEGIN
+    {body}
+EXCEPTION WHEN OTHERS THEN
+    GET STACKED DIAGNOSTICS e_state = RETURNED_SQLSTATE, e_message = MESSAGE_TEXT,
+                            e_detail = PG_EXCEPTION_DETAIL, e_hint = PG_EXCEPTION_HINT;
+    PERFORM proxy.reraise(e_state, e_message, nullif(e_detail, ''), nullif(e_hint, ''));
+END
+$wrapper$;
+REVOKE ALL ON FUNCTION {_ident(f.schema, f.name)}({sig}) FROM PUBLIC;
+{grants}{comment}"""
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _relation_sql(schema: str, name: str, cols: list[tuple[str, str]]) -> str:
+    typ = _ident("partition_types", f"{schema}__{name}")
+    fields = ", ".join(f"{_ident(c)} {t}" for c, t in cols)
+    select = ", ".join(f"r.{_ident(c)}" for c, _ in cols)
+    # A game table without a player or waifu column is catalogue or configuration: the
+    # same on every partition, so partition 0's rows stand for all.
+    per_player = schema == "ops" or any(c in ("telegram_id", "owner_id", "waifu_id") for c, _ in cols)
+    source = "relation_rows" if per_player else "relation_rows_of_partition0"
+    what = {(True, "ops"): "every partition's rows of", (True, "game"): "read-only union over the partitions of",
+            (False, "game"): "read-only (partition 0's rows: the same everywhere)"}[(per_player, schema)]
+    return f"""
+CREATE TYPE {typ} AS ({fields});
+CREATE VIEW {_ident(schema, name)} AS
+SELECT p.partition AS partition_no, {select}
+FROM partition_call.{source}({_literal(schema + '.' + name)}) AS p
+CROSS JOIN LATERAL jsonb_populate_record(NULL::{typ}, p.data) AS r;
+COMMENT ON VIEW {_ident(schema, name)} IS {_literal(f'Proxy: {what} {schema}.{name} (column partition_no first).')};
+GRANT SELECT ON {_ident(schema, name)} TO waifu_ops;"""
+
+
+RELATION_ROWS_SQL = f"""
+CREATE FUNCTION partition_call.relation_rows(relation text, OUT partition integer, OUT data jsonb)
+    RETURNS SETOF record LANGUAGE plproxy
+AS $plproxy$
+    CLUSTER '{CLUSTER}';
+    RUN ON ALL;
+    TARGET partition.relation_rows;
+$plproxy$;
+REVOKE ALL ON FUNCTION partition_call.relation_rows(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION partition_call.relation_rows(text) TO waifu_ops;
+CREATE FUNCTION partition_call.relation_rows_of_partition0(relation text, OUT partition integer, OUT data jsonb)
+    RETURNS SETOF record LANGUAGE plproxy
+AS $plproxy$
+    CLUSTER '{CLUSTER}';
+    RUN ON 0;
+    TARGET partition.relation_rows;
+$plproxy$;
+REVOKE ALL ON FUNCTION partition_call.relation_rows_of_partition0(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION partition_call.relation_rows_of_partition0(text) TO waifu_ops;
+"""
+
+
+def _partitions_view_sql() -> str:
+    return f"""
+CREATE FUNCTION partition_call.status(partition integer) RETURNS jsonb LANGUAGE plproxy
+AS $plproxy$
+    CLUSTER '{CLUSTER}';
+    RUN ON partition;
+    SELECT partition.status();
+$plproxy$;
+REVOKE ALL ON FUNCTION partition_call.status(integer) FROM PUBLIC;
+-- One partition at a time, so that a partition that is down is a row saying so rather
+-- than an error for the whole view.
+CREATE FUNCTION ops.partition_status() RETURNS TABLE (partition integer, status jsonb)
+    LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    n integer := (SELECT count(*) FROM pg_catalog.pg_foreign_server AS s, unnest(s.srvoptions) AS o
+                  WHERE s.srvname = '{CLUSTER}' AND o ~ '^p[0-9]+=');
+BEGIN
+    FOR k IN 0 .. n - 1 LOOP
+        partition := k;
+        BEGIN
+            status := partition_call.status(k);
+        EXCEPTION WHEN OTHERS THEN
+            status := jsonb_build_object('partition', k, 'error', SQLERRM);
+        END;
+        RETURN NEXT;
+    END LOOP;
+END
+$$;
+REVOKE ALL ON FUNCTION ops.partition_status() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION ops.partition_status() TO waifu_ops;
+CREATE VIEW ops.partitions AS
+SELECT s.partition,
+       s.status ->> 'error' IS NULL AS reachable,
+       s.status ->> 'error' AS error,
+       (s.status ->> 'in_recovery')::boolean AS in_recovery,
+       (s.status ->> 'partition')::integer = s.partition AS identity_ok,
+       s.status ->> 'catalogue_digest' AS catalogue_digest,
+       min(s.status ->> 'catalogue_digest') OVER () = max(s.status ->> 'catalogue_digest') OVER ()
+           AND count(s.status ->> 'catalogue_digest') OVER () = count(*) OVER () AS catalogue_same_everywhere,
+       s.status -> 'cron' AS cron_health,
+       s.status -> 'migrations' AS migrations
+FROM ops.partition_status() AS s;
+COMMENT ON VIEW ops.partitions IS
+    'Each partition: reachable, catalogue digest (the same everywhere?), pg_cron job health, applied migrations.';
+GRANT SELECT ON ops.partitions TO waifu_ops;"""
+
+
+def setup_proxy(proxy_url: str, partitions: list[str]) -> None:
+    """Extension, roles, the two PL/Proxy clusters (servers) and their user mappings."""
+    count = len(partitions)
+    if count < 1 or count & (count - 1):
+        raise SystemExit("the number of partitions must be a power of two")
+    db = urlsplit(proxy_url).path.lstrip("/") or "postgres"
+    with _connect(proxy_url) as conn, conn.cursor() as cur:
+        cur.execute(PROXY_SQL.format(db=_ident(db)))
+        options = [(f"p{k}", _connstr(url)) for k, url in enumerate(partitions)]
+        for server, role in ((CLUSTER, PROXY_ROLE), (NOCLOCK_CLUSTER, NOCLOCK_ROLE)):
+            cur.execute("SELECT srvoptions FROM pg_foreign_server WHERE srvname = %s", (server,))
+            row = cur.fetchone()
+            if row is None:
+                # PL/Proxy validates the partition count at once: the options come with it.
+                cur.execute(sql.SQL("CREATE SERVER {} FOREIGN DATA WRAPPER plproxy OPTIONS ({})").format(
+                    sql.Identifier(server),
+                    sql.SQL(", ").join(sql.SQL("{} {}").format(sql.Identifier(k), sql.Literal(v))
+                                       for k, v in options)))
+            current = {} if row is None else dict(o.split("=", 1) for o in row[0] or [])
+            if row is None:
+                current = dict(options)
+            changes = []
+            for key, value in options:
+                verb = "SET" if key in current else "ADD"
+                if current.get(key) != value:
+                    changes.append(sql.SQL("{} {} {}").format(sql.SQL(verb), sql.Identifier(key), sql.Literal(value)))
+            for key in current:
+                if re.fullmatch(r"p\d+", key) and int(key[1:]) >= count:
+                    changes.append(sql.SQL("DROP {}").format(sql.Identifier(key)))
+            if changes:
+                cur.execute(sql.SQL("ALTER SERVER {} OPTIONS ({})").format(sql.Identifier(server),
+                                                                            sql.SQL(", ").join(changes)))
+            # Callers of the views (waifu_ops) invoke a PL/Proxy function themselves; only a
+            # superuser can create one, so USAGE lends no other power.
+            cur.execute(sql.SQL("GRANT USAGE ON FOREIGN SERVER {} TO waifu_ops").format(sql.Identifier(server)))
+            cur.execute("SELECT 1 FROM pg_user_mappings WHERE srvname = %s AND usename = 'public'", (server,))
+            if cur.fetchone() is None:
+                # With password authentication on the partitions:
+                # ALTER USER MAPPING FOR PUBLIC SERVER waifu OPTIONS (ADD password '...').
+                cur.execute(sql.SQL("CREATE USER MAPPING FOR PUBLIC SERVER {} OPTIONS (user {})").format(
+                    sql.Identifier(server), sql.Literal(role)))
+    conn.close()
+
+
+def regenerate(proxy_url: str, partitions: list[str]) -> None:
+    """Replace the proxy's api/ops functions and views by ones generated from partition 0."""
+    code = generate(partitions[0])
+    with _connect(proxy_url) as conn:
+        conn.autocommit = False  # one transaction: callers see the old set or the new one
+        with conn.cursor() as cur:
+            cur.execute(code)
+        conn.commit()
+    conn.close()
+
+
+def apply(proxy_url: str, partitions: list[str] | None = None) -> list[list[str]]:
+    """Migrate every partition (yoyo), set each up, then regenerate the proxy.
+
+    Returns the ids of the migrations applied, per partition. A failure stops at that
+    partition; running it again applies only what is still pending (yoyo per database).
+    """
+    partitions = partitions or partition_urls(proxy_url)
+    if not partitions:
+        raise SystemExit("no partitions: pass --partition URL (in order) the first time")
+    applied = []
+    for k, url in enumerate(partitions):
+        applied.append(list(migrate.apply(url)))
+        setup_partition(url, k, len(partitions))
+    setup_proxy(proxy_url, partitions)
+    regenerate(proxy_url, partitions)
+    return applied
+
+
+def rollback_all(proxy_url: str, partitions: list[str] | None = None) -> list[list[str]]:
+    """Remove the generated proxy functions, then roll back every partition."""
+    partitions = partitions or partition_urls(proxy_url)
+    with _connect(proxy_url) as conn, conn.cursor() as cur:
+        cur.execute("""
+            DROP SCHEMA IF EXISTS partition_call CASCADE;
+            DROP SCHEMA IF EXISTS partition_types CASCADE;
+            DROP SCHEMA IF EXISTS api CASCADE;
+            DROP SCHEMA IF EXISTS ops CASCADE;
+            DROP SCHEMA IF EXISTS game CASCADE;""")
+    conn.close()
+    rolled = []
+    for url in partitions:
+        with _connect(url) as conn, conn.cursor() as cur:
+            cur.execute("DROP TRIGGER IF EXISTS waifu_id_carries_owner ON game.waifus")
+        conn.close()
+        rolled.append(list(migrate.rollback_all(url)))
+    return rolled
+
+
+def local_urls(name: str) -> tuple[str, list[str]]:
+    from db import localdb
+
+    proxy, parts = localdb.partition_set(name)
+    if not parts:
+        raise SystemExit(f"{name} is not a partition set: python -m db.localdb start --name {name} --partitions N")
+    return proxy.url(), [p.url() for p in parts]
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m db.partitions", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("command", choices=["migrate", "rollback-all", "generate", "urls"],
+                        help="generate: print the proxy SQL generated from partition 0")
+    parser.add_argument("--name", help="a local partition set (python -m db.localdb start --partitions N)")
+    parser.add_argument("--proxy", help="superuser URL of the proxy database")
+    parser.add_argument("--partition", action="append", default=[],
+                        help="superuser URL of partition 0, 1, ... in order (default: read from the proxy)")
+    args = parser.parse_args(argv)
+    if args.name:
+        proxy_url, partitions = local_urls(args.name)
+    elif args.proxy:
+        proxy_url, partitions = args.proxy, args.partition or partition_urls(args.proxy)
+    else:
+        parser.error("pass --name or --proxy")
+    if args.command == "migrate":
+        applied = apply(proxy_url, partitions)
+        for k, ids in enumerate(applied):
+            print(f"partition {k}: applied {len(ids)} migration(s) {' '.join(ids)}")
+        print(f"proxy regenerated from partition 0 ({len(partitions)} partitions)")
+    elif args.command == "rollback-all":
+        for k, ids in enumerate(rollback_all(proxy_url, partitions)):
+            print(f"partition {k}: rolled back {len(ids)} migration(s)")
+    elif args.command == "generate":
+        print(generate(partitions[0]))
+    else:
+        print(f"proxy: {proxy_url}")
+        for k, url in enumerate(partitions):
+            print(f"partition {k}: {url}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

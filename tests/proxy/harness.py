@@ -1,0 +1,51 @@
+"""A throwaway proxy database over N partitions (db.localdb + db.partitions), for tests.
+
+Used by tests/conftest.py when WAIFU_TEST_PARTITIONS=N (the core tests then run
+against the proxy) and by tests/proxy (routing tests, always 2 partitions).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import asyncpg
+
+from db import localdb, partitions
+
+
+@dataclass(frozen=True)
+class PartitionSet:
+    name: str
+    proxy_url: str  # superuser
+    partition_urls: list[str]  # superuser, in partition order
+
+    def clusters(self) -> list[localdb.Cluster]:
+        return localdb.partition_set(self.name)[1]
+
+
+@contextmanager
+def partition_set(name: str, count: int) -> Iterator[PartitionSet]:
+    """Start a fresh proxy + `count` partitions, migrate them; destroy them on exit."""
+    proxy, parts = localdb.partition_set(name, count)
+    for c in [proxy, *parts]:
+        c.destroy()
+    try:
+        proxy, parts = localdb.start_partition_set(name, count)
+        urls = [p.url() for p in parts]
+        partitions.apply(proxy.url(), urls)
+        yield PartitionSet(name, proxy.url(), urls)
+    finally:
+        for c in [proxy, *parts]:
+            c.destroy()
+
+
+async def execute_everywhere(urls: list[str], sql: str) -> None:
+    """Run `sql` on each partition directly (test set-up such as the reset)."""
+    for url in urls:
+        conn = await asyncpg.connect(url)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
