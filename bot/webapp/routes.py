@@ -22,6 +22,7 @@ from bot.config import Settings
 from bot.game import Game, GameError, WaifuNotFound
 from bot.texts import Texts
 from bot.webapp.auth import Authenticator, AuthError, WebAppIdentity
+from bot.webapp.limits import LIMITS_KEY, Limits, limit_action, limits_middleware
 
 log = logging.getLogger("bot.webapp")
 
@@ -92,15 +93,18 @@ async def api_middleware(request: web.Request,
     try:
         response = await handler(request)
     except AuthError as exc:
-        log.info("webapp auth refused", extra={"path": request.path, "outcome": f"refused:{exc.code}"})
+        # Bounded: one line per code per minute with a count (a flood of bad headers is one line).
+        request.app[LIMITS_KEY].refusals.log(("auth", exc.code), "webapp auth refused", path=request.path,
+                                             outcome=f"refused:{exc.code}")
         headers = {"WWW-Authenticate": "tma"} if exc.http_status == 401 else None
         return error_response(exc.http_status, exc.code, localized(request, exc.code, exc.message), headers=headers)
     except ApiError as exc:
         return error_response(exc.status, exc.code, localized(request, exc.code, exc.message, exc.detail),
                               exc.detail)
     except GameError as exc:
-        log.info("webapp refused", extra={"path": request.path, "outcome": f"refused:{exc.code}",
-                                          "latency_ms": round((time.perf_counter() - started) * 1000, 1)})
+        request.app[LIMITS_KEY].refusals.log(("game", exc.code), "webapp refused", path=request.path,
+                                             outcome=f"refused:{exc.code}",
+                                             latency_ms=round((time.perf_counter() - started) * 1000, 1))
         return game_error_response(request, exc)
     except web.HTTPException as exc:
         if exc.status < 400:
@@ -142,6 +146,8 @@ async def get_events(request: web.Request) -> web.Response:
 
 async def post_participation(request: web.Request) -> web.Response:
     identity = _identity(request)
+    if (refused := limit_action(request, identity.telegram_id)) is not None:
+        return refused
     waifu_id = _waifu_id(request)
     event_code = request.match_info["event_code"]
     if not EVENT_CODE_RE.fullmatch(event_code):
@@ -195,8 +201,10 @@ async def redirect_to_page(request: web.Request) -> web.StreamResponse:
 
 
 def build_api(game: Game, settings: Settings) -> web.Application:
-    api = web.Application(middlewares=[api_middleware])
+    # Limits first: an oversized body or a flooding address is refused before anything runs.
+    api = web.Application(middlewares=[limits_middleware, api_middleware])
     api[GAME_KEY] = game
+    api[LIMITS_KEY] = Limits.from_settings(settings)
     api[AUTH_KEY] = Authenticator(settings.bot_token.get_secret_value(), settings.webapp_auth_max_age)
     api.router.add_get("/me", get_me)
     api.router.add_get("/waifus/{waifu_id}/events", get_events)

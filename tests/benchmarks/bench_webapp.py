@@ -69,7 +69,9 @@ async def serve(bot_url: str, ready_file: Path) -> None:
     from bot.game import Game
     from bot.webapp import setup_webapp
 
-    settings = Settings(_env_file=None, bot_token=TEST_TOKEN)
+    # Every simulated player comes from 127.0.0.1: the per-address budget (meant for one
+    # client) would refuse nearly all of them. The per-player action limit stays as set.
+    settings = Settings(_env_file=None, bot_token=TEST_TOKEN, webapp_address_rate=1e9, webapp_address_burst=10**9)
     game = await Game.connect(bot_url, min_size=settings.db_pool_min_size, max_size=settings.db_pool_max_size)
     app = web.Application()
     setup_webapp(app, game=game, settings=settings)
