@@ -9,7 +9,6 @@ Where it comes from, in order:
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from bot.game import init_connection as init_connection  # the bot's own: tests decode as it does
 from db import localdb, migrate
 from tests import seed_snapshot
 
@@ -87,11 +87,6 @@ def _prepare(admin_url: str, source: str) -> TestDatabase:
         cur.execute("CREATE EXTENSION IF NOT EXISTS plpgsql_check")
     conn.close()
     return TestDatabase(admin_url, localdb.with_user(admin_url, BOT_ROLE, BOT_PASSWORD), source)
-
-
-async def init_connection(conn: asyncpg.Connection) -> None:
-    """JSONB <-> dict, as the bot does."""
-    await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
 
 # Back to what the migrations seeded: every game table and sequence (tests/seed_snapshot.py).

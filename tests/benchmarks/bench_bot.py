@@ -54,7 +54,9 @@ from tests.benchmarks.common import (
     Metric,
     add_database_args,
     bench_database,
+    cpu_seconds_of,
     info,
+    machine_busy_seconds,
     machine_load,
     percentile,
     report,
@@ -74,39 +76,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def process_cpu(pids: list[int]) -> float | None:
-    """User + system CPU seconds of these processes so far (Linux /proc), None if unknown."""
-    total = 0.0
-    try:
-        for pid in pids:
-            with open(f"/proc/{pid}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError):
-        return None
-    return total
-
-
-def machine_busy_cpu() -> float | None:
-    """CPU seconds all processes of the machine have used (Linux /proc/stat), None if unknown."""
-    try:
-        with open("/proc/stat") as f:
-            fields = [int(v) for v in f.readline().split()[1:]]
-    except (OSError, ValueError):
-        return None
-    user, nice, system, _idle, _iowait, irq, softirq, steal = (fields + [0] * 8)[:8]
-    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
-
-
 class CpuMeter:
     def __init__(self, groups: dict[str, list[int]]) -> None:
         self.groups = groups
         self.start: dict[str, float | None] = {}
 
     def begin(self) -> None:
-        self.start = {name: process_cpu(pids) for name, pids in self.groups.items()}
+        self.start = {name: cpu_seconds_of(pids) for name, pids in self.groups.items()}
         self.start["bot"] = time.process_time()
-        self.start["machine"] = machine_busy_cpu()
+        self.start["machine"] = machine_busy_seconds()
         self.started = time.perf_counter()
 
     async def sample_others(self, period: float = 1.0) -> list[float | None]:
@@ -124,12 +102,12 @@ class CpuMeter:
         """Cores used on average by every other process of the machine since `begin`."""
         ours = 0.0
         for name, pids in self.groups.items():
-            now, before = process_cpu(pids), self.start.get(name)
+            now, before = cpu_seconds_of(pids), self.start.get(name)
             if now is None or before is None:
                 return None
             ours += now - before
         ours += time.process_time() - (self.start["bot"] or 0.0)
-        machine, before = machine_busy_cpu(), self.start.get("machine")
+        machine, before = machine_busy_seconds(), self.start.get("machine")
         if machine is None or before is None:
             return None
         return round(max(0.0, machine - before - ours) / (time.perf_counter() - self.started), 2)
@@ -137,7 +115,7 @@ class CpuMeter:
     def per_update_ms(self, updates: int) -> dict[str, float | None]:
         used: dict[str, float | None] = {"bot": time.process_time() - self.start["bot"]}
         for name, pids in self.groups.items():
-            now, before = process_cpu(pids), self.start.get(name)
+            now, before = cpu_seconds_of(pids), self.start.get(name)
             used[name] = None if now is None or before is None else now - before
         return {name: (None if v is None else round(v / max(updates, 1) * 1000, 3)) for name, v in used.items()}
 

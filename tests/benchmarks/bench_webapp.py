@@ -89,27 +89,6 @@ async def serve(bot_url: str, ready_file: Path) -> None:
         await game.close()
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def cluster_cpu_seconds(data_dir: Path | None) -> float | None:
-    """CPU time of every process of a local PostgreSQL cluster (they run in its data dir)."""
-    if data_dir is None:
-        return None
-    target = os.path.realpath(data_dir)
-    total = 0.0
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            if os.path.realpath(f"/proc/{pid}/cwd") == target:
-                total += cpu_seconds(int(pid))
-        except OSError:  # gone meanwhile, or not ours to read
-            continue
-    return total
-
-
 # -- the load ------------------------------------------------------------------------------
 
 
@@ -169,12 +148,17 @@ async def bench(args: argparse.Namespace, db: common.BenchDatabase) -> None:
 
         load_before = common.machine_load()
         await run_load(base_url, headers, args.clients, args.warmup, args.waifus_per_player)
-        data_dir = localdb.cluster(CLUSTER).data if db.source.startswith("local cluster") else None
-        server_cpu0, client_cpu0, db_cpu0 = cpu_seconds(server.pid), time.process_time(), cluster_cpu_seconds(data_dir)
+        postmaster = (common.postmaster_of(localdb.cluster(CLUSTER).data) if db.source.startswith("local cluster")
+                      else None)
+
+        def db_cpu_seconds() -> float | None:
+            return None if postmaster is None else common.server_cpu_seconds(postmaster)
+
+        server_cpu0, client_cpu0, db_cpu0 = common.cpu_seconds(server.pid), time.process_time(), db_cpu_seconds()
         result = await run_load(base_url, headers, args.clients, args.seconds, args.waifus_per_player)
-        server_cpu = cpu_seconds(server.pid) - server_cpu0
+        server_cpu = common.cpu_seconds(server.pid) - server_cpu0
         client_cpu = time.process_time() - client_cpu0
-        db_cpu_end = cluster_cpu_seconds(data_dir)
+        db_cpu_end = db_cpu_seconds()
         db_cpu = None if db_cpu0 is None or db_cpu_end is None else db_cpu_end - db_cpu0
         load_after = common.machine_load()
     finally:

@@ -13,13 +13,19 @@ a run because a target is missed. The API, all of it:
   (bench_core uses "bench").
 - `server_settings(url)`: the server's durability/memory settings, as the server reports them.
 - `machine_load()`: cpu count and load averages, to print beside the figures.
+- CPU readers (Linux /proc; the one place that parses it): `cpu_seconds(pid)` (user +
+  system of one process; `children=True` adds the children it reaped),
+  `cpu_seconds_of(pids)` (a sum, None if one is unreadable), `machine_busy_seconds()`
+  (every CPU of the machine), `server_cpu_seconds(postmaster)` (a local PostgreSQL: the
+  postmaster, its live children and the ones it reaped), `postmaster_of(data_dir)`.
 - `BackendCpu(conn)`: CPU seconds used by that connection's server process (local server
   only; `.available` is False otherwise): CPU cost that other load on the machine hardly
   changes, unlike wall time.
 - `CpuShares.of(conn, url)`: `.start()` / `.stop()` around a run -> cores used by this
   Python process, by the whole PostgreSQL server behind `conn`, and by everything else
   on the machine (local server only; otherwise only the first and the machine total).
-- `init_connection(conn)`: asyncpg JSONB <-> dict codec, as the bot registers it.
+- `init_connection(conn)`: the bot's own asyncpg connection initialiser (bot.game), so a
+  benchmark's connections decode exactly as the bot's do.
 - `closed_loop(call, callers, seconds, max_calls=None)`: `callers` concurrent tasks each
   awaiting `call(i)` back to back for `seconds`; returns a `LoadResult` (calls/s, latencies).
 - `percentile(values, p)` and `latency_ms(seconds)`: percentiles (linear interpolation).
@@ -44,6 +50,7 @@ from urllib.parse import urlsplit
 
 import asyncpg
 
+from bot.game import init_connection as init_connection  # re-exported: the one initialiser
 from db import localdb, migrate
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent.parent
@@ -153,15 +160,71 @@ def machine_load() -> dict[str, Any]:
     return load
 
 
+# -- CPU (Linux /proc: the one reader every benchmark uses) ------------------------------
+
+
+def _stat_fields(pid: int | str) -> list[str]:
+    # After the ")" closing the command name (which may hold spaces): state, ppid, ...
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
+def cpu_seconds(pid: int | str, *, children: bool = False) -> float:
+    """User + system CPU seconds of process `pid` so far; `children` adds the CPU of the
+    children it has reaped (a postmaster's ended backends). OSError if it is gone."""
+    fields = _stat_fields(pid)
+    ticks = int(fields[11]) + int(fields[12]) + ((int(fields[13]) + int(fields[14])) if children else 0)
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds_of(pids: list[int]) -> float | None:
+    """Sum of `cpu_seconds` over `pids`; None if one cannot be read (gone, other namespace)."""
+    try:
+        return sum(cpu_seconds(pid) for pid in pids)
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds every CPU of the machine has been busy (all processes, since boot)."""
+    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = values[3] + (values[4] if len(values) > 4 else 0)  # idle + iowait
+    busy = sum(values[:8]) - idle  # user nice system idle iowait irq softirq steal
+    return busy / os.sysconf("SC_CLK_TCK")
+
+
+def server_cpu_seconds(postmaster: int) -> float:
+    """A local PostgreSQL server's CPU seconds: the postmaster, the children it reaped, and
+    its live children (backends, background workers such as pg_cron's jobs)."""
+    total = cpu_seconds(postmaster, children=True)
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = _stat_fields(entry.name)
+            if int(fields[1]) == postmaster:
+                total += cpu_seconds(entry.name)
+        except (OSError, IndexError, ValueError):
+            continue  # exited meanwhile
+    return total
+
+
+def postmaster_of(data_dir: Path) -> int | None:
+    """The postmaster pid of the local cluster in `data_dir` (its postmaster.pid), or None."""
+    try:
+        return int((Path(data_dir) / "postmaster.pid").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 class BackendCpu:
     """CPU seconds (user + system) used so far by the server process behind `conn`.
 
     Read from /proc, so only for a server on this machine that we may inspect."""
 
     def __init__(self, pid: int) -> None:
-        self.path = Path(f"/proc/{pid}/stat")
+        self.pid = pid
         try:  # the pid must be a postgres process here (not one in another pid namespace)
-            self.available = "(postgres)" in self.path.read_text()
+            self.available = "(postgres)" in Path(f"/proc/{pid}/stat").read_text()
         except OSError:
             self.available = False
 
@@ -173,16 +236,7 @@ class BackendCpu:
         return cpu
 
     def seconds(self) -> float:
-        if not self.available:
-            return math.nan
-        fields = self.path.read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _proc_cpu_seconds(pid: int | str, children: bool = False) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    ticks = int(fields[11]) + int(fields[12]) + ((int(fields[13]) + int(fields[14])) if children else 0)
-    return ticks / os.sysconf("SC_CLK_TCK")
+        return cpu_seconds(self.pid) if self.available else math.nan
 
 
 class CpuShares:
@@ -197,35 +251,13 @@ class CpuShares:
     @classmethod
     async def of(cls, conn: asyncpg.Connection, url: str) -> CpuShares:
         backend = await BackendCpu.of(conn, url)
-        postmaster = None
-        if backend.available:
-            postmaster = int(backend.path.read_text().rsplit(")", 1)[1].split()[1])  # ppid
-        return cls(postmaster)
+        return cls(int(_stat_fields(backend.pid)[1]) if backend.available else None)  # its parent
 
     def _server_seconds(self) -> float:
-        if self.postmaster is None:
-            return math.nan
-        total = _proc_cpu_seconds(self.postmaster, children=True)
-        for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit():
-                continue
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-                if int(fields[1]) == self.postmaster:
-                    total += _proc_cpu_seconds(entry.name)
-            except (OSError, IndexError, ValueError):
-                continue  # exited meanwhile
-        return total
-
-    @staticmethod
-    def _machine_busy_seconds() -> float:
-        values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
-        idle = values[3] + (values[4] if len(values) > 4 else 0)  # idle + iowait
-        busy = sum(values[:8]) - idle  # user nice system idle iowait irq softirq steal
-        return busy / os.sysconf("SC_CLK_TCK")
+        return math.nan if self.postmaster is None else server_cpu_seconds(self.postmaster)
 
     def _snapshot(self) -> tuple[float, float, float, float]:
-        return (time.perf_counter(), self._machine_busy_seconds(), time.process_time(), self._server_seconds())
+        return (time.perf_counter(), machine_busy_seconds(), time.process_time(), self._server_seconds())
 
     def start(self) -> None:
         self._start = self._snapshot()
@@ -238,11 +270,6 @@ class CpuShares:
         shares = {"client": client / wall, "server": server / wall, "machine": machine / wall}
         shares["others"] = max(0.0, shares["machine"] - shares["client"] - shares["server"])
         return {k: round(v, 2) for k, v in shares.items()}
-
-
-async def init_connection(conn: asyncpg.Connection) -> None:
-    """JSONB <-> dict, as the bot registers it."""
-    await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
 
 # -- load generation and statistics ------------------------------------------------------
