@@ -4,18 +4,6 @@
 serves the webhook), so the web app runs in the same process in webhook and polling mode.
 """
 
-from __future__ import annotations
-
-from aiohttp import web
-
-from bot.config import Settings
-from bot.game import Game
-from bot.webapp.routes import install
-
-
-def setup_webapp(app: web.Application, *, game: Game, settings: Settings) -> None:
-    """Mount the Mini App page (/webapp/), its API (/api/) and /healthz on `app`."""
-    install(app, game=game, settings=settings)
-
+from bot.webapp.routes import setup_webapp
 
 __all__ = ["setup_webapp"]

@@ -215,7 +215,8 @@ def build_api(game: Game, settings: Settings) -> web.Application:
     return api
 
 
-def install(app: web.Application, *, game: Game, settings: Settings) -> None:
+def setup_webapp(app: web.Application, *, game: Game, settings: Settings) -> None:
+    """Mount the Mini App page (/webapp/), its API (/api/) and /healthz on `app`."""
     app[GAME_KEY] = game
     app.add_subapp("/api/", build_api(game, settings))
     app.router.add_get("/healthz", healthz)
