@@ -1,0 +1,69 @@
+"""Several bot processes: webhook deliveries of one update to two processes apply once.
+
+Both processes are real `python -m bot` processes in webhook mode, connected to the
+PL/Proxy database as waifu_bot (the bot does not know it is partitioned). Nothing in
+a process's memory is needed for correctness: the request key of a button comes from
+the update itself (message id and the button's nonce), and the database applies a key
+once. The in-memory duplicate-update skip (bot/middlewares.py) is an optimisation only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import aiohttp
+import asyncpg
+
+from bot.dev.local_botapi import TelegramStub
+from db.localdb import BOT_ROLE, with_user
+from tests.bot.test_process import WEBHOOK_URL, BotProcess, start_bot
+from tests.proxy.harness import PartitionSet
+
+SECRET = {"X-Telegram-Bot-Api-Secret-Token": "two-processes"}
+
+
+async def deliver(http: aiohttp.ClientSession, bot: BotProcess, update: dict[str, Any]) -> int:
+    async with http.post(f"{bot.base}/telegram/webhook", json=update, headers=SECRET) as resp:
+        return resp.status
+
+
+async def test_one_update_delivered_to_two_processes_applies_once(
+        pset: PartitionSet, proxy_admin: asyncpg.Connection, tmp_path: Path) -> None:
+    stub = TelegramStub()
+    await stub.start()
+    database = SimpleNamespace(bot_url=with_user(pset.proxy_url, BOT_ROLE))
+    env = {"WEBHOOK_URL": WEBHOOK_URL, "WEBHOOK_SECRET": SECRET["X-Telegram-Bot-Api-Secret-Token"]}
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    bots = [await start_bot(stub, database, tmp_path / "a", **env),
+            await start_bot(stub, database, tmp_path / "b", **env)]
+    try:
+        dee = stub.user(3001, "Dee")
+        async with aiohttp.ClientSession() as http:
+            assert await deliver(http, bots[0], dee.message("/start")) == 200
+            await stub.wait_for(lambda: stub.bot_messages(dee.chat_id), timeout=15)
+            tap = dee.press("Sakura")
+            # The same update (same update_id) to both processes at once, as a retried
+            # delivery landing on the other process would be.
+            assert await asyncio.gather(*(deliver(http, b, tap) for b in bots)) == [200, 200]
+            await stub.wait_for(lambda: len(stub.answers(tap["callback_query"]["id"])) >= 1, timeout=15)
+            assert await proxy_admin.fetchval("SELECT count(*) FROM game.waifus WHERE owner_id = 3001") == 1
+
+            assert await deliver(http, bots[1], dee.message("/events")) == 200
+            await stub.wait_for(lambda: "Walk" in str(dee.last()), timeout=15)
+            join = dee.press("Walk")
+            assert await asyncio.gather(*(deliver(http, b, join) for b in bots)) == [200, 200]
+            await stub.wait_for(lambda: len(stub.answers(join["callback_query"]["id"])) >= 1, timeout=15)
+            await asyncio.sleep(0.5)  # both processes are done with it
+        assert await proxy_admin.fetchval("SELECT count(*) FROM game.participations WHERE telegram_id = 3001") == 1
+        energy = await proxy_admin.fetchval("SELECT (dynamic ->> 'energy')::int FROM game.waifus WHERE owner_id = 3001")
+        assert energy == 100 - 10  # one walk paid for, not two
+    finally:
+        for b in bots:
+            await b.stop()
+        await stub.stop()
+    for b in bots:
+        assert b.proc.returncode == 0, b.stderr.decode()[-2000:]
