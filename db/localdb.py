@@ -233,6 +233,23 @@ class Cluster:
             self._psql(f"CREATE DATABASE {DB_NAME}")
 
     def stop(self) -> None:
+        self._wait_for_cron_scheduler()
+
+    def _wait_for_cron_scheduler(self) -> None:
+        """Wait until pg_cron's scheduler is connected to the game's database.
+
+        Until the database exists the launcher exits and is restarted about once a
+        second. Measured here: jobs scheduled by migrations that committed while it was
+        restarting were not picked up until the next change to cron.job, so the restore
+        tick never ran. Migrating only once it runs avoids that window.
+        """
+        query = (f"SELECT count(*) FROM pg_stat_activity "
+                 f"WHERE backend_type = 'pg_cron launcher' AND datname = '{DB_NAME}'")
+        for _ in range(100):
+            if self._psql(query) == "1":
+                return
+            time.sleep(0.1)
+        raise LocalDbError("pg_cron's scheduler did not start within 10 s" + self._log_tail())
         if self.running():
             bindir = _pg_bindir()
             self._run([str(bindir / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop"])

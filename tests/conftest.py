@@ -24,6 +24,9 @@ from tests import seed_snapshot
 ROOT = Path(__file__).resolve().parent.parent
 BOT_ROLE = localdb.BOT_ROLE
 BOT_PASSWORD = "bot-test-password"
+# The bot's role plus waifu_clock: may pass an explicit `now`, so the core tests move
+# time without sleeping. The real waifu_bot (bot_url) may not: attacker tests use it.
+CLOCK_BOT_ROLE = "waifu_test_clock_bot"
 OPS_ROLE = "waifu_ops"
 
 
@@ -31,6 +34,7 @@ OPS_ROLE = "waifu_ops"
 class TestDatabase:
     admin_url: str  # superuser: migrations, fixtures, assertions
     bot_url: str  # the bot's role: what the application really connects as
+    clock_bot_url: str  # a member of waifu_bot and waifu_clock (tests that move time)
     source: str
 
 
@@ -86,7 +90,8 @@ def _prepare(admin_url: str, source: str) -> TestDatabase:
         cur.execute(f"ALTER ROLE {BOT_ROLE} PASSWORD %s", (BOT_PASSWORD,))
         cur.execute("CREATE EXTENSION IF NOT EXISTS plpgsql_check")
     conn.close()
-    return TestDatabase(admin_url, localdb.with_user(admin_url, BOT_ROLE, BOT_PASSWORD), source)
+    return TestDatabase(admin_url, localdb.with_user(admin_url, BOT_ROLE, BOT_PASSWORD),
+                        localdb.with_user(admin_url, CLOCK_BOT_ROLE, BOT_PASSWORD), source)
 
 
 # Back to what the migrations seeded: every game table and sequence (tests/seed_snapshot.py).
@@ -94,6 +99,11 @@ RESET_SQL = seed_snapshot.RESET_SQL
 
 
 @pytest.fixture
+        cur.execute(f"DROP ROLE IF EXISTS {CLOCK_BOT_ROLE}")
+        cur.execute(f"CREATE ROLE {CLOCK_BOT_ROLE} LOGIN PASSWORD %s IN ROLE {BOT_ROLE}, waifu_clock", (BOT_PASSWORD,))
+        # The owner-blind reads (operators' functions) let tests look at any waifu.
+        cur.execute("GRANT EXECUTE ON FUNCTION api.waifu_stats(bigint, timestamptz), "
+                    f"api.available_events(bigint, timestamptz) TO {CLOCK_BOT_ROLE}")
 async def admin(database: TestDatabase) -> AsyncIterator[asyncpg.Connection]:
     """A superuser connection to a game with no players (seed catalogue intact)."""
     conn = await asyncpg.connect(database.admin_url)
@@ -107,7 +117,19 @@ async def admin(database: TestDatabase) -> AsyncIterator[asyncpg.Connection]:
 
 @pytest.fixture
 async def bot_conn(database: TestDatabase, admin: asyncpg.Connection) -> AsyncIterator[asyncpg.Connection]:
-    """A connection as the bot's role (after the reset done by `admin`)."""
+    """The bot's privileges plus the right to pass `now` (after the reset done by `admin`)."""
+    conn = await asyncpg.connect(database.clock_bot_url)
+    await init_connection(conn)
+    try:
+        yield conn
+    finally:
+        await conn.close()
+
+
+@pytest.fixture
+async def real_bot_conn(database: TestDatabase, admin: asyncpg.Connection) -> AsyncIterator[asyncpg.Connection]:
+    """Exactly the bot's role, waifu_bot: what the application (or an attacker holding its
+    login) connects as."""
     conn = await asyncpg.connect(database.bot_url)
     await init_connection(conn)
     try:

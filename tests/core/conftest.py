@@ -22,7 +22,8 @@ from tests.conftest import init_connection
 T0 = datetime(2100, 1, 1, 10, 0, 0, tzinfo=UTC)
 MAX_ENERGY = 100
 
-GAME_TABLES = ("players", "waifu_templates", "waifus", "events", "participations", "stat_corrections")
+GAME_TABLES = ("players", "waifu_templates", "waifus", "events", "participations", "stat_corrections", "config",
+               "notifications")
 
 OPERATOR_ROLE = "core_test_operator"
 OPERATOR_PASSWORD = "operator-test-password"
@@ -58,12 +59,16 @@ async def register(conn: asyncpg.Connection, telegram_id: int = 1, username: str
     return await conn.fetchval("SELECT api.register_player($1, $2, 'First', 'en')", telegram_id, username)
 
 
-async def adopt(conn: asyncpg.Connection, telegram_id: int = 1, template: str = "sakura",
+async def adopt(conn: asyncpg.Connection, telegram_id: int = 1, template: str | None = None,
                 request_key: str | None = None) -> int:
+    """Adopt `template`, or (None) the first template by code this player does not own yet."""
+    if template is None:
+        owned = {w["template_code"] for w in (await conn.fetchval("SELECT api.player_profile($1)", telegram_id))["waifus"]}
+        template = min(t["code"] for t in await conn.fetchval("SELECT api.waifu_templates()") if t["code"] not in owned)
     return await conn.fetchval("SELECT api.adopt_waifu($1, $2, $3)", telegram_id, template, request_key)
 
 
-async def player_with_waifu(conn: asyncpg.Connection, telegram_id: int = 1, template: str = "sakura") -> int:
+async def player_with_waifu(conn: asyncpg.Connection, telegram_id: int = 1, template: str | None = "sakura") -> int:
     await register(conn, telegram_id)
     return await adopt(conn, telegram_id, template)
 

@@ -1,6 +1,6 @@
 """The bot-facing api functions besides the rules: players, templates, adoption, profiles."""
 
-from tests.core.conftest import T0, adopt, at, participate, register, snapshot, stats
+from tests.core.conftest import T0, adopt, at, participate, refused, register, snapshot, stats
 
 
 async def test_register_player_is_an_idempotent_upsert(admin, bot_conn):
@@ -34,14 +34,18 @@ async def test_waifu_templates_lists_the_starter_catalogue(bot_conn):
     assert all(set(t) == {"code", "name", "description"} and t["name"] and t["description"] for t in templates)
 
 
-async def test_adopt_without_request_key_adopts_every_time(admin, bot_conn):
+async def test_adopt_builds_a_collection_of_one_waifu_per_template(admin, bot_conn):
     await register(bot_conn, 1)
-    a, b = await adopt(bot_conn, 1, "rin"), await adopt(bot_conn, 1, "rin")
+    a, b = await adopt(bot_conn, 1, "rin"), await adopt(bot_conn, 1, "yuki")
     assert a != b
     assert await admin.fetchval("SELECT count(*) FROM game.waifus WHERE owner_id = 1") == 2
     # the short positional form of the contract
     c = await bot_conn.fetchval("SELECT api.adopt_waifu(1, 'hana')")
     assert (await stats(bot_conn, c, T0))["name"] == "Hana"
+    # a template already owned: WF008 with the numbers, nothing adopted
+    detail = await refused(admin, "WF008", adopt(bot_conn, 1, "rin"))
+    assert detail == {"template_code": "rin", "waifu_id": a, "limit": 1}
+    await refused(admin, "WF008", adopt(bot_conn, 1, "rin", "a-new-key"))
 
 
 async def test_adopt_with_request_key_adopts_once(admin, bot_conn):
@@ -54,7 +58,7 @@ async def test_adopt_with_request_key_adopts_once(admin, bot_conn):
     # keys belong to a player: another player's identical key is a different action
     b = await adopt(bot_conn, 2, "rin", "adopt-1")
     assert b != a
-    c = await adopt(bot_conn, 1, "rin", "adopt-2")
+    c = await adopt(bot_conn, 1, "yuki", "adopt-2")
     assert c not in (a, b)
     assert await admin.fetchval("SELECT count(*) FROM game.waifus") == 3
 

@@ -17,7 +17,7 @@ PARTICIPATE = "SELECT api.participate_in_event($1, $2, $3, $4, $5)"
 
 @pytest.fixture
 async def bot_pool(database, admin):
-    pool = await asyncpg.create_pool(database.bot_url, min_size=10, max_size=10, init=init_connection)
+    pool = await asyncpg.create_pool(database.clock_bot_url, min_size=10, max_size=10, init=init_connection)
     yield pool
     await pool.close()
 
@@ -103,7 +103,7 @@ async def wait_until_blocked(admin: asyncpg.Connection, pids: list[int]) -> None
 
 async def test_same_request_key_racing_itself_applies_once(database, admin):
     wid = await player_with_waifu(admin)
-    conns = [await asyncpg.connect(database.bot_url) for _ in range(2)]
+    conns = [await asyncpg.connect(database.clock_bot_url) for _ in range(2)]
     try:
         for c in conns:
             await init_connection(c)
@@ -126,7 +126,7 @@ async def test_same_request_key_racing_itself_applies_once(database, admin):
 async def test_same_request_key_on_two_waifus_at_once_applies_one(database, admin):
     wid_a = await player_with_waifu(admin)
     wid_b = await admin.fetchval("SELECT api.adopt_waifu(1, 'yuki')")
-    conns = [await asyncpg.connect(database.bot_url) for _ in range(2)]
+    conns = [await asyncpg.connect(database.clock_bot_url) for _ in range(2)]
     try:
         async with admin.transaction():
             await admin.execute("SELECT 1 FROM game.waifus WHERE id = ANY($1::bigint[]) FOR UPDATE", [wid_a, wid_b])
@@ -157,9 +157,11 @@ async def test_concurrent_adoptions_with_one_request_key_adopt_once(admin, bot_p
 
 async def test_restore_ticks_racing_each_other_never_restore_a_minute_twice(database, admin):
     # pg_cron never overlaps a job with itself, but an operator's manual tick can meet it.
-    await player_with_waifu(admin)
-    for _ in range(49):
-        await admin.fetchval("SELECT api.adopt_waifu(1, 'rin')")
+    # 50 waifus: 10 players with the whole collection of 5 each.
+    for player in range(1, 11):
+        await admin.fetchval("SELECT api.register_player($1, 'u', 'U', 'en')", player)
+        for template in ("akane", "hana", "rin", "sakura", "yuki"):
+            await admin.fetchval("SELECT api.adopt_waifu($1, $2)", player, template)
     await admin.execute("""UPDATE game.waifus SET dynamic = dynamic || jsonb_build_object(
                                'energy', 0, 'last_restore', extract(epoch FROM $1::timestamptz))""", T0)
     conns = [await asyncpg.connect(database.admin_url) for _ in range(4)]

@@ -13,6 +13,7 @@ from tests.core.conftest import (
     register,
     set_stored,
     snapshot,
+    stats,
 )
 
 
@@ -21,9 +22,10 @@ async def test_same_request_key_twice_applies_once_and_replays_the_result(admin,
     first = await participate(bot_conn, 1, wid, "walk", "tap-1", T0)
     assert first["replayed"] is False
     before = await snapshot(admin)
-    # later, with energy restored and a different clock: still the recorded answer
+    # later, with energy restored: the recorded action, with her stats as they are now
     again = await participate(bot_conn, 1, wid, "walk", "tap-1", at(minutes=45))
-    assert again == first | {"replayed": True}
+    assert again == first | await stats(bot_conn, wid, at(minutes=45)) | {"replayed": True}
+    assert again["energy"] == 100 and again["changes"]["energy"] == -10
     assert await snapshot(admin) == before
 
 
@@ -35,7 +37,8 @@ async def test_replay_is_answered_even_when_the_action_would_now_be_refused(admi
     await admin.execute("SELECT ops.close_event('tea', $1)", at(minutes=1))
     before = await snapshot(admin)
     # on cooldown, out of energy and closed: a redelivered update still gets its answer
-    assert await participate(bot_conn, 1, wid, "tea", "k", at(minutes=2)) == first | {"replayed": True}
+    assert await participate(bot_conn, 1, wid, "tea", "k", at(minutes=2)) == (
+        first | await stats(bot_conn, wid, at(minutes=2)) | {"replayed": True})
     assert await snapshot(admin) == before
 
 
@@ -53,7 +56,7 @@ async def test_same_key_for_a_different_action_is_refused_and_the_original_still
     wid = await player_with_waifu(bot_conn)
     first = await participate(bot_conn, 1, wid, "walk", "k", T0)
     await refused(admin, "WF007", participate(bot_conn, 1, wid, "gift", "k", T0))
-    assert await participate(bot_conn, 1, wid, "walk", "k", T0) == first | {"replayed": True}
+    assert await participate(bot_conn, 1, wid, "walk", "k", T0) == first | {"replayed": True}  # same moment
 
 
 async def test_a_refused_action_does_not_use_up_its_key(admin, bot_conn):

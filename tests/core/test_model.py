@@ -117,8 +117,10 @@ class GameMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.cur = self.conn.cursor()
-        # rows only (TRUNCATE would invalidate every cached plan); cascades to waifus, ledger, audit
-        self.cur.execute("DELETE FROM game.players; DELETE FROM game.events WHERE code = ANY(%s)",
+        # rows only (TRUNCATE would invalidate every cached plan); cascades to waifus and audit;
+        # the ledger has no foreign key (it outlives deletions until its retention)
+        self.cur.execute("DELETE FROM game.participations; DELETE FROM game.players; "
+                         "DELETE FROM game.events WHERE code = ANY(%s)",
                          ([e.code for e in EXTRA_EVENTS],))
         self.cur.execute("SELECT now()")
         self.now = to_us(self.cur.fetchone()[0])
@@ -139,8 +141,8 @@ class GameMachine(RuleBasedStateMachine):
             self.cur.execute("SELECT api.register_player(%s, 'p', 'P', 'en')", (tid,))
         self.ids: list[int] = []
         self.stored: list[Stats] = []
-        for tid in OWNERS:
-            self.cur.execute("SELECT api.adopt_waifu(%s, 'sakura')", (tid,))
+        for tid, template in zip(OWNERS, ("sakura", "yuki", "rin")):  # one waifu per template per player
+            self.cur.execute("SELECT api.adopt_waifu(%s, %s)", (tid, template))
             wid = self.cur.fetchone()[0]
             self.ids.append(wid)
             self.stored.append(Stats(0, MAX_ENERGY, 50, 50, self.stored_clock(wid)))
@@ -207,7 +209,10 @@ class GameMachine(RuleBasedStateMachine):
         if prior := self.ledger.get((tid, key)):
             if (prior.waifu, prior.event) != (w, code):
                 return "WF007", {"request_key": key, "waifu_id": self.ids[prior.waifu], "event_code": prior.event}
-            return None, prior.result | {"replayed": True}
+            # a replay: the recorded action with her stats as they are now
+            recorded = {k: prior.result[k] for k in ("event_code", "event_title", "request_key", "participated_at",
+                                                     "changes")}
+            return None, self.card(regen(self.stored[w], now)) | recorded | {"replayed": True}
         event = self.events.get(code)
         if event is None or not event.open_at(now):
             return "WF002", {"event_code": code}

@@ -123,8 +123,8 @@ async def test_set_stat_records_the_effective_old_value_and_stores_the_restored_
 async def test_every_ops_view_is_readable_by_operators(admin, ops_conn):
     views = [r["table_name"] for r in await admin.fetch(
         "SELECT table_name FROM information_schema.views WHERE table_schema = 'ops' ORDER BY 1")]
-    assert views == ["cron_failures", "cron_jobs", "events", "overview", "recent_participations",
-                     "stat_corrections", "waifus"]
+    assert views == ["config", "cron_failures", "cron_jobs", "events", "help", "ledger", "overview",
+                     "recent_participations", "stat_corrections", "translations", "waifus"]
     for view in views:
         await ops_conn.fetch(f"SELECT * FROM ops.{view}")
 
@@ -145,7 +145,7 @@ async def test_ops_views_show_the_game(admin, bot_conn, ops_conn):
         wid, "ann", "Rin", 10, 60, 55)
     assert w["stored_energy"] == 10 and w["full_energy_at"] is not None
     events = {r["code"]: r for r in await ops_conn.fetch("SELECT * FROM ops.events")}
-    assert events["gift"]["participations"] == 1 and events["gift"]["open_now"] is True
+    assert events["gift"]["participations_24h"] == 1 and events["gift"]["open_now"] is True
     recent = await ops_conn.fetch("SELECT * FROM ops.recent_participations")
     assert [(r["waifu_id"], r["event_code"], r["request_key"]) for r in recent] == [(wid, "gift", "k")]
 
@@ -162,8 +162,8 @@ async def test_cron_views_show_the_restore_job(ops_conn):
 
 async def test_operators_read_and_tick_but_cannot_write_tables(admin, bot_conn, ops_conn):
     wid = await player_with_waifu(bot_conn)
-    assert (await ops_conn.fetchval("SELECT api.waifu_stats($1, $2)", wid, T0))["energy"] == 100
-    assert await ops_conn.fetchval("SELECT api.restore_energy($1)", T0) == 0
+    assert (await ops_conn.fetchval("SELECT api.waifu_stats($1)", wid))["energy"] == 100
+    assert await ops_conn.fetchval("SELECT api.restore_energy()") == 0
     assert await ops_conn.fetchval("SELECT count(*) FROM game.waifus") == 1
     for sql in ("UPDATE game.waifus SET name = 'x'", "DELETE FROM game.participations",
                 "INSERT INTO game.players (telegram_id) VALUES (9)"):

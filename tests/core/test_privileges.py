@@ -4,6 +4,7 @@ every exposed function (SECURITY DEFINER, empty search_path, comment, no PUBLIC)
 import asyncpg
 import pytest
 
+from tests.conftest import CLOCK_BOT_ROLE
 from tests.core.conftest import GAME_TABLES, T0, player_with_waifu
 
 # The exposed surface. Adding, removing or changing a function must show up here.
@@ -19,17 +20,28 @@ SURFACE = {
     "api.register_player(telegram_id bigint, username text, first_name text, language_code text) -> jsonb",
     "api.restore_energy(now timestamp with time zone DEFAULT now()) -> integer",
     "api.waifu_stats(waifu_id bigint, now timestamp with time zone DEFAULT now()) -> jsonb",
-    "api.waifu_templates() -> jsonb",
+    "api.waifu_templates(language text DEFAULT NULL::text) -> jsonb",
+    "api.player_language(telegram_id bigint) -> text",
+    "ops.delete_translation(kind text, code text, language text) -> boolean",
+    "ops.set_event_translation(event_code text, language text, title text) -> jsonb",
+    "ops.set_template_translation(template_code text, language text, name text, "
+    "description text DEFAULT NULL::text) -> jsonb",
     "ops.close_event(code text, at timestamp with time zone DEFAULT now()) -> jsonb",
     "ops.create_event(code text, title text, energy_cost integer, xp_reward integer, mood_delta integer, "
     "loyalty_delta integer, cooldown interval, starts_at timestamp with time zone DEFAULT NULL::timestamp with time "
     "zone, ends_at timestamp with time zone DEFAULT NULL::timestamp with time zone) -> jsonb",
+    "ops.set_config(ledger_retention interval DEFAULT NULL::interval, "
+    "notification_retention interval DEFAULT NULL::interval) -> jsonb",
     "ops.set_stat(waifu_id bigint, stat text, value integer, reason text DEFAULT NULL::text) -> jsonb",
 }
 
 # Who may EXECUTE what, besides the owner.
-BOT_CALLS = {"adopt_waifu", "available_events", "participate_in_event", "player_available_events",
-             "player_profile", "player_waifu_stats", "register_player", "waifu_stats", "waifu_templates"}
+# Exactly what bot/game.py calls: the owner-blind reads and the tick are not among them.
+BOT_CALLS = {"adopt_waifu", "participate_in_event", "player_available_events",
+             "player_profile", "player_waifu_stats", "register_player", "waifu_templates", "player_language"}
+# The pg_cron jobs' role: the job functions only.
+CRON_CALLS = {"api.restore_energy", "game.maintain_ledger", "game.purge_cron_history"}
+SAFE_SEARCH_PATH = ["search_path=pg_catalog, pg_temp"]
 
 EXPOSED_SQL = """
 SELECT p.oid, n.nspname || '.' || p.proname AS name, p.proname, n.nspname AS schema,
@@ -52,9 +64,45 @@ async def test_surface_is_exactly_the_documented_functions(exposed):
     assert {r["signature"] for r in exposed} == SURFACE
 
 
-async def test_every_exposed_function_is_security_definer_with_an_empty_search_path(exposed):
-    wrong = [r["name"] for r in exposed if not r["prosecdef"] or r["proconfig"] != ['search_path=""']]
+async def test_every_exposed_function_is_security_definer_with_pg_temp_last_in_its_search_path(exposed):
+    wrong = [r["name"] for r in exposed if not r["prosecdef"] or r["proconfig"] != SAFE_SEARCH_PATH]
     assert wrong == []
+
+
+async def test_every_security_definer_function_in_the_database_puts_pg_temp_last(admin):
+    # An empty search_path still searches the caller's pg_temp first for types and
+    # relations: only an explicit pg_temp at the end keeps a caller's objects out.
+    rows = await admin.fetch("""
+        SELECT p.oid::regprocedure::text AS f, p.proconfig
+        FROM pg_proc AS p JOIN pg_namespace AS n ON n.oid = p.pronamespace
+        WHERE p.prosecdef AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'cron')""")
+    assert rows, "no SECURITY DEFINER function found: the query is wrong"
+    assert [r["f"] for r in rows if r["proconfig"] != SAFE_SEARCH_PATH] == []
+
+
+async def test_pg_cron_jobs_run_as_the_least_privileged_cron_role(admin):
+    jobs = await admin.fetch("SELECT jobname, username FROM cron.job ORDER BY jobname")
+    assert {(j["jobname"], j["username"]) for j in jobs} == {
+        ("ledger-partitions", "waifu_cron"), ("purge-cron-history", "waifu_cron"), ("restore-energy", "waifu_cron")}
+    callable_by_cron = {r["f"] for r in await admin.fetch("""
+        SELECT n.nspname || '.' || p.proname AS f
+        FROM pg_proc AS p JOIN pg_namespace AS n ON n.oid = p.pronamespace
+        WHERE n.nspname IN ('api', 'ops', 'game') AND has_function_privilege('waifu_cron', p.oid, 'EXECUTE')""")}
+    assert callable_by_cron == CRON_CALLS
+    assert await admin.fetchval("""SELECT rolsuper OR rolcreaterole OR rolcreatedb OR rolbypassrls
+                                   FROM pg_roles WHERE rolname = 'waifu_cron'""") is False
+    assert await admin.fetchval("""SELECT count(*) FROM pg_class AS c JOIN pg_namespace AS n ON n.oid = c.relnamespace
+                                   WHERE n.nspname IN ('game', 'ops', 'api')
+                                     AND has_table_privilege('waifu_cron', c.oid, 'SELECT, INSERT, UPDATE, DELETE')
+                                """) == 0
+
+
+async def test_public_may_not_create_temporary_objects_or_in_schema_public(admin):
+    assert await admin.fetchval("SELECT has_database_privilege('public', current_database(), 'TEMPORARY')") is False
+    for role in ("waifu_bot", "waifu_ops", "waifu_cron"):
+        assert await admin.fetchval("SELECT has_database_privilege($1, current_database(), 'TEMPORARY')", role) \
+            is False, role
+        assert await admin.fetchval("SELECT has_schema_privilege($1, 'public', 'CREATE')", role) is False, role
 
 
 async def test_every_exposed_function_has_a_comment(exposed):
@@ -76,12 +124,13 @@ async def test_execute_grants_are_exactly_as_designed(admin, exposed):
         roles = {row["rolname"] for row in await admin.fetch(
             """SELECT r.rolname FROM aclexplode((SELECT proacl FROM pg_proc WHERE oid = $1)) AS a
                JOIN pg_roles AS r ON r.oid = a.grantee
-               WHERE a.privilege_type = 'EXECUTE' AND r.rolname <> current_user""", r["oid"])}
+               WHERE a.privilege_type = 'EXECUTE' AND r.rolname <> current_user
+                 AND r.rolname <> $2  -- the tests' own role (tests/conftest.py)""", r["oid"], CLOCK_BOT_ROLE)}
         expected = {"waifu_ops"} if r["schema"] == "ops" else set()
         if r["schema"] == "api":
             expected = ({"waifu_bot"} if r["proname"] in BOT_CALLS else set()) | (
                 {"waifu_ops"} if r["proname"] not in {"register_player", "adopt_waifu", "participate_in_event"}
-                else set())
+                else set()) | ({"waifu_cron"} if r["name"] in CRON_CALLS else set())
         assert roles == expected, r["name"]
 
 
@@ -106,7 +155,8 @@ async def test_fresh_role_cannot_call_api_functions(admin):
 
 # a plain column of each table (updating a key or identity column fails for other reasons)
 PLAIN_COLUMN = {"players": "username", "waifu_templates": "name", "waifus": "name", "events": "title",
-                "participations": "request_key", "stat_corrections": "reason"}
+                "participations": "request_key", "stat_corrections": "reason", "config": "ledger_retention",
+                "notifications": "kind"}
 
 
 @pytest.mark.parametrize("table", GAME_TABLES)

@@ -70,7 +70,7 @@ async def test_participation_spends_rewards_and_records_the_ledger(admin, bot_co
     row = ledger[0]
     assert (row["telegram_id"], row["waifu_id"], row["event_code"], row["request_key"], row["energy_spent"],
             row["xp_gained"], row["mood_change"], row["loyalty_change"]) == (1, wid, "walk", "k1", 10, 15, 4, 1)
-    assert row["participated_at"] == at(minutes=5) and row["result"] == r
+    assert row["participated_at"] == at(minutes=5) and (row["level_before"], row["level_after"]) == (1, 1)
     assert await stored(admin, wid) == {"xp": 15, "energy": 90, "mood": 54, "loyalty": 51, "clock": at(minutes=5)}
     card = await stats(bot_conn, wid, at(minutes=5))
     assert {k: r[k] for k in card} == card  # the result carries the stats card
