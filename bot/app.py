@@ -41,6 +41,7 @@ from aiohttp import web
 from bot.config import Settings
 from bot.game import Game, GameUnavailable
 from bot.handlers import build_routers
+from bot.languages import PlayerLanguages
 from bot.middlewares import RetryAfter, UpdateContext
 from bot.texts import COMMANDS, DEFAULT_LANGUAGE, MESSAGES, Texts
 from bot.webhook import ValidatingRequestHandler
@@ -71,7 +72,7 @@ def create_dispatcher(game: Game, settings: Settings, **workflow_data: Any) -> D
     """The dispatcher with its dependencies: handlers receive `game` and `settings`."""
     update_context = UpdateContext()
     dp = Dispatcher(disable_fsm=True, game=game, settings=settings, update_context=update_context,
-                    **workflow_data)
+                    player_languages=PlayerLanguages(), **workflow_data)
     dp.update.outer_middleware(update_context)
     dp.include_routers(*build_routers())
     dp.startup.register(on_startup)

@@ -184,8 +184,13 @@ class Game:
         return await self._call("SELECT api.register_player($1, $2, $3, $4)",
                                 telegram_id, username, first_name, language_code)
 
-    async def waifu_templates(self) -> list[dict[str, Any]]:
-        return await self._call("SELECT api.waifu_templates()")
+    async def waifu_templates(self, language: str | None = None) -> list[dict[str, Any]]:
+        """Starters with names and descriptions in `language` (English where not translated)."""
+        return await self._call("SELECT api.waifu_templates($1)", language)
+
+    async def player_language(self, telegram_id: int) -> str | None:
+        """The language to speak to this player ('en', 'ru'); None if not registered."""
+        return await self._call("SELECT api.player_language($1)", telegram_id)
 
     async def adopt_waifu(self, telegram_id: int, template_code: str, request_key: str | None = None) -> int:
         try:

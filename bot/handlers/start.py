@@ -26,7 +26,7 @@ async def start(message: Message, game: Game, settings: Settings, texts: Texts, 
         webapp = settings.webapp_url if responder.private else None
         await responder.send(texts.menu(name, profile["waifus"]), keyboards.main_menu(texts, profile["waifus"], webapp))
         return
-    templates = await game.waifu_templates()
+    templates = await game.waifu_templates(texts.language)
     markup = keyboards.starters(texts, templates, keyboards.new_nonce()) if templates else None
     await responder.send(texts.welcome_new(name, templates), markup)
 

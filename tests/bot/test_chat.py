@@ -9,7 +9,7 @@ import time
 import pytest
 
 from bot.dev.local_botapi import Player, callback_id_of
-from bot.texts import Texts
+from bot.texts import COMMANDS, Texts
 from tests.bot.conftest import WEBAPP_URL, Harness, make_settings
 
 T = Texts("en")
@@ -364,7 +364,7 @@ async def test_start_up_sets_commands_and_the_menu_button(harness: Harness) -> N
     h = harness
     await h.dp.emit_startup(bot=h.bot, **h.dp.workflow_data)
     commands = h.stub.commands[None]
-    assert [c["command"] for c in commands] == ["start", "menu", "profile", "events", "help"]
+    assert [c["command"] for c in commands] == list(COMMANDS)
     assert h.stub.menu_button == {"type": "web_app", "text": "Stats", "web_app": {"url": WEBAPP_URL}}
     assert h.stub.calls_of("deleteWebhook")  # polling: a webhook left over would block getUpdates
 

@@ -126,3 +126,23 @@ def test_page_texts_are_whole_templates() -> None:
         assert set(page) == set(PAGE_KEYS)
         assert all(isinstance(v, str) and v for v in page.values())
     assert "dur_min_s" in PAGE_KEYS and "web_go" in PAGE_KEYS
+
+
+def test_player_languages_remember_what_the_database_said(monkeypatch: pytest.MonkeyPatch) -> None:
+    from bot import languages
+
+    clock = [1000.0]
+    monkeypatch.setattr(languages.time, "monotonic", lambda: clock[0])
+    known = languages.PlayerLanguages(size=2, ttl=60)
+    guessed = Texts.for_user("ru")  # from Telegram's language_code only: not remembered
+    known.learn(1, guessed)
+    assert known.get(1) is None
+    told = Texts.for_user("en")
+    told.use("ru")  # the database said so
+    known.learn(1, told)
+    assert known.get(1) == "ru"
+    known.put(2, "en")
+    known.put(3, "en")  # the oldest goes beyond `size`
+    assert (known.get(1), known.get(2), known.get(3)) == (None, "en", "en")
+    clock[0] += 61  # and everything after `ttl` (a change made by another process shows)
+    assert known.get(2) is None

@@ -288,3 +288,45 @@ async def test_energy_counts_up_on_the_page_when_the_next_point_is_due(browser, 
     assert 55 <= seconds_left(await card_text(page, wid, ".energy-next")) <= 60
     assert problems == []
     await page.context.close()
+
+
+async def test_a_russian_player_sees_the_page_in_russian(browser, live_server, game, admin):
+    await game.register_player(ANN, "iva", "Ива", "ru")
+    wid = await game.adopt_waifu(ANN, "sakura")
+    await set_stats(admin, wid, energy=22, mood=61, loyalty=72, xp=130, clock_age_seconds=15)
+    # Telegram's client is in English here: the player's language comes from /me.
+    page, problems = await open_app(browser, live_server, init=init_data(ANN, "Ива"))
+    cafe = page.locator(f'.card[data-waifu-id="{wid}"] .event[data-event-code="cafe"]')
+    await expect(cafe.locator(".event-title")).to_have_text("Свидание в кафе")
+    assert await page.evaluate("[document.documentElement.lang, document.title]") == ["ru", "Твои спутницы"]
+    assert await page.locator("h1").text_content() == "Твои спутницы"
+    assert await page.locator("#greeting").text_content() == "Привет, Ива!"
+    assert await card_text(page, wid, ".name") == "Сакура"
+    assert await card_text(page, wid, ".level") == "Уровень 2"
+    assert await card_text(page, wid, '[data-stat="energy"] [data-text]') == "Энергия"
+    assert await bar(page, wid, "mood").get_attribute("aria-label") == "Настроение"
+    assert re.fullmatch(r"\+1 через \d+ секунд[уы]?", await card_text(page, wid, ".energy-next"))
+    assert await card_text(page, wid, ".energy-full") == "полная через 1 час 18 минут"  # 78 points
+    assert await cafe.locator(".event-terms").text_content() == (
+        "\u26a120 · +35 опыта · настроение +8 · преданность +4 · не чаще раза в 30 минут")
+    assert await card_text(page, wid, '.event[data-event-code="training"] button') == "Нужно \u26a130"
+    await expect(cafe.locator("button")).to_have_text("Вперёд")
+
+    await cafe.locator("button").click()
+    await cafe.locator(".event-result").wait_for()
+    assert await cafe.locator(".event-result").text_content() == (
+        "Свидание в кафе: +35 опыта · \u221220 ⚡ · настроение +8 · преданность +4")
+    await expect(cafe.locator("button")).to_have_text(re.compile(r"^⏳ (30 минут|29 минут)$"))
+
+    # A refusal is worded by the server, in Russian too (a forged double: the cooldown).
+    message = await page.evaluate(
+        """async ([id]) => {
+             const r = await fetch(`../api/waifus/${id}/events/cafe`, {method: "POST",
+               headers: {Authorization: `tma ${Telegram.WebApp.initData}`, "Accept-Language": "ru",
+                         "Idempotency-Key": "russian-refusal-1"}});
+             return (await r.json()).error.message; }""", [wid])
+    assert re.fullmatch(r"Ей нужен перерыв от этого занятия\. Снова можно через (30|29) минут\.", message), message
+    ARTIFACTS.mkdir(exist_ok=True)
+    await page.screenshot(path=str(ARTIFACTS / "webapp-ru.png"), full_page=True)
+    assert all("409" in p for p in problems), problems  # the forged refusal's failed load, nothing else
+    await page.context.close()
