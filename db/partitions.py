@@ -46,7 +46,7 @@ from __future__ import annotations
 import re
 import sys
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import psycopg2
 import psycopg2.extensions
@@ -56,6 +56,7 @@ from db import migrate
 
 CLUSTER = "waifu"  # PL/Proxy cluster: partitions called as PROXY_ROLE
 NOCLOCK_CLUSTER = "waifu_noclock"  # the same partitions, as NOCLOCK_ROLE
+ADMIN_CLUSTER = "waifu_admin"  # the same partitions, as their superuser (--admin-writes only)
 PROXY_ROLE = "waifu_proxy"
 NOCLOCK_ROLE = "waifu_proxy_noclock"
 CLOCK_ROLE = "waifu_clock"
@@ -140,13 +141,27 @@ CREATE OR REPLACE FUNCTION partition.status() RETURNS jsonb
     LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    digest text;
+    digest text := '';
+    part text;
+    t regclass;
 BEGIN
-    -- The catalogue as rows without their update times (each partition stamps its own).
-    SELECT pg_catalog.md5(pg_catalog.string_agg(t.r, E'\\n' ORDER BY t.r)) INTO digest FROM (
-        SELECT (pg_catalog.to_jsonb(x) - 'updated_at' - 'created_at')::text AS r FROM game.waifu_templates AS x
-        UNION ALL
-        SELECT (pg_catalog.to_jsonb(x) - 'updated_at' - 'created_at')::text FROM game.events AS x) AS t;
+    -- The catalogue (game tables without a player or waifu column: templates, events,
+    -- translations, settings) as rows without their update times (each partition stamps
+    -- its own).
+    FOR t IN
+        SELECT c.oid::regclass FROM pg_catalog.pg_class AS c
+        WHERE c.relnamespace = 'game'::regnamespace AND c.relkind IN ('r', 'p') AND NOT c.relispartition
+          AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute AS a WHERE a.attrelid = c.oid AND NOT a.attisdropped
+                          AND a.attname IN ('telegram_id', 'owner_id', 'waifu_id'))
+        ORDER BY c.relname
+    LOOP
+        EXECUTE pg_catalog.format(
+            'SELECT pg_catalog.string_agg(r, E''\\n'' ORDER BY r) FROM '
+            '(SELECT (pg_catalog.to_jsonb(x) - ''updated_at'' - ''created_at'')::text AS r FROM %%s AS x) AS y', t)
+            INTO part;
+        digest := digest || t::text || ':' || coalesce(part, '') || E'\\n';
+    END LOOP;
+    digest := pg_catalog.md5(digest);
     RETURN pg_catalog.jsonb_build_object(
         'partition', (SELECT i.index FROM partition.identity AS i),
         'count', (SELECT i.count FROM partition.identity AS i),
@@ -158,6 +173,40 @@ BEGIN
                        FROM public._yoyo_migration AS m));
 END
 $$;
+-- UPDATE one row of a game table by its primary key (the proxy's game.* views forward a
+-- superuser's UPDATE here; tests' set-up and operators' repairs). Generated and identity
+-- columns are left alone.
+CREATE OR REPLACE FUNCTION partition.replace_row(relation text, old_row jsonb, new_row jsonb) RETURNS integer
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    rel regclass := relation::regclass;
+    cols text;
+    keys text;
+    n integer;
+BEGIN
+    IF (pg_catalog.parse_ident(relation))[1] <> 'game' THEN
+        RAISE EXCEPTION 'only game.* tables' USING ERRCODE = '42501';
+    END IF;
+    SELECT pg_catalog.string_agg(pg_catalog.quote_ident(a.attname), ', ' ORDER BY a.attnum) INTO cols
+    FROM pg_catalog.pg_attribute AS a
+    WHERE a.attrelid = rel AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = '' AND a.attidentity <> 'a';
+    SELECT pg_catalog.string_agg(pg_catalog.quote_ident(a.attname), ', ' ORDER BY a.attnum) INTO keys
+    FROM pg_catalog.pg_index AS i
+    JOIN pg_catalog.pg_attribute AS a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
+    WHERE i.indrelid = rel AND i.indisprimary;
+    IF keys IS NULL THEN
+        RAISE EXCEPTION '%% has no primary key', relation USING ERRCODE = '0A000';
+    END IF;
+    EXECUTE pg_catalog.format(
+        'UPDATE %%s AS r SET (%%s) = (SELECT %%s FROM pg_catalog.jsonb_populate_record(NULL::%%s, $2)) '
+        'WHERE (%%s) = (SELECT %%s FROM pg_catalog.jsonb_populate_record(NULL::%%s, $1))',
+        rel, cols, cols, rel, keys, keys, rel) USING old_row, new_row;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END
+$$;
+REVOKE ALL ON FUNCTION partition.replace_row(text, jsonb, jsonb) FROM PUBLIC;
 REVOKE ALL ON FUNCTION partition.relation_rows(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION partition.status() FROM PUBLIC;
 """
@@ -281,6 +330,24 @@ DROP EVENT TRIGGER IF EXISTS copy_grants_to_overloads;
 CREATE EVENT TRIGGER copy_grants_to_overloads ON ddl_command_end WHEN TAG IN ('GRANT', 'REVOKE')
     EXECUTE FUNCTION proxy.copy_grants_to_overloads();
 
+-- INSTEAD OF UPDATE on the game.* views (only where `migrate --admin-writes` made them):
+-- the row is updated on the partition that holds it, as the partitions' superuser.
+CREATE OR REPLACE FUNCTION proxy.forward_update() RETURNS trigger
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    route_column text := TG_ARGV[0];
+    old_row jsonb := pg_catalog.to_jsonb(OLD) - 'partition_no';
+    new_row jsonb := pg_catalog.to_jsonb(NEW) - 'partition_no';
+    hash integer := proxy.player_hash((old_row ->> route_column)::bigint);
+BEGIN
+    IF partition_call.replace_row(hash, TG_TABLE_SCHEMA || '.' || TG_TABLE_NAME, old_row, new_row) = 0 THEN
+        RETURN NULL;
+    END IF;
+    RETURN NEW;
+END
+$$;
+
 -- Which PL/Proxy cluster (which partition role) a call with a clock argument uses.
 CREATE OR REPLACE FUNCTION proxy.clock_cluster() RETURNS text
     LANGUAGE sql STABLE
@@ -379,11 +446,21 @@ def partition_urls(proxy_url: str) -> list[str]:
     return [_url_of(options[k], proxy_url) for k in keys]
 
 
+def _proxy_password() -> str | None:
+    """The partitions' password for the proxy's roles (password authentication), if any."""
+    import os
+
+    return os.environ.get("WAIFU_PROXY_PASSWORD") or None
+
+
 def setup_partition(url: str, index: int, count: int) -> None:
     with _connect(url) as conn, conn.cursor() as cur:
         cur.execute(PARTITION_SQL, {"index": index, "count": count, "bits": HASH_BITS,
                                     "mask": (1 << HASH_BITS) - 1})
         cur.execute(PARTITION_ROLES_SQL)
+        if password := _proxy_password():
+            for role in (PROXY_ROLE, NOCLOCK_ROLE):
+                cur.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(role), sql.Literal(password)))
     conn.close()
 
 
@@ -410,21 +487,35 @@ def _functions(cur: psycopg2.extensions.cursor) -> list[Function]:
     return out
 
 
-def _relations(cur: psycopg2.extensions.cursor) -> list[tuple[str, str, list[tuple[str, str]]]]:
-    """ops views and game tables of a partition: (schema, name, [(column, type)])."""
+def _relations(cur: psycopg2.extensions.cursor) -> list[tuple[str, str, list[tuple[str, str]], bool]]:
+    """ops views and game tables of a partition: (schema, name, [(column, type)], per_partition).
+
+    per_partition: False for what is the same on every partition (catalogue): a game
+    table without a player or waifu column, or an ops view reading only such tables.
+    """
     cur.execute("""
+        WITH catalogue AS (
+            SELECT c.oid FROM pg_class AS c
+            WHERE c.relnamespace = 'game'::regnamespace AND c.relkind IN ('r', 'p')
+              AND NOT EXISTS (SELECT 1 FROM pg_attribute AS a WHERE a.attrelid = c.oid AND NOT a.attisdropped
+                              AND a.attname IN ('telegram_id', 'owner_id', 'waifu_id')))
         SELECT n.nspname, c.relname,
                -- Types of the game's own schemas do not exist here: their text form.
                array_agg(ARRAY[a.attname::text,
                                CASE WHEN t.typnamespace = 'pg_catalog'::regnamespace
-                                    THEN format_type(a.atttypid, a.atttypmod) ELSE 'text' END] ORDER BY a.attnum)
+                                    THEN format_type(a.atttypid, a.atttypmod) ELSE 'text' END] ORDER BY a.attnum),
+               CASE WHEN c.relkind IN ('r', 'p') THEN c.oid NOT IN (SELECT oid FROM catalogue)
+                    ELSE EXISTS (SELECT 1 FROM pg_rewrite AS w JOIN pg_depend AS d ON d.objid = w.oid
+                                 WHERE w.ev_class = c.oid AND d.classid = 'pg_rewrite'::regclass
+                                   AND d.refclassid = 'pg_class'::regclass AND d.refobjid <> c.oid
+                                   AND d.refobjid NOT IN (SELECT oid FROM catalogue)) END
         FROM pg_class AS c JOIN pg_namespace AS n ON n.oid = c.relnamespace
         JOIN pg_attribute AS a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
         JOIN pg_type AS t ON t.oid = a.atttypid
         WHERE (n.nspname = 'ops' AND c.relkind IN ('v', 'm'))
            OR (n.nspname = 'game' AND c.relkind IN ('r', 'p') AND NOT c.relispartition)
-        GROUP BY 1, 2 ORDER BY 1, 2""")
-    return [(s, n, [tuple(col) for col in cols]) for s, n, cols in cur.fetchall()]
+        GROUP BY c.oid, 1, 2 ORDER BY 1, 2""")
+    return [(s, n, [tuple(col) for col in cols], per) for s, n, cols, per in cur.fetchall()]
 
 
 def _ident(*parts: str) -> str:
@@ -447,7 +538,7 @@ def _combine(f: Function, call: str) -> str:
     return f"RETURN (SELECT (array_agg(r))[1] FROM {call} AS r);"
 
 
-def generate(partition0_url: str) -> str:
+def generate(partition0_url: str, admin_writes: bool = False) -> str:
     """SQL (for the proxy) of every api/ops function, ops view and game table mirror."""
     with _connect(partition0_url) as conn, conn.cursor() as cur:
         functions = _functions(cur)
@@ -486,8 +577,10 @@ $$;""")
                                  "does not exist on the proxy (add an override)")
             out.append(_function_sql(f, k))
     out.append(RELATION_ROWS_SQL)
-    for schema, name, cols in relations:
-        out.append(_relation_sql(schema, name, cols))
+    if admin_writes:
+        out.append(ADMIN_WRITES_SQL)
+    for schema, name, cols, per_partition in relations:
+        out.append(_relation_sql(schema, name, cols, per_partition, admin_writes))
     out.append(_partitions_view_sql())
     return "\n".join(out)
 
@@ -551,16 +644,16 @@ def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def _relation_sql(schema: str, name: str, cols: list[tuple[str, str]]) -> str:
+def _relation_sql(schema: str, name: str, cols: list[tuple[str, str]], per_player: bool,
+                  admin_writes: bool = False) -> str:
     typ = _ident("partition_types", f"{schema}__{name}")
     fields = ", ".join(f"{_ident(c)} {t}" for c, t in cols)
     select = ", ".join(f"r.{_ident(c)}" for c, _ in cols)
-    # A game table without a player or waifu column is catalogue or configuration: the
-    # same on every partition, so partition 0's rows stand for all.
-    per_player = schema == "ops" or any(c in ("telegram_id", "owner_id", "waifu_id") for c, _ in cols)
+    # Catalogue (the same on every partition): partition 0's rows stand for all.
     source = "relation_rows" if per_player else "relation_rows_of_partition0"
-    what = {(True, "ops"): "every partition's rows of", (True, "game"): "read-only union over the partitions of",
-            (False, "game"): "read-only (partition 0's rows: the same everywhere)"}[(per_player, schema)]
+    what = ("every partition's rows of" if per_player else "partition 0's rows (the same everywhere) of")
+    if schema == "game":
+        what = "read-only: " + what
     return f"""
 CREATE TYPE {typ} AS ({fields});
 CREATE VIEW {_ident(schema, name)} AS
@@ -568,8 +661,28 @@ SELECT p.partition AS partition_no, {select}
 FROM partition_call.{source}({_literal(schema + '.' + name)}) AS p
 CROSS JOIN LATERAL jsonb_populate_record(NULL::{typ}, p.data) AS r;
 COMMENT ON VIEW {_ident(schema, name)} IS {_literal(f'Proxy: {what} {schema}.{name} (column partition_no first).')};
-GRANT SELECT ON {_ident(schema, name)} TO waifu_ops;"""
+GRANT SELECT ON {_ident(schema, name)} TO waifu_ops;""" + (_forward_sql(schema, name, cols) if admin_writes else "")
 
+
+def _forward_sql(schema: str, name: str, cols: list[tuple[str, str]]) -> str:
+    """An INSTEAD OF UPDATE trigger on a per-player game.* view (the player's column routes)."""
+    route = next((c for c, _ in cols if c in ("telegram_id", "owner_id")), None)
+    if schema != "game" or route is None:
+        return ""
+    return f"""
+CREATE TRIGGER forward_update INSTEAD OF UPDATE ON {_ident(schema, name)}
+    FOR EACH ROW EXECUTE FUNCTION proxy.forward_update({_literal(route)});"""
+
+
+ADMIN_WRITES_SQL = """
+CREATE FUNCTION partition_call.replace_row(hash integer, relation text, old_row jsonb, new_row jsonb)
+    RETURNS integer LANGUAGE plproxy
+AS $plproxy$
+    CLUSTER 'waifu_admin';
+    RUN ON hash;
+    SELECT partition.replace_row(relation, old_row, new_row) AS replace_row;
+$plproxy$;
+REVOKE ALL ON FUNCTION partition_call.replace_row(integer, text, jsonb, jsonb) FROM PUBLIC;"""
 
 RELATION_ROWS_SQL = f"""
 CREATE FUNCTION partition_call.relation_rows(relation text, OUT partition integer, OUT data jsonb)
@@ -641,53 +754,76 @@ COMMENT ON VIEW ops.partitions IS
 GRANT SELECT ON ops.partitions TO waifu_ops;"""
 
 
-def setup_proxy(proxy_url: str, partitions: list[str]) -> None:
-    """Extension, roles, the two PL/Proxy clusters (servers) and their user mappings."""
+def _admin_writes_enabled(proxy_url: str) -> bool:
+    with _connect(proxy_url) as conn, conn.cursor() as cur:
+        cur.execute("SELECT 1 FROM pg_foreign_server WHERE srvname = %s", (ADMIN_CLUSTER,))
+        found = cur.fetchone() is not None
+    conn.close()
+    return found
+
+
+def _set_options(cur: psycopg2.extensions.cursor, target: sql.Composable, current: dict[str, str],
+                 wanted: dict[str, str], drop: list[str]) -> None:
+    changes = [sql.SQL("{} {} {}").format(sql.SQL("SET" if k in current else "ADD"), sql.Identifier(k), sql.Literal(v))
+               for k, v in wanted.items() if current.get(k) != v]
+    changes += [sql.SQL("DROP {}").format(sql.Identifier(k)) for k in drop if k in current]
+    if changes:
+        cur.execute(sql.SQL("ALTER {} OPTIONS ({})").format(target, sql.SQL(", ").join(changes)))
+
+
+def setup_proxy(proxy_url: str, partitions: list[str], admin_writes: bool = False) -> None:
+    """Extension, roles, the PL/Proxy clusters (servers) and their user mappings.
+
+    `waifu` and `waifu_noclock` connect as the proxy roles (password: $WAIFU_PROXY_PASSWORD
+    when the partitions use password authentication). `waifu_admin` (admin_writes only)
+    connects as partition 0's superuser (user and password of its URL) and is usable by
+    superusers of the proxy only; it carries UPDATEs of the game.* views.
+    """
     count = len(partitions)
     if count < 1 or count & (count - 1):
         raise SystemExit("the number of partitions must be a power of two")
     db = urlsplit(proxy_url).path.lstrip("/") or "postgres"
+    password = _proxy_password()
+    admin = urlsplit(partitions[0])
+    servers = {CLUSTER: {"user": PROXY_ROLE, **({"password": password} if password else {})},
+               NOCLOCK_CLUSTER: {"user": NOCLOCK_ROLE, **({"password": password} if password else {})}}
+    if admin_writes:
+        servers[ADMIN_CLUSTER] = {"user": admin.username or "postgres",
+                                  **({"password": unquote(admin.password)} if admin.password else {})}
+    options = {f"p{k}": _connstr(url) for k, url in enumerate(partitions)}
     with _connect(proxy_url) as conn, conn.cursor() as cur:
         cur.execute(PROXY_SQL.format(db=_ident(db)))
-        options = [(f"p{k}", _connstr(url)) for k, url in enumerate(partitions)]
-        for server, role in ((CLUSTER, PROXY_ROLE), (NOCLOCK_CLUSTER, NOCLOCK_ROLE)):
+        if not admin_writes:
+            cur.execute(sql.SQL("DROP SERVER IF EXISTS {} CASCADE").format(sql.Identifier(ADMIN_CLUSTER)))
+        for server, mapping in servers.items():
+            name = sql.Identifier(server)
             cur.execute("SELECT srvoptions FROM pg_foreign_server WHERE srvname = %s", (server,))
             row = cur.fetchone()
             if row is None:
                 # PL/Proxy validates the partition count at once: the options come with it.
                 cur.execute(sql.SQL("CREATE SERVER {} FOREIGN DATA WRAPPER plproxy OPTIONS ({})").format(
-                    sql.Identifier(server),
-                    sql.SQL(", ").join(sql.SQL("{} {}").format(sql.Identifier(k), sql.Literal(v))
-                                       for k, v in options)))
-            current = {} if row is None else dict(o.split("=", 1) for o in row[0] or [])
+                    name, sql.SQL(", ").join(sql.SQL("{} {}").format(sql.Identifier(k), sql.Literal(v))
+                                             for k, v in options.items())))
+            else:
+                current = dict(o.split("=", 1) for o in row[0] or [])
+                stale = [k for k in current if re.fullmatch(r"p\d+", k) and int(k[1:]) >= count]
+                _set_options(cur, sql.SQL("SERVER {}").format(name), current, options, stale)
+            if server != ADMIN_CLUSTER:
+                # Callers of the views (waifu_ops) invoke a PL/Proxy function themselves; only
+                # a superuser can create one, so USAGE lends no other power.
+                cur.execute(sql.SQL("GRANT USAGE ON FOREIGN SERVER {} TO waifu_ops").format(name))
+            cur.execute("SELECT umoptions FROM pg_user_mappings WHERE srvname = %s AND usename = 'public'", (server,))
+            row = cur.fetchone()
             if row is None:
-                current = dict(options)
-            changes = []
-            for key, value in options:
-                verb = "SET" if key in current else "ADD"
-                if current.get(key) != value:
-                    changes.append(sql.SQL("{} {} {}").format(sql.SQL(verb), sql.Identifier(key), sql.Literal(value)))
-            for key in current:
-                if re.fullmatch(r"p\d+", key) and int(key[1:]) >= count:
-                    changes.append(sql.SQL("DROP {}").format(sql.Identifier(key)))
-            if changes:
-                cur.execute(sql.SQL("ALTER SERVER {} OPTIONS ({})").format(sql.Identifier(server),
-                                                                            sql.SQL(", ").join(changes)))
-            # Callers of the views (waifu_ops) invoke a PL/Proxy function themselves; only a
-            # superuser can create one, so USAGE lends no other power.
-            cur.execute(sql.SQL("GRANT USAGE ON FOREIGN SERVER {} TO waifu_ops").format(sql.Identifier(server)))
-            cur.execute("SELECT 1 FROM pg_user_mappings WHERE srvname = %s AND usename = 'public'", (server,))
-            if cur.fetchone() is None:
-                # With password authentication on the partitions:
-                # ALTER USER MAPPING FOR PUBLIC SERVER waifu OPTIONS (ADD password '...').
-                cur.execute(sql.SQL("CREATE USER MAPPING FOR PUBLIC SERVER {} OPTIONS (user {})").format(
-                    sql.Identifier(server), sql.Literal(role)))
+                cur.execute(sql.SQL("CREATE USER MAPPING FOR PUBLIC SERVER {}").format(name))
+            current = dict(o.split("=", 1) for o in (row[0] if row else None) or [])
+            _set_options(cur, sql.SQL("USER MAPPING FOR PUBLIC SERVER {}").format(name), current, mapping, [])
     conn.close()
 
 
-def regenerate(proxy_url: str, partitions: list[str]) -> None:
+def regenerate(proxy_url: str, partitions: list[str], admin_writes: bool = False) -> None:
     """Replace the proxy's api/ops functions and views by ones generated from partition 0."""
-    code = generate(partitions[0])
+    code = generate(partitions[0], admin_writes)
     with _connect(proxy_url) as conn:
         conn.autocommit = False  # one transaction: callers see the old set or the new one
         with conn.cursor() as cur:
@@ -696,21 +832,26 @@ def regenerate(proxy_url: str, partitions: list[str]) -> None:
     conn.close()
 
 
-def apply(proxy_url: str, partitions: list[str] | None = None) -> list[list[str]]:
+def apply(proxy_url: str, partitions: list[str] | None = None,
+          admin_writes: bool | None = None) -> list[list[str]]:
     """Migrate every partition (yoyo), set each up, then regenerate the proxy.
 
     Returns the ids of the migrations applied, per partition. A failure stops at that
     partition; running it again applies only what is still pending (yoyo per database).
+    admin_writes: True makes the proxy's game.* views take a superuser's UPDATE (tests,
+    repairs); None keeps what the proxy has.
     """
     partitions = partitions or partition_urls(proxy_url)
     if not partitions:
         raise SystemExit("no partitions: pass --partition URL (in order) the first time")
+    if admin_writes is None:
+        admin_writes = _admin_writes_enabled(proxy_url)
     applied = []
     for k, url in enumerate(partitions):
         applied.append(list(migrate.apply(url)))
         setup_partition(url, k, len(partitions))
-    setup_proxy(proxy_url, partitions)
-    regenerate(proxy_url, partitions)
+    setup_proxy(proxy_url, partitions, admin_writes)
+    regenerate(proxy_url, partitions, admin_writes)
     return applied
 
 
@@ -752,6 +893,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="generate: print the proxy SQL generated from partition 0")
     parser.add_argument("--name", help="a local partition set (python -m db.localdb start --partitions N)")
     parser.add_argument("--proxy", help="superuser URL of the proxy database")
+    parser.add_argument("--admin-writes", action=argparse.BooleanOptionalAction, default=None,
+                        help="let superusers UPDATE the proxy's game.* views (forwarded to the partition "
+                        "as its superuser; default: keep the current setting)")
     parser.add_argument("--partition", action="append", default=[],
                         help="superuser URL of partition 0, 1, ... in order (default: read from the proxy)")
     args = parser.parse_args(argv)
@@ -762,7 +906,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         parser.error("pass --name or --proxy")
     if args.command == "migrate":
-        applied = apply(proxy_url, partitions)
+        applied = apply(proxy_url, partitions, args.admin_writes)
         for k, ids in enumerate(applied):
             print(f"partition {k}: applied {len(ids)} migration(s) {' '.join(ids)}")
         print(f"proxy regenerated from partition 0 ({len(partitions)} partitions)")

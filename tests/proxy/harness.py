@@ -34,7 +34,7 @@ def partition_set(name: str, count: int) -> Iterator[PartitionSet]:
     try:
         proxy, parts = localdb.start_partition_set(name, count)
         urls = [p.url() for p in parts]
-        partitions.apply(proxy.url(), urls)
+        partitions.apply(proxy.url(), urls, admin_writes=True)  # set-ups UPDATE game.* on the proxy
         yield PartitionSet(name, proxy.url(), urls)
     finally:
         for c in [proxy, *parts]:

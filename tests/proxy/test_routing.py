@@ -192,3 +192,14 @@ async def test_a_partition_that_is_down_fails_only_its_players(pset, proxy_admin
 def test_migrate_again_is_a_no_op_for_the_partitions(pset):
     assert partitions.apply(pset.proxy_url) == [[], []]  # partitions read back from the proxy
     assert partitions.partition_urls(pset.proxy_url) == pset.partition_urls
+
+
+async def test_a_superusers_update_of_a_game_view_lands_on_the_owning_partition(proxy_admin, proxy_bot, parts):
+    [b] = await players_on(parts, 1, 1)
+    await register(proxy_bot, b)
+    w = await adopt(proxy_bot, b)
+    status = await proxy_admin.execute(
+        "UPDATE game.waifus SET dynamic = dynamic || '{\"mood\": 7}' WHERE id = $1", w)
+    assert status == "UPDATE 1"
+    assert await parts[1].fetchval("SELECT (dynamic ->> 'mood')::int FROM game.waifus WHERE id = $1", w) == 7
+    assert await parts[0].fetchval("SELECT count(*) FROM game.waifus") == 0
