@@ -43,7 +43,7 @@ from bot.game import Game, GameUnavailable
 from bot.handlers import build_routers
 from bot.languages import PlayerLanguages
 from bot.middlewares import RetryAfter, UpdateContext
-from bot.texts import COMMANDS, DEFAULT_LANGUAGE, MESSAGES, Texts
+from bot.texts import COMMANDS, DEFAULT_LANGUAGE, Texts, command_menus
 from bot.webhook import ValidatingRequestHandler
 
 log = logging.getLogger("bot.app")
@@ -86,10 +86,10 @@ def webhook_path(settings: Settings) -> str:
 
 async def on_startup(bot: Bot, settings: Settings, webhook_secret: str | None = None, **_: Any) -> None:
     """Commands, the chat's menu button, and where updates come from (webhook or polling)."""
-    for language in MESSAGES:
+    for language_code, language in command_menus().items():
         texts = Texts(language)
         commands = [BotCommand(command=c, description=texts(f"cmd_{c}")) for c in COMMANDS]
-        await bot.set_my_commands(commands, language_code=None if language == DEFAULT_LANGUAGE else language)
+        await bot.set_my_commands(commands, language_code=language_code)
     if settings.webapp_url:
         texts = Texts(DEFAULT_LANGUAGE)
         await bot.set_chat_menu_button(menu_button=MenuButtonWebApp(

@@ -403,6 +403,13 @@ def effective_language(setting: str | None, language_code: str | None) -> str:
     return base if base in MESSAGES else DEFAULT_LANGUAGE
 
 
+def command_menus() -> dict[str | None, str]:
+    """Telegram language_code of a command menu (None: everyone else) -> its language.
+    Players whose Telegram speaks be, kk or ky are answered in Russian: so is their menu."""
+    codes = sorted((set(LANGUAGES) | RUSSIAN_READERS) - {DEFAULT_LANGUAGE})
+    return {None: DEFAULT_LANGUAGE, **{code: effective_language(None, code) for code in codes}}
+
+
 def plural_index(language: str, n: int) -> int:
     """Which form a count takes: English one|other; Russian one|few|many (CLDR rules for
     integers: 1, 21, 101 минута; 2-4, 22-24 минуты; 0, 5-20, 25-30, 111-114 минут)."""

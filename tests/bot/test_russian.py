@@ -135,8 +135,9 @@ async def test_telegram_language_codes(harness: Harness) -> None:
 async def test_the_command_menu_in_both_languages(harness: Harness) -> None:
     h = harness
     await h.dp.emit_startup(bot=h.bot, **h.dp.workflow_data)
-    for language, texts in ((None, Texts("en")), ("ru", RU)):
+    for language, texts in ((None, Texts("en")), ("ru", RU), ("be", RU), ("kk", RU), ("ky", RU)):
         commands = h.stub.commands[language]
         assert [c["command"] for c in commands] == list(COMMANDS)
         assert [c["description"] for c in commands] == [texts(f"cmd_{c}") for c in COMMANDS]
     assert h.stub.commands["ru"][0]["description"] == "Начать или открыть меню"
+    assert set(h.stub.commands) == {None, "ru", "be", "kk", "ky"}  # not uk: English, like its chat
