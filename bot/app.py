@@ -43,6 +43,7 @@ from bot.game import Game, GameUnavailable
 from bot.handlers import build_routers
 from bot.languages import PlayerLanguages
 from bot.middlewares import RetryAfter, UpdateContext
+from bot.polling_lock import EX_TEMPFAIL, AnotherPoller, PollingLock
 from bot.texts import COMMANDS, DEFAULT_LANGUAGE, Texts, command_menus
 from bot.webhook import ValidatingRequestHandler
 
@@ -161,6 +162,17 @@ async def run(settings: Settings, database_url: str) -> None:
                           else secrets.token_urlsafe(32))
     dp = create_dispatcher(game, settings, webhook_secret=webhook_secret)
     app = create_web_app(bot, dp, game, settings, webhook_secret)
+    polling_lock = None
+    if not settings.webhook_url:  # one poller per bot: a second one stops here (bot/polling_lock.py)
+        try:
+            polling_lock = await PollingLock.acquire(
+                database_url, settings.bot_token.get_secret_value(),
+                on_lost=lambda: asyncio.ensure_future(dp.stop_polling()))
+        except AnotherPoller as exc:
+            log.error(str(exc))
+            await game.close()
+            await bot.session.close()
+            raise SystemExit(EX_TEMPFAIL) from None
     freeze_startup_objects()
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     try:
@@ -178,6 +190,8 @@ async def run(settings: Settings, database_url: str) -> None:
         await runner.cleanup()  # webhook mode: the dispatcher's shutdown waits for in-flight updates
         await dp["update_context"].wait_idle(SHUTDOWN_GRACE_SECONDS)
         await game.close()
+        if polling_lock is not None:
+            await polling_lock.release()
         with suppress(TelegramAPIError):
             await bot.session.close()
         log.info("stopped")

@@ -10,6 +10,8 @@ once. The in-memory duplicate-update skip (bot/middlewares.py) is an optimisatio
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -18,8 +20,9 @@ import aiohttp
 import asyncpg
 
 from bot.dev.local_botapi import TelegramStub
+from bot.polling_lock import EX_TEMPFAIL
 from db.localdb import BOT_ROLE, with_user
-from tests.bot.test_process import WEBHOOK_URL, BotProcess, start_bot
+from tests.bot.test_process import ROOT, WEBHOOK_URL, BotProcess, free_port, start_bot
 from tests.proxy.harness import PartitionSet
 
 SECRET = {"X-Telegram-Bot-Api-Secret-Token": "two-processes"}
@@ -67,3 +70,31 @@ async def test_one_update_delivered_to_two_processes_applies_once(
         await stub.stop()
     for b in bots:
         assert b.proc.returncode == 0, b.stderr.decode()[-2000:]
+
+
+async def test_a_second_poller_stops_at_once_and_the_first_goes_on(
+        pset: PartitionSet, proxy_admin: asyncpg.Connection, tmp_path: Path) -> None:
+    stub = TelegramStub()
+    await stub.start()
+    bot_url = with_user(pset.proxy_url, BOT_ROLE)
+    first = await start_bot(stub, SimpleNamespace(bot_url=bot_url), tmp_path)
+    try:
+        await stub.wait_for(lambda: stub.calls_of("getUpdates"), timeout=15)
+        second = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bot", cwd=tmp_path,
+            env={"PATH": os.environ["PATH"], "PYTHONPATH": str(ROOT), "BOT_TOKEN": stub.token,
+                 "TELEGRAM_API_URL": stub.url, "DATABASE_URL": bot_url, "WEB_HOST": "127.0.0.1",
+                 "WEB_PORT": str(free_port()), "WEBAPP_URL": "https://waifu.example.test/webapp/"},
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        _, err = await asyncio.wait_for(second.communicate(), 60)
+        assert second.returncode == EX_TEMPFAIL, err.decode()[-2000:]
+        assert "another process is already polling" in err.decode()
+        # The first poller still answers.
+        eve = stub.user(3002, "Eve")
+        stub.enqueue(eve.message("/start"))
+        await stub.wait_for(lambda: stub.bot_messages(eve.chat_id), timeout=15)
+        assert await proxy_admin.fetchval("SELECT count(*) FROM game.players WHERE telegram_id = 3002") == 1
+    finally:
+        rc = await first.stop()
+        await stub.stop()
+    assert rc == 0, first.stderr.decode()[-2000:]
