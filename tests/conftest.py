@@ -36,6 +36,9 @@ class TestDatabase:
     bot_url: str  # the bot's role: what the application really connects as
     clock_bot_url: str  # a member of waifu_bot and waifu_clock (tests that move time)
     source: str
+    # WAIFU_TEST_PARTITIONS=N: admin_url and the others name the PL/Proxy database; these
+    # are the partitions' superuser URLs (the reset runs on each).
+    partition_urls: tuple[str, ...] = ()
 
 
 def _docker_engine_answers() -> bool:
@@ -60,7 +63,12 @@ def _docker_engine_answers() -> bool:
 
 @pytest.fixture(scope="session")
 def database() -> Iterator[TestDatabase]:
-    if url := os.environ.get("TEST_DATABASE_URL"):
+    if count := int(os.environ.get("WAIFU_TEST_PARTITIONS") or 0):
+        from tests.proxy.harness import partition_set
+
+        with partition_set(f"test-{os.getpid()}", count) as pset:
+            yield _prepare(pset.proxy_url, f"PL/Proxy over {count} partitions", tuple(pset.partition_urls))
+    elif url := os.environ.get("TEST_DATABASE_URL"):
         yield _prepare(url, "TEST_DATABASE_URL")
     elif os.environ.get("TEST_NO_DOCKER") != "1" and _docker_engine_answers():
         from testcontainers.core.image import DockerImage
@@ -80,18 +88,25 @@ def database() -> Iterator[TestDatabase]:
             cluster.destroy()
 
 
-def _prepare(admin_url: str, source: str) -> TestDatabase:
-    seed_snapshot.restore_previous(admin_url)  # a reused database: its seeds, not an earlier run's rows
-    migrate.apply(admin_url)
-    seed_snapshot.take(admin_url)  # what the migrations seeded: RESET_SQL returns to it
+def _prepare(admin_url: str, source: str, partition_urls: tuple[str, ...] = ()) -> TestDatabase:
+    if not partition_urls:  # a proxy's partitions are migrated by db.partitions
+        seed_snapshot.restore_previous(admin_url)  # a reused database: its seeds, not an earlier run's rows
+        migrate.apply(admin_url)
+    for url in partition_urls or (admin_url,):
+        seed_snapshot.take(url)  # what the migrations seeded: RESET_SQL returns to it
     import psycopg2
 
     with psycopg2.connect(admin_url) as conn, conn.cursor() as cur:
         cur.execute(f"ALTER ROLE {BOT_ROLE} PASSWORD %s", (BOT_PASSWORD,))
+        cur.execute(f"DROP ROLE IF EXISTS {CLOCK_BOT_ROLE}")
+        cur.execute(f"CREATE ROLE {CLOCK_BOT_ROLE} LOGIN PASSWORD %s IN ROLE {BOT_ROLE}, waifu_clock", (BOT_PASSWORD,))
+        # The owner-blind reads (operators' functions) let tests look at any waifu.
+        cur.execute("GRANT EXECUTE ON FUNCTION api.waifu_stats(bigint, timestamptz), "
+                    f"api.available_events(bigint, timestamptz) TO {CLOCK_BOT_ROLE}")
         cur.execute("CREATE EXTENSION IF NOT EXISTS plpgsql_check")
     conn.close()
     return TestDatabase(admin_url, localdb.with_user(admin_url, BOT_ROLE, BOT_PASSWORD),
-                        localdb.with_user(admin_url, CLOCK_BOT_ROLE, BOT_PASSWORD), source)
+                        localdb.with_user(admin_url, CLOCK_BOT_ROLE, BOT_PASSWORD), source, partition_urls)
 
 
 # Back to what the migrations seeded: every game table and sequence (tests/seed_snapshot.py).
@@ -99,16 +114,16 @@ RESET_SQL = seed_snapshot.RESET_SQL
 
 
 @pytest.fixture
-        cur.execute(f"DROP ROLE IF EXISTS {CLOCK_BOT_ROLE}")
-        cur.execute(f"CREATE ROLE {CLOCK_BOT_ROLE} LOGIN PASSWORD %s IN ROLE {BOT_ROLE}, waifu_clock", (BOT_PASSWORD,))
-        # The owner-blind reads (operators' functions) let tests look at any waifu.
-        cur.execute("GRANT EXECUTE ON FUNCTION api.waifu_stats(bigint, timestamptz), "
-                    f"api.available_events(bigint, timestamptz) TO {CLOCK_BOT_ROLE}")
 async def admin(database: TestDatabase) -> AsyncIterator[asyncpg.Connection]:
     """A superuser connection to a game with no players (seed catalogue intact)."""
     conn = await asyncpg.connect(database.admin_url)
     await init_connection(conn)
-    await conn.execute(RESET_SQL)
+    if database.partition_urls:
+        from tests.proxy.harness import execute_everywhere
+
+        await execute_everywhere(list(database.partition_urls), RESET_SQL)
+    else:
+        await conn.execute(RESET_SQL)
     try:
         yield conn
     finally:
