@@ -62,19 +62,6 @@ class Settings(BaseSettings):
     # (0: the peer's address is the client's). Behind one proxy set 1, or every player
     # shares the proxy's address budget.
     webapp_trusted_proxies: int = 0
-    # Mini App API limits, per bot process (bot/webapp/limits.py): actions (POSTs) per
-    # player per second and burst; requests per client address per second and burst,
-    # checked before authentication (generous: players behind one NAT share it); the
-    # largest request body accepted (bytes; the API's bodies are empty or tiny).
-    webapp_action_rate: float = 2.0
-    webapp_action_burst: int = 10
-    webapp_address_rate: float = 20.0
-    webapp_address_burst: int = 200
-    webapp_max_body_bytes: int = 16384
-    # Proxies in front of the bot that append the client's address to X-Forwarded-For
-    # (0: the peer's address is the client's). Behind one proxy set 1, or every player
-    # shares the proxy's address budget.
-    webapp_trusted_proxies: int = 0
     db_pool_min_size: int = 2
     db_pool_max_size: int = 10
     # The notification sender (bot/notifier.py). Telegram allows ~30 messages/s overall

@@ -63,7 +63,8 @@ async def adopt(conn: asyncpg.Connection, telegram_id: int = 1, template: str | 
                 request_key: str | None = None) -> int:
     """Adopt `template`, or (None) the first template by code this player does not own yet."""
     if template is None:
-        owned = {w["template_code"] for w in (await conn.fetchval("SELECT api.player_profile($1)", telegram_id))["waifus"]}
+        profile = await conn.fetchval("SELECT api.player_profile($1)", telegram_id)
+        owned = {w["template_code"] for w in profile["waifus"]}
         template = min(t["code"] for t in await conn.fetchval("SELECT api.waifu_templates()") if t["code"] not in owned)
     return await conn.fetchval("SELECT api.adopt_waifu($1, $2, $3)", telegram_id, template, request_key)
 

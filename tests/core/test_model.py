@@ -141,7 +141,7 @@ class GameMachine(RuleBasedStateMachine):
             self.cur.execute("SELECT api.register_player(%s, 'p', 'P', 'en')", (tid,))
         self.ids: list[int] = []
         self.stored: list[Stats] = []
-        for tid, template in zip(OWNERS, ("sakura", "yuki", "rin")):  # one waifu per template per player
+        for tid, template in zip(OWNERS, ("sakura", "yuki", "rin"), strict=True):  # one waifu per template per player
             self.cur.execute("SELECT api.adopt_waifu(%s, %s)", (tid, template))
             wid = self.cur.fetchone()[0]
             self.ids.append(wid)
