@@ -81,6 +81,7 @@ def dump_fresh() -> str:
     from db import localdb, migrate
 
     cluster = localdb.cluster(f"schema-{os.getpid()}")
+    cluster.settings = {"shared_buffers": "'32MB'"}  # nothing to cache: keep it small
     cluster.destroy()
     cluster.start()
     try:

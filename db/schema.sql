@@ -44,45 +44,54 @@ COMMENT ON SCHEMA ops IS 'Functions and views for operators in psql (role waifu_
 
 CREATE FUNCTION api.adopt_waifu(telegram_id bigint, template_code text, request_key text DEFAULT NULL::text) RETURNS bigint
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 DECLARE
     t game.waifu_templates;
     existing game.waifus;
     new_id bigint;
 BEGIN
+    PERFORM game.check_request_key(adopt_waifu.request_key, false);
+    -- The player's row lock serialises their adoptions: the collection check below
+    -- cannot race with another adoption of theirs.
     PERFORM game.require_player(adopt_waifu.telegram_id);
-    PERFORM game.check_text('request_key', adopt_waifu.request_key, 128, false);
+    PERFORM 1 FROM game.players AS p WHERE p.telegram_id = adopt_waifu.telegram_id FOR UPDATE;
     SELECT * INTO t FROM game.waifu_templates AS wt WHERE wt.code = adopt_waifu.template_code;
     IF NOT FOUND THEN
-        RAISE EXCEPTION 'unknown waifu template "%"', adopt_waifu.template_code
-            USING ERRCODE = 'WF006', DETAIL = jsonb_build_object('argument', 'template_code',
-                                                                 'value', adopt_waifu.template_code)::text,
-                  HINT = 'api.waifu_templates() lists the codes.';
+        PERFORM game.invalid_argument('template_code', adopt_waifu.template_code,
+            format('unknown waifu template "%s" (api.waifu_templates() lists the codes)', adopt_waifu.template_code));
     END IF;
 
     IF adopt_waifu.request_key IS NOT NULL THEN
-        INSERT INTO game.waifus (owner_id, template_code, name, dynamic, adopt_key)
-        VALUES (adopt_waifu.telegram_id, t.code, t.name, game.new_dynamic(pg_catalog.now()), adopt_waifu.request_key)
-        ON CONFLICT ON CONSTRAINT waifus_adopt_key_once DO NOTHING
-        RETURNING id INTO new_id;
-        IF new_id IS NOT NULL THEN
-            RETURN new_id;
-        END IF;
-        -- A retry of an adoption already made: answer with the same waifu.
         SELECT * INTO existing FROM game.waifus AS w
         WHERE w.owner_id = adopt_waifu.telegram_id AND w.adopt_key = adopt_waifu.request_key;
-        IF existing.template_code <> t.code THEN
-            RAISE EXCEPTION 'request key "%" was already used to adopt "%"', adopt_waifu.request_key,
-                    existing.template_code
-                USING ERRCODE = 'WF007', DETAIL = jsonb_build_object('request_key', adopt_waifu.request_key,
-                                                                     'waifu_id', existing.id)::text;
+        IF FOUND THEN
+            -- A retry of an adoption already made: answer with the same waifu.
+            IF existing.template_code <> t.code THEN
+                RAISE EXCEPTION 'request key "%" was already used to adopt "%"', adopt_waifu.request_key,
+                        existing.template_code
+                    USING ERRCODE = 'WF007', DETAIL = jsonb_build_object('request_key', adopt_waifu.request_key,
+                                                                         'waifu_id', existing.id)::text;
+            END IF;
+            RETURN existing.id;
         END IF;
-        RETURN existing.id;
     END IF;
 
-    INSERT INTO game.waifus (owner_id, template_code, name, dynamic)
-    VALUES (adopt_waifu.telegram_id, t.code, t.name, game.new_dynamic(pg_catalog.now()))
+    SELECT * INTO existing FROM game.waifus AS w
+    WHERE w.owner_id = adopt_waifu.telegram_id AND w.template_code = t.code;
+    IF FOUND THEN
+        RAISE EXCEPTION 'player % already has "%"', adopt_waifu.telegram_id, t.code
+            USING ERRCODE = 'WF008',
+                  DETAIL = jsonb_build_object('template_code', t.code, 'waifu_id', existing.id,
+                                              'limit', game.templates_per_player())::text;
+    END IF;
+
+    INSERT INTO game.waifus (owner_id, template_code, name, dynamic, adopt_key)
+    VALUES (adopt_waifu.telegram_id, t.code,
+            coalesce((SELECT tr.name FROM game.template_translations AS tr
+                      WHERE tr.template_code = t.code
+                        AND tr.language = game.player_language(adopt_waifu.telegram_id)), t.name),
+            game.new_dynamic(now()), adopt_waifu.request_key)
     RETURNING id INTO new_id;
     RETURN new_id;
 END
@@ -92,9 +101,12 @@ $$;
 -- Name: FUNCTION adopt_waifu(telegram_id bigint, template_code text, request_key text); Type: COMMENT; Schema: api; Owner: -
 --
 
-COMMENT ON FUNCTION api.adopt_waifu(telegram_id bigint, template_code text, request_key text) IS 'Adopt a starter waifu (energy 100, mood 50, loyalty 50, xp 0); returns the new waifu''s id.
+COMMENT ON FUNCTION api.adopt_waifu(telegram_id bigint, template_code text, request_key text) IS 'Adopt a starter waifu (full energy, starting mood and loyalty, xp 0); returns the new waifu''s id.
+She is named in the player''s language (the template''s translated name, else English).
+A player adopts each template once (a collection).
 request_key (optional): the same key again returns the same waifu instead of a second one.
-Errors: WF005 not registered; WF006 unknown template; WF007 key used for another template.';
+Errors: WF005 not registered; WF006 bad argument or unknown template; WF007 key used for another
+template; WF008 template already adopted {template_code, waifu_id, limit}.';
 
 --
 -- Name: available_events(bigint, timestamp with time zone); Type: FUNCTION; Schema: api; Owner: -
@@ -102,12 +114,13 @@ Errors: WF005 not registered; WF006 unknown template; WF007 key used for another
 
 CREATE FUNCTION api.available_events(waifu_id bigint, now timestamp with time zone DEFAULT now()) RETURNS jsonb
     LANGUAGE plpgsql STABLE SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 DECLARE
+    at timestamptz := game.checked_now(available_events.now);
     w game.waifus := game.require_waifu(available_events.waifu_id);
 BEGIN
-    RETURN game.events_for(w, available_events.now);
+    RETURN game.events_for(w, at);
 END
 $$;
 
@@ -121,31 +134,275 @@ cooldown_remaining_seconds, available_at, starts_at, ends_at, enough_energy}].
 Errors: WF004 waifu not found.';
 
 --
+-- Name: claim_daily(bigint, text, timestamp with time zone); Type: FUNCTION; Schema: api; Owner: -
+--
+
+CREATE FUNCTION api.claim_daily(telegram_id bigint, request_key text, now timestamp with time zone DEFAULT now()) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    at timestamptz := game.checked_now(claim_daily.now);
+    p game.players;
+    prior game.daily_claims;
+    today date;
+    streak integer;
+    reward game.daily_rewards;
+    waifus jsonb;
+    result jsonb;
+BEGIN
+    PERFORM game.check_id('telegram_id', claim_daily.telegram_id);
+    PERFORM game.check_request_key(claim_daily.request_key, true);
+    -- Not during a restore tick: the tick locks the waifus it restores in its own order,
+    -- and a claim locking several waifus of one player could deadlock with it. A claim
+    -- waits for a running tick (its duration, well under a second at 1M waifus) and a
+    -- tick for the claims in progress (milliseconds).
+    PERFORM pg_catalog.pg_advisory_xact_lock_shared(pg_catalog.hashtextextended('waifu:api.restore_energy', 0));
+    -- The player's row is the lock: two claims of one player run one after the other,
+    -- and the second sees the first's day (or its request key).
+    SELECT * INTO p FROM game.players AS x WHERE x.telegram_id = claim_daily.telegram_id FOR UPDATE;
+    IF NOT FOUND THEN
+        PERFORM game.require_player(claim_daily.telegram_id);  -- raises WF005
+    END IF;
+
+    SELECT * INTO prior FROM game.daily_claims AS c
+    WHERE c.telegram_id = claim_daily.telegram_id AND c.request_key = claim_daily.request_key;
+    IF FOUND THEN
+        RETURN prior.result || jsonb_build_object('replayed', true);
+    END IF;
+
+    IF NOT EXISTS (SELECT FROM game.waifus AS w WHERE w.owner_id = p.telegram_id) THEN
+        RAISE EXCEPTION 'player % has no waifu to reward', p.telegram_id
+            USING ERRCODE = 'WF004', DETAIL = jsonb_build_object('telegram_id', p.telegram_id, 'waifus', 0)::text,
+                  HINT = 'Adopt a waifu first (api.adopt_waifu).';
+    END IF;
+
+    today := game.local_day(p.timezone, at);
+    IF p.daily_last >= today THEN
+        RAISE EXCEPTION 'the daily reward was already claimed on %', p.daily_last
+            USING ERRCODE = 'WF008',
+                  DETAIL = jsonb_build_object('limit', 'daily', 'available_at', game.day_start(p.timezone, p.daily_last + 1),
+                                              'day', p.daily_last, 'streak', p.daily_streak,
+                                              'timezone', coalesce(p.timezone, 'UTC'))::text;
+    END IF;
+
+    streak := CASE WHEN p.daily_last = today - 1 THEN p.daily_streak + 1 ELSE 1 END;
+    reward := game.daily_reward(streak);
+    -- Every waifu of the player gets the reward: the streak is the player's, and a
+    -- player who cares for several should not have to choose. Locked in id order.
+    WITH before AS (
+        SELECT w.id, game.regen(w.dynamic, at) AS dynamic
+        FROM game.waifus AS w
+        WHERE w.owner_id = p.telegram_id
+        ORDER BY w.id
+        FOR UPDATE
+    ), changed AS (
+        UPDATE game.waifus AS w
+        SET dynamic = game.apply_daily(b.dynamic, reward)
+        FROM before AS b
+        WHERE w.id = b.id
+        RETURNING w AS waifu, b.dynamic AS before
+    )
+    SELECT jsonb_agg(game.stats_json(c.waifu, (c.waifu).dynamic, at) || jsonb_build_object('gained', jsonb_build_object(
+               'energy', ((c.waifu).dynamic ->> 'energy')::integer - (c.before ->> 'energy')::integer,
+               'xp', ((c.waifu).dynamic ->> 'xp')::bigint - (c.before ->> 'xp')::bigint,
+               'mood', ((c.waifu).dynamic ->> 'mood')::integer - (c.before ->> 'mood')::integer,
+               'loyalty', ((c.waifu).dynamic ->> 'loyalty')::integer - (c.before ->> 'loyalty')::integer))
+           ORDER BY (c.waifu).id)
+    INTO waifus
+    FROM changed AS c;
+
+    result := jsonb_build_object(
+        'telegram_id', p.telegram_id,
+        'day', today,
+        'streak', streak,
+        'reward', jsonb_build_object('energy', reward.energy, 'xp', reward.xp, 'mood', reward.mood,
+                                     'loyalty', reward.loyalty),
+        'waifus', waifus,
+        'claimed_at', at,
+        'next_at', game.day_start(p.timezone, today + 1),
+        'request_key', claim_daily.request_key,
+        'replayed', false);
+    INSERT INTO game.daily_claims (telegram_id, day, request_key, claimed_at, streak, result)
+    VALUES (p.telegram_id, today, claim_daily.request_key, at, streak, result);
+    UPDATE game.players AS x SET daily_streak = streak, daily_last = today WHERE x.telegram_id = p.telegram_id;
+    RETURN result;
+END
+$$;
+
+--
+-- Name: FUNCTION claim_daily(telegram_id bigint, request_key text, now timestamp with time zone); Type: COMMENT; Schema: api; Owner: -
+--
+
+COMMENT ON FUNCTION api.claim_daily(telegram_id bigint, request_key text, now timestamp with time zone) IS 'Claim today''s daily reward: every waifu of the player gets the reward of the streak''s day
+(game.daily_rewards: energy up to the cap, XP, mood and loyalty up to the cap).
+The day is the player''s calendar day (UTC unless they set a timezone). The streak goes on after
+a claim yesterday and starts again at 1 after a missed day.
+request_key: the same key again returns the recorded result ("replayed": true), any day.
+Returns {telegram_id, day, streak, reward: {energy, xp, mood, loyalty}, waifus: [api.waifu_stats
+shape + gained: {energy, xp, mood, loyalty}], claimed_at, next_at, request_key, replayed}.
+Errors: WF004 the player has no waifu; WF005 not registered; WF006 missing/too long request_key or
+a `now` this caller may not choose; WF008 already claimed this day {limit: "daily", available_at,
+day, streak, timezone}.';
+
+--
+-- Name: claim_notifications(text, integer, integer, timestamp with time zone); Type: FUNCTION; Schema: api; Owner: -
+--
+
+CREATE FUNCTION api.claim_notifications(worker text, batch_size integer, lease_seconds integer, now timestamp with time zone DEFAULT now()) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    at timestamptz := game.checked_now(claim_notifications.now);
+    max_attempts constant integer := 10;
+    claimed jsonb;
+BEGIN
+    PERFORM game.check_text('worker', claim_notifications.worker, 64, true);
+    IF claim_notifications.batch_size IS NULL OR claim_notifications.batch_size NOT BETWEEN 1 AND 1000 THEN
+        PERFORM game.invalid_argument('batch_size', claim_notifications.batch_size::text,
+                                      'batch_size must be between 1 and 1000');
+    END IF;
+    IF claim_notifications.lease_seconds IS NULL OR claim_notifications.lease_seconds NOT BETWEEN 1 AND 3600 THEN
+        PERFORM game.invalid_argument('lease_seconds', claim_notifications.lease_seconds::text,
+                                      'lease_seconds must be between 1 and 3600');
+    END IF;
+
+    WITH picked AS (
+        SELECT n.id, pl.notifications AS wanted, n.attempts
+        FROM game.notifications AS n
+        JOIN game.players AS pl ON pl.telegram_id = n.telegram_id
+        WHERE n.sent_at IS NULL AND n.available_at <= at
+        ORDER BY n.id
+        LIMIT claim_notifications.batch_size
+        FOR UPDATE OF n SKIP LOCKED
+    ), claimed_rows AS (
+        UPDATE game.notifications AS n
+        SET claimed_by = claim_notifications.worker,
+            attempts = n.attempts + 1,
+            available_at = at + make_interval(secs => claim_notifications.lease_seconds),
+            sent_at = CASE WHEN NOT picked.wanted OR picked.attempts >= max_attempts THEN at END,
+            outcome = CASE WHEN NOT picked.wanted THEN 'off' WHEN picked.attempts >= max_attempts THEN 'failed' END
+        FROM picked
+        WHERE n.id = picked.id
+        RETURNING n.*
+    )
+    SELECT coalesce(jsonb_agg(jsonb_build_object(
+               'id', c.id, 'telegram_id', c.telegram_id, 'kind', c.kind, 'payload', c.payload,
+               'created_at', c.created_at, 'attempts', c.attempts, 'lease_until', c.available_at,
+               'language', pl.language, 'language_code', pl.language_code)
+               ORDER BY c.telegram_id, c.id), '[]'::jsonb)
+    INTO claimed
+    FROM claimed_rows AS c
+    JOIN game.players AS pl ON pl.telegram_id = c.telegram_id
+    WHERE c.sent_at IS NULL;
+    RETURN claimed;
+END
+$$;
+
+--
+-- Name: FUNCTION claim_notifications(worker text, batch_size integer, lease_seconds integer, now timestamp with time zone); Type: COMMENT; Schema: api; Owner: -
+--
+
+COMMENT ON FUNCTION api.claim_notifications(worker text, batch_size integer, lease_seconds integer, now timestamp with time zone) IS 'Claim up to batch_size due notifications for this sender (worker: any name unique per process).
+Each is leased for lease_seconds: not finished by then (the sender died), it is claimed again.
+Rows of players who turned notifications off end as ''off'', rows claimed 10 times end as ''failed'';
+neither is returned. Concurrent senders never get the same row (FOR UPDATE SKIP LOCKED).
+Returns [{id, telegram_id, kind, payload, created_at, attempts, lease_until, language, language_code}]
+ordered by player. Errors: WF006 worker missing, batch_size not 1..1000, lease_seconds not 1..3600,
+or a `now` this caller may not choose.';
+
+--
+-- Name: finish_notifications(text, bigint[], text, integer, timestamp with time zone); Type: FUNCTION; Schema: api; Owner: -
+--
+
+CREATE FUNCTION api.finish_notifications(worker text, ids bigint[], outcome text, retry_after_seconds integer DEFAULT NULL::integer, now timestamp with time zone DEFAULT now()) RETURNS integer
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    at timestamptz := game.checked_now(finish_notifications.now);
+    changed integer;
+BEGIN
+    PERFORM game.check_text('worker', finish_notifications.worker, 64, true);
+    IF finish_notifications.ids IS NULL OR cardinality(finish_notifications.ids) > 1000 THEN
+        PERFORM game.invalid_argument('ids', left(finish_notifications.ids::text, 100), 'ids must be 0..1000 ids');
+    END IF;
+    CASE finish_notifications.outcome
+    WHEN 'sent', 'failed' THEN
+        -- Whoever holds the lease now: the message went out (or never will), so nobody
+        -- may send it again.
+        UPDATE game.notifications AS n SET sent_at = at, outcome = finish_notifications.outcome
+        WHERE n.id = ANY (finish_notifications.ids) AND n.sent_at IS NULL;
+    WHEN 'retry' THEN
+        IF finish_notifications.retry_after_seconds IS NULL
+           OR finish_notifications.retry_after_seconds NOT BETWEEN 0 AND 86400 THEN
+            PERFORM game.invalid_argument('retry_after_seconds', finish_notifications.retry_after_seconds::text,
+                                          'retry_after_seconds must be between 0 and 86400');
+        END IF;
+        -- Only the current holder gives a row back (after its lease, another sender may hold it).
+        UPDATE game.notifications AS n
+        SET available_at = at + make_interval(secs => finish_notifications.retry_after_seconds), claimed_by = NULL
+        WHERE n.id = ANY (finish_notifications.ids) AND n.sent_at IS NULL
+          AND n.claimed_by = finish_notifications.worker;
+    WHEN 'blocked' THEN
+        -- The player blocked the bot: retrying never helps. Their notifications go off
+        -- and every row of theirs still waiting ends with this one.
+        WITH blocked AS (
+            UPDATE game.players AS pl SET notifications = false, updated_at = at
+            WHERE pl.telegram_id IN (SELECT n.telegram_id FROM game.notifications AS n
+                                     WHERE n.id = ANY (finish_notifications.ids))
+            RETURNING pl.telegram_id
+        )
+        UPDATE game.notifications AS n SET sent_at = at, outcome = 'blocked'
+        FROM blocked
+        WHERE n.telegram_id = blocked.telegram_id AND n.sent_at IS NULL;
+    ELSE
+        PERFORM game.invalid_argument('outcome', finish_notifications.outcome,
+                                      'outcome must be sent, retry, blocked or failed');
+    END CASE;
+    GET DIAGNOSTICS changed = ROW_COUNT;
+    RETURN changed;
+END
+$$;
+
+--
+-- Name: FUNCTION finish_notifications(worker text, ids bigint[], outcome text, retry_after_seconds integer, now timestamp with time zone); Type: COMMENT; Schema: api; Owner: -
+--
+
+COMMENT ON FUNCTION api.finish_notifications(worker text, ids bigint[], outcome text, retry_after_seconds integer, now timestamp with time zone) IS 'Finish claimed notifications; returns how many rows changed.
+outcome: sent (Telegram accepted the message; applies whoever holds the row now), failed (refused
+for good), retry (give the rows back, due again after retry_after_seconds 0..86400: a 429''s
+retry_after, or 0 on shutdown; only the worker holding them may), blocked (403: the player''s
+notifications are turned off and all their waiting rows end).
+Errors: WF006 unknown outcome, worker missing, more than 1000 ids, bad retry_after_seconds, or a
+`now` this caller may not choose.';
+
+--
 -- Name: participate_in_event(bigint, bigint, text, text, timestamp with time zone); Type: FUNCTION; Schema: api; Owner: -
 --
 
 CREATE FUNCTION api.participate_in_event(telegram_id bigint, waifu_id bigint, event_code text, request_key text, now timestamp with time zone DEFAULT now()) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 DECLARE
+    at timestamptz := game.checked_now(participate_in_event.now);
     w game.waifus;
     e game.events;
     prior game.participations;
+    rec game.participations;
     before jsonb;
     after jsonb;
-    last_at timestamptz;
+    cooldown_end timestamptz;
     energy_now integer;
-    level_before integer;
-    level_after integer;
-    result jsonb;
 BEGIN
-    IF participate_in_event.request_key IS NULL OR btrim(participate_in_event.request_key) = ''
-       OR length(participate_in_event.request_key) > 128 THEN
-        PERFORM game.check_text('request_key', participate_in_event.request_key, 128, true);
-    END IF;
+    PERFORM game.check_id('telegram_id', participate_in_event.telegram_id);
+    PERFORM game.check_id('waifu_id', participate_in_event.waifu_id);
+    PERFORM game.check_request_key(participate_in_event.request_key, true);
+    PERFORM game.check_text('event_code', participate_in_event.event_code, 32, true);
 
-    -- Lock the waifu first: everything below sees no concurrent change to it, and a
+    -- Lock the waifu first: everything below sees no concurrent change to her, and a
     -- concurrent retry with the same key waits here, then finds the ledger row.
     SELECT * INTO w FROM game.waifus AS x
     WHERE x.id = participate_in_event.waifu_id AND x.owner_id = participate_in_event.telegram_id
@@ -153,6 +410,9 @@ BEGIN
     IF NOT FOUND THEN
         PERFORM game.require_waifu(participate_in_event.waifu_id, participate_in_event.telegram_id);  -- raises
     END IF;
+    -- One request key of a player at a time, whichever waifu it names: the per-partition
+    -- unique index cannot see a twin in another week's partition.
+    PERFORM pg_advisory_xact_lock(hashtextextended(participate_in_event.request_key, participate_in_event.telegram_id));
 
     SELECT * INTO prior FROM game.participations AS p
     WHERE p.telegram_id = participate_in_event.telegram_id AND p.request_key = participate_in_event.request_key;
@@ -163,34 +423,29 @@ BEGIN
                       DETAIL = jsonb_build_object('request_key', prior.request_key, 'waifu_id', prior.waifu_id,
                                                   'event_code', prior.event_code)::text;
         END IF;
-        RETURN prior.result || jsonb_build_object('replayed', true);
+        RETURN game.participation_json(w, game.regen(w.dynamic, at), at, prior,
+            (SELECT ev.title FROM game.events AS ev WHERE ev.code = prior.event_code), true);
     END IF;
 
     SELECT * INTO e FROM game.events AS ev WHERE ev.code = participate_in_event.event_code;
-    IF NOT FOUND
-       OR e.starts_at > participate_in_event.now
-       OR e.ends_at <= participate_in_event.now THEN
+    IF NOT FOUND OR NOT game.event_is_open(e, at) THEN
         RAISE EXCEPTION 'event "%" is not open', participate_in_event.event_code
             USING ERRCODE = 'WF002',
                   DETAIL = jsonb_build_object('event_code', participate_in_event.event_code,
                                               'starts_at', e.starts_at, 'ends_at', e.ends_at)::text;
     END IF;
 
-    IF e.cooldown > interval '0' THEN
-        SELECT max(p.participated_at) INTO last_at FROM game.participations AS p
-        WHERE p.waifu_id = participate_in_event.waifu_id AND p.event_code = e.code;
-    END IF;
-    IF last_at + e.cooldown > participate_in_event.now THEN
+    cooldown_end := game.cooldown_ends_at(w.last_played, e);
+    IF cooldown_end > at THEN
         RAISE EXCEPTION 'event "%" is on cooldown for this waifu', e.code
             USING ERRCODE = 'WF003',
                   DETAIL = jsonb_build_object(
                       'event_code', e.code,
-                      'available_at', last_at + e.cooldown,
-                      'remaining_seconds',
-                          ceil(extract(epoch FROM (last_at + e.cooldown - participate_in_event.now)))::integer)::text;
+                      'available_at', cooldown_end,
+                      'remaining_seconds', ceil(extract(epoch FROM (cooldown_end - at)))::integer)::text;
     END IF;
 
-    before := game.regen(w.dynamic, participate_in_event.now);
+    before := game.regen(w.dynamic, at);
     energy_now := (before ->> 'energy')::integer;
     IF energy_now < e.energy_cost THEN
         RAISE EXCEPTION 'not enough energy: "%" needs %, the waifu has %', e.code, e.energy_cost, energy_now
@@ -202,44 +457,28 @@ BEGIN
                           + game.energy_regen_seconds() * (e.energy_cost - energy_now))::double precision))::text;
     END IF;
 
-    -- The one write: restore and spend in a single statement on the locked row (`before`
-    -- is that row's stats restored to now; passing it, not the column, lets the planner
-    -- inline game.apply_event).
+    -- The one write to the waifu: restore and spend in a single statement on the locked
+    -- row (`before` is her stats restored to now; passing it, not the column, lets the
+    -- planner inline game.apply_event), and her cooldown record.
     UPDATE game.waifus AS x
-    SET dynamic = game.apply_event(before, e, participate_in_event.now)
+    SET dynamic = game.apply_event(before, e, at),
+        last_played = x.last_played || jsonb_build_object(e.code, extract(epoch FROM at))
     WHERE x.id = w.id
     RETURNING x.* INTO w;
     after := w.dynamic;
 
-    level_before := game.level_for_xp((before ->> 'xp')::bigint);
-    level_after := game.level_for_xp((after ->> 'xp')::bigint);
-    result := game.stats_json(w, after, participate_in_event.now) || jsonb_build_object(
-        'event_code', e.code,
-        'event_title', e.title,
-        'request_key', participate_in_event.request_key,
-        'participated_at', participate_in_event.now,
-        'changes', jsonb_build_object(
-            'energy', (after ->> 'energy')::integer - energy_now,
-            'xp', (after ->> 'xp')::bigint - (before ->> 'xp')::bigint,
-            'mood', (after ->> 'mood')::integer - (before ->> 'mood')::integer,
-            'loyalty', (after ->> 'loyalty')::integer - (before ->> 'loyalty')::integer,
-            'level_before', level_before,
-            'level_after', level_after,
-            'leveled_up', level_after > level_before),
-        'replayed', false);
-
-    INSERT INTO game.participations AS p (telegram_id, waifu_id, event_code, request_key, participated_at,
-                                          energy_spent, xp_gained, mood_change, loyalty_change, result)
-    VALUES (participate_in_event.telegram_id, w.id, e.code, participate_in_event.request_key,
-            participate_in_event.now, e.energy_cost, (result #>> '{changes,xp}')::integer,
-            (result #>> '{changes,mood}')::integer, (result #>> '{changes,loyalty}')::integer, result)
-    ON CONFLICT ON CONSTRAINT participations_request_once DO NOTHING;
-    IF NOT FOUND THEN
-        -- The same key committed meanwhile for another waifu (we locked a different row).
-        RAISE EXCEPTION 'request key "%" was already used for another action', participate_in_event.request_key
-            USING ERRCODE = 'WF007', DETAIL = jsonb_build_object('request_key', participate_in_event.request_key)::text;
-    END IF;
-    RETURN result;
+    INSERT INTO game.participations AS p (participated_at, telegram_id, waifu_id, xp_gained, level_before,
+                                          level_after, energy_spent, mood_change, loyalty_change, event_code,
+                                          request_key)
+    VALUES (at, participate_in_event.telegram_id, w.id,
+            (after ->> 'xp')::bigint - (before ->> 'xp')::bigint,
+            game.level_for_xp((before ->> 'xp')::bigint), game.level_for_xp((after ->> 'xp')::bigint),
+            e.energy_cost,
+            (after ->> 'mood')::integer - (before ->> 'mood')::integer,
+            (after ->> 'loyalty')::integer - (before ->> 'loyalty')::integer,
+            e.code, participate_in_event.request_key)
+    RETURNING p.* INTO rec;
+    RETURN game.participation_json(w, after, at, rec, e.title, false);
 END
 $$;
 
@@ -248,14 +487,15 @@ $$;
 --
 
 COMMENT ON FUNCTION api.participate_in_event(telegram_id bigint, waifu_id bigint, event_code text, request_key text, now timestamp with time zone) IS 'Take part in an event: restore pending energy, pay the cost, add XP, move mood and loyalty
-(clamped to 0..100), record it in the ledger - one transaction, waifu row locked.
-request_key: the same key again returns the recorded result ("replayed": true) and changes nothing.
+(clamped to 0..game.max_stat()), record it in the ledger - one transaction, waifu row locked.
+request_key: the same key again (within the ledger''s retention) returns the recorded changes with the
+waifu''s current stats ("replayed": true) and changes nothing.
 Returns the api.waifu_stats shape plus {event_code, event_title, request_key, participated_at,
 changes: {energy, xp, mood, loyalty, level_before, level_after, leveled_up}, replayed}.
 Errors (DETAIL is JSON): WF001 not enough energy {energy_needed, energy, enough_at};
 WF002 event unknown or not open; WF003 cooldown {available_at, remaining_seconds};
-WF004 waifu not found or another player''s; WF005 not registered; WF006 missing/too long request_key;
-WF007 request key already used for a different action.';
+WF004 waifu not found or another player''s; WF005 not registered; WF006 bad argument or a `now`
+the caller may not choose; WF007 request key already used for a different action.';
 
 --
 -- Name: player_available_events(bigint, bigint, timestamp with time zone); Type: FUNCTION; Schema: api; Owner: -
@@ -263,12 +503,15 @@ WF007 request key already used for a different action.';
 
 CREATE FUNCTION api.player_available_events(telegram_id bigint, waifu_id bigint, now timestamp with time zone DEFAULT now()) RETURNS jsonb
     LANGUAGE plpgsql STABLE SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 DECLARE
-    w game.waifus := game.require_waifu(player_available_events.waifu_id, player_available_events.telegram_id);
+    at timestamptz := game.checked_now(player_available_events.now);
+    w game.waifus;
 BEGIN
-    RETURN game.events_for(w, player_available_events.now);
+    PERFORM game.check_id('telegram_id', player_available_events.telegram_id);
+    w := game.require_waifu(player_available_events.waifu_id, player_available_events.telegram_id);
+    RETURN game.events_for(w, at);
 END
 $$;
 
@@ -280,14 +523,36 @@ COMMENT ON FUNCTION api.player_available_events(telegram_id bigint, waifu_id big
 Errors: WF005 not registered; WF004 waifu not found or another player''s.';
 
 --
+-- Name: player_language(bigint); Type: FUNCTION; Schema: api; Owner: -
+--
+
+CREATE FUNCTION api.player_language(telegram_id bigint) RETURNS text
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+BEGIN
+    PERFORM game.check_id('telegram_id', player_language.telegram_id);
+    RETURN game.player_language(player_language.telegram_id);
+END
+$$;
+
+--
+-- Name: FUNCTION player_language(telegram_id bigint); Type: COMMENT; Schema: api; Owner: -
+--
+
+COMMENT ON FUNCTION api.player_language(telegram_id bigint) IS 'The language a player reads: en or ru (their setting, else from Telegram''s language_code); NULL if not registered.
+Errors: WF006 telegram_id not positive.';
+
+--
 -- Name: player_profile(bigint, timestamp with time zone); Type: FUNCTION; Schema: api; Owner: -
 --
 
 CREATE FUNCTION api.player_profile(telegram_id bigint, now timestamp with time zone DEFAULT now()) RETURNS jsonb
     LANGUAGE plpgsql STABLE SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 DECLARE
+    at timestamptz := game.checked_now(player_profile.now);
     p game.players := game.require_player(player_profile.telegram_id);
 BEGIN
     RETURN jsonb_build_object(
@@ -295,10 +560,10 @@ BEGIN
         'username', p.username,
         'first_name', p.first_name,
         'language_code', p.language_code,
+        'language', game.effective_language(p.language, p.language_code),
         'registered_at', p.registered_at,
         'waifus', coalesce((
-            SELECT jsonb_agg(game.stats_json(w, game.regen(w.dynamic, player_profile.now), player_profile.now)
-                             ORDER BY w.id)
+            SELECT jsonb_agg(game.stats_json(w, game.regen(w.dynamic, at), at) ORDER BY w.id)
             FROM game.waifus AS w
             WHERE w.owner_id = p.telegram_id), '[]'::jsonb));
 END
@@ -309,8 +574,35 @@ $$;
 --
 
 COMMENT ON FUNCTION api.player_profile(telegram_id bigint, now timestamp with time zone) IS 'The player and every waifu''s stats (effective as of now).
-Returns {telegram_id, username, first_name, language_code, registered_at, waifus: [api.waifu_stats shape]}.
-Errors: WF005 not registered.';
+Returns {telegram_id, username, first_name, language_code, language, registered_at,
+waifus: [api.waifu_stats shape]}; language: what the player reads (en, ru), from the
+setting or else from language_code (game.effective_language).
+Errors: WF005 not registered; WF006 a `now` the caller may not choose.';
+
+--
+-- Name: player_settings(bigint, timestamp with time zone); Type: FUNCTION; Schema: api; Owner: -
+--
+
+CREATE FUNCTION api.player_settings(telegram_id bigint, now timestamp with time zone DEFAULT now()) RETURNS jsonb
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    at timestamptz := game.checked_now(player_settings.now);
+BEGIN
+    RETURN game.settings_json(game.require_player(player_settings.telegram_id), at);
+END
+$$;
+
+--
+-- Name: FUNCTION player_settings(telegram_id bigint, now timestamp with time zone); Type: COMMENT; Schema: api; Owner: -
+--
+
+COMMENT ON FUNCTION api.player_settings(telegram_id bigint, now timestamp with time zone) IS 'A player''s settings and where their daily reward stands.
+Returns {telegram_id, notifications, language (auto|en|ru), language_code (Telegram''s), timezone
+(IANA name, ''UTC'' by default), daily: {available, available_at (null when available), streak (0 after
+a missed day), last_day, next_streak, next_reward: {energy, xp, mood, loyalty}}, as_of}.
+Errors: WF005 not registered; WF006 a `now` this caller may not choose.';
 
 --
 -- Name: player_waifu_stats(bigint, bigint, timestamp with time zone); Type: FUNCTION; Schema: api; Owner: -
@@ -318,12 +610,15 @@ Errors: WF005 not registered.';
 
 CREATE FUNCTION api.player_waifu_stats(telegram_id bigint, waifu_id bigint, now timestamp with time zone DEFAULT now()) RETURNS jsonb
     LANGUAGE plpgsql STABLE SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 DECLARE
-    w game.waifus := game.require_waifu(player_waifu_stats.waifu_id, player_waifu_stats.telegram_id);
+    at timestamptz := game.checked_now(player_waifu_stats.now);
+    w game.waifus;
 BEGIN
-    RETURN game.stats_json(w, game.regen(w.dynamic, player_waifu_stats.now), player_waifu_stats.now);
+    PERFORM game.check_id('telegram_id', player_waifu_stats.telegram_id);
+    w := game.require_waifu(player_waifu_stats.waifu_id, player_waifu_stats.telegram_id);
+    RETURN game.stats_json(w, game.regen(w.dynamic, at), at);
 END
 $$;
 
@@ -340,14 +635,10 @@ Errors: WF005 not registered; WF004 waifu not found or another player''s.';
 
 CREATE FUNCTION api.register_player(telegram_id bigint, username text, first_name text, language_code text) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 BEGIN
-    IF register_player.telegram_id IS NULL OR register_player.telegram_id <= 0 THEN
-        RAISE EXCEPTION 'telegram_id must be a positive integer'
-            USING ERRCODE = 'WF006', DETAIL = jsonb_build_object('argument', 'telegram_id',
-                                                                 'value', register_player.telegram_id)::text;
-    END IF;
+    PERFORM game.check_id('telegram_id', register_player.telegram_id);
     PERFORM game.check_text('username', register_player.username, 64, false);
     PERFORM game.check_text('first_name', register_player.first_name, 256, false);
     PERFORM game.check_text('language_code', register_player.language_code, 16, false);
@@ -357,7 +648,7 @@ BEGIN
             register_player.language_code)
     ON CONFLICT ON CONSTRAINT players_pkey DO UPDATE
         SET username = excluded.username, first_name = excluded.first_name,
-            language_code = excluded.language_code, updated_at = pg_catalog.now()
+            language_code = excluded.language_code, updated_at = now()
         WHERE (p.username, p.first_name, p.language_code)
               IS DISTINCT FROM (excluded.username, excluded.first_name, excluded.language_code);
     RETURN api.player_profile(register_player.telegram_id);
@@ -370,7 +661,7 @@ $$;
 
 COMMENT ON FUNCTION api.register_player(telegram_id bigint, username text, first_name text, language_code text) IS 'Register a Telegram user, or refresh their names (idempotent upsert).
 Returns the profile (api.player_profile shape).
-Errors: WF006 telegram_id not positive, or a text too long.';
+Errors: WF006 telegram_id not positive, or a text blank or too long.';
 
 --
 -- Name: restore_energy(timestamp with time zone); Type: FUNCTION; Schema: api; Owner: -
@@ -378,24 +669,43 @@ Errors: WF006 telegram_id not positive, or a text too long.';
 
 CREATE FUNCTION api.restore_energy(now timestamp with time zone DEFAULT now()) RETURNS integer
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 DECLARE
-    updated integer;
+    at timestamptz := game.checked_now(restore_energy.now);
+    updated bigint;
+    queued bigint;
 BEGIN
     -- One tick at a time: two overlapping ticks (pg_cron's and an operator's manual
     -- one) would lock the due rows in different orders and could deadlock. A second
     -- tick waits here, then finds only what is still due.
-    PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended('waifu:api.restore_energy', 0));
-    -- Only due waifus: below the cap and at least one whole interval since their clock
-    -- (the partial index game.waifus_energy_due_idx answers this).
-    UPDATE game.waifus AS w
-    SET dynamic = game.regen(w.dynamic, restore_energy.now)
-    WHERE (w.dynamic ->> 'energy')::integer < game.max_energy()
-      AND (w.dynamic ->> 'last_restore')::numeric
-          <= extract(epoch FROM restore_energy.now) - game.energy_regen_seconds();
-    GET DIAGNOSTICS updated = ROW_COUNT;
-    RETURN updated;
+    PERFORM pg_advisory_xact_lock(hashtextextended('waifu:api.restore_energy', 0));
+    -- Only regenerating waifus with at least one whole interval since their clock; the
+    -- partial index waifus_regenerating_idx lists them. The waifus this tick fills get a
+    -- "she is rested" notification in the same transaction (one row per player).
+    WITH restored AS (
+        UPDATE game.waifus AS w
+        SET dynamic = game.regen(w.dynamic, at)
+        WHERE w.regenerating
+          AND (w.dynamic ->> 'last_restore')::numeric <= extract(epoch FROM at) - game.energy_regen_seconds()
+        RETURNING w.id, w.owner_id, w.name, w.regenerating
+    ), rested AS (
+        INSERT INTO game.notifications (telegram_id, kind, payload, created_at, available_at)
+        SELECT r.owner_id, 'rested',
+               jsonb_build_object('waifus', jsonb_agg(jsonb_build_object(
+                   'waifu_id', r.id, 'name', r.name, 'energy', game.max_energy()) ORDER BY r.id)),
+               at, at
+        FROM restored AS r
+        JOIN game.players AS p ON p.telegram_id = r.owner_id AND p.notifications
+        WHERE NOT r.regenerating
+        GROUP BY r.owner_id
+        RETURNING 1
+    )
+    SELECT (SELECT count(*) FROM restored), (SELECT count(*) FROM rested) INTO updated, queued;
+    IF queued > 0 THEN
+        PERFORM pg_notify('waifu_notifications', queued::text);
+    END IF;
+    RETURN updated::integer;
 END
 $$;
 
@@ -404,8 +714,73 @@ $$;
 --
 
 COMMENT ON FUNCTION api.restore_energy(now timestamp with time zone) IS 'Store the energy restored up to now for every due waifu; returns how many were updated.
-pg_cron runs it every minute (job restore-energy). Idempotent for the same now; catches up
-exactly after an outage. Reads never depend on it: they compute effective energy themselves.';
+Waifus it fills get one "she is rested" notification per player (game.notifications, if the player
+has them on), then NOTIFY waifu_notifications. pg_cron runs it every minute (job restore-energy).
+Idempotent for the same now; catches up exactly after an outage. Reads never depend on it.';
+
+--
+-- Name: set_player_setting(bigint, text, text, timestamp with time zone); Type: FUNCTION; Schema: api; Owner: -
+--
+
+CREATE FUNCTION api.set_player_setting(telegram_id bigint, name text, value text, now timestamp with time zone DEFAULT now()) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    at timestamptz := game.checked_now(set_player_setting.now);
+    p game.players;
+    zone text;
+BEGIN
+    PERFORM game.require_player(set_player_setting.telegram_id);
+    PERFORM game.check_text('value', set_player_setting.value, 64, true);
+    CASE set_player_setting.name
+    WHEN 'notifications' THEN
+        IF set_player_setting.value NOT IN ('on', 'off') THEN
+            PERFORM game.invalid_argument('value', set_player_setting.value, 'notifications must be on or off');
+        END IF;
+        UPDATE game.players AS x SET notifications = (set_player_setting.value = 'on'), updated_at = at
+        WHERE x.telegram_id = set_player_setting.telegram_id
+        RETURNING x.* INTO p;
+    WHEN 'language' THEN
+        IF set_player_setting.value NOT IN ('auto', 'en', 'ru') THEN
+            PERFORM game.invalid_argument('value', set_player_setting.value, 'language must be auto, en or ru');
+        END IF;
+        UPDATE game.players AS x SET language = set_player_setting.value, updated_at = at
+        WHERE x.telegram_id = set_player_setting.telegram_id
+        RETURNING x.* INTO p;
+    WHEN 'timezone' THEN
+        -- The canonical spelling of an IANA name ('europe/moscow' -> 'Europe/Moscow');
+        -- the posix/ and right/ copies and POSIX strings such as 'UTC+3' (sign inverted)
+        -- are refused. UTC is stored as NULL, the default.
+        IF upper(set_player_setting.value) <> 'UTC' THEN
+            SELECT z.name INTO zone FROM pg_catalog.pg_timezone_names AS z
+            WHERE lower(z.name) = lower(set_player_setting.value) AND z.name !~ '^(posix|right)/'
+            ORDER BY z.name = set_player_setting.value DESC, z.name LIMIT 1;
+            IF zone IS NULL THEN
+                PERFORM game.invalid_argument('value', set_player_setting.value,
+                    'timezone must be an IANA name such as Europe/Moscow, or UTC');
+            END IF;
+        END IF;
+        UPDATE game.players AS x SET timezone = zone, updated_at = at
+        WHERE x.telegram_id = set_player_setting.telegram_id
+        RETURNING x.* INTO p;
+    ELSE
+        PERFORM game.invalid_argument('name', set_player_setting.name,
+            'unknown setting: expected notifications, language or timezone');
+    END CASE;
+    RETURN game.settings_json(p, at);
+END
+$$;
+
+--
+-- Name: FUNCTION set_player_setting(telegram_id bigint, name text, value text, now timestamp with time zone); Type: COMMENT; Schema: api; Owner: -
+--
+
+COMMENT ON FUNCTION api.set_player_setting(telegram_id bigint, name text, value text, now timestamp with time zone) IS 'Change one setting; returns the settings (api.player_settings shape).
+name: notifications (value on|off), language (auto|en|ru), timezone (an IANA name such as
+Europe/Moscow, any case, or UTC). Changing the timezone moves the day boundary of the daily
+reward but never allows a claim on a calendar day not after the last claimed one.
+Errors: WF005 not registered; WF006 unknown name or value, or a `now` this caller may not choose.';
 
 --
 -- Name: waifu_stats(bigint, timestamp with time zone); Type: FUNCTION; Schema: api; Owner: -
@@ -413,12 +788,13 @@ exactly after an outage. Reads never depend on it: they compute effective energy
 
 CREATE FUNCTION api.waifu_stats(waifu_id bigint, now timestamp with time zone DEFAULT now()) RETURNS jsonb
     LANGUAGE plpgsql STABLE SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 DECLARE
+    at timestamptz := game.checked_now(waifu_stats.now);
     w game.waifus := game.require_waifu(waifu_stats.waifu_id);
 BEGIN
-    RETURN game.stats_json(w, game.regen(w.dynamic, waifu_stats.now), waifu_stats.now);
+    RETURN game.stats_json(w, game.regen(w.dynamic, at), at);
 END
 $$;
 
@@ -433,26 +809,30 @@ the two times are null when full.
 Errors: WF004 waifu not found.';
 
 --
--- Name: waifu_templates(); Type: FUNCTION; Schema: api; Owner: -
+-- Name: waifu_templates(text); Type: FUNCTION; Schema: api; Owner: -
 --
 
-CREATE FUNCTION api.waifu_templates() RETURNS jsonb
+CREATE FUNCTION api.waifu_templates(language text DEFAULT NULL::text) RETURNS jsonb
     LANGUAGE plpgsql STABLE SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 BEGIN
     RETURN coalesce((
-        SELECT jsonb_agg(jsonb_build_object('code', t.code, 'name', t.name, 'description', t.description)
-                         ORDER BY t.name)
-        FROM game.waifu_templates AS t), '[]'::jsonb);
+        SELECT jsonb_agg(jsonb_build_object('code', t.code, 'name', coalesce(tr.name, t.name),
+                                            'description', coalesce(tr.description, t.description))
+                         ORDER BY coalesce(tr.name, t.name), t.code)
+        FROM game.waifu_templates AS t
+        LEFT JOIN game.template_translations AS tr
+            ON tr.template_code = t.code AND tr.language = waifu_templates.language), '[]'::jsonb);
 END
 $$;
 
 --
--- Name: FUNCTION waifu_templates(); Type: COMMENT; Schema: api; Owner: -
+-- Name: FUNCTION waifu_templates(language text); Type: COMMENT; Schema: api; Owner: -
 --
 
-COMMENT ON FUNCTION api.waifu_templates() IS 'The starter waifus a player can adopt: [{code, name, description}], by name.';
+COMMENT ON FUNCTION api.waifu_templates(language text) IS 'The starter waifus a player can adopt: [{code, name, description}], by name.
+language (optional: en, ru): names and descriptions in it where translated, else English.';
 
 --
 -- Name: max_energy(); Type: FUNCTION; Schema: game; Owner: -
@@ -481,6 +861,43 @@ CREATE FUNCTION game.max_stat() RETURNS integer
 --
 
 COMMENT ON FUNCTION game.max_stat() IS 'Upper bound of mood and loyalty (lower bound 0).';
+
+--
+-- Name: daily_rewards; Type: TABLE; Schema: game; Owner: -
+--
+
+CREATE TABLE game.daily_rewards (
+    day integer NOT NULL,
+    energy integer NOT NULL,
+    xp integer NOT NULL,
+    mood integer NOT NULL,
+    loyalty integer NOT NULL,
+    CONSTRAINT daily_rewards_day_check CHECK ((day >= 1)),
+    CONSTRAINT daily_rewards_energy_check CHECK (((energy >= 0) AND (energy <= game.max_energy()))),
+    CONSTRAINT daily_rewards_loyalty_check CHECK (((loyalty >= 0) AND (loyalty <= game.max_stat()))),
+    CONSTRAINT daily_rewards_mood_check CHECK (((mood >= 0) AND (mood <= game.max_stat()))),
+    CONSTRAINT daily_rewards_xp_check CHECK ((xp >= 0))
+);
+
+--
+-- Name: TABLE daily_rewards; Type: COMMENT; Schema: game; Owner: -
+--
+
+COMMENT ON TABLE game.daily_rewards IS 'Daily reward by day of the streak (1 = first day); days past the last row get the last row.';
+
+--
+-- Name: apply_daily(jsonb, game.daily_rewards); Type: FUNCTION; Schema: game; Owner: -
+--
+
+CREATE FUNCTION game.apply_daily(dynamic jsonb, r game.daily_rewards) RETURNS jsonb
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    RETURN jsonb_set(jsonb_set(jsonb_set(jsonb_set(dynamic, '{energy}'::text[], to_jsonb(LEAST(game.max_energy(), (((dynamic ->> 'energy'::text))::integer + (r).energy)))), '{xp}'::text[], to_jsonb((((dynamic ->> 'xp'::text))::bigint + (r).xp))), '{mood}'::text[], to_jsonb(LEAST(game.max_stat(), (((dynamic ->> 'mood'::text))::integer + (r).mood)))), '{loyalty}'::text[], to_jsonb(LEAST(game.max_stat(), (((dynamic ->> 'loyalty'::text))::integer + (r).loyalty))));
+
+--
+-- Name: FUNCTION apply_daily(dynamic jsonb, r game.daily_rewards); Type: COMMENT; Schema: game; Owner: -
+--
+
+COMMENT ON FUNCTION game.apply_daily(dynamic jsonb, r game.daily_rewards) IS 'Stats after a daily reward (input must be regenerated to the claim''s moment).';
 
 --
 -- Name: events; Type: TABLE; Schema: game; Owner: -
@@ -529,22 +946,88 @@ CREATE FUNCTION game.apply_event(dynamic jsonb, e game.events, at timestamp with
 COMMENT ON FUNCTION game.apply_event(dynamic jsonb, e game.events, at timestamp with time zone) IS 'Stats after taking part in event e (input must be regenerated to `at`).';
 
 --
+-- Name: check_id(text, bigint); Type: FUNCTION; Schema: game; Owner: -
+--
+
+CREATE FUNCTION game.check_id(name text, value bigint) RETURNS void
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    IF check_id.value IS NULL OR check_id.value <= 0 THEN
+        PERFORM game.invalid_argument(check_id.name, format('%s must be a positive integer', check_id.name),
+                                      jsonb_build_object('value', check_id.value));
+    END IF;
+END
+$$;
+
+--
+-- Name: FUNCTION check_id(name text, value bigint); Type: COMMENT; Schema: game; Owner: -
+--
+
+COMMENT ON FUNCTION game.check_id(name text, value bigint) IS 'Raises WF006 for a NULL or non-positive id.';
+
+--
+-- Name: check_language(text); Type: FUNCTION; Schema: game; Owner: -
+--
+
+CREATE FUNCTION game.check_language(language text) RETURNS void
+    LANGUAGE plpgsql IMMUTABLE
+    AS $$
+BEGIN
+    IF check_language.language IS NULL OR check_language.language = 'en'
+       OR NOT check_language.language = ANY (game.languages()) THEN
+        PERFORM game.invalid_argument('language', check_language.language,
+            format('language must be one of %s (English is the base text itself)',
+                   array_to_string((game.languages())[2:], ', ')));
+    END IF;
+END
+$$;
+
+--
+-- Name: FUNCTION check_language(language text); Type: COMMENT; Schema: game; Owner: -
+--
+
+COMMENT ON FUNCTION game.check_language(language text) IS 'Raises WF006 unless the language is one a translation may be written in (not English: the base text).';
+
+--
+-- Name: check_request_key(text, boolean); Type: FUNCTION; Schema: game; Owner: -
+--
+
+CREATE FUNCTION game.check_request_key(value text, required boolean) RETURNS void
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    PERFORM game.check_text('request_key', check_request_key.value, 128, check_request_key.required);
+    IF check_request_key.value ~ '[[:cntrl:]]' THEN
+        PERFORM game.invalid_argument('request_key', 'request_key must not contain control characters', '{}'::jsonb);
+    END IF;
+END
+$$;
+
+--
+-- Name: FUNCTION check_request_key(value text, required boolean); Type: COMMENT; Schema: game; Owner: -
+--
+
+COMMENT ON FUNCTION game.check_request_key(value text, required boolean) IS 'Raises WF006 for a missing (when required), blank, over 128 characters or control-character request key.';
+
+--
 -- Name: check_text(text, text, integer, boolean); Type: FUNCTION; Schema: game; Owner: -
 --
 
 CREATE FUNCTION game.check_text(name text, value text, max_length integer, required boolean) RETURNS void
-    LANGUAGE plpgsql IMMUTABLE
+    LANGUAGE plpgsql
     AS $$
 BEGIN
-    IF required AND (value IS NULL OR btrim(value) = '') THEN
-        RAISE EXCEPTION '% is required', check_text.name
-            USING ERRCODE = 'WF006', DETAIL = jsonb_build_object('argument', check_text.name)::text;
-    END IF;
-    IF length(value) > max_length THEN
-        RAISE EXCEPTION '% is longer than % characters', check_text.name, max_length
-            USING ERRCODE = 'WF006',
-                  DETAIL = jsonb_build_object('argument', check_text.name, 'max_length', max_length,
-                                              'length', length(value))::text;
+    IF check_text.value IS NULL THEN
+        IF check_text.required THEN
+            PERFORM game.invalid_argument(check_text.name, format('%s is required', check_text.name), '{}'::jsonb);
+        END IF;
+    ELSIF btrim(check_text.value) = '' THEN
+        PERFORM game.invalid_argument(check_text.name, format('%s must not be blank', check_text.name), '{}'::jsonb);
+    ELSIF length(check_text.value) > check_text.max_length THEN
+        PERFORM game.invalid_argument(check_text.name,
+            format('%s is longer than %s characters', check_text.name, check_text.max_length),
+            jsonb_build_object('max_length', check_text.max_length, 'length', length(check_text.value)));
     END IF;
 END
 $$;
@@ -553,7 +1036,173 @@ $$;
 -- Name: FUNCTION check_text(name text, value text, max_length integer, required boolean); Type: COMMENT; Schema: game; Owner: -
 --
 
-COMMENT ON FUNCTION game.check_text(name text, value text, max_length integer, required boolean) IS 'Raises WF006 for a missing or too long text argument.';
+COMMENT ON FUNCTION game.check_text(name text, value text, max_length integer, required boolean) IS 'Raises WF006 for a missing (when required), blank or too long text argument.';
+
+--
+-- Name: checked_now(timestamp with time zone); Type: FUNCTION; Schema: game; Owner: -
+--
+
+CREATE FUNCTION game.checked_now(now timestamp with time zone) RETURNS timestamp with time zone
+    LANGUAGE plpgsql STABLE
+    AS $$
+BEGIN
+    IF checked_now.now = pg_catalog.transaction_timestamp()
+       AND pg_catalog.clock_timestamp() - checked_now.now < interval '5 minutes' THEN
+        RETURN checked_now.now;
+    END IF;
+    IF checked_now.now IS NULL OR NOT pg_catalog.isfinite(checked_now.now)
+       OR checked_now.now < timestamptz '2000-01-01 00:00+00'
+       OR checked_now.now >= timestamptz '2200-01-01 00:00+00' THEN
+        PERFORM game.invalid_argument('now', checked_now.now::text, 'now must be a time between 2000 and 2200');
+    END IF;
+    IF NOT game.may_set_clock() THEN
+        IF checked_now.now = pg_catalog.transaction_timestamp() THEN
+            PERFORM game.invalid_argument('now', checked_now.now::text,
+                'the transaction is too old: call again in a new transaction');
+        END IF;
+        PERFORM game.invalid_argument('now', checked_now.now::text,
+            'only the server chooses the time: leave now out');
+    END IF;
+    RETURN checked_now.now;
+END
+$$;
+
+--
+-- Name: FUNCTION checked_now(now timestamp with time zone); Type: COMMENT; Schema: game; Owner: -
+--
+
+COMMENT ON FUNCTION game.checked_now(now timestamp with time zone) IS 'The time to use: `now` if it is this transaction''s time, or if the caller may set the clock; else WF006.';
+
+--
+-- Name: cooldown_ends_at(jsonb, game.events); Type: FUNCTION; Schema: game; Owner: -
+--
+
+CREATE FUNCTION game.cooldown_ends_at(last_played jsonb, e game.events) RETURNS timestamp with time zone
+    LANGUAGE sql STABLE PARALLEL SAFE
+    RETURN CASE WHEN (((e).cooldown > '00:00:00'::interval) AND (last_played ? (e).code)) THEN (to_timestamp(((last_played ->> (e).code))::double precision) + (e).cooldown) ELSE NULL::timestamp with time zone END;
+
+--
+-- Name: FUNCTION cooldown_ends_at(last_played jsonb, e game.events); Type: COMMENT; Schema: game; Owner: -
+--
+
+COMMENT ON FUNCTION game.cooldown_ends_at(last_played jsonb, e game.events) IS 'When a waifu with this last_played record may play event e again (NULL: no cooldown running or ever).';
+
+--
+-- Name: daily_reward(integer); Type: FUNCTION; Schema: game; Owner: -
+--
+
+CREATE FUNCTION game.daily_reward(streak integer) RETURNS game.daily_rewards
+    LANGUAGE sql STABLE
+    BEGIN ATOMIC
+ SELECT r.day,
+     r.energy,
+     r.xp,
+     r.mood,
+     r.loyalty
+    FROM game.daily_rewards r
+   WHERE (r.day <= GREATEST(daily_reward.streak, 1))
+   ORDER BY r.day DESC
+  LIMIT 1;
+END;
+
+--
+-- Name: FUNCTION daily_reward(streak integer); Type: COMMENT; Schema: game; Owner: -
+--
+
+COMMENT ON FUNCTION game.daily_reward(streak integer) IS 'The reward row for a day of the streak (capped at the last row).';
+
+--
+-- Name: players; Type: TABLE; Schema: game; Owner: -
+--
+
+CREATE TABLE game.players (
+    telegram_id bigint NOT NULL,
+    username text,
+    first_name text,
+    language_code text,
+    registered_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    notifications boolean DEFAULT true NOT NULL,
+    language text DEFAULT 'auto'::text NOT NULL,
+    timezone text,
+    daily_streak integer DEFAULT 0 NOT NULL,
+    daily_last date,
+    CONSTRAINT players_daily_streak_check CHECK ((daily_streak >= 0)),
+    CONSTRAINT players_language_check CHECK ((language = ANY (ARRAY['auto'::text, 'en'::text, 'ru'::text]))),
+    CONSTRAINT players_telegram_id_check CHECK ((telegram_id > 0)),
+    CONSTRAINT players_timezone_check CHECK ((length(timezone) <= 64))
+);
+
+--
+-- Name: TABLE players; Type: COMMENT; Schema: game; Owner: -
+--
+
+COMMENT ON TABLE game.players IS 'Telegram users who started the bot.';
+
+--
+-- Name: COLUMN players.notifications; Type: COMMENT; Schema: game; Owner: -
+--
+
+COMMENT ON COLUMN game.players.notifications IS 'Send "she is rested" messages (the player''s setting).';
+
+--
+-- Name: COLUMN players.language; Type: COMMENT; Schema: game; Owner: -
+--
+
+COMMENT ON COLUMN game.players.language IS 'auto (from Telegram''s language_code) | en | ru.';
+
+--
+-- Name: COLUMN players.timezone; Type: COMMENT; Schema: game; Owner: -
+--
+
+COMMENT ON COLUMN game.players.timezone IS 'IANA name for the daily reward''s day; NULL = UTC.';
+
+--
+-- Name: daily_status(game.players, timestamp with time zone); Type: FUNCTION; Schema: game; Owner: -
+--
+
+CREATE FUNCTION game.daily_status(p game.players, at timestamp with time zone) RETURNS jsonb
+    LANGUAGE plpgsql STABLE
+    AS $$
+DECLARE
+    today date := game.local_day(daily_status.p.timezone, daily_status.at);
+    last date := daily_status.p.daily_last;
+    available boolean := last IS NULL OR today > last;
+    -- The streak the next claim makes: it goes on from a claim yesterday (or today, for
+    -- tomorrow's claim) and starts again at 1 after a missed day.
+    next_streak integer := CASE WHEN last >= today - 1 THEN daily_status.p.daily_streak + 1 ELSE 1 END;
+    reward game.daily_rewards := game.daily_reward(next_streak);
+BEGIN
+    RETURN jsonb_build_object(
+        'available', available,
+        'available_at', CASE WHEN available THEN NULL ELSE game.day_start(daily_status.p.timezone, last + 1) END,
+        'streak', CASE WHEN last >= today - 1 THEN daily_status.p.daily_streak ELSE 0 END,
+        'last_day', last,
+        'next_streak', next_streak,
+        'next_reward', jsonb_build_object('energy', reward.energy, 'xp', reward.xp, 'mood', reward.mood,
+                                          'loyalty', reward.loyalty));
+END
+$$;
+
+--
+-- Name: FUNCTION daily_status(p game.players, at timestamp with time zone); Type: COMMENT; Schema: game; Owner: -
+--
+
+COMMENT ON FUNCTION game.daily_status(p game.players, at timestamp with time zone) IS 'Daily reward state {available, available_at, streak, last_day, next_streak, next_reward}.';
+
+--
+-- Name: day_start(text, date); Type: FUNCTION; Schema: game; Owner: -
+--
+
+CREATE FUNCTION game.day_start(timezone text, day date) RETURNS timestamp with time zone
+    LANGUAGE sql STABLE PARALLEL SAFE
+    RETURN ((day)::timestamp without time zone AT TIME ZONE COALESCE(timezone, 'UTC'::text));
+
+--
+-- Name: FUNCTION day_start(timezone text, day date); Type: COMMENT; Schema: game; Owner: -
+--
+
+COMMENT ON FUNCTION game.day_start(timezone text, day date) IS 'The moment a calendar day starts in a timezone (NULL = UTC).';
 
 --
 -- Name: dynamic_is_valid(jsonb); Type: FUNCTION; Schema: game; Owner: -
@@ -584,6 +1233,34 @@ $$;
 COMMENT ON FUNCTION game.dynamic_is_valid(dynamic jsonb) IS 'True if a stats object has integer xp >= 0, energy 0..max_energy, mood/loyalty 0..max_stat and a clock.';
 
 --
+-- Name: languages(); Type: FUNCTION; Schema: game; Owner: -
+--
+
+CREATE FUNCTION game.languages() RETURNS text[]
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    RETURN ARRAY['en'::text, 'ru'::text];
+
+--
+-- Name: FUNCTION languages(); Type: COMMENT; Schema: game; Owner: -
+--
+
+COMMENT ON FUNCTION game.languages() IS 'The languages the game speaks; English first (the base texts). Same list as players.language and bot/texts.py.';
+
+--
+-- Name: effective_language(text, text); Type: FUNCTION; Schema: game; Owner: -
+--
+
+CREATE FUNCTION game.effective_language(setting text, language_code text) RETURNS text
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    RETURN CASE WHEN (setting = ANY (game.languages())) THEN setting WHEN (lower(split_part(language_code, '-'::text, 1)) = ANY (ARRAY['ru'::text, 'be'::text, 'kk'::text, 'ky'::text])) THEN 'ru'::text WHEN (lower(split_part(language_code, '-'::text, 1)) = ANY (game.languages())) THEN lower(split_part(language_code, '-'::text, 1)) ELSE 'en'::text END;
+
+--
+-- Name: FUNCTION effective_language(setting text, language_code text); Type: COMMENT; Schema: game; Owner: -
+--
+
+COMMENT ON FUNCTION game.effective_language(setting text, language_code text) IS 'The language to use: the setting (en, ru), else from Telegram''s language_code (ru, be, kk, ky -> ru), else en.';
+
+--
 -- Name: energy_regen_seconds(); Type: FUNCTION; Schema: game; Owner: -
 --
 
@@ -598,6 +1275,20 @@ CREATE FUNCTION game.energy_regen_seconds() RETURNS integer
 COMMENT ON FUNCTION game.energy_regen_seconds() IS 'Seconds per +1 energy.';
 
 --
+-- Name: event_is_open(game.events, timestamp with time zone); Type: FUNCTION; Schema: game; Owner: -
+--
+
+CREATE FUNCTION game.event_is_open(e game.events, at timestamp with time zone) RETURNS boolean
+    LANGUAGE sql STABLE PARALLEL SAFE
+    RETURN ((((e).starts_at IS NULL) OR ((e).starts_at <= at)) AND (((e).ends_at IS NULL) OR (at < (e).ends_at)));
+
+--
+-- Name: FUNCTION event_is_open(e game.events, at timestamp with time zone); Type: COMMENT; Schema: game; Owner: -
+--
+
+COMMENT ON FUNCTION game.event_is_open(e game.events, at timestamp with time zone) IS 'True if event e is open at `at`.';
+
+--
 -- Name: waifus; Type: TABLE; Schema: game; Owner: -
 --
 
@@ -609,9 +1300,11 @@ CREATE TABLE game.waifus (
     dynamic jsonb NOT NULL,
     adopt_key text,
     adopted_at timestamp with time zone DEFAULT now() NOT NULL,
+    last_played jsonb DEFAULT '{}'::jsonb NOT NULL,
+    regenerating boolean GENERATED ALWAYS AS ((((dynamic ->> 'energy'::text))::integer < game.max_energy())) STORED,
     CONSTRAINT waifus_dynamic_valid CHECK (game.dynamic_is_valid(dynamic))
 )
-WITH (autovacuum_vacuum_scale_factor='0.02', autovacuum_analyze_scale_factor='0.05');
+WITH (autovacuum_vacuum_scale_factor='0.02', autovacuum_analyze_scale_factor='0.05', fillfactor='85');
 
 --
 -- Name: TABLE waifus; Type: COMMENT; Schema: game; Owner: -
@@ -626,38 +1319,50 @@ COMMENT ON TABLE game.waifus IS 'Waifus owned by players; stats in the JSONB col
 COMMENT ON COLUMN game.waifus.dynamic IS '{xp, energy, mood, loyalty: int; last_restore: epoch seconds of the energy clock}. Stored energy may lag; read it through game.regen() or the api functions.';
 
 --
+-- Name: COLUMN waifus.last_played; Type: COMMENT; Schema: game; Owner: -
+--
+
+COMMENT ON COLUMN game.waifus.last_played IS '{event_code: epoch seconds of her last participation}: cooldowns.';
+
+--
+-- Name: COLUMN waifus.regenerating; Type: COMMENT; Schema: game; Owner: -
+--
+
+COMMENT ON COLUMN game.waifus.regenerating IS 'Energy below the cap (derived from dynamic): the tick''s work list.';
+
+--
 -- Name: events_for(game.waifus, timestamp with time zone); Type: FUNCTION; Schema: game; Owner: -
 --
 
 CREATE FUNCTION game.events_for(w game.waifus, at timestamp with time zone) RETURNS jsonb
     LANGUAGE plpgsql STABLE
     AS $$
+DECLARE
+    energy integer := (game.regen(events_for.w.dynamic, events_for.at) ->> 'energy')::integer;
+    reader_language text := game.player_language(events_for.w.owner_id);
 BEGIN
     -- PL/pgSQL rather than a SQL body: a SQL function with a sub-select is planned again
     -- on every call; PL/pgSQL caches the plan per session.
     RETURN (
         SELECT coalesce(jsonb_agg(jsonb_build_object(
                 'code', e.code,
-                'title', e.title,
+                'title', coalesce(tr.title, e.title),
                 'energy_cost', e.energy_cost,
                 'xp_reward', e.xp_reward,
                 'mood_delta', e.mood_delta,
                 'loyalty_delta', e.loyalty_delta,
                 'cooldown_seconds', extract(epoch FROM e.cooldown)::integer,
                 'cooldown_remaining_seconds',
-                    greatest(0, ceil(extract(epoch FROM (c.last_at + e.cooldown - events_for.at))))::integer,
-                'available_at', CASE WHEN c.last_at + e.cooldown > events_for.at THEN c.last_at + e.cooldown END,
+                    greatest(0, ceil(extract(epoch FROM (c.ends_at - events_for.at))))::integer,
+                'available_at', CASE WHEN c.ends_at > events_for.at THEN c.ends_at END,
                 'starts_at', e.starts_at,
                 'ends_at', e.ends_at,
-                'enough_energy', (game.regen(events_for.w.dynamic, events_for.at) ->> 'energy')::integer >= e.energy_cost)
+                'enough_energy', energy >= e.energy_cost)
                 ORDER BY e.energy_cost, e.code), '[]'::jsonb)
         FROM game.events AS e
-        LEFT JOIN LATERAL (
-            SELECT max(p.participated_at) AS last_at
-            FROM game.participations AS p
-            WHERE p.waifu_id = events_for.w.id AND p.event_code = e.code) AS c ON true
-        WHERE (e.starts_at IS NULL OR e.starts_at <= events_for.at)
-          AND (e.ends_at IS NULL OR events_for.at < e.ends_at));
+        CROSS JOIN LATERAL (SELECT game.cooldown_ends_at(events_for.w.last_played, e) AS ends_at) AS c
+        LEFT JOIN game.event_translations AS tr ON tr.event_code = e.code AND tr.language = reader_language
+        WHERE game.event_is_open(e, events_for.at));
 END
 $$;
 
@@ -665,19 +1370,39 @@ $$;
 -- Name: FUNCTION events_for(w game.waifus, at timestamp with time zone); Type: COMMENT; Schema: game; Owner: -
 --
 
-COMMENT ON FUNCTION game.events_for(w game.waifus, at timestamp with time zone) IS 'Open events with this waifu''s cooldowns.';
+COMMENT ON FUNCTION game.events_for(w game.waifus, at timestamp with time zone) IS 'Open events with this waifu''s cooldowns, titled in her owner''s language.';
+
+--
+-- Name: invalid_argument(text, text, jsonb); Type: FUNCTION; Schema: game; Owner: -
+--
+
+CREATE FUNCTION game.invalid_argument(argument text, message text, detail jsonb) RETURNS void
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    RAISE EXCEPTION '%', invalid_argument.message
+        USING ERRCODE = 'WF006',
+              DETAIL = (jsonb_build_object('argument', invalid_argument.argument)
+                        || coalesce(invalid_argument.detail, '{}'))::text;
+END
+$$;
+
+--
+-- Name: FUNCTION invalid_argument(argument text, message text, detail jsonb); Type: COMMENT; Schema: game; Owner: -
+--
+
+COMMENT ON FUNCTION game.invalid_argument(argument text, message text, detail jsonb) IS 'Raises WF006 naming the argument, DETAIL {argument} || detail (the one way every function refuses an argument).';
 
 --
 -- Name: invalid_argument(text, text, text); Type: FUNCTION; Schema: game; Owner: -
 --
 
 CREATE FUNCTION game.invalid_argument(argument text, value text, message text) RETURNS void
-    LANGUAGE plpgsql IMMUTABLE
+    LANGUAGE plpgsql
     AS $$
 BEGIN
-    RAISE EXCEPTION '%', invalid_argument.message
-        USING ERRCODE = 'WF006',
-              DETAIL = jsonb_build_object('argument', invalid_argument.argument, 'value', invalid_argument.value)::text;
+    PERFORM game.invalid_argument(invalid_argument.argument, invalid_argument.message,
+                                  jsonb_build_object('value', left(invalid_argument.value, 200)));
 END
 $$;
 
@@ -685,7 +1410,21 @@ $$;
 -- Name: FUNCTION invalid_argument(argument text, value text, message text); Type: COMMENT; Schema: game; Owner: -
 --
 
-COMMENT ON FUNCTION game.invalid_argument(argument text, value text, message text) IS 'Raises WF006 naming the argument.';
+COMMENT ON FUNCTION game.invalid_argument(argument text, value text, message text) IS 'Raises WF006 with DETAIL {argument, value} (value as text, cut to 200 characters).';
+
+--
+-- Name: ledger_week(timestamp with time zone); Type: FUNCTION; Schema: game; Owner: -
+--
+
+CREATE FUNCTION game.ledger_week(at timestamp with time zone) RETURNS timestamp with time zone
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    RETURN (date_trunc('week'::text, (at AT TIME ZONE 'UTC'::text)) AT TIME ZONE 'UTC'::text);
+
+--
+-- Name: FUNCTION ledger_week(at timestamp with time zone); Type: COMMENT; Schema: game; Owner: -
+--
+
+COMMENT ON FUNCTION game.ledger_week(at timestamp with time zone) IS 'Start (Monday 00:00 UTC) of the ledger partition holding `at`.';
 
 --
 -- Name: level_for_xp(bigint); Type: FUNCTION; Schema: game; Owner: -
@@ -716,18 +1455,286 @@ CREATE FUNCTION game.level_start_xp(level integer) RETURNS bigint
 COMMENT ON FUNCTION game.level_start_xp(level integer) IS 'XP at which a level starts: 100 * (level - 1)^2.';
 
 --
+-- Name: local_day(text, timestamp with time zone); Type: FUNCTION; Schema: game; Owner: -
+--
+
+CREATE FUNCTION game.local_day(timezone text, at timestamp with time zone) RETURNS date
+    LANGUAGE sql STABLE PARALLEL SAFE
+    RETURN ((at AT TIME ZONE COALESCE(timezone, 'UTC'::text)))::date;
+
+--
+-- Name: FUNCTION local_day(timezone text, at timestamp with time zone); Type: COMMENT; Schema: game; Owner: -
+--
+
+COMMENT ON FUNCTION game.local_day(timezone text, at timestamp with time zone) IS 'The calendar day at `at` in a timezone (NULL = UTC).';
+
+--
+-- Name: maintain_ledger(timestamp with time zone, integer); Type: FUNCTION; Schema: game; Owner: -
+--
+
+CREATE FUNCTION game.maintain_ledger(at timestamp with time zone DEFAULT now(), premake integer DEFAULT 4) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+DECLARE
+    retention interval := (SELECT c.ledger_retention FROM game.config AS c);
+    horizon timestamptz := maintain_ledger.at - retention;
+    week timestamptz;
+    last_week timestamptz := game.ledger_week(maintain_ledger.at) + maintain_ledger.premake * interval '1 week';
+    part record;
+    name text;
+    created text[] := ARRAY[]::text[];
+    dropped text[] := ARRAY[]::text[];
+    moved bigint := 0::bigint;
+    n bigint;
+BEGIN
+    IF maintain_ledger.at IS NULL OR NOT isfinite(maintain_ledger.at) THEN
+        PERFORM game.invalid_argument('at', maintain_ledger.at::text, 'at must be a finite time');
+    END IF;
+    IF maintain_ledger.premake IS NULL OR maintain_ledger.premake NOT BETWEEN 0 AND 52 THEN
+        PERFORM game.invalid_argument('premake', maintain_ledger.premake::text, 'premake must be 0..52 weeks');
+    END IF;
+    -- One maintenance at a time (the job and an operator's manual call).
+    PERFORM pg_advisory_xact_lock(hashtextextended('waifu:game.maintain_ledger', 0));
+
+    week := game.ledger_week(least(horizon,
+        coalesce((SELECT min(d.participated_at) FROM game.participations_default AS d), horizon)));
+    WHILE week <= last_week LOOP
+        name := 'participations_' || to_char(week AT TIME ZONE 'UTC', 'IYYY"w"IW');
+        -- A week wholly before the window is made only to take rows out of the default
+        -- partition (and is then dropped below with the other old weeks).
+        IF to_regclass('game.' || name) IS NULL
+           AND (week + interval '1 week' > horizon
+                OR EXISTS (SELECT 1 FROM game.participations_default AS d
+                           WHERE d.participated_at >= week AND d.participated_at < week + interval '1 week')) THEN
+            EXECUTE format('CREATE TABLE game.%I (LIKE game.participations)', name);
+            EXECUTE format('WITH m AS (DELETE FROM game.participations_default AS d
+                                       WHERE d.participated_at >= $1 AND d.participated_at < $2 RETURNING d.*)
+                            INSERT INTO game.%I SELECT * FROM m', name)
+                USING week, week + interval '1 week';
+            GET DIAGNOSTICS n = ROW_COUNT;
+            moved := moved + n;
+            EXECUTE format('CREATE UNIQUE INDEX %I ON game.%I (telegram_id, request_key)', name || '_request_once', name);
+            EXECUTE format('ALTER TABLE game.participations ATTACH PARTITION game.%I FOR VALUES FROM (%L) TO (%L)',
+                           name, week, week + interval '1 week');
+            created := created || name;
+        END IF;
+        week := week + interval '1 week';
+    END LOOP;
+
+    FOR part IN
+        SELECT c.relname,
+               (regexp_match(pg_get_expr(c.relpartbound, c.oid), 'TO \(''([^'']+)''\)'))[1]::timestamptz AS upper_bound
+        FROM pg_inherits AS i
+        JOIN pg_class AS c ON c.oid = i.inhrelid
+        WHERE i.inhparent = 'game.participations'::regclass AND c.relname <> 'participations_default'
+    LOOP
+        IF part.upper_bound <= horizon THEN
+            EXECUTE format('DROP TABLE game.%I', part.relname);
+            dropped := dropped || part.relname::text;
+        END IF;
+    END LOOP;
+    RETURN jsonb_build_object('created', to_jsonb(created), 'dropped', to_jsonb(dropped), 'moved_from_default', moved,
+                              'retention', retention::text);
+END
+$_$;
+
+--
+-- Name: FUNCTION maintain_ledger(at timestamp with time zone, premake integer); Type: COMMENT; Schema: game; Owner: -
+--
+
+COMMENT ON FUNCTION game.maintain_ledger(at timestamp with time zone, premake integer) IS 'Create the ledger''s weekly partitions up to `premake` weeks ahead (moving rows out of the default
+partition) and drop the partitions wholly older than game.config.ledger_retention.
+pg_cron runs it daily (job ledger-partitions). Returns {created, dropped, moved_from_default, retention}.';
+
+--
+-- Name: may_set_clock(); Type: FUNCTION; Schema: game; Owner: -
+--
+
+CREATE FUNCTION game.may_set_clock() RETURNS boolean
+    LANGUAGE sql STABLE
+    RETURN (COALESCE((SELECT r.rolsuper FROM pg_roles r WHERE (r.rolname = SESSION_USER)), false) OR pg_has_role(SESSION_USER, 'waifu_clock'::name, 'MEMBER'::text));
+
+--
+-- Name: FUNCTION may_set_clock(); Type: COMMENT; Schema: game; Owner: -
+--
+
+COMMENT ON FUNCTION game.may_set_clock() IS 'True if the logged-in role (not the function owner) is a superuser or a member of waifu_clock.';
+
+--
+-- Name: start_loyalty(); Type: FUNCTION; Schema: game; Owner: -
+--
+
+CREATE FUNCTION game.start_loyalty() RETURNS integer
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    RETURN 50;
+
+--
+-- Name: FUNCTION start_loyalty(); Type: COMMENT; Schema: game; Owner: -
+--
+
+COMMENT ON FUNCTION game.start_loyalty() IS 'Loyalty of a newly adopted waifu.';
+
+--
+-- Name: start_mood(); Type: FUNCTION; Schema: game; Owner: -
+--
+
+CREATE FUNCTION game.start_mood() RETURNS integer
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    RETURN 50;
+
+--
+-- Name: FUNCTION start_mood(); Type: COMMENT; Schema: game; Owner: -
+--
+
+COMMENT ON FUNCTION game.start_mood() IS 'Mood of a newly adopted waifu.';
+
+--
 -- Name: new_dynamic(timestamp with time zone); Type: FUNCTION; Schema: game; Owner: -
 --
 
 CREATE FUNCTION game.new_dynamic(at timestamp with time zone) RETURNS jsonb
     LANGUAGE sql STABLE PARALLEL SAFE
-    RETURN jsonb_build_object('xp', 0, 'energy', game.max_energy(), 'mood', 50, 'loyalty', 50, 'last_restore', EXTRACT(epoch FROM at));
+    RETURN jsonb_build_object('xp', 0, 'energy', game.max_energy(), 'mood', game.start_mood(), 'loyalty', game.start_loyalty(), 'last_restore', EXTRACT(epoch FROM at));
 
 --
 -- Name: FUNCTION new_dynamic(at timestamp with time zone); Type: COMMENT; Schema: game; Owner: -
 --
 
 COMMENT ON FUNCTION game.new_dynamic(at timestamp with time zone) IS 'Stats of a newly adopted waifu.';
+
+--
+-- Name: participations; Type: TABLE; Schema: game; Owner: -
+--
+
+CREATE TABLE game.participations (
+    participated_at timestamp with time zone NOT NULL,
+    telegram_id bigint NOT NULL,
+    waifu_id bigint NOT NULL,
+    xp_gained integer NOT NULL,
+    level_before integer NOT NULL,
+    level_after integer NOT NULL,
+    energy_spent smallint NOT NULL,
+    mood_change smallint NOT NULL,
+    loyalty_change smallint NOT NULL,
+    event_code text NOT NULL,
+    request_key text NOT NULL
+)
+PARTITION BY RANGE (participated_at);
+
+--
+-- Name: TABLE participations; Type: COMMENT; Schema: game; Owner: -
+--
+
+COMMENT ON TABLE game.participations IS 'Ledger of applied participations (changes as applied, after clamping); weekly partitions, dropped whole after game.config.ledger_retention. See ops.ledger.';
+
+--
+-- Name: participation_json(game.waifus, jsonb, timestamp with time zone, game.participations, text, boolean); Type: FUNCTION; Schema: game; Owner: -
+--
+
+CREATE FUNCTION game.participation_json(w game.waifus, dynamic jsonb, at timestamp with time zone, p game.participations, event_title text, replayed boolean) RETURNS jsonb
+    LANGUAGE plpgsql STABLE
+    AS $$
+DECLARE
+    localized_title text := coalesce(
+        (SELECT tr.title FROM game.event_translations AS tr
+         WHERE tr.event_code = participation_json.p.event_code
+           AND tr.language = game.player_language(participation_json.p.telegram_id)),
+        participation_json.event_title);
+BEGIN
+    RETURN game.stats_json(participation_json.w, participation_json.dynamic, participation_json.at)
+        || jsonb_build_object(
+            'event_code', participation_json.p.event_code,
+            'event_title', localized_title,
+            'request_key', participation_json.p.request_key,
+            'participated_at', participation_json.p.participated_at,
+            'changes', jsonb_build_object(
+                'energy', -participation_json.p.energy_spent,
+                'xp', participation_json.p.xp_gained,
+                'mood', participation_json.p.mood_change,
+                'loyalty', participation_json.p.loyalty_change,
+                'level_before', participation_json.p.level_before,
+                'level_after', participation_json.p.level_after,
+                'leveled_up', participation_json.p.level_after > participation_json.p.level_before),
+            'replayed', participation_json.replayed);
+END
+$$;
+
+--
+-- Name: FUNCTION participation_json(w game.waifus, dynamic jsonb, at timestamp with time zone, p game.participations, event_title text, replayed boolean); Type: COMMENT; Schema: game; Owner: -
+--
+
+COMMENT ON FUNCTION game.participation_json(w game.waifus, dynamic jsonb, at timestamp with time zone, p game.participations, event_title text, replayed boolean) IS 'Answer of api.participate_in_event: stats card + {event_code, event_title (player''s language), request_key, participated_at, changes, replayed}.';
+
+--
+-- Name: player_language(bigint); Type: FUNCTION; Schema: game; Owner: -
+--
+
+CREATE FUNCTION game.player_language(telegram_id bigint) RETURNS text
+    LANGUAGE sql STABLE PARALLEL SAFE
+    RETURN (SELECT game.effective_language(p.language, p.language_code) AS effective_language FROM game.players p WHERE (p.telegram_id = player_language.telegram_id));
+
+--
+-- Name: FUNCTION player_language(telegram_id bigint); Type: COMMENT; Schema: game; Owner: -
+--
+
+COMMENT ON FUNCTION game.player_language(telegram_id bigint) IS 'The language a player reads (NULL if not registered).';
+
+--
+-- Name: purge_cron_history(interval); Type: FUNCTION; Schema: game; Owner: -
+--
+
+CREATE FUNCTION game.purge_cron_history(keep interval DEFAULT '14 days'::interval) RETURNS bigint
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    purged bigint;
+BEGIN
+    DELETE FROM cron.job_run_details AS d WHERE d.end_time < now() - purge_cron_history.keep;
+    GET DIAGNOSTICS purged = ROW_COUNT;
+    RETURN purged;
+END
+$$;
+
+--
+-- Name: FUNCTION purge_cron_history(keep interval); Type: COMMENT; Schema: game; Owner: -
+--
+
+COMMENT ON FUNCTION game.purge_cron_history(keep interval) IS 'Delete pg_cron run history older than `keep` (pg_cron never cleans it); job purge-cron-history.';
+
+--
+-- Name: purge_player_history(timestamp with time zone); Type: FUNCTION; Schema: game; Owner: -
+--
+
+CREATE FUNCTION game.purge_player_history(now timestamp with time zone DEFAULT now()) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    notifications integer;
+    claims integer;
+BEGIN
+    -- Finished rows are kept for the operator (what went out, what was blocked) for
+    -- game.config.notification_retention (ops.set_config).
+    DELETE FROM game.notifications AS n
+    WHERE n.sent_at < purge_player_history.now - (SELECT c.notification_retention FROM game.config AS c);
+    GET DIAGNOSTICS notifications = ROW_COUNT;
+    -- A claim is needed only to answer a retried request key, and streaks live in players.
+    DELETE FROM game.daily_claims AS c WHERE c.claimed_at < purge_player_history.now - interval '90 days';
+    GET DIAGNOSTICS claims = ROW_COUNT;
+    RETURN jsonb_build_object('notifications', notifications, 'daily_claims', claims);
+END
+$$;
+
+--
+-- Name: FUNCTION purge_player_history(now timestamp with time zone); Type: COMMENT; Schema: game; Owner: -
+--
+
+COMMENT ON FUNCTION game.purge_player_history(now timestamp with time zone) IS 'Delete finished notifications older than game.config.notification_retention (default 7 days) and
+daily claims older than 90 days.
+Run by pg_cron (job purge-player-history, hourly, as waifu_cron).
+Returns {notifications, daily_claims}: rows deleted.';
 
 --
 -- Name: regen(jsonb, timestamp with time zone); Type: FUNCTION; Schema: game; Owner: -
@@ -744,26 +1751,6 @@ CREATE FUNCTION game.regen(dynamic jsonb, at timestamp with time zone) RETURNS j
 COMMENT ON FUNCTION game.regen(dynamic jsonb, at timestamp with time zone) IS 'Stats with the energy restored as of `at` (pure; stores nothing).';
 
 --
--- Name: players; Type: TABLE; Schema: game; Owner: -
---
-
-CREATE TABLE game.players (
-    telegram_id bigint NOT NULL,
-    username text,
-    first_name text,
-    language_code text,
-    registered_at timestamp with time zone DEFAULT now() NOT NULL,
-    updated_at timestamp with time zone DEFAULT now() NOT NULL,
-    CONSTRAINT players_telegram_id_check CHECK ((telegram_id > 0))
-);
-
---
--- Name: TABLE players; Type: COMMENT; Schema: game; Owner: -
---
-
-COMMENT ON TABLE game.players IS 'Telegram users who started the bot.';
-
---
 -- Name: require_player(bigint); Type: FUNCTION; Schema: game; Owner: -
 --
 
@@ -773,6 +1760,7 @@ CREATE FUNCTION game.require_player(telegram_id bigint) RETURNS game.players
 DECLARE
     p game.players;
 BEGIN
+    PERFORM game.check_id('telegram_id', require_player.telegram_id);
     SELECT * INTO p FROM game.players AS pl WHERE pl.telegram_id = require_player.telegram_id;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'player % is not registered', require_player.telegram_id
@@ -799,6 +1787,7 @@ CREATE FUNCTION game.require_waifu(waifu_id bigint, owner_id bigint DEFAULT NULL
 DECLARE
     w game.waifus;
 BEGIN
+    PERFORM game.check_id('waifu_id', require_waifu.waifu_id);
     SELECT * INTO w FROM game.waifus AS x
     WHERE x.id = require_waifu.waifu_id
       AND (require_waifu.owner_id IS NULL OR x.owner_id = require_waifu.owner_id);
@@ -816,7 +1805,21 @@ $$;
 -- Name: FUNCTION require_waifu(waifu_id bigint, owner_id bigint); Type: COMMENT; Schema: game; Owner: -
 --
 
-COMMENT ON FUNCTION game.require_waifu(waifu_id bigint, owner_id bigint) IS 'The waifu (owned by owner_id when given), or WF005 (owner not registered) / WF004.';
+COMMENT ON FUNCTION game.require_waifu(waifu_id bigint, owner_id bigint) IS 'The waifu (owned by owner_id when given), or WF006 (bad id) / WF005 (owner not registered) / WF004.';
+
+--
+-- Name: settings_json(game.players, timestamp with time zone); Type: FUNCTION; Schema: game; Owner: -
+--
+
+CREATE FUNCTION game.settings_json(p game.players, at timestamp with time zone) RETURNS jsonb
+    LANGUAGE sql STABLE
+    RETURN jsonb_build_object('telegram_id', (p).telegram_id, 'notifications', (p).notifications, 'language', (p).language, 'language_code', (p).language_code, 'timezone', COALESCE((p).timezone, 'UTC'::text), 'daily', game.daily_status(p, at), 'as_of', at);
+
+--
+-- Name: FUNCTION settings_json(p game.players, at timestamp with time zone); Type: COMMENT; Schema: game; Owner: -
+--
+
+COMMENT ON FUNCTION game.settings_json(p game.players, at timestamp with time zone) IS 'The shape api.player_settings returns.';
 
 --
 -- Name: stats_json(game.waifus, jsonb, timestamp with time zone); Type: FUNCTION; Schema: game; Owner: -
@@ -860,6 +1863,20 @@ $$;
 COMMENT ON FUNCTION game.stats_json(w game.waifus, dynamic jsonb, at timestamp with time zone) IS 'Stats card of a waifu (the shape api.waifu_stats returns).';
 
 --
+-- Name: templates_per_player(); Type: FUNCTION; Schema: game; Owner: -
+--
+
+CREATE FUNCTION game.templates_per_player() RETURNS integer
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    RETURN 1;
+
+--
+-- Name: FUNCTION templates_per_player(); Type: COMMENT; Schema: game; Owner: -
+--
+
+COMMENT ON FUNCTION game.templates_per_player() IS 'How many waifus of one template a player may adopt.';
+
+--
 -- Name: waifu_not_found(bigint); Type: FUNCTION; Schema: game; Owner: -
 --
 
@@ -884,15 +1901,18 @@ COMMENT ON FUNCTION game.waifu_not_found(waifu_id bigint) IS 'Raises WF004 (also
 
 CREATE FUNCTION ops.close_event(code text, at timestamp with time zone DEFAULT now()) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 DECLARE
     e game.events;
 BEGIN
+    IF close_event.at IS NULL OR NOT isfinite(close_event.at) THEN
+        PERFORM game.invalid_argument('at', close_event.at::text, 'at must be a finite time');
+    END IF;
     UPDATE game.events AS ev
     SET ends_at = close_event.at,
         starts_at = CASE WHEN ev.starts_at >= close_event.at THEN NULL ELSE ev.starts_at END,
-        updated_at = pg_catalog.now()
+        updated_at = now()
     WHERE ev.code = close_event.code
     RETURNING ev.* INTO e;
     IF NOT FOUND THEN
@@ -908,7 +1928,7 @@ $$;
 --
 
 COMMENT ON FUNCTION ops.close_event(code text, at timestamp with time zone) IS 'Close an event from `at` on (default now): players no longer see it. The ledger keeps its history.
-Reopen with ops.create_event. Errors: WF002 no such event.';
+Reopen with ops.create_event. Errors: WF002 no such event; WF006 at NULL or infinite.';
 
 --
 -- Name: create_event(text, text, integer, integer, integer, integer, interval, timestamp with time zone, timestamp with time zone); Type: FUNCTION; Schema: ops; Owner: -
@@ -916,7 +1936,7 @@ Reopen with ops.create_event. Errors: WF002 no such event.';
 
 CREATE FUNCTION ops.create_event(code text, title text, energy_cost integer, xp_reward integer, mood_delta integer, loyalty_delta integer, cooldown interval, starts_at timestamp with time zone DEFAULT NULL::timestamp with time zone, ends_at timestamp with time zone DEFAULT NULL::timestamp with time zone) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $_$
 DECLARE
     e game.events;
@@ -941,8 +1961,13 @@ BEGIN
         PERFORM game.invalid_argument('loyalty_delta', create_event.loyalty_delta::text,
             format('loyalty_delta must be between -%1$s and %1$s', game.max_stat()));
     END IF;
-    IF create_event.cooldown IS NULL OR create_event.cooldown < interval '0' THEN
-        PERFORM game.invalid_argument('cooldown', create_event.cooldown::text, 'cooldown must be 0 or more');
+    IF create_event.cooldown IS NULL OR create_event.cooldown < interval '0'
+       OR create_event.cooldown > interval '366 days' THEN
+        PERFORM game.invalid_argument('cooldown', create_event.cooldown::text, 'cooldown must be 0 to 366 days');
+    END IF;
+    IF NOT isfinite(create_event.starts_at) OR NOT isfinite(create_event.ends_at) THEN
+        PERFORM game.invalid_argument('starts_at', create_event.starts_at::text,
+            'starts_at and ends_at must be finite (NULL means open-ended)');
     END IF;
     IF create_event.ends_at <= create_event.starts_at THEN
         PERFORM game.invalid_argument('ends_at', create_event.ends_at::text, 'ends_at must be after starts_at');
@@ -957,7 +1982,7 @@ BEGIN
         SET title = excluded.title, energy_cost = excluded.energy_cost, xp_reward = excluded.xp_reward,
             mood_delta = excluded.mood_delta, loyalty_delta = excluded.loyalty_delta,
             cooldown = excluded.cooldown, starts_at = excluded.starts_at, ends_at = excluded.ends_at,
-            updated_at = pg_catalog.now()
+            updated_at = now()
     RETURNING ev.* INTO e;
     RETURN to_jsonb(e);
 END
@@ -968,10 +1993,116 @@ $_$;
 --
 
 COMMENT ON FUNCTION ops.create_event(code text, title text, energy_cost integer, xp_reward integer, mood_delta integer, loyalty_delta integer, cooldown interval, starts_at timestamp with time zone, ends_at timestamp with time zone) IS 'Create an event, or replace every field of an existing one with that code (upsert).
-code: a-z, 0-9, _ (1-32); energy_cost 0..100; xp_reward >= 0; mood_delta/loyalty_delta -100..100;
-cooldown per waifu (''0'' for none); optional window starts_at .. ends_at (null = open-ended).
+code: a-z, 0-9, _ (1-32); energy_cost 0..game.max_energy(); xp_reward >= 0; mood_delta/loyalty_delta
+-game.max_stat()..game.max_stat(); cooldown per waifu, 0 to 366 days (''0'' for none); optional window
+starts_at .. ends_at (null = open-ended).
 Example: SELECT ops.create_event(''picnic'', ''Picnic'', 15, 25, 5, 2, ''1 hour'');
 Returns the event row as JSON. Errors: WF006 invalid argument (DETAIL names it).';
+
+--
+-- Name: delete_translation(text, text, text); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops.delete_translation(kind text, code text, language text) RETURNS boolean
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+BEGIN
+    PERFORM game.check_language(delete_translation.language);
+    IF delete_translation.kind = 'template' THEN
+        DELETE FROM game.template_translations AS tr
+        WHERE tr.template_code = delete_translation.code AND tr.language = delete_translation.language;
+    ELSIF delete_translation.kind = 'event' THEN
+        DELETE FROM game.event_translations AS tr
+        WHERE tr.event_code = delete_translation.code AND tr.language = delete_translation.language;
+    ELSE
+        PERFORM game.invalid_argument('kind', delete_translation.kind, 'kind must be template or event');
+    END IF;
+    RETURN FOUND;
+END
+$$;
+
+--
+-- Name: FUNCTION delete_translation(kind text, code text, language text); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops.delete_translation(kind text, code text, language text) IS 'Remove a translation (the English text is shown again): kind ''template'' or ''event'', its code, the language.
+Example: SELECT ops.delete_translation(''event'', ''picnic'', ''ru'');
+Returns true if there was one. Errors: WF006 invalid kind or language.';
+
+--
+-- Name: set_config(interval, interval); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops.set_config(ledger_retention interval DEFAULT NULL::interval, notification_retention interval DEFAULT NULL::interval) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    c game.config;
+BEGIN
+    IF set_config.ledger_retention < interval '7 days' OR set_config.ledger_retention > interval '10 years' THEN
+        PERFORM game.invalid_argument('ledger_retention', set_config.ledger_retention::text,
+            'ledger_retention must be between 7 days and 10 years');
+    END IF;
+    IF set_config.notification_retention < interval '1 hour'
+       OR set_config.notification_retention > interval '1 year' THEN
+        PERFORM game.invalid_argument('notification_retention', set_config.notification_retention::text,
+            'notification_retention must be between 1 hour and 1 year');
+    END IF;
+    UPDATE game.config AS g
+    SET ledger_retention = coalesce(set_config.ledger_retention, g.ledger_retention),
+        notification_retention = coalesce(set_config.notification_retention, g.notification_retention)
+    RETURNING g.* INTO c;
+    RETURN to_jsonb(c) - 'singleton';
+END
+$$;
+
+--
+-- Name: FUNCTION set_config(ledger_retention interval, notification_retention interval); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops.set_config(ledger_retention interval, notification_retention interval) IS 'Change game settings; a NULL argument keeps the current value. Returns every setting.
+ledger_retention (7 days..10 years, default 30 days): ledger partitions wholly older are dropped by the
+daily job ledger-partitions. notification_retention (1 hour..1 year, default 7 days): sent notifications
+are purged after it.
+Example: SELECT ops.set_config(ledger_retention => ''90 days'');
+Errors: WF006 out of range.';
+
+--
+-- Name: set_event_translation(text, text, text); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops.set_event_translation(event_code text, language text, title text) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    r game.event_translations;
+BEGIN
+    PERFORM game.check_language(set_event_translation.language);
+    PERFORM game.check_text('title', set_event_translation.title, 200, true);
+    IF NOT EXISTS (SELECT 1 FROM game.events AS e WHERE e.code = set_event_translation.event_code) THEN
+        PERFORM game.invalid_argument('event_code', set_event_translation.event_code,
+            format('unknown event "%s" (ops.create_event makes one)', set_event_translation.event_code));
+    END IF;
+    INSERT INTO game.event_translations AS tr (event_code, language, title)
+    VALUES (set_event_translation.event_code, set_event_translation.language, set_event_translation.title)
+    ON CONFLICT ON CONSTRAINT event_translations_pkey DO UPDATE
+        SET title = excluded.title, updated_at = now()
+    RETURNING tr.* INTO r;
+    RETURN to_jsonb(r);
+END
+$$;
+
+--
+-- Name: FUNCTION set_event_translation(event_code text, language text, title text); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops.set_event_translation(event_code text, language text, title text) IS 'Add or change an event''s title in a language (upsert).
+event_code: an existing event; language: ru (English is the event''s own title); title: 1-200 characters.
+Example: SELECT ops.set_event_translation(''picnic'', ''ru'', ''Пикник'');
+Returns the translation row as JSON. Errors: WF006 invalid argument (DETAIL names it).';
 
 --
 -- Name: set_stat(bigint, text, integer, text); Type: FUNCTION; Schema: ops; Owner: -
@@ -979,15 +2110,16 @@ Returns the event row as JSON. Errors: WF006 invalid argument (DETAIL names it).
 
 CREATE FUNCTION ops.set_stat(waifu_id bigint, stat text, value integer, reason text DEFAULT NULL::text) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO ''
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 DECLARE
     w game.waifus;
     current_stats jsonb;
     old_value bigint;
     high integer;
-    at timestamptz := pg_catalog.now();
+    at timestamptz := now();
 BEGIN
+    PERFORM game.check_id('waifu_id', set_stat.waifu_id);
     high := CASE set_stat.stat
         WHEN 'xp' THEN 2147483647
         WHEN 'energy' THEN game.max_energy()
@@ -1012,7 +2144,7 @@ BEGIN
 
     -- Setting energy follows the spending rule: a waifu that was full starts its clock now.
     UPDATE game.waifus AS x
-    SET dynamic = jsonb_set(jsonb_set(game.regen(x.dynamic, at), ARRAY[set_stat.stat], to_jsonb(set_stat.value)),
+    SET dynamic = jsonb_set(jsonb_set(current_stats, ARRAY[set_stat.stat], to_jsonb(set_stat.value)),
                             '{last_restore}',
                             CASE WHEN set_stat.stat = 'energy' AND old_value >= game.max_energy()
                                  THEN to_jsonb(extract(epoch FROM at))
@@ -1031,32 +2163,180 @@ $$;
 --
 
 COMMENT ON FUNCTION ops.set_stat(waifu_id bigint, stat text, value integer, reason text) IS 'Correct one stat of a waifu by hand; recorded in game.stat_corrections (see ops.stat_corrections).
-stat: xp | energy | mood | loyalty; value: 0..100 (energy, mood, loyalty) or >= 0 (xp).
+stat: xp | energy | mood | loyalty; value: 0..game.max_energy() (energy), 0..game.max_stat() (mood,
+loyalty) or >= 0 (xp).
 Example: SELECT ops.set_stat(42, ''energy'', 100, ''refund for outage #12'');
-Returns the stats (api.waifu_stats shape). Errors: WF006 bad stat or value; WF004 waifu not found.';
+Returns the stats (api.waifu_stats shape). Errors: WF006 bad id, stat, value or reason; WF004 waifu not found.';
 
 --
--- Name: participations; Type: TABLE; Schema: game; Owner: -
+-- Name: set_template_translation(text, text, text, text); Type: FUNCTION; Schema: ops; Owner: -
 --
 
-CREATE TABLE game.participations (
-    telegram_id bigint NOT NULL,
-    waifu_id bigint NOT NULL,
-    event_code text NOT NULL,
-    request_key text NOT NULL,
-    participated_at timestamp with time zone NOT NULL,
-    energy_spent integer NOT NULL,
-    xp_gained integer NOT NULL,
-    mood_change integer NOT NULL,
-    loyalty_change integer NOT NULL,
-    result jsonb NOT NULL
+CREATE FUNCTION ops.set_template_translation(template_code text, language text, name text, description text DEFAULT NULL::text) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    r game.template_translations;
+BEGIN
+    PERFORM game.check_language(set_template_translation.language);
+    PERFORM game.check_text('name', set_template_translation.name, 64, true);
+    PERFORM game.check_text('description', set_template_translation.description, 500, false);
+    IF NOT EXISTS (SELECT 1 FROM game.waifu_templates AS t WHERE t.code = set_template_translation.template_code) THEN
+        PERFORM game.invalid_argument('template_code', set_template_translation.template_code,
+            format('unknown waifu template "%s"', set_template_translation.template_code));
+    END IF;
+    INSERT INTO game.template_translations AS tr (template_code, language, name, description)
+    VALUES (set_template_translation.template_code, set_template_translation.language,
+            set_template_translation.name, set_template_translation.description)
+    ON CONFLICT ON CONSTRAINT template_translations_pkey DO UPDATE
+        SET name = excluded.name, description = excluded.description, updated_at = now()
+    RETURNING tr.* INTO r;
+    RETURN to_jsonb(r);
+END
+$$;
+
+--
+-- Name: FUNCTION set_template_translation(template_code text, language text, name text, description text); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops.set_template_translation(template_code text, language text, name text, description text) IS 'Add or change a waifu template''s name and description in a language (upsert).
+template_code: an existing template; language: ru (English is the template row itself); name: 1-64
+characters; description: up to 500 (NULL: the English one is shown).
+Adopted waifus keep the name they were given. Example:
+SELECT ops.set_template_translation(''sakura'', ''ru'', ''Сакура'', ''Весёлая и любопытная.'');
+Returns the translation row as JSON. Errors: WF006 invalid argument (DETAIL names it).';
+
+--
+-- Name: config; Type: TABLE; Schema: game; Owner: -
+--
+
+CREATE TABLE game.config (
+    singleton boolean DEFAULT true NOT NULL,
+    ledger_retention interval DEFAULT '30 days'::interval NOT NULL,
+    notification_retention interval DEFAULT '7 days'::interval NOT NULL,
+    CONSTRAINT config_ledger_retention_check CHECK ((ledger_retention >= '7 days'::interval)),
+    CONSTRAINT config_notification_retention_check CHECK ((notification_retention >= '01:00:00'::interval)),
+    CONSTRAINT config_singleton_check CHECK (singleton)
 );
 
 --
--- Name: TABLE participations; Type: COMMENT; Schema: game; Owner: -
+-- Name: TABLE config; Type: COMMENT; Schema: game; Owner: -
 --
 
-COMMENT ON TABLE game.participations IS 'Ledger of applied participations (changes as applied, after clamping).';
+COMMENT ON TABLE game.config IS 'Game settings kept in the database (one row). Change with ops.set_config.';
+
+--
+-- Name: daily_claims; Type: TABLE; Schema: game; Owner: -
+--
+
+CREATE TABLE game.daily_claims (
+    telegram_id bigint NOT NULL,
+    day date NOT NULL,
+    request_key text NOT NULL,
+    claimed_at timestamp with time zone NOT NULL,
+    streak integer NOT NULL,
+    result jsonb NOT NULL,
+    CONSTRAINT daily_claims_streak_check CHECK ((streak >= 1))
+);
+
+--
+-- Name: TABLE daily_claims; Type: COMMENT; Schema: game; Owner: -
+--
+
+COMMENT ON TABLE game.daily_claims IS 'Daily rewards claimed, with the result returned (kept 90 days).';
+
+--
+-- Name: event_translations; Type: TABLE; Schema: game; Owner: -
+--
+
+CREATE TABLE game.event_translations (
+    event_code text NOT NULL,
+    language text NOT NULL,
+    title text NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT event_translations_language_check CHECK (((language ~ '^[a-z]{2,3}$'::text) AND (language <> 'en'::text))),
+    CONSTRAINT event_translations_title_check CHECK ((btrim(title) <> ''::text))
+);
+
+--
+-- Name: TABLE event_translations; Type: COMMENT; Schema: game; Owner: -
+--
+
+COMMENT ON TABLE game.event_translations IS 'Event titles in languages other than English. Edit with ops.set_event_translation.';
+
+--
+-- Name: notifications; Type: TABLE; Schema: game; Owner: -
+--
+
+CREATE TABLE game.notifications (
+    id bigint NOT NULL,
+    telegram_id bigint NOT NULL,
+    kind text NOT NULL,
+    payload jsonb NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    available_at timestamp with time zone DEFAULT now() NOT NULL,
+    attempts integer DEFAULT 0 NOT NULL,
+    claimed_by text,
+    sent_at timestamp with time zone,
+    outcome text,
+    CONSTRAINT notifications_outcome_check CHECK ((outcome = ANY (ARRAY['sent'::text, 'blocked'::text, 'off'::text, 'failed'::text])))
+);
+
+--
+-- Name: TABLE notifications; Type: COMMENT; Schema: game; Owner: -
+--
+
+COMMENT ON TABLE game.notifications IS 'Outbox of chat messages to players, written in the transaction that caused them; the bot sends them.';
+
+--
+-- Name: COLUMN notifications.available_at; Type: COMMENT; Schema: game; Owner: -
+--
+
+COMMENT ON COLUMN game.notifications.available_at IS 'Not before: creation, the end of a claim''s lease, or a retry_after.';
+
+--
+-- Name: COLUMN notifications.outcome; Type: COMMENT; Schema: game; Owner: -
+--
+
+COMMENT ON COLUMN game.notifications.outcome IS 'How the row ended (sent_at is then its time): sent, blocked (403: notifications turned off), off (the player turned them off before it went out), failed (refused for good or too many attempts).';
+
+--
+-- Name: notifications_id_seq; Type: SEQUENCE; Schema: game; Owner: -
+--
+
+ALTER TABLE game.notifications ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME game.notifications_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+--
+-- Name: participations_default; Type: TABLE; Schema: game; Owner: -
+--
+
+CREATE TABLE game.participations_default (
+    participated_at timestamp with time zone NOT NULL,
+    telegram_id bigint NOT NULL,
+    waifu_id bigint NOT NULL,
+    xp_gained integer NOT NULL,
+    level_before integer NOT NULL,
+    level_after integer NOT NULL,
+    energy_spent smallint NOT NULL,
+    mood_change smallint NOT NULL,
+    loyalty_change smallint NOT NULL,
+    event_code text NOT NULL,
+    request_key text NOT NULL
+);
+
+--
+-- Name: TABLE participations_default; Type: COMMENT; Schema: game; Owner: -
+--
+
+COMMENT ON TABLE game.participations_default IS 'Catches rows of weeks with no partition yet; game.maintain_ledger moves them into their week.';
 
 --
 -- Name: stat_corrections; Type: TABLE; Schema: game; Owner: -
@@ -1093,6 +2373,27 @@ ALTER TABLE game.stat_corrections ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTI
 );
 
 --
+-- Name: template_translations; Type: TABLE; Schema: game; Owner: -
+--
+
+CREATE TABLE game.template_translations (
+    template_code text NOT NULL,
+    language text NOT NULL,
+    name text NOT NULL,
+    description text,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT template_translations_description_check CHECK ((btrim(description) <> ''::text)),
+    CONSTRAINT template_translations_language_check CHECK (((language ~ '^[a-z]{2,3}$'::text) AND (language <> 'en'::text))),
+    CONSTRAINT template_translations_name_check CHECK ((btrim(name) <> ''::text))
+);
+
+--
+-- Name: TABLE template_translations; Type: COMMENT; Schema: game; Owner: -
+--
+
+COMMENT ON TABLE game.template_translations IS 'Names and descriptions of waifu templates in languages other than English. Edit with ops.set_template_translation.';
+
+--
 -- Name: waifu_templates; Type: TABLE; Schema: game; Owner: -
 --
 
@@ -1122,6 +2423,21 @@ ALTER TABLE game.waifus ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
     NO MAXVALUE
     CACHE 1
 );
+
+--
+-- Name: config; Type: VIEW; Schema: ops; Owner: -
+--
+
+CREATE VIEW ops.config AS
+ SELECT config.ledger_retention,
+    config.notification_retention
+   FROM game.config;
+
+--
+-- Name: VIEW config; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON VIEW ops.config IS 'Game settings (change with ops.set_config).';
 
 --
 -- Name: cron_failures; Type: VIEW; Schema: ops; Owner: -
@@ -1155,7 +2471,7 @@ CREATE VIEW ops.cron_jobs AS
     j.schedule,
     j.command,
     j.active,
-    j.username,
+    j.username AS run_as,
     last.start_time AS last_start,
     last.end_time AS last_end,
     last.status AS last_status,
@@ -1171,6 +2487,7 @@ CREATE VIEW ops.cron_jobs AS
             WHEN (last.start_time IS NULL) THEN 'never ran'::text
             WHEN (last.status = 'failed'::text) THEN 'failing'::text
             WHEN ((j.jobname = 'restore-energy'::name) AND (last.start_time < (now() - '00:03:00'::interval))) THEN 'stalled'::text
+            WHEN ((j.jobname = 'ledger-partitions'::name) AND (last.start_time < (now() - '2 days'::interval))) THEN 'stalled'::text
             ELSE 'ok'::text
         END AS health
    FROM (cron.job j
@@ -1187,7 +2504,7 @@ CREATE VIEW ops.cron_jobs AS
 -- Name: VIEW cron_jobs; Type: COMMENT; Schema: ops; Owner: -
 --
 
-COMMENT ON VIEW ops.cron_jobs IS 'pg_cron jobs with their last run and failure counts; health: ok | failing | stalled | never ran | inactive.';
+COMMENT ON VIEW ops.cron_jobs IS 'pg_cron jobs, the role each runs as, their last run and failure counts; health: ok | failing | stalled | never ran | inactive.';
 
 --
 -- Name: events; Type: VIEW; Schema: ops; Owner: -
@@ -1203,17 +2520,86 @@ CREATE VIEW ops.events AS
     e.cooldown,
     e.starts_at,
     e.ends_at,
-    (((e.starts_at IS NULL) OR (e.starts_at <= now())) AND ((e.ends_at IS NULL) OR (now() < e.ends_at))) AS open_now,
+    game.event_is_open(e.*, now()) AS open_now,
     ( SELECT count(*) AS count
            FROM game.participations p
-          WHERE (p.event_code = e.code)) AS participations
+          WHERE ((p.event_code = e.code) AND (p.participated_at > (now() - '24:00:00'::interval)))) AS participations_24h
    FROM game.events e;
 
 --
 -- Name: VIEW events; Type: COMMENT; Schema: ops; Owner: -
 --
 
-COMMENT ON VIEW ops.events IS 'Events, whether each is open now, and how often it was played.';
+COMMENT ON VIEW ops.events IS 'Events, whether each is open now, and how often it was played in the last 24 hours.';
+
+--
+-- Name: help; Type: VIEW; Schema: ops; Owner: -
+--
+
+CREATE VIEW ops.help AS
+ SELECT (((n.nspname)::text || '.'::text) || (p.proname)::text) AS name,
+        CASE p.prokind
+            WHEN 'f'::"char" THEN 'function'::text
+            ELSE 'procedure'::text
+        END AS kind,
+    pg_get_function_arguments(p.oid) AS arguments,
+    pg_get_function_result(p.oid) AS returns,
+    split_part(COALESCE(obj_description(p.oid, 'pg_proc'::name), ''::text), '
+'::text, 1) AS description
+   FROM (pg_proc p
+     JOIN pg_namespace n ON ((n.oid = p.pronamespace)))
+  WHERE (n.nspname = ANY (ARRAY['ops'::name, 'api'::name]))
+UNION ALL
+ SELECT (((n.nspname)::text || '.'::text) || (c.relname)::text) AS name,
+    'view'::text AS kind,
+    NULL::text AS arguments,
+    NULL::text AS returns,
+    split_part(COALESCE(obj_description(c.oid, 'pg_class'::name), ''::text), '
+'::text, 1) AS description
+   FROM (pg_class c
+     JOIN pg_namespace n ON ((n.oid = c.relnamespace)))
+  WHERE ((n.nspname = 'ops'::name) AND (c.relkind = 'v'::"char"))
+  ORDER BY 2, 1;
+
+--
+-- Name: VIEW help; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON VIEW ops.help IS 'The operator''s manual: every ops/api function and ops view with its arguments and first line of its comment.';
+
+--
+-- Name: ledger; Type: VIEW; Schema: ops; Owner: -
+--
+
+CREATE VIEW ops.ledger AS
+ SELECT c.relname AS partition,
+        CASE
+            WHEN (c.relname = 'participations_default'::name) THEN NULL::timestamp with time zone
+            ELSE ((regexp_match(pg_get_expr(c.relpartbound, c.oid), 'FROM \(''([^'']+)''\)'::text))[1])::timestamp with time zone
+        END AS starts_at,
+        CASE
+            WHEN (c.relname = 'participations_default'::name) THEN NULL::timestamp with time zone
+            ELSE ((regexp_match(pg_get_expr(c.relpartbound, c.oid), 'TO \(''([^'']+)''\)'::text))[1])::timestamp with time zone
+        END AS ends_at,
+    (c.reltuples)::bigint AS estimated_rows,
+    pg_total_relation_size((c.oid)::regclass) AS bytes,
+    cfg.ledger_retention AS retention,
+    (now() - cfg.ledger_retention) AS window_starts_at
+   FROM ((pg_inherits i
+     JOIN pg_class c ON ((c.oid = i.inhrelid)))
+     CROSS JOIN game.config cfg)
+  WHERE (i.inhparent = ('game.participations'::regclass)::oid)
+  ORDER BY
+        CASE
+            WHEN (c.relname = 'participations_default'::name) THEN NULL::timestamp with time zone
+            ELSE ((regexp_match(pg_get_expr(c.relpartbound, c.oid), 'FROM \(''([^'']+)''\)'::text))[1])::timestamp with time zone
+        END NULLS FIRST;
+
+--
+-- Name: VIEW ledger; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON VIEW ops.ledger IS 'The ledger''s partitions (weekly; the default one catches weeks not yet created), sizes, and the retention window.';
 
 --
 -- Name: overview; Type: VIEW; Schema: ops; Owner: -
@@ -1226,13 +2612,13 @@ CREATE VIEW ops.overview AS
            FROM game.waifus) AS waifus,
     ( SELECT count(*) AS count
            FROM game.waifus w
-          WHERE (((w.dynamic ->> 'energy'::text))::integer < game.max_energy())) AS waifus_below_max_energy,
+          WHERE w.regenerating) AS waifus_below_max_energy,
     ( SELECT count(*) AS count
            FROM game.participations p
           WHERE (p.participated_at > (now() - '24:00:00'::interval))) AS participations_24h,
     ( SELECT count(*) AS count
            FROM game.events e
-          WHERE (((e.starts_at IS NULL) OR (e.starts_at <= now())) AND ((e.ends_at IS NULL) OR (now() < e.ends_at)))) AS open_events;
+          WHERE game.event_is_open(e.*, now())) AS open_events;
 
 --
 -- Name: VIEW overview; Type: COMMENT; Schema: ops; Owner: -
@@ -1253,8 +2639,11 @@ CREATE VIEW ops.recent_participations AS
     p.xp_gained,
     p.mood_change,
     p.loyalty_change,
+    p.level_before,
+    p.level_after,
     p.request_key
    FROM game.participations p
+  WHERE (p.participated_at > (now() - '1 day'::interval))
   ORDER BY p.participated_at DESC
  LIMIT 100;
 
@@ -1262,7 +2651,7 @@ CREATE VIEW ops.recent_participations AS
 -- Name: VIEW recent_participations; Type: COMMENT; Schema: ops; Owner: -
 --
 
-COMMENT ON VIEW ops.recent_participations IS 'The last 100 participations, newest first.';
+COMMENT ON VIEW ops.recent_participations IS 'The last 100 participations of the past day, newest first.';
 
 --
 -- Name: stat_corrections; Type: VIEW; Schema: ops; Owner: -
@@ -1284,6 +2673,48 @@ CREATE VIEW ops.stat_corrections AS
 --
 
 COMMENT ON VIEW ops.stat_corrections IS 'Audit trail of ops.set_stat, newest first.';
+
+--
+-- Name: translations; Type: VIEW; Schema: ops; Owner: -
+--
+
+CREATE VIEW ops.translations AS
+ SELECT 'template'::text AS kind,
+    t.code,
+    l.language,
+    'name'::text AS field,
+    t.name AS english,
+    tr.name AS translated
+   FROM ((game.waifu_templates t
+     CROSS JOIN unnest((game.languages())[2:]) l(language))
+     LEFT JOIN game.template_translations tr ON (((tr.template_code = t.code) AND (tr.language = l.language))))
+UNION ALL
+ SELECT 'template'::text AS kind,
+    t.code,
+    l.language,
+    'description'::text AS field,
+    t.description AS english,
+    tr.description AS translated
+   FROM ((game.waifu_templates t
+     CROSS JOIN unnest((game.languages())[2:]) l(language))
+     LEFT JOIN game.template_translations tr ON (((tr.template_code = t.code) AND (tr.language = l.language))))
+UNION ALL
+ SELECT 'event'::text AS kind,
+    e.code,
+    l.language,
+    'title'::text AS field,
+    e.title AS english,
+    tr.title AS translated
+   FROM ((game.events e
+     CROSS JOIN unnest((game.languages())[2:]) l(language))
+     LEFT JOIN game.event_translations tr ON (((tr.event_code = e.code) AND (tr.language = l.language))))
+  ORDER BY 1, 2, 3, 4;
+
+--
+-- Name: VIEW translations; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON VIEW ops.translations IS 'Every translatable text with its translation per language; translated IS NULL: missing (English is shown).';
 
 --
 -- Name: waifus; Type: VIEW; Schema: ops; Owner: -
@@ -1313,6 +2744,47 @@ CREATE VIEW ops.waifus AS
 COMMENT ON VIEW ops.waifus IS 'Every waifu with effective stats now (stored_energy = what the table holds).';
 
 --
+-- Name: participations_default; Type: TABLE ATTACH; Schema: game; Owner: -
+--
+
+ALTER TABLE ONLY game.participations ATTACH PARTITION game.participations_default DEFAULT;
+
+--
+-- Name: config config_pkey; Type: CONSTRAINT; Schema: game; Owner: -
+--
+
+ALTER TABLE ONLY game.config
+    ADD CONSTRAINT config_pkey PRIMARY KEY (singleton);
+
+--
+-- Name: daily_claims daily_claims_pkey; Type: CONSTRAINT; Schema: game; Owner: -
+--
+
+ALTER TABLE ONLY game.daily_claims
+    ADD CONSTRAINT daily_claims_pkey PRIMARY KEY (telegram_id, day);
+
+--
+-- Name: daily_claims daily_claims_request_once; Type: CONSTRAINT; Schema: game; Owner: -
+--
+
+ALTER TABLE ONLY game.daily_claims
+    ADD CONSTRAINT daily_claims_request_once UNIQUE (telegram_id, request_key);
+
+--
+-- Name: daily_rewards daily_rewards_pkey; Type: CONSTRAINT; Schema: game; Owner: -
+--
+
+ALTER TABLE ONLY game.daily_rewards
+    ADD CONSTRAINT daily_rewards_pkey PRIMARY KEY (day);
+
+--
+-- Name: event_translations event_translations_pkey; Type: CONSTRAINT; Schema: game; Owner: -
+--
+
+ALTER TABLE ONLY game.event_translations
+    ADD CONSTRAINT event_translations_pkey PRIMARY KEY (event_code, language);
+
+--
 -- Name: events events_pkey; Type: CONSTRAINT; Schema: game; Owner: -
 --
 
@@ -1320,11 +2792,11 @@ ALTER TABLE ONLY game.events
     ADD CONSTRAINT events_pkey PRIMARY KEY (code);
 
 --
--- Name: participations participations_request_once; Type: CONSTRAINT; Schema: game; Owner: -
+-- Name: notifications notifications_pkey; Type: CONSTRAINT; Schema: game; Owner: -
 --
 
-ALTER TABLE ONLY game.participations
-    ADD CONSTRAINT participations_request_once PRIMARY KEY (telegram_id, request_key);
+ALTER TABLE ONLY game.notifications
+    ADD CONSTRAINT notifications_pkey PRIMARY KEY (id);
 
 --
 -- Name: players players_pkey; Type: CONSTRAINT; Schema: game; Owner: -
@@ -1341,6 +2813,13 @@ ALTER TABLE ONLY game.stat_corrections
     ADD CONSTRAINT stat_corrections_pkey PRIMARY KEY (id);
 
 --
+-- Name: template_translations template_translations_pkey; Type: CONSTRAINT; Schema: game; Owner: -
+--
+
+ALTER TABLE ONLY game.template_translations
+    ADD CONSTRAINT template_translations_pkey PRIMARY KEY (template_code, language);
+
+--
 -- Name: waifu_templates waifu_templates_pkey; Type: CONSTRAINT; Schema: game; Owner: -
 --
 
@@ -1355,6 +2834,13 @@ ALTER TABLE ONLY game.waifus
     ADD CONSTRAINT waifus_adopt_key_once UNIQUE (owner_id, adopt_key);
 
 --
+-- Name: waifus waifus_one_per_template; Type: CONSTRAINT; Schema: game; Owner: -
+--
+
+ALTER TABLE ONLY game.waifus
+    ADD CONSTRAINT waifus_one_per_template UNIQUE (owner_id, template_code);
+
+--
 -- Name: waifus waifus_pkey; Type: CONSTRAINT; Schema: game; Owner: -
 --
 
@@ -1362,10 +2848,28 @@ ALTER TABLE ONLY game.waifus
     ADD CONSTRAINT waifus_pkey PRIMARY KEY (id);
 
 --
--- Name: participations_cooldown_idx; Type: INDEX; Schema: game; Owner: -
+-- Name: notifications_queue_idx; Type: INDEX; Schema: game; Owner: -
 --
 
-CREATE INDEX participations_cooldown_idx ON game.participations USING btree (waifu_id, event_code, participated_at DESC);
+CREATE INDEX notifications_queue_idx ON game.notifications USING btree (id) WHERE (sent_at IS NULL);
+
+--
+-- Name: participations_at_brin; Type: INDEX; Schema: game; Owner: -
+--
+
+CREATE INDEX participations_at_brin ON ONLY game.participations USING brin (participated_at);
+
+--
+-- Name: participations_default_participated_at_idx; Type: INDEX; Schema: game; Owner: -
+--
+
+CREATE INDEX participations_default_participated_at_idx ON game.participations_default USING brin (participated_at);
+
+--
+-- Name: participations_default_request_once; Type: INDEX; Schema: game; Owner: -
+--
+
+CREATE UNIQUE INDEX participations_default_request_once ON game.participations_default USING btree (telegram_id, request_key);
 
 --
 -- Name: stat_corrections_waifu_idx; Type: INDEX; Schema: game; Owner: -
@@ -1374,17 +2878,37 @@ CREATE INDEX participations_cooldown_idx ON game.participations USING btree (wai
 CREATE INDEX stat_corrections_waifu_idx ON game.stat_corrections USING btree (waifu_id, corrected_at);
 
 --
--- Name: waifus_energy_due_idx; Type: INDEX; Schema: game; Owner: -
+-- Name: waifus_regenerating_idx; Type: INDEX; Schema: game; Owner: -
 --
 
-CREATE INDEX waifus_energy_due_idx ON game.waifus USING btree ((((dynamic ->> 'last_restore'::text))::numeric)) WHERE (((dynamic ->> 'energy'::text))::integer < game.max_energy());
+CREATE INDEX waifus_regenerating_idx ON game.waifus USING btree (id) WHERE regenerating;
 
 --
--- Name: participations participations_waifu_id_fkey; Type: FK CONSTRAINT; Schema: game; Owner: -
+-- Name: participations_default_participated_at_idx; Type: INDEX ATTACH; Schema: game; Owner: -
 --
 
-ALTER TABLE ONLY game.participations
-    ADD CONSTRAINT participations_waifu_id_fkey FOREIGN KEY (waifu_id) REFERENCES game.waifus(id) ON DELETE CASCADE;
+ALTER INDEX game.participations_at_brin ATTACH PARTITION game.participations_default_participated_at_idx;
+
+--
+-- Name: daily_claims daily_claims_telegram_id_fkey; Type: FK CONSTRAINT; Schema: game; Owner: -
+--
+
+ALTER TABLE ONLY game.daily_claims
+    ADD CONSTRAINT daily_claims_telegram_id_fkey FOREIGN KEY (telegram_id) REFERENCES game.players(telegram_id) ON DELETE CASCADE;
+
+--
+-- Name: event_translations event_translations_event_code_fkey; Type: FK CONSTRAINT; Schema: game; Owner: -
+--
+
+ALTER TABLE ONLY game.event_translations
+    ADD CONSTRAINT event_translations_event_code_fkey FOREIGN KEY (event_code) REFERENCES game.events(code) ON DELETE CASCADE;
+
+--
+-- Name: notifications notifications_telegram_id_fkey; Type: FK CONSTRAINT; Schema: game; Owner: -
+--
+
+ALTER TABLE ONLY game.notifications
+    ADD CONSTRAINT notifications_telegram_id_fkey FOREIGN KEY (telegram_id) REFERENCES game.players(telegram_id) ON DELETE CASCADE;
 
 --
 -- Name: stat_corrections stat_corrections_waifu_id_fkey; Type: FK CONSTRAINT; Schema: game; Owner: -
@@ -1392,6 +2916,13 @@ ALTER TABLE ONLY game.participations
 
 ALTER TABLE ONLY game.stat_corrections
     ADD CONSTRAINT stat_corrections_waifu_id_fkey FOREIGN KEY (waifu_id) REFERENCES game.waifus(id) ON DELETE CASCADE;
+
+--
+-- Name: template_translations template_translations_template_code_fkey; Type: FK CONSTRAINT; Schema: game; Owner: -
+--
+
+ALTER TABLE ONLY game.template_translations
+    ADD CONSTRAINT template_translations_template_code_fkey FOREIGN KEY (template_code) REFERENCES game.waifu_templates(code) ON DELETE CASCADE;
 
 --
 -- Name: waifus waifus_owner_id_fkey; Type: FK CONSTRAINT; Schema: game; Owner: -
@@ -1413,12 +2944,14 @@ ALTER TABLE ONLY game.waifus
 
 GRANT USAGE ON SCHEMA api TO waifu_bot;
 GRANT USAGE ON SCHEMA api TO waifu_ops;
+GRANT USAGE ON SCHEMA api TO waifu_cron;
 
 --
 -- Name: SCHEMA game; Type: ACL; Schema: -; Owner: -
 --
 
 GRANT USAGE ON SCHEMA game TO waifu_ops;
+GRANT USAGE ON SCHEMA game TO waifu_cron;
 
 --
 -- Name: SCHEMA ops; Type: ACL; Schema: -; Owner: -
@@ -1438,8 +2971,28 @@ GRANT ALL ON FUNCTION api.adopt_waifu(telegram_id bigint, template_code text, re
 --
 
 REVOKE ALL ON FUNCTION api.available_events(waifu_id bigint, now timestamp with time zone) FROM PUBLIC;
-GRANT ALL ON FUNCTION api.available_events(waifu_id bigint, now timestamp with time zone) TO waifu_bot;
 GRANT ALL ON FUNCTION api.available_events(waifu_id bigint, now timestamp with time zone) TO waifu_ops;
+
+--
+-- Name: FUNCTION claim_daily(telegram_id bigint, request_key text, now timestamp with time zone); Type: ACL; Schema: api; Owner: -
+--
+
+REVOKE ALL ON FUNCTION api.claim_daily(telegram_id bigint, request_key text, now timestamp with time zone) FROM PUBLIC;
+GRANT ALL ON FUNCTION api.claim_daily(telegram_id bigint, request_key text, now timestamp with time zone) TO waifu_bot;
+
+--
+-- Name: FUNCTION claim_notifications(worker text, batch_size integer, lease_seconds integer, now timestamp with time zone); Type: ACL; Schema: api; Owner: -
+--
+
+REVOKE ALL ON FUNCTION api.claim_notifications(worker text, batch_size integer, lease_seconds integer, now timestamp with time zone) FROM PUBLIC;
+GRANT ALL ON FUNCTION api.claim_notifications(worker text, batch_size integer, lease_seconds integer, now timestamp with time zone) TO waifu_bot;
+
+--
+-- Name: FUNCTION finish_notifications(worker text, ids bigint[], outcome text, retry_after_seconds integer, now timestamp with time zone); Type: ACL; Schema: api; Owner: -
+--
+
+REVOKE ALL ON FUNCTION api.finish_notifications(worker text, ids bigint[], outcome text, retry_after_seconds integer, now timestamp with time zone) FROM PUBLIC;
+GRANT ALL ON FUNCTION api.finish_notifications(worker text, ids bigint[], outcome text, retry_after_seconds integer, now timestamp with time zone) TO waifu_bot;
 
 --
 -- Name: FUNCTION participate_in_event(telegram_id bigint, waifu_id bigint, event_code text, request_key text, now timestamp with time zone); Type: ACL; Schema: api; Owner: -
@@ -1457,12 +3010,28 @@ GRANT ALL ON FUNCTION api.player_available_events(telegram_id bigint, waifu_id b
 GRANT ALL ON FUNCTION api.player_available_events(telegram_id bigint, waifu_id bigint, now timestamp with time zone) TO waifu_ops;
 
 --
+-- Name: FUNCTION player_language(telegram_id bigint); Type: ACL; Schema: api; Owner: -
+--
+
+REVOKE ALL ON FUNCTION api.player_language(telegram_id bigint) FROM PUBLIC;
+GRANT ALL ON FUNCTION api.player_language(telegram_id bigint) TO waifu_bot;
+GRANT ALL ON FUNCTION api.player_language(telegram_id bigint) TO waifu_ops;
+
+--
 -- Name: FUNCTION player_profile(telegram_id bigint, now timestamp with time zone); Type: ACL; Schema: api; Owner: -
 --
 
 REVOKE ALL ON FUNCTION api.player_profile(telegram_id bigint, now timestamp with time zone) FROM PUBLIC;
 GRANT ALL ON FUNCTION api.player_profile(telegram_id bigint, now timestamp with time zone) TO waifu_bot;
 GRANT ALL ON FUNCTION api.player_profile(telegram_id bigint, now timestamp with time zone) TO waifu_ops;
+
+--
+-- Name: FUNCTION player_settings(telegram_id bigint, now timestamp with time zone); Type: ACL; Schema: api; Owner: -
+--
+
+REVOKE ALL ON FUNCTION api.player_settings(telegram_id bigint, now timestamp with time zone) FROM PUBLIC;
+GRANT ALL ON FUNCTION api.player_settings(telegram_id bigint, now timestamp with time zone) TO waifu_bot;
+GRANT ALL ON FUNCTION api.player_settings(telegram_id bigint, now timestamp with time zone) TO waifu_ops;
 
 --
 -- Name: FUNCTION player_waifu_stats(telegram_id bigint, waifu_id bigint, now timestamp with time zone); Type: ACL; Schema: api; Owner: -
@@ -1485,22 +3054,30 @@ GRANT ALL ON FUNCTION api.register_player(telegram_id bigint, username text, fir
 
 REVOKE ALL ON FUNCTION api.restore_energy(now timestamp with time zone) FROM PUBLIC;
 GRANT ALL ON FUNCTION api.restore_energy(now timestamp with time zone) TO waifu_ops;
+GRANT ALL ON FUNCTION api.restore_energy(now timestamp with time zone) TO waifu_cron;
+
+--
+-- Name: FUNCTION set_player_setting(telegram_id bigint, name text, value text, now timestamp with time zone); Type: ACL; Schema: api; Owner: -
+--
+
+REVOKE ALL ON FUNCTION api.set_player_setting(telegram_id bigint, name text, value text, now timestamp with time zone) FROM PUBLIC;
+GRANT ALL ON FUNCTION api.set_player_setting(telegram_id bigint, name text, value text, now timestamp with time zone) TO waifu_bot;
+GRANT ALL ON FUNCTION api.set_player_setting(telegram_id bigint, name text, value text, now timestamp with time zone) TO waifu_ops;
 
 --
 -- Name: FUNCTION waifu_stats(waifu_id bigint, now timestamp with time zone); Type: ACL; Schema: api; Owner: -
 --
 
 REVOKE ALL ON FUNCTION api.waifu_stats(waifu_id bigint, now timestamp with time zone) FROM PUBLIC;
-GRANT ALL ON FUNCTION api.waifu_stats(waifu_id bigint, now timestamp with time zone) TO waifu_bot;
 GRANT ALL ON FUNCTION api.waifu_stats(waifu_id bigint, now timestamp with time zone) TO waifu_ops;
 
 --
--- Name: FUNCTION waifu_templates(); Type: ACL; Schema: api; Owner: -
+-- Name: FUNCTION waifu_templates(language text); Type: ACL; Schema: api; Owner: -
 --
 
-REVOKE ALL ON FUNCTION api.waifu_templates() FROM PUBLIC;
-GRANT ALL ON FUNCTION api.waifu_templates() TO waifu_bot;
-GRANT ALL ON FUNCTION api.waifu_templates() TO waifu_ops;
+REVOKE ALL ON FUNCTION api.waifu_templates(language text) FROM PUBLIC;
+GRANT ALL ON FUNCTION api.waifu_templates(language text) TO waifu_bot;
+GRANT ALL ON FUNCTION api.waifu_templates(language text) TO waifu_ops;
 
 --
 -- Name: FUNCTION max_energy(); Type: ACL; Schema: game; Owner: -
@@ -1517,6 +3094,18 @@ REVOKE ALL ON FUNCTION game.max_stat() FROM PUBLIC;
 GRANT ALL ON FUNCTION game.max_stat() TO waifu_ops;
 
 --
+-- Name: TABLE daily_rewards; Type: ACL; Schema: game; Owner: -
+--
+
+GRANT SELECT ON TABLE game.daily_rewards TO waifu_ops;
+
+--
+-- Name: FUNCTION apply_daily(dynamic jsonb, r game.daily_rewards); Type: ACL; Schema: game; Owner: -
+--
+
+REVOKE ALL ON FUNCTION game.apply_daily(dynamic jsonb, r game.daily_rewards) FROM PUBLIC;
+
+--
 -- Name: TABLE events; Type: ACL; Schema: game; Owner: -
 --
 
@@ -1529,10 +3118,64 @@ GRANT SELECT ON TABLE game.events TO waifu_ops;
 REVOKE ALL ON FUNCTION game.apply_event(dynamic jsonb, e game.events, at timestamp with time zone) FROM PUBLIC;
 
 --
+-- Name: FUNCTION check_id(name text, value bigint); Type: ACL; Schema: game; Owner: -
+--
+
+REVOKE ALL ON FUNCTION game.check_id(name text, value bigint) FROM PUBLIC;
+
+--
+-- Name: FUNCTION check_language(language text); Type: ACL; Schema: game; Owner: -
+--
+
+REVOKE ALL ON FUNCTION game.check_language(language text) FROM PUBLIC;
+
+--
+-- Name: FUNCTION check_request_key(value text, required boolean); Type: ACL; Schema: game; Owner: -
+--
+
+REVOKE ALL ON FUNCTION game.check_request_key(value text, required boolean) FROM PUBLIC;
+
+--
 -- Name: FUNCTION check_text(name text, value text, max_length integer, required boolean); Type: ACL; Schema: game; Owner: -
 --
 
 REVOKE ALL ON FUNCTION game.check_text(name text, value text, max_length integer, required boolean) FROM PUBLIC;
+
+--
+-- Name: FUNCTION checked_now(now timestamp with time zone); Type: ACL; Schema: game; Owner: -
+--
+
+REVOKE ALL ON FUNCTION game.checked_now(now timestamp with time zone) FROM PUBLIC;
+
+--
+-- Name: FUNCTION cooldown_ends_at(last_played jsonb, e game.events); Type: ACL; Schema: game; Owner: -
+--
+
+REVOKE ALL ON FUNCTION game.cooldown_ends_at(last_played jsonb, e game.events) FROM PUBLIC;
+
+--
+-- Name: FUNCTION daily_reward(streak integer); Type: ACL; Schema: game; Owner: -
+--
+
+REVOKE ALL ON FUNCTION game.daily_reward(streak integer) FROM PUBLIC;
+
+--
+-- Name: TABLE players; Type: ACL; Schema: game; Owner: -
+--
+
+GRANT SELECT ON TABLE game.players TO waifu_ops;
+
+--
+-- Name: FUNCTION daily_status(p game.players, at timestamp with time zone); Type: ACL; Schema: game; Owner: -
+--
+
+REVOKE ALL ON FUNCTION game.daily_status(p game.players, at timestamp with time zone) FROM PUBLIC;
+
+--
+-- Name: FUNCTION day_start(timezone text, day date); Type: ACL; Schema: game; Owner: -
+--
+
+REVOKE ALL ON FUNCTION game.day_start(timezone text, day date) FROM PUBLIC;
 
 --
 -- Name: FUNCTION dynamic_is_valid(dynamic jsonb); Type: ACL; Schema: game; Owner: -
@@ -1541,11 +3184,31 @@ REVOKE ALL ON FUNCTION game.check_text(name text, value text, max_length integer
 REVOKE ALL ON FUNCTION game.dynamic_is_valid(dynamic jsonb) FROM PUBLIC;
 
 --
+-- Name: FUNCTION languages(); Type: ACL; Schema: game; Owner: -
+--
+
+REVOKE ALL ON FUNCTION game.languages() FROM PUBLIC;
+GRANT ALL ON FUNCTION game.languages() TO waifu_ops;
+
+--
+-- Name: FUNCTION effective_language(setting text, language_code text); Type: ACL; Schema: game; Owner: -
+--
+
+REVOKE ALL ON FUNCTION game.effective_language(setting text, language_code text) FROM PUBLIC;
+
+--
 -- Name: FUNCTION energy_regen_seconds(); Type: ACL; Schema: game; Owner: -
 --
 
 REVOKE ALL ON FUNCTION game.energy_regen_seconds() FROM PUBLIC;
 GRANT ALL ON FUNCTION game.energy_regen_seconds() TO waifu_ops;
+
+--
+-- Name: FUNCTION event_is_open(e game.events, at timestamp with time zone); Type: ACL; Schema: game; Owner: -
+--
+
+REVOKE ALL ON FUNCTION game.event_is_open(e game.events, at timestamp with time zone) FROM PUBLIC;
+GRANT ALL ON FUNCTION game.event_is_open(e game.events, at timestamp with time zone) TO waifu_ops;
 
 --
 -- Name: TABLE waifus; Type: ACL; Schema: game; Owner: -
@@ -1560,10 +3223,22 @@ GRANT SELECT ON TABLE game.waifus TO waifu_ops;
 REVOKE ALL ON FUNCTION game.events_for(w game.waifus, at timestamp with time zone) FROM PUBLIC;
 
 --
+-- Name: FUNCTION invalid_argument(argument text, message text, detail jsonb); Type: ACL; Schema: game; Owner: -
+--
+
+REVOKE ALL ON FUNCTION game.invalid_argument(argument text, message text, detail jsonb) FROM PUBLIC;
+
+--
 -- Name: FUNCTION invalid_argument(argument text, value text, message text); Type: ACL; Schema: game; Owner: -
 --
 
 REVOKE ALL ON FUNCTION game.invalid_argument(argument text, value text, message text) FROM PUBLIC;
+
+--
+-- Name: FUNCTION ledger_week(at timestamp with time zone); Type: ACL; Schema: game; Owner: -
+--
+
+REVOKE ALL ON FUNCTION game.ledger_week(at timestamp with time zone) FROM PUBLIC;
 
 --
 -- Name: FUNCTION level_for_xp(xp bigint); Type: ACL; Schema: game; Owner: -
@@ -1580,10 +3255,77 @@ REVOKE ALL ON FUNCTION game.level_start_xp(level integer) FROM PUBLIC;
 GRANT ALL ON FUNCTION game.level_start_xp(level integer) TO waifu_ops;
 
 --
+-- Name: FUNCTION local_day(timezone text, at timestamp with time zone); Type: ACL; Schema: game; Owner: -
+--
+
+REVOKE ALL ON FUNCTION game.local_day(timezone text, at timestamp with time zone) FROM PUBLIC;
+
+--
+-- Name: FUNCTION maintain_ledger(at timestamp with time zone, premake integer); Type: ACL; Schema: game; Owner: -
+--
+
+REVOKE ALL ON FUNCTION game.maintain_ledger(at timestamp with time zone, premake integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION game.maintain_ledger(at timestamp with time zone, premake integer) TO waifu_cron;
+GRANT ALL ON FUNCTION game.maintain_ledger(at timestamp with time zone, premake integer) TO waifu_ops;
+
+--
+-- Name: FUNCTION may_set_clock(); Type: ACL; Schema: game; Owner: -
+--
+
+REVOKE ALL ON FUNCTION game.may_set_clock() FROM PUBLIC;
+
+--
+-- Name: FUNCTION start_loyalty(); Type: ACL; Schema: game; Owner: -
+--
+
+REVOKE ALL ON FUNCTION game.start_loyalty() FROM PUBLIC;
+GRANT ALL ON FUNCTION game.start_loyalty() TO waifu_ops;
+
+--
+-- Name: FUNCTION start_mood(); Type: ACL; Schema: game; Owner: -
+--
+
+REVOKE ALL ON FUNCTION game.start_mood() FROM PUBLIC;
+GRANT ALL ON FUNCTION game.start_mood() TO waifu_ops;
+
+--
 -- Name: FUNCTION new_dynamic(at timestamp with time zone); Type: ACL; Schema: game; Owner: -
 --
 
 REVOKE ALL ON FUNCTION game.new_dynamic(at timestamp with time zone) FROM PUBLIC;
+
+--
+-- Name: TABLE participations; Type: ACL; Schema: game; Owner: -
+--
+
+GRANT SELECT ON TABLE game.participations TO waifu_ops;
+
+--
+-- Name: FUNCTION participation_json(w game.waifus, dynamic jsonb, at timestamp with time zone, p game.participations, event_title text, replayed boolean); Type: ACL; Schema: game; Owner: -
+--
+
+REVOKE ALL ON FUNCTION game.participation_json(w game.waifus, dynamic jsonb, at timestamp with time zone, p game.participations, event_title text, replayed boolean) FROM PUBLIC;
+
+--
+-- Name: FUNCTION player_language(telegram_id bigint); Type: ACL; Schema: game; Owner: -
+--
+
+REVOKE ALL ON FUNCTION game.player_language(telegram_id bigint) FROM PUBLIC;
+
+--
+-- Name: FUNCTION purge_cron_history(keep interval); Type: ACL; Schema: game; Owner: -
+--
+
+REVOKE ALL ON FUNCTION game.purge_cron_history(keep interval) FROM PUBLIC;
+GRANT ALL ON FUNCTION game.purge_cron_history(keep interval) TO waifu_cron;
+GRANT ALL ON FUNCTION game.purge_cron_history(keep interval) TO waifu_ops;
+
+--
+-- Name: FUNCTION purge_player_history(now timestamp with time zone); Type: ACL; Schema: game; Owner: -
+--
+
+REVOKE ALL ON FUNCTION game.purge_player_history(now timestamp with time zone) FROM PUBLIC;
+GRANT ALL ON FUNCTION game.purge_player_history(now timestamp with time zone) TO waifu_cron;
 
 --
 -- Name: FUNCTION regen(dynamic jsonb, at timestamp with time zone); Type: ACL; Schema: game; Owner: -
@@ -1591,12 +3333,6 @@ REVOKE ALL ON FUNCTION game.new_dynamic(at timestamp with time zone) FROM PUBLIC
 
 REVOKE ALL ON FUNCTION game.regen(dynamic jsonb, at timestamp with time zone) FROM PUBLIC;
 GRANT ALL ON FUNCTION game.regen(dynamic jsonb, at timestamp with time zone) TO waifu_ops;
-
---
--- Name: TABLE players; Type: ACL; Schema: game; Owner: -
---
-
-GRANT SELECT ON TABLE game.players TO waifu_ops;
 
 --
 -- Name: FUNCTION require_player(telegram_id bigint); Type: ACL; Schema: game; Owner: -
@@ -1611,11 +3347,23 @@ REVOKE ALL ON FUNCTION game.require_player(telegram_id bigint) FROM PUBLIC;
 REVOKE ALL ON FUNCTION game.require_waifu(waifu_id bigint, owner_id bigint) FROM PUBLIC;
 
 --
+-- Name: FUNCTION settings_json(p game.players, at timestamp with time zone); Type: ACL; Schema: game; Owner: -
+--
+
+REVOKE ALL ON FUNCTION game.settings_json(p game.players, at timestamp with time zone) FROM PUBLIC;
+
+--
 -- Name: FUNCTION stats_json(w game.waifus, dynamic jsonb, at timestamp with time zone); Type: ACL; Schema: game; Owner: -
 --
 
 REVOKE ALL ON FUNCTION game.stats_json(w game.waifus, dynamic jsonb, at timestamp with time zone) FROM PUBLIC;
 GRANT ALL ON FUNCTION game.stats_json(w game.waifus, dynamic jsonb, at timestamp with time zone) TO waifu_ops;
+
+--
+-- Name: FUNCTION templates_per_player(); Type: ACL; Schema: game; Owner: -
+--
+
+REVOKE ALL ON FUNCTION game.templates_per_player() FROM PUBLIC;
 
 --
 -- Name: FUNCTION waifu_not_found(waifu_id bigint); Type: ACL; Schema: game; Owner: -
@@ -1638,6 +3386,27 @@ REVOKE ALL ON FUNCTION ops.create_event(code text, title text, energy_cost integ
 GRANT ALL ON FUNCTION ops.create_event(code text, title text, energy_cost integer, xp_reward integer, mood_delta integer, loyalty_delta integer, cooldown interval, starts_at timestamp with time zone, ends_at timestamp with time zone) TO waifu_ops;
 
 --
+-- Name: FUNCTION delete_translation(kind text, code text, language text); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops.delete_translation(kind text, code text, language text) FROM PUBLIC;
+GRANT ALL ON FUNCTION ops.delete_translation(kind text, code text, language text) TO waifu_ops;
+
+--
+-- Name: FUNCTION set_config(ledger_retention interval, notification_retention interval); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops.set_config(ledger_retention interval, notification_retention interval) FROM PUBLIC;
+GRANT ALL ON FUNCTION ops.set_config(ledger_retention interval, notification_retention interval) TO waifu_ops;
+
+--
+-- Name: FUNCTION set_event_translation(event_code text, language text, title text); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops.set_event_translation(event_code text, language text, title text) FROM PUBLIC;
+GRANT ALL ON FUNCTION ops.set_event_translation(event_code text, language text, title text) TO waifu_ops;
+
+--
 -- Name: FUNCTION set_stat(waifu_id bigint, stat text, value integer, reason text); Type: ACL; Schema: ops; Owner: -
 --
 
@@ -1645,10 +3414,41 @@ REVOKE ALL ON FUNCTION ops.set_stat(waifu_id bigint, stat text, value integer, r
 GRANT ALL ON FUNCTION ops.set_stat(waifu_id bigint, stat text, value integer, reason text) TO waifu_ops;
 
 --
--- Name: TABLE participations; Type: ACL; Schema: game; Owner: -
+-- Name: FUNCTION set_template_translation(template_code text, language text, name text, description text); Type: ACL; Schema: ops; Owner: -
 --
 
-GRANT SELECT ON TABLE game.participations TO waifu_ops;
+REVOKE ALL ON FUNCTION ops.set_template_translation(template_code text, language text, name text, description text) FROM PUBLIC;
+GRANT ALL ON FUNCTION ops.set_template_translation(template_code text, language text, name text, description text) TO waifu_ops;
+
+--
+-- Name: TABLE config; Type: ACL; Schema: game; Owner: -
+--
+
+GRANT SELECT ON TABLE game.config TO waifu_ops;
+
+--
+-- Name: TABLE daily_claims; Type: ACL; Schema: game; Owner: -
+--
+
+GRANT SELECT ON TABLE game.daily_claims TO waifu_ops;
+
+--
+-- Name: TABLE event_translations; Type: ACL; Schema: game; Owner: -
+--
+
+GRANT SELECT ON TABLE game.event_translations TO waifu_ops;
+
+--
+-- Name: TABLE notifications; Type: ACL; Schema: game; Owner: -
+--
+
+GRANT SELECT ON TABLE game.notifications TO waifu_ops;
+
+--
+-- Name: TABLE participations_default; Type: ACL; Schema: game; Owner: -
+--
+
+GRANT SELECT ON TABLE game.participations_default TO waifu_ops;
 
 --
 -- Name: TABLE stat_corrections; Type: ACL; Schema: game; Owner: -
@@ -1657,10 +3457,22 @@ GRANT SELECT ON TABLE game.participations TO waifu_ops;
 GRANT SELECT ON TABLE game.stat_corrections TO waifu_ops;
 
 --
+-- Name: TABLE template_translations; Type: ACL; Schema: game; Owner: -
+--
+
+GRANT SELECT ON TABLE game.template_translations TO waifu_ops;
+
+--
 -- Name: TABLE waifu_templates; Type: ACL; Schema: game; Owner: -
 --
 
 GRANT SELECT ON TABLE game.waifu_templates TO waifu_ops;
+
+--
+-- Name: TABLE config; Type: ACL; Schema: ops; Owner: -
+--
+
+GRANT SELECT ON TABLE ops.config TO waifu_ops;
 
 --
 -- Name: TABLE cron_failures; Type: ACL; Schema: ops; Owner: -
@@ -1681,6 +3493,18 @@ GRANT SELECT ON TABLE ops.cron_jobs TO waifu_ops;
 GRANT SELECT ON TABLE ops.events TO waifu_ops;
 
 --
+-- Name: TABLE help; Type: ACL; Schema: ops; Owner: -
+--
+
+GRANT SELECT ON TABLE ops.help TO waifu_ops;
+
+--
+-- Name: TABLE ledger; Type: ACL; Schema: ops; Owner: -
+--
+
+GRANT SELECT ON TABLE ops.ledger TO waifu_ops;
+
+--
 -- Name: TABLE overview; Type: ACL; Schema: ops; Owner: -
 --
 
@@ -1697,6 +3521,12 @@ GRANT SELECT ON TABLE ops.recent_participations TO waifu_ops;
 --
 
 GRANT SELECT ON TABLE ops.stat_corrections TO waifu_ops;
+
+--
+-- Name: TABLE translations; Type: ACL; Schema: ops; Owner: -
+--
+
+GRANT SELECT ON TABLE ops.translations TO waifu_ops;
 
 --
 -- Name: TABLE waifus; Type: ACL; Schema: ops; Owner: -

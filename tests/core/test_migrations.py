@@ -98,6 +98,7 @@ def scratch() -> Iterator[localdb.Cluster]:
     except localdb.LocalDbError as exc:
         pytest.skip(f"needs a local PostgreSQL 15 + pg_cron: {exc}")
     cluster = localdb.cluster(f"migrations-{os.getpid()}")
+    cluster.settings = {"shared_buffers": "'32MB'", "max_connections": "30"}  # small and short-lived
     cluster.destroy()
     cluster.start()
     try:
