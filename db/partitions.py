@@ -348,6 +348,17 @@ BEGIN
 END
 $$;
 
+-- INSERT and DELETE are not forwarded (only UPDATE); with this trigger the view checks the
+-- caller's privileges first, as a table would (operators get 42501).
+CREATE OR REPLACE FUNCTION proxy.refuse_insert_delete() RETURNS trigger
+    LANGUAGE plpgsql
+AS $$
+BEGIN
+    RAISE EXCEPTION '% on the proxy''s %.% is not forwarded: do it on the partition', TG_OP, TG_TABLE_SCHEMA,
+        TG_TABLE_NAME USING ERRCODE = '0A000';
+END
+$$;
+
 -- Which PL/Proxy cluster (which partition role) a call with a clock argument uses.
 CREATE OR REPLACE FUNCTION proxy.clock_cluster() RETURNS text
     LANGUAGE sql STABLE
@@ -512,7 +523,7 @@ def _relations(cur: psycopg2.extensions.cursor) -> list[tuple[str, str, list[tup
         FROM pg_class AS c JOIN pg_namespace AS n ON n.oid = c.relnamespace
         JOIN pg_attribute AS a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
         JOIN pg_type AS t ON t.oid = a.atttypid
-        WHERE (n.nspname = 'ops' AND c.relkind IN ('v', 'm'))
+        WHERE (n.nspname = 'ops' AND c.relkind IN ('v', 'm')) OR (n.nspname = 'cron' AND c.relname = 'job')
            OR (n.nspname = 'game' AND c.relkind IN ('r', 'p') AND NOT c.relispartition)
         GROUP BY c.oid, 1, 2 ORDER BY 1, 2""")
     return [(s, n, [tuple(col) for col in cols], per) for s, n, cols, per in cur.fetchall()]
@@ -546,7 +557,10 @@ def generate(partition0_url: str, admin_writes: bool = False) -> str:
     conn.close()
     out = ["DROP SCHEMA IF EXISTS partition_call CASCADE;", "DROP SCHEMA IF EXISTS partition_types CASCADE;",
            "CREATE SCHEMA partition_call;", "CREATE SCHEMA partition_types;",
-           "GRANT USAGE ON SCHEMA partition_call, partition_types TO waifu_ops;"]
+           "GRANT USAGE ON SCHEMA partition_call, partition_types TO waifu_ops;",
+           # The pg_cron stand-in of --admin-writes (never pg_cron's own schema).
+           "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_cron') THEN "
+           "DROP SCHEMA IF EXISTS cron CASCADE; END IF; END $$;"]
     # Drop what an earlier run generated (a function removed by a migration goes too).
     out.append("""DO $$
 DECLARE r record;
@@ -580,6 +594,10 @@ $$;""")
     if admin_writes:
         out.append(ADMIN_WRITES_SQL)
     for schema, name, cols, per_partition in relations:
+        if schema == "cron":  # the type only: the view comes with ADMIN_WRITES_SQL
+            fields = ", ".join(f"{_ident(c)} {t}" for c, t in cols)
+            out.insert(6, f"CREATE TYPE partition_types.cron__job AS ({fields});")
+            continue
         out.append(_relation_sql(schema, name, cols, per_partition, admin_writes))
     out.append(_partitions_view_sql())
     return "\n".join(out)
@@ -634,6 +652,7 @@ EXCEPTION WHEN OTHERS THEN
     GET STACKED DIAGNOSTICS e_state = RETURNED_SQLSTATE, e_message = MESSAGE_TEXT,
                             e_detail = PG_EXCEPTION_DETAIL, e_hint = PG_EXCEPTION_HINT;
     PERFORM proxy.reraise(e_state, e_message, nullif(e_detail, ''), nullif(e_hint, ''));
+    RAISE;  -- not reached (proxy.reraise always raises); tells plpgsql_check so
 END
 $wrapper$;
 REVOKE ALL ON FUNCTION {_ident(f.schema, f.name)}({sig}) FROM PUBLIC;
@@ -671,7 +690,9 @@ def _forward_sql(schema: str, name: str, cols: list[tuple[str, str]]) -> str:
         return ""
     return f"""
 CREATE TRIGGER forward_update INSTEAD OF UPDATE ON {_ident(schema, name)}
-    FOR EACH ROW EXECUTE FUNCTION proxy.forward_update({_literal(route)});"""
+    FOR EACH ROW EXECUTE FUNCTION proxy.forward_update({_literal(route)});
+CREATE TRIGGER refuse_insert_delete INSTEAD OF INSERT OR DELETE ON {_ident(schema, name)}
+    FOR EACH ROW EXECUTE FUNCTION proxy.refuse_insert_delete();"""
 
 
 ADMIN_WRITES_SQL = """
@@ -682,7 +703,43 @@ AS $plproxy$
     RUN ON hash;
     SELECT partition.replace_row(relation, old_row, new_row) AS replace_row;
 $plproxy$;
-REVOKE ALL ON FUNCTION partition_call.replace_row(integer, text, jsonb, jsonb) FROM PUBLIC;"""
+REVOKE ALL ON FUNCTION partition_call.replace_row(integer, text, jsonb, jsonb) FROM PUBLIC;
+
+-- pg_cron of the partitions, for superusers (tests pause the tick with it): cron.job is
+-- every partition's jobs, cron.alter_job alters the job with that id on every partition
+-- (the migrations create the jobs in the same order everywhere, so the ids match).
+CREATE FUNCTION partition_call.cron_jobs(OUT partition integer, OUT data jsonb)
+    RETURNS SETOF record LANGUAGE plproxy
+AS $plproxy$
+    CLUSTER 'waifu_admin';
+    RUN ON ALL;
+    SELECT (SELECT i.index FROM partition.identity AS i) AS partition, to_jsonb(j) AS data FROM cron.job AS j;
+$plproxy$;
+REVOKE ALL ON FUNCTION partition_call.cron_jobs() FROM PUBLIC;
+CREATE FUNCTION partition_call.cron_alter_job(job_id bigint, schedule text, command text, database text,
+                                              username text, active boolean)
+    RETURNS SETOF integer LANGUAGE plproxy
+AS $plproxy$
+    CLUSTER 'waifu_admin';
+    RUN ON ALL;
+    SELECT 1 AS cron_alter_job FROM cron.alter_job(job_id, schedule, command, database, username, active);
+$plproxy$;
+REVOKE ALL ON FUNCTION partition_call.cron_alter_job(bigint, text, text, text, text, boolean) FROM PUBLIC;
+CREATE SCHEMA IF NOT EXISTS cron;
+CREATE OR REPLACE FUNCTION cron.alter_job(job_id bigint, schedule text DEFAULT NULL, command text DEFAULT NULL,
+                                          database text DEFAULT NULL, username text DEFAULT NULL,
+                                          active boolean DEFAULT NULL) RETURNS void
+    LANGUAGE sql
+    BEGIN ATOMIC
+        SELECT count(*) FROM partition_call.cron_alter_job(job_id, schedule, command, database, username, active);
+    END;
+REVOKE ALL ON FUNCTION cron.alter_job(bigint, text, text, text, text, boolean) FROM PUBLIC;
+CREATE OR REPLACE VIEW cron.job AS
+SELECT DISTINCT ON (r.jobid) r.*
+FROM partition_call.cron_jobs() AS p
+CROSS JOIN LATERAL jsonb_populate_record(NULL::partition_types.cron__job, p.data) AS r
+ORDER BY r.jobid;
+REVOKE ALL ON cron.job FROM PUBLIC;"""
 
 RELATION_ROWS_SQL = f"""
 CREATE FUNCTION partition_call.relation_rows(relation text, OUT partition integer, OUT data jsonb)
@@ -717,37 +774,38 @@ $plproxy$;
 REVOKE ALL ON FUNCTION partition_call.status(integer) FROM PUBLIC;
 -- One partition at a time, so that a partition that is down is a row saying so rather
 -- than an error for the whole view.
-CREATE FUNCTION ops.partition_status() RETURNS TABLE (partition integer, status jsonb)
+CREATE FUNCTION ops.partition_status() RETURNS SETOF jsonb
     LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    n integer := (SELECT count(*) FROM pg_catalog.pg_foreign_server AS s, unnest(s.srvoptions) AS o
+    n integer := (SELECT count(*)::integer FROM pg_catalog.pg_foreign_server AS s, unnest(s.srvoptions) AS o
                   WHERE s.srvname = '{CLUSTER}' AND o ~ '^p[0-9]+=');
 BEGIN
     FOR k IN 0 .. n - 1 LOOP
-        partition := k;
         BEGIN
-            status := partition_call.status(k);
+            RETURN NEXT partition_call.status(k) || jsonb_build_object('slot', k);
         EXCEPTION WHEN OTHERS THEN
-            status := jsonb_build_object('partition', k, 'error', SQLERRM);
+            RETURN NEXT jsonb_build_object('slot', k, 'error', SQLERRM);
         END;
-        RETURN NEXT;
     END LOOP;
 END
 $$;
 REVOKE ALL ON FUNCTION ops.partition_status() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION ops.partition_status() TO waifu_ops;
+COMMENT ON FUNCTION ops.partition_status() IS
+$$Proxy: one JSON object per partition slot (its identity or an error, catalogue digest, cron health, migrations).
+One partition at a time, so that a partition that is down is a row saying so; see ops.partitions.$$;
 CREATE VIEW ops.partitions AS
-SELECT s.partition,
-       s.status ->> 'error' IS NULL AS reachable,
-       s.status ->> 'error' AS error,
-       (s.status ->> 'in_recovery')::boolean AS in_recovery,
-       (s.status ->> 'partition')::integer = s.partition AS identity_ok,
-       s.status ->> 'catalogue_digest' AS catalogue_digest,
-       min(s.status ->> 'catalogue_digest') OVER () = max(s.status ->> 'catalogue_digest') OVER ()
-           AND count(s.status ->> 'catalogue_digest') OVER () = count(*) OVER () AS catalogue_same_everywhere,
-       s.status -> 'cron' AS cron_health,
-       s.status -> 'migrations' AS migrations
+SELECT (s ->> 'slot')::integer AS partition,
+       s ->> 'error' IS NULL AS reachable,
+       s ->> 'error' AS error,
+       (s ->> 'in_recovery')::boolean AS in_recovery,
+       (s ->> 'partition')::integer = (s ->> 'slot')::integer AS identity_ok,
+       s ->> 'catalogue_digest' AS catalogue_digest,
+       min(s ->> 'catalogue_digest') OVER () = max(s ->> 'catalogue_digest') OVER ()
+           AND count(s ->> 'catalogue_digest') OVER () = count(*) OVER () AS catalogue_same_everywhere,
+       s -> 'cron' AS cron_health,
+       s -> 'migrations' AS migrations
 FROM ops.partition_status() AS s;
 COMMENT ON VIEW ops.partitions IS
     'Each partition: reachable, catalogue digest (the same everywhere?), pg_cron job health, applied migrations.';
