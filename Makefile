@@ -128,6 +128,7 @@ bench-quick: setup
 	$(PY) -m tests.benchmarks.bench_bot --quick
 	$(PY) -m tests.benchmarks.bench_webapp --quick
 	$(PY) -m tests.benchmarks.bench_proxy --waifus 20000 --participate-waifus 500 --seconds 2 --tick-runs 1
+	$(PY) -m tests.benchmarks.soak_integrity --quick
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis bench-results test-artifacts
