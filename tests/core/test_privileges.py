@@ -22,6 +22,14 @@ SURFACE = {
     "api.waifu_stats(waifu_id bigint, now timestamp with time zone DEFAULT now()) -> jsonb",
     "api.waifu_templates(language text DEFAULT NULL::text) -> jsonb",
     "api.player_language(telegram_id bigint) -> text",
+    "api.player_settings(telegram_id bigint, now timestamp with time zone DEFAULT now()) -> jsonb",
+    "api.set_player_setting(telegram_id bigint, name text, value text, "
+    "now timestamp with time zone DEFAULT now()) -> jsonb",
+    "api.claim_daily(telegram_id bigint, request_key text, now timestamp with time zone DEFAULT now()) -> jsonb",
+    "api.claim_notifications(worker text, batch_size integer, lease_seconds integer, "
+    "now timestamp with time zone DEFAULT now()) -> jsonb",
+    "api.finish_notifications(worker text, ids bigint[], outcome text, "
+    "retry_after_seconds integer DEFAULT NULL::integer, now timestamp with time zone DEFAULT now()) -> integer",
     "ops.delete_translation(kind text, code text, language text) -> boolean",
     "ops.set_event_translation(event_code text, language text, title text) -> jsonb",
     "ops.set_template_translation(template_code text, language text, name text, "
@@ -38,9 +46,13 @@ SURFACE = {
 # Who may EXECUTE what, besides the owner.
 # Exactly what bot/game.py calls: the owner-blind reads and the tick are not among them.
 BOT_CALLS = {"adopt_waifu", "participate_in_event", "player_available_events",
-             "player_profile", "player_waifu_stats", "register_player", "waifu_templates", "player_language"}
+             "player_profile", "player_waifu_stats", "register_player", "waifu_templates", "player_language",
+             "player_settings", "set_player_setting", "claim_daily", "claim_notifications", "finish_notifications"}
+# Writes only the bot makes (a player's own action, or its sender's bookkeeping): not for operators.
+BOT_ONLY = {"register_player", "adopt_waifu", "participate_in_event", "claim_daily", "claim_notifications",
+            "finish_notifications"}
 # The pg_cron jobs' role: the job functions only.
-CRON_CALLS = {"api.restore_energy", "game.maintain_ledger", "game.purge_cron_history"}
+CRON_CALLS = {"api.restore_energy", "game.maintain_ledger", "game.purge_cron_history", "game.purge_player_history"}
 SAFE_SEARCH_PATH = ["search_path=pg_catalog, pg_temp"]
 
 EXPOSED_SQL = """
@@ -83,7 +95,8 @@ async def test_every_security_definer_function_in_the_database_puts_pg_temp_last
 async def test_pg_cron_jobs_run_as_the_least_privileged_cron_role(admin):
     jobs = await admin.fetch("SELECT jobname, username FROM cron.job ORDER BY jobname")
     assert {(j["jobname"], j["username"]) for j in jobs} == {
-        ("ledger-partitions", "waifu_cron"), ("purge-cron-history", "waifu_cron"), ("restore-energy", "waifu_cron")}
+        ("ledger-partitions", "waifu_cron"), ("purge-cron-history", "waifu_cron"), ("restore-energy", "waifu_cron"),
+        ("purge-player-history", "waifu_cron")}
     callable_by_cron = {r["f"] for r in await admin.fetch("""
         SELECT n.nspname || '.' || p.proname AS f
         FROM pg_proc AS p JOIN pg_namespace AS n ON n.oid = p.pronamespace
@@ -129,8 +142,8 @@ async def test_execute_grants_are_exactly_as_designed(admin, exposed):
         expected = {"waifu_ops"} if r["schema"] == "ops" else set()
         if r["schema"] == "api":
             expected = ({"waifu_bot"} if r["proname"] in BOT_CALLS else set()) | (
-                {"waifu_ops"} if r["proname"] not in {"register_player", "adopt_waifu", "participate_in_event"}
-                else set()) | ({"waifu_cron"} if r["name"] in CRON_CALLS else set())
+                {"waifu_ops"} if r["proname"] not in BOT_ONLY else set()) | (
+                {"waifu_cron"} if r["name"] in CRON_CALLS else set())
         assert roles == expected, r["name"]
 
 
