@@ -12,6 +12,11 @@ really sees), and refuses what Telegram refuses:
 - an edit that changes nothing ("message is not modified"), an edit of an unknown message;
 - answering a callback query twice, or one it never sent; an alert over 200 characters;
 - a message to a chat that never talked to the bot ("chat not found");
+- Telegram's flood limits on sent messages (`Limits`): beyond ~30 sendMessage/s overall, or
+  a chat's burst allowance spent (refilled at 1/s), 429 Too Many Requests with `retry_after`;
+  edits and callback answers are not counted. On by default; off in lenient mode unless
+  `--limits` (the bot benchmark drives 500 updates/s through one bot on purpose);
+- 403 "Forbidden: bot was blocked by the user" for a chat marked `block(chat_id)`;
 - and, on demand, 429 Too Many Requests with `retry_after`.
 
 It also serves getUpdates (long polling) from a queue, which the terminal chat uses.
@@ -30,6 +35,7 @@ import gc
 import html
 import itertools
 import json
+import math
 import re
 import time
 from collections.abc import Callable
@@ -49,6 +55,10 @@ _INT_FIELDS = {"chat_id", "message_id", "offset", "limit", "timeout", "cache_tim
                "message_thread_id"}
 _BOOL_FIELDS = {"show_alert", "drop_pending_updates", "disable_notification", "protect_content",
                 "disable_web_page_preview"}
+
+
+# Methods that send a message: counted by the flood limits, refused for a blocked chat.
+_SEND_METHODS = frozenset({"sendmessage", "sendphoto", "senddocument", "sendsticker", "sendanimation"})
 
 
 class TelegramError(Exception):
@@ -167,6 +177,19 @@ class Call:
     params: dict[str, Any]
     status: int
     response: dict[str, Any]
+    at: float = 0.0  # time.monotonic() on arrival
+
+
+@dataclass
+class Limits:
+    """Telegram's flood limits for sent messages, as its FAQ gives them: about 30
+    messages/s overall and about one per second in a chat (short bursts pass)."""
+
+    per_second: int = 30
+    chat_per_second: float = 1.0
+    # Messages a chat may get at once before the 1/s pace applies: the bot answers a
+    # command with a message or two, and tests type faster than people.
+    chat_burst: int = 5
 
 
 @dataclass
@@ -185,7 +208,8 @@ class Fault:
 
 class TelegramStub:
     def __init__(self, token: str = "123456:TEST-token_for-the-stand-in", *, bot_id: int | None = None,
-                 bot_username: str = "waifu_test_bot", lenient: bool = False) -> None:
+                 bot_username: str = "waifu_test_bot", lenient: bool = False,
+                 limits: Limits | bool | None = True) -> None:
         self.token = token
         self.bot_user = {"id": bot_id or int(token.split(":")[0]), "is_bot": True, "first_name": "Waifu Test",
                          "username": bot_username, "can_join_groups": True,
@@ -197,6 +221,17 @@ class TelegramStub:
         self.chats: dict[int, ChatState] = {}
         self.callbacks: dict[str, dict[str, Any]] = {}  # id -> {"user_id", "answers": [params...]}
         self.faults: list[Fault] = []
+        # Flood limits (Limits()) unless turned off (limits=False; lenient mode: off unless given).
+        if limits is True:
+            limits = None if lenient else Limits()
+        self.limits: Limits | None = limits if isinstance(limits, Limits) else None
+        self._sent_times: collections.deque[float] = collections.deque()
+        self._chat_tokens: dict[int, tuple[float, float]] = {}  # chat -> (tokens, as of)
+        self.blocked: set[int] = set()
+        self.sent_per_chat: collections.Counter[int] = collections.Counter()
+        self.rate_limited = 0  # 429s answered by the flood limits
+        self.send_delay = 0.0  # seconds each sent message takes to be answered (tests of a slow Telegram)
+        self.forbidden = 0  # 403s answered for blocked chats
         self.commands: dict[str | None, list[dict[str, Any]]] = {}
         self.menu_button: dict[str, Any] | None = None
         self.webhook: dict[str, Any] | None = None
@@ -207,6 +242,7 @@ class TelegramStub:
         self._activity = asyncio.Condition()
         self.app = web.Application(client_max_size=1024 ** 2)
         self.app.router.add_route("*", "/bot{token}/{method}", self._handle)
+        self.app.router.add_get("/_stats", self._stats)
         self._runner: web.AppRunner | None = None
         self._closing = False
         self.url = ""
@@ -233,7 +269,7 @@ class TelegramStub:
         method = request.match_info["method"]
         params = await self._params(request)
         # Recorded on arrival (status 0 until answered): a long poll is visible while it waits.
-        call = Call(method, params, 0, {})
+        call = Call(method, params, 0, {}, time.monotonic())
         self.calls.append(call)
         await self._notify()
         if request.match_info["token"] != self.token:
@@ -276,15 +312,59 @@ class TelegramStub:
         if handler is None:
             return 404, {"ok": False, "error_code": 404, "description": "Not Found"}
         try:
+            sending = name in _SEND_METHODS
+            if sending:
+                if self.send_delay:
+                    await asyncio.sleep(self.send_delay)
+                self._check_send(params)
             result = handler(params)
             if asyncio.iscoroutine(result):
                 result = await result
+            if sending:
+                self._count_send(params)
         except TelegramError as exc:
             body: dict[str, Any] = {"ok": False, "error_code": exc.status, "description": exc.description}
             if exc.parameters:
                 body["parameters"] = exc.parameters
             return exc.status, body
         return 200, {"ok": True, "result": result}
+
+    def _chat_tokens_now(self, chat_id: int, limits: Limits, now: float) -> float:
+        tokens, as_of = self._chat_tokens.get(chat_id, (float(limits.chat_burst), now))
+        return min(float(limits.chat_burst), tokens + (now - as_of) * limits.chat_per_second)
+
+    def _check_send(self, params: dict[str, Any]) -> None:
+        """403 for a blocked chat; 429 beyond the flood limits."""
+        chat_id = params.get("chat_id")
+        if chat_id in self.blocked:
+            self.forbidden += 1
+            raise TelegramError(403, "Forbidden: bot was blocked by the user")
+        limits = self.limits
+        if limits is None or not isinstance(chat_id, int):
+            return
+        now = time.monotonic()
+        window = self._sent_times
+        while window and window[0] <= now - 1.0:
+            window.popleft()
+        wait = window[0] + 1.0 - now if len(window) >= limits.per_second else 0.0
+        tokens = self._chat_tokens_now(chat_id, limits, now)
+        if tokens < 1.0:
+            wait = max(wait, (1.0 - tokens) / limits.chat_per_second)
+        if wait > 0:
+            self.rate_limited += 1
+            retry_after = max(1, math.ceil(wait))
+            raise TelegramError(429, f"Too Many Requests: retry after {retry_after}", {"retry_after": retry_after})
+
+    def _count_send(self, params: dict[str, Any]) -> None:
+        """A message went out: it counts against the limits (a refused one does not)."""
+        chat_id = params.get("chat_id")
+        if not isinstance(chat_id, int):
+            return
+        self.sent_per_chat[chat_id] += 1
+        if self.limits is not None:
+            now = time.monotonic()
+            self._sent_times.append(now)
+            self._chat_tokens[chat_id] = (self._chat_tokens_now(chat_id, self.limits, now) - 1.0, now)
 
     def _take_fault(self, method: str) -> int | None:
         for fault in self.faults:
@@ -294,6 +374,23 @@ class TelegramStub:
         return None
 
     # -- what the tests drive ---------------------------------------------------------------------
+
+    def block(self, chat_id: int) -> None:
+        """The player blocked the bot: every message to this chat is refused with 403."""
+        self.blocked.add(chat_id)
+
+    def stats(self) -> dict[str, Any]:
+        """Counters of sent messages (for a benchmark in another process: GET /_stats)."""
+        counts = self.sent_per_chat.values()
+        return {"messages": sum(counts), "chats": len(self.sent_per_chat),
+                "duplicates": sum(c - 1 for c in counts if c > 1), "rate_limited": self.rate_limited,
+                "forbidden": self.forbidden}
+
+    async def _stats(self, request: web.Request) -> web.Response:
+        if request.query.get("reset"):
+            self.sent_per_chat.clear()
+            self.rate_limited = self.forbidden = 0
+        return web.json_response(self.stats())
 
     def fail_next(self, count: int = 1, *, method: str | None = None, retry_after: int = 1) -> None:
         """The next `count` calls (of `method`, or any) get 429 with `retry_after`."""
@@ -630,8 +727,8 @@ def callback_id_of(update: dict[str, Any]) -> str:
     return str(update["callback_query"]["id"])
 
 
-async def _serve(port: int, token: str) -> None:
-    stub = TelegramStub(token, lenient=True)
+async def _serve(port: int, token: str, limits: bool = False) -> None:
+    stub = TelegramStub(token, lenient=True, limits=Limits() if limits else None)
     url = await stub.start(port=port)
     gc.collect()
     gc.freeze()  # as the bot does: start-up objects out of the collector's full passes
@@ -646,9 +743,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="Serve the Bot API stand-in (lenient mode).")
     parser.add_argument("--port", type=int, default=8081)
     parser.add_argument("--token", default="123456:TEST-token_for-the-stand-in")
+    parser.add_argument("--limits", action="store_true",
+                        help="enforce Telegram's flood limits (429 beyond ~30 messages/s, ~1/s per chat)")
     args = parser.parse_args()
     try:
-        asyncio.run(_serve(args.port, args.token))
+        asyncio.run(_serve(args.port, args.token, args.limits))
     except KeyboardInterrupt:
         pass
 

@@ -9,10 +9,11 @@ from __future__ import annotations
 import itertools
 import string
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.dev.local_botapi import Player, callback_id_of
+from bot.dev.local_botapi import Player, TelegramStub, callback_id_of
 from bot.texts import COMMANDS, Texts
 from tests.bot.conftest import Harness
 
@@ -21,6 +22,13 @@ APOLOGY = T("err_unexpected")
 FUZZ = settings(max_examples=150, deadline=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 _ids = itertools.count(500_000)
+
+
+@pytest.fixture(autouse=True)
+def _no_flood_limits(stub: TelegramStub) -> None:
+    """Hypothesis sends faster than any person (and Telegram would slow it down with 429s,
+    which the bot waits out): the flood limits are tested in test_notifications.py."""
+    stub.limits = None
 
 # Telegram never delivers NUL in names or texts (and PostgreSQL text cannot hold it).
 text = st.text(st.characters(blacklist_categories=["Cs"], blacklist_characters="\x00"))
