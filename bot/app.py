@@ -43,6 +43,7 @@ from bot.game import Game, GameUnavailable
 from bot.handlers import build_routers
 from bot.languages import PlayerLanguages
 from bot.middlewares import RetryAfter, UpdateContext
+from bot.notifier import Notifier
 from bot.polling_lock import EX_TEMPFAIL, AnotherPoller, PollingLock
 from bot.texts import COMMANDS, DEFAULT_LANGUAGE, Texts, command_menus
 from bot.webhook import ValidatingRequestHandler
@@ -162,6 +163,8 @@ async def run(settings: Settings, database_url: str) -> None:
                           else secrets.token_urlsafe(32))
     dp = create_dispatcher(game, settings, webhook_secret=webhook_secret)
     app = create_web_app(bot, dp, game, settings, webhook_secret)
+    # The outbox sender runs beside the updates in both modes (bot/notifier.py).
+    notifier = Notifier.from_settings(game, settings, database_url) if settings.notify_enabled else None
     polling_lock = None
     if not settings.webhook_url:  # one poller per bot: a second one stops here (bot/polling_lock.py)
         try:
@@ -181,6 +184,8 @@ async def run(settings: Settings, database_url: str) -> None:
         await site.start()
         log.info("serving", extra={"host": settings.web_host, "port": settings.web_port,
                                    "mode": "webhook" if settings.webhook_url else "polling"})
+        if notifier is not None:
+            notifier.start()
         if settings.webhook_url:
             await _wait_for_signal()
         else:
@@ -189,6 +194,9 @@ async def run(settings: Settings, database_url: str) -> None:
     finally:
         await runner.cleanup()  # webhook mode: the dispatcher's shutdown waits for in-flight updates
         await dp["update_context"].wait_idle(SHUTDOWN_GRACE_SECONDS)
+        if notifier is not None:
+            await notifier.stop()  # gives back the rows it holds: another process sends them
+            await notifier.close()
         await game.close()
         if polling_lock is not None:
             await polling_lock.release()

@@ -214,3 +214,28 @@ class Game:
         """Take part once per request key; a repeated key returns the recorded result."""
         return await self._call("SELECT api.participate_in_event($1, $2, $3, $4)",
                                 telegram_id, waifu_id, event_code, request_key)
+
+    # -- settings, daily reward (H5) ---------------------------------------------------------
+
+    async def player_settings(self, telegram_id: int) -> dict[str, Any]:
+        """Settings and the daily reward's state ({notifications, language, timezone, daily})."""
+        return await self._call("SELECT api.player_settings($1)", telegram_id)
+
+    async def set_player_setting(self, telegram_id: int, name: str, value: str) -> dict[str, Any]:
+        """notifications on|off, language auto|en|ru, timezone (IANA name or UTC); InvalidArgument otherwise."""
+        return await self._call("SELECT api.set_player_setting($1, $2, $3)", telegram_id, name, value)
+
+    async def claim_daily(self, telegram_id: int, request_key: str) -> dict[str, Any]:
+        """Today's reward, once per request key; LimitReached (detail.available_at) on a second claim."""
+        return await self._call("SELECT api.claim_daily($1, $2)", telegram_id, request_key)
+
+    # -- the notification outbox (bot/notifier.py) ----------------------------------------------
+
+    async def claim_notifications(self, worker: str, batch_size: int, lease_seconds: int) -> list[dict[str, Any]]:
+        return await self._call("SELECT api.claim_notifications($1, $2, $3)", worker, batch_size, lease_seconds)
+
+    async def finish_notifications(self, worker: str, ids: list[int], outcome: str,
+                                   retry_after_seconds: int | None = None) -> int:
+        """outcome: sent, failed, retry (after retry_after_seconds), blocked (turns notifications off)."""
+        return await self._call("SELECT api.finish_notifications($1, $2, $3, $4)",
+                                worker, ids, outcome, retry_after_seconds)

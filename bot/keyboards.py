@@ -34,7 +34,7 @@ def new_nonce() -> str:
 
 
 class Nav(CallbackData, prefix="n"):
-    to: Literal["menu", "help"]
+    to: Literal["menu", "help", "settings"]
 
 
 class Card(CallbackData, prefix="c"):
@@ -56,6 +56,23 @@ class Adopt(CallbackData, prefix="a"):
     nonce: str = Field(pattern=NONCE_PATTERN)
 
 
+class Daily(CallbackData, prefix="d"):
+    """Claim the daily reward; the nonce scopes the request key to this drawn button."""
+
+    nonce: str = Field(pattern=NONCE_PATTERN)
+
+
+class Notify(CallbackData, prefix="nt"):
+    """Notifications on/off; `src` "n" from a notification (a toast), "s" from /settings (the screen)."""
+
+    on: bool
+    src: Literal["n", "s"] = "s"
+
+
+class Language(CallbackData, prefix="lg"):
+    value: Literal["auto", "en", "ru"]
+
+
 def _label(text: str) -> str:
     return shorten(plain(text), BUTTON_LABEL_LIMIT)
 
@@ -75,12 +92,17 @@ def starters(t: Texts, templates: list[dict[str, Any]], nonce: str) -> InlineKey
     return _markup(*(buttons[i:i + 2] for i in range(0, len(buttons), 2)))
 
 
-def main_menu(t: Texts, waifus: list[dict[str, Any]], webapp_url: str | None) -> InlineKeyboardMarkup:
-    """One row per waifu (stats, events); the web app when configured (private chats); help."""
+def main_menu(t: Texts, waifus: list[dict[str, Any]], webapp_url: str | None,
+              settings: dict[str, Any] | None = None) -> InlineKeyboardMarkup:
+    """One row per waifu (stats, events); the daily reward and settings (given the
+    settings); the web app when configured (private chats); help."""
     several = len(waifus) > 1
     rows = [[_button(t("btn_card_of", name=w["name"]) if several else t("btn_card"), Card(waifu_id=w["waifu_id"])),
              _button(t("btn_events"), Events(waifu_id=w["waifu_id"]))]
             for w in waifus[:MAX_EVENT_BUTTONS]]
+    if settings is not None:
+        daily = [daily_button(t, settings["daily"], new_nonce(), settings.get("as_of"))] if waifus else []
+        rows.append([*daily, _button(t("btn_settings"), Nav(to="settings"))])
     last = []
     if webapp_url:
         last.append(InlineKeyboardButton(text=_label(t("btn_webapp")), web_app=WebAppInfo(url=webapp_url)))
@@ -119,4 +141,38 @@ def after_result(t: Texts, result: dict[str, Any], nonce: str) -> InlineKeyboard
 
 
 def help_menu(t: Texts) -> InlineKeyboardMarkup:
+    return _markup([_button(t("btn_menu"), Nav(to="menu"))])
+
+
+# -- settings, daily reward, notifications (H5) ----------------------------------------------
+
+
+def daily_button(t: Texts, daily: dict[str, Any], nonce: str, now: str | None = None) -> InlineKeyboardButton:
+    """The daily reward, or when it is ready again (a tap then explains)."""
+    if daily.get("available"):
+        return _button(t("btn_daily_ready"), Daily(nonce=nonce))
+    return _button(t("btn_daily_wait", wait=t.until(daily.get("available_at"), now)), Daily(nonce=nonce))
+
+
+def rested(t: Texts, waifus: list[dict[str, Any]]) -> InlineKeyboardMarkup:
+    """A notification's buttons: events and stats of each rested waifu, and one to stop these messages."""
+    several = len(waifus) > 1
+    rows = [[_button(t("btn_events_of", name=w["name"]) if several else t("btn_events"),
+                     Events(waifu_id=w["waifu_id"])),
+             _button(t("btn_card_of", name=w["name"]) if several else t("btn_card"), Card(waifu_id=w["waifu_id"]))]
+            for w in waifus]
+    return _markup(*rows, [_button(t("btn_notify_off"), Notify(on=False, src="n"))])
+
+
+def settings(t: Texts, s: dict[str, Any], nonce: str) -> InlineKeyboardMarkup:
+    """Notifications toggle, language choice, the daily reward, back to the menu."""
+    toggle = (_button(t("btn_notify_off_settings"), Notify(on=False)) if s["notifications"]
+              else _button(t("btn_notify_on"), Notify(on=True)))
+    languages = [_button(t("lang_selected", language=t(f"lang_{code}")) if s["language"] == code else t(f"lang_{code}"),
+                         Language(value=code)) for code in ("auto", "en", "ru")]
+    return _markup([toggle], languages, [daily_button(t, s["daily"], nonce, s.get("as_of"))],
+                   [_button(t("btn_menu"), Nav(to="menu"))])
+
+
+def after_daily(t: Texts) -> InlineKeyboardMarkup:
     return _markup([_button(t("btn_menu"), Nav(to="menu"))])

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from aiogram import Router
 
-from bot.handlers import errors, events, fallback, menu, start, stats
+from bot.handlers import daily, errors, events, fallback, menu, settings, start, stats
 
 
 def build_routers() -> list[Router]:
     # fallback last: it takes every callback and private message the others did not.
     return [errors.make_router(), start.make_router(), menu.make_router(), stats.make_router(),
-            events.make_router(), fallback.make_router()]
+            events.make_router(), daily.make_router(), settings.make_router(), fallback.make_router()]

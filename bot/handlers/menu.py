@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
 from aiogram import F, Router
 from aiogram.filters import Command
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message, User
@@ -16,10 +19,17 @@ from bot.texts import Texts
 
 async def _menu_screen(user: User, game: Game, settings: Settings, texts: Texts,
                        responder: Responder) -> tuple[str, InlineKeyboardMarkup]:
-    profile = await game.player_profile(user.id)
+    # Both at once: the daily reward's button shows when it is ready (player_settings).
+    answers: list[Any] = await asyncio.gather(game.player_profile(user.id), game.player_settings(user.id),
+                                              return_exceptions=True)
+    for answer in answers:
+        if isinstance(answer, BaseException):
+            raise answer
+    profile, player = answers
     texts.use(profile.get("language"))
     webapp = settings.webapp_url if responder.private else None
-    return texts.menu(display_name(user), profile["waifus"]), keyboards.main_menu(texts, profile["waifus"], webapp)
+    return (texts.menu(display_name(user), profile["waifus"]),
+            keyboards.main_menu(texts, profile["waifus"], webapp, player))
 
 
 async def menu_command(message: Message, game: Game, settings: Settings, texts: Texts, responder: Responder) -> None:

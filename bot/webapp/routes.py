@@ -164,6 +164,49 @@ async def post_participation(request: web.Request) -> web.Response:
     return web.json_response(result)
 
 
+def _idempotency_key(request: web.Request) -> str:
+    key = request.headers.get(IDEMPOTENCY_KEY_HEADER, "")
+    if not IDEMPOTENCY_KEY_RE.fullmatch(key):
+        raise ApiError(400, "invalid_argument",
+                       f"The {IDEMPOTENCY_KEY_HEADER} header is required: 8 to 64 letters, digits, - or _.",
+                       {"argument": IDEMPOTENCY_KEY_HEADER})
+    return key
+
+
+async def get_settings(request: web.Request) -> web.Response:
+    """The player's settings and the daily reward's state (api.player_settings)."""
+    identity = _identity(request)
+    return web.json_response(await request.app[GAME_KEY].player_settings(identity.telegram_id))
+
+
+async def post_settings(request: web.Request) -> web.Response:
+    """Change one setting: JSON {"name": "notifications"|"language"|"timezone", "value": "..."}."""
+    identity = _identity(request)
+    if (refused := limit_action(request, identity.telegram_id)) is not None:
+        return refused
+    try:
+        body = await request.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict) or not isinstance(body.get("name"), str) or not isinstance(body.get("value"), str):
+        raise ApiError(400, "invalid_argument", 'Expected a JSON object {"name": ..., "value": ...} of strings.',
+                       {"argument": "body"})
+    # The database knows the names and values (WF006 otherwise).
+    result = await request.app[GAME_KEY].set_player_setting(identity.telegram_id, body["name"][:64],
+                                                            body["value"][:64])
+    return web.json_response(result)
+
+
+async def post_daily(request: web.Request) -> web.Response:
+    """Claim the daily reward once per Idempotency-Key (a second claim the same day: 409 limit_reached)."""
+    identity = _identity(request)
+    if (refused := limit_action(request, identity.telegram_id)) is not None:
+        return refused
+    key = _idempotency_key(request)
+    result = await request.app[GAME_KEY].claim_daily(identity.telegram_id, REQUEST_KEY_PREFIX + "daily:" + key)
+    return web.json_response(result)
+
+
 async def api_not_found(request: web.Request) -> web.Response:
     raise web.HTTPNotFound(reason="No such API endpoint.")
 
@@ -209,6 +252,9 @@ def build_api(game: Game, settings: Settings) -> web.Application:
     api.router.add_get("/me", get_me)
     api.router.add_get("/waifus/{waifu_id}/events", get_events)
     api.router.add_post("/waifus/{waifu_id}/events/{event_code}", post_participation)
+    api.router.add_get("/settings", get_settings)
+    api.router.add_post("/settings", post_settings)
+    api.router.add_post("/daily", post_daily)
     # Unknown paths under /api/ answer JSON too (the sub-application's middleware runs
     # only for routes it owns).
     api.router.add_route("*", "/{tail:.*}", api_not_found)

@@ -357,7 +357,8 @@ async def test_web_app_button_only_in_private_chats_and_when_configured(harness:
 
     without = create_dispatcher(game, make_settings(h.stub, webapp_url=None))
     await without.feed_raw_update(h.bot, quinn.message("/menu"))
-    assert [b["text"] for b in quinn.buttons(quinn.last())] == ["📊 Stats", "🎉 Events", "❓ Help"]
+    assert [b["text"] for b in quinn.buttons(quinn.last())] == ["📊 Stats", "🎉 Events", "🎁 Daily reward",
+                                                                "⚙️ Settings", "❓ Help"]
 
 
 async def test_start_up_sets_commands_and_the_menu_button(harness: Harness) -> None:
