@@ -233,8 +233,6 @@ class Cluster:
             raise LocalDbError("server started but does not accept connections" + self._log_tail())
         if present != "1":
             self._psql(f"CREATE DATABASE {DB_NAME}")
-
-    def stop(self) -> None:
         self._wait_for_cron_scheduler()
 
     def _wait_for_cron_scheduler(self) -> None:
@@ -252,6 +250,8 @@ class Cluster:
                 return
             time.sleep(0.1)
         raise LocalDbError("pg_cron's scheduler did not start within 10 s" + self._log_tail())
+
+    def stop(self) -> None:
         if self.running():
             bindir = _pg_bindir()
             self._run([str(bindir / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop"])
