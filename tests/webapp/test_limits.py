@@ -187,3 +187,24 @@ async def test_text_the_database_cannot_store_is_a_clean_400(client: Client, gam
     assert resp.status == 400
     err = await error_of(resp)
     assert err["code"] == "invalid_argument" and "\x00" not in str(err)
+
+
+async def test_every_action_route_is_limited_per_player(game: CountingGame) -> None:
+    """Every POST under /api/ (participation, settings, daily, any added later) spends
+    the player's action budget before doing anything else."""
+    app = make_app(game, make_settings(webapp_action_rate=0.01, webapp_action_burst=2))
+    [api] = [r.get_info()["app"] for r in app.router.resources() if isinstance(r, web.PrefixedSubAppResource)]
+    paths = sorted({r.resource.canonical.replace("{waifu_id}", "1").replace("{event_code}", "walk")
+                    for r in api.router.routes() if r.method == "POST" and r.resource is not None})
+    assert len(paths) >= 3, paths  # participation, settings, daily
+    client = TestClient(TestServer(app, host="127.0.0.1"))
+    await client.start_server()
+    try:
+        for n, path in enumerate(paths):
+            user = 1200 + n  # a budget of its own per route
+            statuses = [(await client.post(path, json={}, headers={**auth_header(user),
+                                                                  "Idempotency-Key": f"route-limit-{i:04d}"})).status
+                        for i in range(3)]
+            assert statuses[2] == 429 and 429 not in statuses[:2], (path, statuses)
+    finally:
+        await client.close()
