@@ -1,4 +1,4 @@
--- Back to 0006: no translations; the functions 0008 changed as 0006 left them.
+-- Back to 0007: no translations; the functions 0008 changed as 0006 left them (0007 does not touch them).
 
 DROP VIEW ops.translations;
 DROP FUNCTION ops.delete_translation(text, text, text);

@@ -19,7 +19,7 @@
 --   translatable text and marks the missing ones.
 --
 -- Errors: WF006 invalid argument (unknown language, template or event; blank or too long text).
--- depends: 0006.hardening-and-scale
+-- depends: 0007.players
 
 -- Languages ---------------------------------------------------------------------------------
 CREATE FUNCTION game.languages() RETURNS text[]
