@@ -122,11 +122,13 @@ bench: setup
 	$(PY) -m tests.benchmarks.bench_bot
 	$(PY) -m tests.benchmarks.bench_webapp
 	$(PY) -m tests.benchmarks.bench_proxy
+	$(PY) -m tests.benchmarks.bench_notify
 
 bench-quick: setup
 	$(PY) -m tests.benchmarks.bench_core --waifus 20000 --participate-waifus 1000 --seconds 2
 	$(PY) -m tests.benchmarks.bench_bot --quick
 	$(PY) -m tests.benchmarks.bench_webapp --quick
+	$(PY) -m tests.benchmarks.bench_notify --quick
 	$(PY) -m tests.benchmarks.bench_proxy --waifus 20000 --participate-waifus 500 --seconds 2 --tick-runs 1
 	$(PY) -m tests.benchmarks.soak_integrity --quick
 
