@@ -335,8 +335,10 @@ class Bench:
             await self.describe_server()
             paused = await self.pause_cron()
             await self.load()
+            writes = await self.bgwriter()
             await self.restore_ticks()
             await self.idle_ticks()
+            await self.report_writes(writes)
             if not self.args.big:
                 await self.seed_way()
                 await self.participate()
@@ -390,6 +392,24 @@ class Bench:
                       f"heap + indexes of game.waifus; with her player: "
                       f"{(waifus['heap'] + waifus['indexes'] + players['heap'] + players['indexes']) / n:,.0f}"))
         log(f"loaded in {total_s:.1f} s; waifus {waifus['heap'] / 2**20:.0f} MB + {waifus['indexes'] / 2**20:.0f} MB")
+
+    async def bgwriter(self) -> dict[str, int]:
+        row = await self.admin.fetchrow(
+            "SELECT checkpoints_timed, checkpoints_req, buffers_checkpoint, buffers_clean, buffers_backend "
+            "FROM pg_stat_bgwriter")
+        return dict(row or {})
+
+    async def report_writes(self, start: dict[str, int]) -> None:
+        """Checkpoints and who wrote the dirty buffers during the tick phases: a table larger
+        than shared_buffers makes the ticking backend write out what it evicts."""
+        end = await self.bgwriter()
+        delta = {k: end[k] - start[k] for k in start}
+        self.context["bgwriter_during_ticks"] = delta
+        self.add(info("checkpoints during the tick phases", f"{delta['checkpoints_timed']} timed, "
+                      f"{delta['checkpoints_req']} requested", "",
+                      f"buffers written: by backends {delta['buffers_backend'] * 8 / 2**20:.1f} GB, by the "
+                      f"checkpointer {delta['buffers_checkpoint'] * 8 / 2**20:.1f} GB, by the background writer "
+                      f"{delta['buffers_clean'] * 8 / 2**20:.1f} GB (requested checkpoints: max_wal_size reached)"))
 
     async def fillfactor(self) -> str:
         options = await self.admin.fetchval("SELECT reloptions FROM pg_class WHERE oid = 'game.waifus'::regclass")
@@ -775,7 +795,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seconds", type=float, default=10, help="duration of each load phase")
     parser.add_argument("--tick-runs", type=int, default=None, help="restore ticks with 5%% due (median; default 5)")
     parser.add_argument("--ceiling-runs", type=int, default=None, help="bare UPDATE runs (default: --tick-runs)")
-    parser.add_argument("--idle-runs", type=int, default=20, help="restore ticks with none due (median)")
+    parser.add_argument("--idle-runs", type=int, default=None, help="restore ticks with none due (median; "
+                        "default 20, --big 5)")
     parser.add_argument("--seed-rows", type=int, default=20_000,
                         help="single-row UPDATEs of the seed's way (extrapolated to every row)")
     parser.add_argument("--load-jobs", type=int, default=2, help="connections loading the data")
@@ -789,6 +810,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.tick_runs = 3 if args.big else 5
     if args.ceiling_runs is None:
         args.ceiling_runs = 1 if args.big else args.tick_runs
+    if args.idle_runs is None:
+        args.idle_runs = 5 if args.big else 20
     if args.waifus < DUE_EVERY or args.participate_waifus < 1 or args.seconds <= 0 or min(
             args.tick_runs, args.ceiling_runs, args.idle_runs, args.load_jobs) < 1:
         parser.error(f"--waifus must be >= {DUE_EVERY}, --participate-waifus >= 1, --seconds > 0, runs and jobs >= 1")
