@@ -24,7 +24,9 @@ async def start(message: Message, game: Game, settings: Settings, texts: Texts, 
     name = display_name(user)
     if profile["waifus"]:
         webapp = settings.webapp_url if responder.private else None
-        await responder.send(texts.menu(name, profile["waifus"]), keyboards.main_menu(texts, profile["waifus"], webapp))
+        player = await game.player_settings(user.id)  # the daily reward's button
+        await responder.send(texts.menu(name, profile["waifus"]),
+                             keyboards.main_menu(texts, profile["waifus"], webapp, player))
         return
     templates = await game.waifu_templates(texts.language)
     markup = keyboards.starters(texts, templates, keyboards.new_nonce()) if templates else None
@@ -46,7 +48,8 @@ async def adopt(query: CallbackQuery, callback_data: keyboards.Adopt, game: Game
     text = Html(texts("adopted", waifu=waifu_name) + "\n\n" + texts.menu(display_name(query.from_user), waifus))
     webapp = settings.webapp_url if responder.private else None
     responder.toast = texts("adopted_toast", waifu=waifu_name)
-    await responder.show(text, keyboards.main_menu(texts, waifus, webapp))
+    player = await game.player_settings(query.from_user.id)  # the daily reward's button
+    await responder.show(text, keyboards.main_menu(texts, waifus, webapp, player))
 
 
 def make_router() -> Router:

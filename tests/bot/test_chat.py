@@ -56,8 +56,9 @@ async def test_newcomer_adopts_and_gets_the_menu(harness: Harness) -> None:
     assert menu["message_id"] == welcome["message_id"]  # the list became the menu
     assert "Sakura is now your companion" in menu["text"] and "What shall we do?" in menu["text"]
     buttons = ann.buttons(menu)
-    assert [b["text"] for b in buttons] == ["📊 Stats", "🎉 Events", "📱 Open the app", "❓ Help"]
-    assert buttons[2]["web_app"] == {"url": WEBAPP_URL}
+    assert [b["text"] for b in buttons] == ["📊 Stats", "🎉 Events", "🎁 Daily reward", "⚙️ Settings",
+                                            "📱 Open the app", "❓ Help"]
+    assert buttons[4]["web_app"] == {"url": WEBAPP_URL}
     assert answered_once(h, tap).get("text") == "Welcome home, Sakura!"
 
     # A returning player gets the menu, not the starters.
