@@ -204,6 +204,7 @@ class Fault:
     count: int
     method: str | None
     retry_after: int
+    status: int = 429
 
 
 class TelegramStub:
@@ -304,10 +305,12 @@ class TelegramStub:
     async def _dispatch(self, method: str, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         name = method.lower()
         fault = self._take_fault(name)
+        if fault is not None and fault.status != 429:
+            return fault.status, {"ok": False, "error_code": fault.status, "description": "Bad Gateway"}
         if fault is not None:
             return 429, {"ok": False, "error_code": 429,
-                         "description": f"Too Many Requests: retry after {fault}",
-                         "parameters": {"retry_after": fault}}
+                         "description": f"Too Many Requests: retry after {fault.retry_after}",
+                         "parameters": {"retry_after": fault.retry_after}}
         handler: Callable[[dict[str, Any]], Any] | None = getattr(self, f"_m_{name}", None)
         if handler is None:
             return 404, {"ok": False, "error_code": 404, "description": "Not Found"}
@@ -366,11 +369,11 @@ class TelegramStub:
             self._sent_times.append(now)
             self._chat_tokens[chat_id] = (self._chat_tokens_now(chat_id, self.limits, now) - 1.0, now)
 
-    def _take_fault(self, method: str) -> int | None:
+    def _take_fault(self, method: str) -> Fault | None:
         for fault in self.faults:
             if fault.count > 0 and (fault.method is None or fault.method.lower() == method):
                 fault.count -= 1
-                return fault.retry_after
+                return fault
         return None
 
     # -- what the tests drive ---------------------------------------------------------------------
@@ -392,9 +395,10 @@ class TelegramStub:
             self.rate_limited = self.forbidden = 0
         return web.json_response(self.stats())
 
-    def fail_next(self, count: int = 1, *, method: str | None = None, retry_after: int = 1) -> None:
-        """The next `count` calls (of `method`, or any) get 429 with `retry_after`."""
-        self.faults.append(Fault(count, method, retry_after))
+    def fail_next(self, count: int = 1, *, method: str | None = None, retry_after: int = 1,
+                  status: int = 429) -> None:
+        """The next `count` calls (of `method`, or any) get 429 with `retry_after` (or `status`, e.g. 502)."""
+        self.faults.append(Fault(count, method, retry_after, status))
 
     def user(self, user_id: int, first_name: str = "Ann", *, username: str | None = None,
              language_code: str | None = "en", chat_type: str = "private", chat_id: int | None = None) -> Player:

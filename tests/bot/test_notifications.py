@@ -185,6 +185,25 @@ async def test_429_retry_after_is_honoured(harness: Harness, start_notifier: Sta
     assert notifier.stats.rate_limited == 1
 
 
+async def test_an_unknown_outcome_is_sent_again_and_a_refusal_ends_the_row(
+        harness: Harness, start_notifier: StartNotifier) -> None:
+    h = harness
+    eve = h.stub.user(2005, "Eve")
+    [sakura] = await meet(h, eve)
+    # A player the stand-in never saw write: "chat not found" (400) ends the row, no retry.
+    await h.admin.fetchval("SELECT api.register_player(2006, 'gil', 'Gil', 'en')")
+    ghost = await h.admin.fetchval("SELECT api.adopt_waifu(2006, 'rin')")
+    h.stub.fail_next(1, method="sendMessage", status=502)  # Telegram's gateway fails once
+    notifier = await start_notifier()
+    await fill(h.admin, [sakura, ghost])
+    await h.stub.wait_for(lambda: rested(h.stub, eve.chat_id), timeout=15)
+    await eventually(lambda: notifier.stats.sent == 1 and notifier.stats.failed == 1)
+    assert notifier.stats.errors == 1  # the 502: sent again after NETWORK_RETRY_SECONDS
+    outcomes = dict(await h.admin.fetch("SELECT telegram_id, outcome FROM game.notifications"))
+    assert outcomes == {eve.id: "sent", 2006: "failed"}
+    assert await h.admin.fetchval("SELECT notifications FROM game.players WHERE telegram_id = 2006") is True
+
+
 async def test_flood_limits_every_message_once(harness: Harness, start_notifier: StartNotifier) -> None:
     """A sender configured faster than Telegram allows: 429s, each honoured, and still
     every player gets exactly one message."""
