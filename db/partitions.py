@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import re
 import sys
+import threading
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
@@ -543,9 +544,11 @@ def _combine(f: Function, call: str) -> str:
     if result == "boolean":
         return f"RETURN (SELECT bool_and(r) FROM {call} AS r);"
     if result == "jsonb":
-        return (f"RETURN (SELECT CASE WHEN bool_and(jsonb_typeof(r) = 'array') "
-                f"THEN coalesce((SELECT jsonb_agg(e) FROM {call} AS r2, jsonb_array_elements(r2) AS e), '[]') "
-                f"ELSE (array_agg(r))[1] END FROM {call} AS r);")
+        # One call (MATERIALIZED): a claim must not run twice.
+        return (f"RETURN (WITH rs AS MATERIALIZED (SELECT r FROM {call} AS r) "
+                f"SELECT CASE WHEN bool_and(jsonb_typeof(rs.r) = 'array') "
+                f"THEN coalesce((SELECT jsonb_agg(e) FROM rs AS r2, jsonb_array_elements(r2.r) AS e), '[]') "
+                f"ELSE (array_agg(rs.r))[1] END FROM rs);")
     return f"RETURN (SELECT (array_agg(r))[1] FROM {call} AS r);"
 
 
@@ -933,6 +936,52 @@ def rollback_all(proxy_url: str, partitions: list[str] | None = None) -> list[li
     return rolled
 
 
+NOTIFY_CHANNEL = "waifu_notifications"  # bot/notifier.py listens; the partitions' ticks notify
+
+
+def relay_notifications(proxy_url: str, partitions: list[str], channel: str = NOTIFY_CHANNEL,
+                        stop: threading.Event | None = None) -> None:
+    """Repeat every NOTIFY `channel` of the partitions on the proxy, until `stop` is set.
+
+    A LISTEN on the proxy hears nothing from the partitions (NOTIFY stays in its own
+    database), so without this the bot's notifier falls back to polling. Reconnects after
+    any failure; a notification lost meanwhile only delays the sender to its next poll.
+    """
+    import select
+    import time
+
+    stop = stop or threading.Event()
+    while not stop.is_set():
+        conns: list[psycopg2.extensions.connection] = []
+        try:
+            out = _connect(proxy_url)
+            conns.append(out)
+            listeners = []
+            for url in partitions:
+                conn = _connect(url)
+                conns.append(conn)
+                with conn.cursor() as cur:
+                    cur.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
+                listeners.append(conn)
+            with out.cursor() as cur:
+                cur.execute("SELECT pg_notify(%s, '')", (channel,))  # whatever came while we were away
+            while not stop.is_set():
+                ready, _, _ = select.select(listeners, [], [], 0.5)
+                for conn in ready:
+                    conn.poll()
+                    payloads = {n.payload for n in conn.notifies}
+                    conn.notifies.clear()
+                    with out.cursor() as cur:
+                        for payload in payloads:
+                            cur.execute("SELECT pg_notify(%s, %s)", (channel, payload))
+        except (psycopg2.Error, OSError) as exc:
+            print(f"notify relay: {exc}; reconnecting", file=sys.stderr)
+            time.sleep(1)
+        finally:
+            for conn in conns:
+                conn.close()
+
+
 def local_urls(name: str) -> tuple[str, list[str]]:
     from db import localdb
 
@@ -947,8 +996,9 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(prog="python -m db.partitions", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["migrate", "rollback-all", "generate", "urls"],
-                        help="generate: print the proxy SQL generated from partition 0")
+    parser.add_argument("command", choices=["migrate", "rollback-all", "generate", "urls", "relay-notify"],
+                        help="generate: print the proxy SQL generated from partition 0; relay-notify: repeat "
+                        "the partitions' NOTIFY waifu_notifications on the proxy (runs until stopped)")
     parser.add_argument("--name", help="a local partition set (python -m db.localdb start --partitions N)")
     parser.add_argument("--proxy", help="superuser URL of the proxy database")
     parser.add_argument("--admin-writes", action=argparse.BooleanOptionalAction, default=None,
@@ -971,6 +1021,11 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "rollback-all":
         for k, ids in enumerate(rollback_all(proxy_url, partitions)):
             print(f"partition {k}: rolled back {len(ids)} migration(s)")
+    elif args.command == "relay-notify":
+        try:
+            relay_notifications(proxy_url, partitions)
+        except KeyboardInterrupt:
+            pass
     elif args.command == "generate":
         print(generate(partitions[0]))
     else:

@@ -6,6 +6,7 @@ against the proxy) and by tests/proxy (routing tests, always 2 partitions).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -35,7 +36,16 @@ def partition_set(name: str, count: int) -> Iterator[PartitionSet]:
         proxy, parts = localdb.start_partition_set(name, count)
         urls = [p.url() for p in parts]
         partitions.apply(proxy.url(), urls, admin_writes=True)  # set-ups UPDATE game.* on the proxy
-        yield PartitionSet(name, proxy.url(), urls)
+        # The partitions' NOTIFY reaches the bot's LISTEN on the proxy, as in production.
+        stop = threading.Event()
+        relay = threading.Thread(target=partitions.relay_notifications, args=(proxy.url(), urls),
+                                 kwargs={"stop": stop}, daemon=True)
+        relay.start()
+        try:
+            yield PartitionSet(name, proxy.url(), urls)
+        finally:
+            stop.set()
+            relay.join(5)
     finally:
         for c in [proxy, *parts]:
             c.destroy()

@@ -203,3 +203,35 @@ async def test_a_superusers_update_of_a_game_view_lands_on_the_owning_partition(
     assert status == "UPDATE 1"
     assert await parts[1].fetchval("SELECT (dynamic ->> 'mood')::int FROM game.waifus WHERE id = $1", w) == 7
     assert await parts[0].fetchval("SELECT count(*) FROM game.waifus") == 0
+
+
+async def test_the_partitions_notify_reaches_a_listener_on_the_proxy(pset, proxy_admin, parts):
+    heard: asyncio.Queue[str] = asyncio.Queue()
+    listener = await asyncpg.connect(pset.proxy_url)
+    try:
+        await listener.add_listener(partitions.NOTIFY_CHANNEL, lambda *args: heard.put_nowait(args[3]))
+        await asyncio.sleep(1)  # the relay may still be connecting
+        while not heard.empty():
+            heard.get_nowait()
+        await parts[1].execute(f"NOTIFY {partitions.NOTIFY_CHANNEL}, 'from-partition-1'")
+        assert await asyncio.wait_for(heard.get(), 10) == "from-partition-1"
+    finally:
+        await listener.close()
+
+
+async def test_a_claim_on_all_partitions_runs_once_and_gathers_both(proxy_admin, proxy_bot, parts):
+    tids = await players_on(parts, 0, 1) + await players_on(parts, 1, 1)
+    waifus = []
+    for tid in tids:
+        await register(proxy_bot, tid)
+        waifus.append(await adopt(proxy_bot, tid))
+    await proxy_admin.execute(
+        "UPDATE game.waifus SET dynamic = dynamic || jsonb_build_object('energy', 99, "
+        "'last_restore', extract(epoch FROM now()) - 61) WHERE id = ANY($1)", waifus)
+    assert await proxy_admin.fetchval("SELECT api.restore_energy()") == 2
+    claimed = await proxy_bot.fetchval("SELECT api.claim_notifications('w1', 10, 60)")
+    assert sorted(c["telegram_id"] for c in claimed) == sorted(tids)
+    ids = [c["id"] for c in claimed]
+    assert len(set(ids)) == 2  # ids carry the player's hash: no collision across partitions
+    assert await proxy_bot.fetchval("SELECT api.claim_notifications('w2', 10, 60)") == []
+    assert await proxy_bot.fetchval("SELECT api.finish_notifications('w1', $1, 'sent')", ids) == 2
