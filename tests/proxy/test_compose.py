@@ -21,7 +21,7 @@ def test_partitions_and_proxy_start_only_with_the_profile() -> None:
     services = COMPOSE["services"]
     parts = sorted(s for s in services if re.fullmatch(r"part\d+", s))
     assert parts == [f"part{k}" for k in range(len(parts))] and len(parts) & (len(parts) - 1) == 0
-    for name in [*parts, "proxy", "partitions-migrate"]:
+    for name in [*parts, "proxy", "partitions-migrate", "notify-relay"]:
         assert services[name]["profiles"] == ["partitions"], name
     for name in parts:
         assert services[name]["build"] == "./db"  # the game image: PostgreSQL + pg_cron
@@ -42,3 +42,10 @@ def test_migrate_lists_every_partition_in_order_and_the_bot_uses_the_proxy() -> 
     assert "@proxy:5432/waifu" in env("bot")["DATABASE_URL"]
     assert env("bot")["DATABASE_URL"].startswith("postgresql://waifu_bot:")
     assert "partitions-migrate" in COMPOSE["services"]["bot"]["depends_on"]
+
+
+def test_the_notify_relay_runs_against_the_proxy() -> None:
+    relay = COMPOSE["services"]["notify-relay"]
+    assert "relay-notify" in " ".join(relay["command"])
+    assert "@proxy:5432/waifu" in env("notify-relay")["PROXY_URL"]
+    assert relay["restart"] == "unless-stopped"
