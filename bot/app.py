@@ -164,7 +164,7 @@ async def run(settings: Settings, database_url: str) -> None:
     dp = create_dispatcher(game, settings, webhook_secret=webhook_secret)
     app = create_web_app(bot, dp, game, settings, webhook_secret)
     # The outbox sender runs beside the updates in both modes (bot/notifier.py).
-    notifier = Notifier.from_settings(game, settings, database_url) if settings.notify_enabled else None
+    notifier = await Notifier.connect(settings, database_url) if settings.notify_enabled else None
     polling_lock = None
     if not settings.webhook_url:  # one poller per bot: a second one stops here (bot/polling_lock.py)
         try:

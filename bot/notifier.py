@@ -179,6 +179,7 @@ class Notifier:
         self._sends = asyncio.Semaphore(max(4, int(rate * self.send_timeout / 4)))
         self._tasks: list[asyncio.Task[None]] = []
         self._current: Group | None = None
+        self._owns_game = False
         self._stopping = False
 
     @classmethod
@@ -186,6 +187,16 @@ class Notifier:
         return cls(game, notifier_bot(settings), dsn=dsn, rate=settings.notify_rate,
                    chat_interval=settings.notify_chat_interval, batch_size=settings.notify_batch_size,
                    lease_seconds=settings.notify_lease_seconds, poll_seconds=settings.notify_poll_seconds)
+
+    @classmethod
+    async def connect(cls, settings: Settings, dsn: str) -> Notifier:
+        """A sender with a pool of its own (1-2 connections, plus the LISTEN one): its `sent`
+        marks never queue behind the bot's updates for a connection, which would widen the
+        double-send window under load; close() closes it."""
+        game = await Game.connect(dsn, min_size=1, max_size=2)
+        notifier = cls.from_settings(game, settings, dsn)
+        notifier._owns_game = True
+        return notifier
 
     # -- running -------------------------------------------------------------------------
 
@@ -220,6 +231,8 @@ class Notifier:
 
     async def close(self) -> None:
         await self.bot.session.close()
+        if self._owns_game:
+            await self.game.close()
 
     # -- claiming ----------------------------------------------------------------------------
 
@@ -426,8 +439,7 @@ async def run_alone(settings: Settings, database_url: str) -> None:
     """`python -m bot.notifier`: only the sender (more senders beside the bots, or a drain)."""
     import signal
 
-    game = await Game.connect(database_url, min_size=1, max_size=2)
-    notifier = Notifier.from_settings(game, settings, database_url)
+    notifier = await Notifier.connect(settings, database_url)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -438,7 +450,6 @@ async def run_alone(settings: Settings, database_url: str) -> None:
     finally:
         await notifier.stop()
         await notifier.close()
-        await game.close()
 
 
 def main() -> int:
