@@ -2904,13 +2904,6 @@ ALTER TABLE ONLY game.event_translations
     ADD CONSTRAINT event_translations_event_code_fkey FOREIGN KEY (event_code) REFERENCES game.events(code) ON DELETE CASCADE;
 
 --
--- Name: notifications notifications_telegram_id_fkey; Type: FK CONSTRAINT; Schema: game; Owner: -
---
-
-ALTER TABLE ONLY game.notifications
-    ADD CONSTRAINT notifications_telegram_id_fkey FOREIGN KEY (telegram_id) REFERENCES game.players(telegram_id) ON DELETE CASCADE;
-
---
 -- Name: stat_corrections stat_corrections_waifu_id_fkey; Type: FK CONSTRAINT; Schema: game; Owner: -
 --
 
