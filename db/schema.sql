@@ -1477,10 +1477,13 @@ CREATE FUNCTION game.maintain_ledger(at timestamp with time zone DEFAULT now(), 
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $_$
 DECLARE
+    -- Only the server's time (game.checked_now): a moved clock would drop current weeks,
+    -- and with them the record of which request keys were applied.
+    run_at timestamptz := game.checked_now(maintain_ledger.at);
     retention interval := (SELECT c.ledger_retention FROM game.config AS c);
-    horizon timestamptz := maintain_ledger.at - retention;
+    horizon timestamptz := run_at - retention;
     week timestamptz;
-    last_week timestamptz := game.ledger_week(maintain_ledger.at) + maintain_ledger.premake * interval '1 week';
+    last_week timestamptz;
     part record;
     name text;
     created text[] := ARRAY[]::text[];
@@ -1488,12 +1491,10 @@ DECLARE
     moved bigint := 0::bigint;
     n bigint;
 BEGIN
-    IF maintain_ledger.at IS NULL OR NOT isfinite(maintain_ledger.at) THEN
-        PERFORM game.invalid_argument('at', maintain_ledger.at::text, 'at must be a finite time');
-    END IF;
     IF maintain_ledger.premake IS NULL OR maintain_ledger.premake NOT BETWEEN 0 AND 52 THEN
         PERFORM game.invalid_argument('premake', maintain_ledger.premake::text, 'premake must be 0..52 weeks');
     END IF;
+    last_week := game.ledger_week(run_at) + maintain_ledger.premake * interval '1 week';
     -- One maintenance at a time (the job and an operator's manual call).
     PERFORM pg_advisory_xact_lock(hashtextextended('waifu:game.maintain_ledger', 0));
 
@@ -1545,7 +1546,8 @@ $_$;
 
 COMMENT ON FUNCTION game.maintain_ledger(at timestamp with time zone, premake integer) IS 'Create the ledger''s weekly partitions up to `premake` weeks ahead (moving rows out of the default
 partition) and drop the partitions wholly older than game.config.ledger_retention.
-pg_cron runs it daily (job ledger-partitions). Returns {created, dropped, moved_from_default, retention}.';
+pg_cron runs it daily (job ledger-partitions). Returns {created, dropped, moved_from_default, retention}.
+Errors: WF006 premake outside 0..52, or an `at` other than now from a caller that may not set the clock.';
 
 --
 -- Name: may_set_clock(); Type: FUNCTION; Schema: game; Owner: -
@@ -1691,6 +1693,10 @@ CREATE FUNCTION game.purge_cron_history(keep interval DEFAULT '14 days'::interva
 DECLARE
     purged bigint;
 BEGIN
+    IF purge_cron_history.keep IS NULL OR purge_cron_history.keep < interval '1 hour'
+       OR purge_cron_history.keep > interval '10 years' THEN
+        PERFORM game.invalid_argument('keep', purge_cron_history.keep::text, 'keep must be 1 hour to 10 years');
+    END IF;
     DELETE FROM cron.job_run_details AS d WHERE d.end_time < now() - purge_cron_history.keep;
     GET DIAGNOSTICS purged = ROW_COUNT;
     RETURN purged;
@@ -1953,11 +1959,11 @@ BEGIN
     IF create_event.xp_reward IS NULL OR create_event.xp_reward < 0 THEN
         PERFORM game.invalid_argument('xp_reward', create_event.xp_reward::text, 'xp_reward must be 0 or more');
     END IF;
-    IF create_event.mood_delta IS NULL OR abs(create_event.mood_delta) > game.max_stat() THEN
+    IF create_event.mood_delta IS NULL OR create_event.mood_delta NOT BETWEEN -game.max_stat() AND game.max_stat() THEN
         PERFORM game.invalid_argument('mood_delta', create_event.mood_delta::text,
             format('mood_delta must be between -%1$s and %1$s', game.max_stat()));
     END IF;
-    IF create_event.loyalty_delta IS NULL OR abs(create_event.loyalty_delta) > game.max_stat() THEN
+    IF create_event.loyalty_delta IS NULL OR create_event.loyalty_delta NOT BETWEEN -game.max_stat() AND game.max_stat() THEN
         PERFORM game.invalid_argument('loyalty_delta', create_event.loyalty_delta::text,
             format('loyalty_delta must be between -%1$s and %1$s', game.max_stat()));
     END IF;

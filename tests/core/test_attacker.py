@@ -447,14 +447,10 @@ async def victim(admin: asyncpg.Connection) -> Context:
     return Context(PLAYER, waifu, itertools.count())
 
 
-# Found by this suite in 0006, for the lead to fix (then drop the marks; strict, so a fix
-# shows up as a failure here): raw 22003/22008 from game.maintain_ledger(premake =>
-# extreme: the DECLARE computes premake * '1 week' before the check), purge_cron_history
-# (keep => huge interval) and ops.create_event (mood/loyalty_delta => -2^31: negation).
-OPERATOR_RAW_ERRORS = pytest.mark.xfail(strict=True, reason="0006: raw 22003/22008 for extreme ops arguments")
-
-
-@pytest.mark.parametrize("who", ["bot", pytest.param("operator", marks=OPERATOR_RAW_ERRORS)])
+# This suite found raw 22003/22008 errors in 0006 for extreme operator arguments
+# (game.maintain_ledger's premake, purge_cron_history's keep, ops.create_event's
+# mood/loyalty_delta = -2^31); they are WF006 now.
+@pytest.mark.parametrize("who", ["bot", "operator"])
 async def test_every_exposed_function_refuses_crafted_arguments_cleanly(
         guard: None, real_bot_conn: asyncpg.Connection, ops_conn: asyncpg.Connection, admin: asyncpg.Connection,
         victim: Context, who: str) -> None:
@@ -515,7 +511,6 @@ async def test_null_ids_never_reach_another_players_waifu(guard: None, real_bot_
     assert await admin.fetchval("SELECT count(*) FROM game.participations") == 0
 
 
-@pytest.mark.xfail(strict=True, reason="0006: game.maintain_ledger takes any finite `at` from an operator")
 async def test_an_operator_cannot_erase_the_ledger_by_moving_the_maintenance_clock(
         guard: None, ops_conn: asyncpg.Connection, admin: asyncpg.Connection, victim: Context) -> None:
     """game.maintain_ledger drops the partitions older than `at` - retention: with `at` a
