@@ -672,7 +672,7 @@ def _relation_sql(schema: str, name: str, cols: list[tuple[str, str]], per_playe
     fields = ", ".join(f"{_ident(c)} {t}" for c, t in cols)
     select = ", ".join(f"r.{_ident(c)}" for c, _ in cols)
     # Catalogue (the same on every partition): partition 0's rows stand for all.
-    source = "relation_rows" if per_player else "relation_rows_of_partition0"
+    source = "rows" if per_player else "rows_of_partition0"
     what = ("every partition's rows of" if per_player else "partition 0's rows (the same everywhere) of")
     if schema == "game":
         what = "read-only: " + what
@@ -753,7 +753,6 @@ AS $plproxy$
     TARGET partition.relation_rows;
 $plproxy$;
 REVOKE ALL ON FUNCTION partition_call.relation_rows(text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION partition_call.relation_rows(text) TO waifu_ops;
 CREATE FUNCTION partition_call.relation_rows_of_partition0(relation text, OUT partition integer, OUT data jsonb)
     RETURNS SETOF record LANGUAGE plproxy
 AS $plproxy$
@@ -762,7 +761,20 @@ AS $plproxy$
     TARGET partition.relation_rows;
 $plproxy$;
 REVOKE ALL ON FUNCTION partition_call.relation_rows_of_partition0(text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION partition_call.relation_rows_of_partition0(text) TO waifu_ops;
+-- What the views call: definer functions, so that operators need no USAGE on the PL/Proxy
+-- servers (with it they could create user mappings of their own).
+CREATE FUNCTION partition_call.rows(relation text, OUT partition integer, OUT data jsonb)
+    RETURNS SETOF record LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    BEGIN ATOMIC
+        SELECT r.partition, r.data FROM partition_call.relation_rows(relation) AS r;
+    END;
+CREATE FUNCTION partition_call.rows_of_partition0(relation text, OUT partition integer, OUT data jsonb)
+    RETURNS SETOF record LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    BEGIN ATOMIC
+        SELECT r.partition, r.data FROM partition_call.relation_rows_of_partition0(relation) AS r;
+    END;
+REVOKE ALL ON FUNCTION partition_call.rows(text), partition_call.rows_of_partition0(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION partition_call.rows(text), partition_call.rows_of_partition0(text) TO waifu_ops;
 """
 
 
@@ -869,10 +881,9 @@ def setup_proxy(proxy_url: str, partitions: list[str], admin_writes: bool = Fals
                 current = dict(o.split("=", 1) for o in row[0] or [])
                 stale = [k for k in current if re.fullmatch(r"p\d+", k) and int(k[1:]) >= count]
                 _set_options(cur, sql.SQL("SERVER {}").format(name), current, options, stale)
-            if server != ADMIN_CLUSTER:
-                # Callers of the views (waifu_ops) invoke a PL/Proxy function themselves; only
-                # a superuser can create one, so USAGE lends no other power.
-                cur.execute(sql.SQL("GRANT USAGE ON FOREIGN SERVER {} TO waifu_ops").format(name))
+            # Nobody but superusers uses the servers (the views go through definer functions);
+            # revoked in case an earlier version granted it.
+            cur.execute(sql.SQL("REVOKE USAGE ON FOREIGN SERVER {} FROM waifu_ops").format(name))
             cur.execute("SELECT umoptions FROM pg_user_mappings WHERE srvname = %s AND usename = 'public'", (server,))
             row = cur.fetchone()
             if row is None:
