@@ -165,12 +165,16 @@ class Soak:
             elapsed = time.perf_counter() - t0
             regenerating = await self.admin.fetchval(
                 "SELECT count(*) FROM game.waifus WHERE regenerating")  # the partial index (0006)
+            waifus_mb = await self.admin.fetchval(
+                "SELECT (pg_table_size('game.waifus') + pg_indexes_size('game.waifus')) / 1048576.0")
             minute = {"phase": label, "at": datetime.now(UTC).isoformat(timespec="seconds"),
                       "calls_per_s": round((self.calls - calls0) / elapsed, 1), "errors": self.errors - errors0,
-                      "regenerating": regenerating, "cores": cores, **common.machine_load()}
+                      "regenerating": regenerating, "waifus_mb": round(float(waifus_mb), 1), "cores": cores,
+                      **common.machine_load()}
             self.minutes.append(minute)
             log(f"{label}: {minute['calls_per_s']:,.0f} calls/s, {minute['errors']} errors, "
-                f"{regenerating:,} regenerating; load {minute['load_1m']}, cores {cores}")
+                f"{regenerating:,} regenerating, game.waifus {minute['waifus_mb']} MB with indexes; "
+                f"load {minute['load_1m']}, cores {cores}")
 
     async def snapshot(self, label: str) -> dict[str, Any]:
         await self.admin.execute("SELECT pg_stat_force_next_flush()")
@@ -235,6 +239,9 @@ class Soak:
                       f"{wal / max(calls, 1):.0f} bytes per participation (ticks included); checkpoints "
                       f"timed {end['checkpoints']['checkpoints_timed'] - start['checkpoints']['checkpoints_timed']}, "
                       f"requested {end['checkpoints']['checkpoints_req'] - start['checkpoints']['checkpoints_req']}"))
+        sizes = [m["waifus_mb"] for m in self.minutes if m["phase"] == "soak"]
+        self.add(info("game.waifus size each minute", f"{min(sizes):.0f}..{max(sizes):.0f}", "MB",
+                      "heap + indexes: " + ", ".join(f"{v:.0f}" for v in sizes)))
         loads = [m["load_1m"] for m in self.minutes if m["phase"] == "soak"]
         others = [m["cores"].get("others", 0) for m in self.minutes if m["phase"] == "soak"]
         self.add(info("machine load (1 min avg) during the window", f"{min(loads):.1f}..{max(loads):.1f}", "",
