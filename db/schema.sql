@@ -1638,12 +1638,15 @@ CREATE FUNCTION game.participation_json(w game.waifus, dynamic jsonb, at timesta
     LANGUAGE plpgsql STABLE
     AS $$
 DECLARE
-    localized_title text := coalesce(
-        (SELECT tr.title FROM game.event_translations AS tr
-         WHERE tr.event_code = participation_json.p.event_code
-           AND tr.language = game.player_language(participation_json.p.telegram_id)),
-        participation_json.event_title);
+    reader_language text := game.player_language(participation_json.p.telegram_id);
+    localized_title text := participation_json.event_title;
 BEGIN
+    IF reader_language <> 'en' THEN  -- English is the base text: no look-up
+        localized_title := coalesce(
+            (SELECT tr.title FROM game.event_translations AS tr
+             WHERE tr.event_code = participation_json.p.event_code AND tr.language = reader_language),
+            participation_json.event_title);
+    END IF;
     RETURN game.stats_json(participation_json.w, participation_json.dynamic, participation_json.at)
         || jsonb_build_object(
             'event_code', participation_json.p.event_code,
@@ -1673,8 +1676,13 @@ COMMENT ON FUNCTION game.participation_json(w game.waifus, dynamic jsonb, at tim
 --
 
 CREATE FUNCTION game.player_language(telegram_id bigint) RETURNS text
-    LANGUAGE sql STABLE PARALLEL SAFE
-    RETURN (SELECT game.effective_language(p.language, p.language_code) AS effective_language FROM game.players p WHERE (p.telegram_id = player_language.telegram_id));
+    LANGUAGE plpgsql STABLE PARALLEL SAFE
+    AS $$
+BEGIN
+    RETURN (SELECT game.effective_language(p.language, p.language_code)
+            FROM game.players AS p WHERE p.telegram_id = player_language.telegram_id);
+END
+$$;
 
 --
 -- Name: FUNCTION player_language(telegram_id bigint); Type: COMMENT; Schema: game; Owner: -

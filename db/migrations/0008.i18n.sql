@@ -39,10 +39,16 @@ CREATE FUNCTION game.effective_language(setting text, language_code text) RETURN
 COMMENT ON FUNCTION game.effective_language(text, text) IS
     'The language to use: the setting (en, ru), else from Telegram''s language_code (ru, be, kk, ky -> ru), else en.';
 
+-- PL/pgSQL, not a SQL body: a SQL function with a sub-select is not inlined and is
+-- planned again on every call; PL/pgSQL caches the plan per session.
 CREATE FUNCTION game.player_language(telegram_id bigint) RETURNS text
-    LANGUAGE sql STABLE PARALLEL SAFE
+    LANGUAGE plpgsql STABLE PARALLEL SAFE
+AS $$
+BEGIN
     RETURN (SELECT game.effective_language(p.language, p.language_code)
             FROM game.players AS p WHERE p.telegram_id = player_language.telegram_id);
+END
+$$;
 COMMENT ON FUNCTION game.player_language(bigint) IS 'The language a player reads (NULL if not registered).';
 
 CREATE FUNCTION game.check_language(language text) RETURNS void
@@ -143,12 +149,15 @@ CREATE OR REPLACE FUNCTION game.participation_json(w game.waifus, dynamic jsonb,
     LANGUAGE plpgsql STABLE
 AS $$
 DECLARE
-    localized_title text := coalesce(
-        (SELECT tr.title FROM game.event_translations AS tr
-         WHERE tr.event_code = participation_json.p.event_code
-           AND tr.language = game.player_language(participation_json.p.telegram_id)),
-        participation_json.event_title);
+    reader_language text := game.player_language(participation_json.p.telegram_id);
+    localized_title text := participation_json.event_title;
 BEGIN
+    IF reader_language <> 'en' THEN  -- English is the base text: no look-up
+        localized_title := coalesce(
+            (SELECT tr.title FROM game.event_translations AS tr
+             WHERE tr.event_code = participation_json.p.event_code AND tr.language = reader_language),
+            participation_json.event_title);
+    END IF;
     RETURN game.stats_json(participation_json.w, participation_json.dynamic, participation_json.at)
         || jsonb_build_object(
             'event_code', participation_json.p.event_code,
