@@ -330,3 +330,33 @@ async def test_a_russian_player_sees_the_page_in_russian(browser, live_server, g
     await page.screenshot(path=str(ARTIFACTS / "webapp-ru.png"), full_page=True)
     assert all("409" in p for p in problems), problems  # the forged refusal's failed load, nothing else
     await page.context.close()
+
+
+async def test_the_daily_reward_and_the_notifications_switch_work_from_the_page(browser, live_server, game, admin):
+    await game.register_player(CARL, "carl", "Carl", "en")
+    wid = await game.adopt_waifu(CARL, "yuki")
+    await set_stats(admin, wid, energy=40, mood=50, loyalty=50, xp=0, clock_age_seconds=0)
+    page, problems = await open_app(browser, live_server, init=init_data(CARL, "Carl"))
+    extras = page.locator("#extras")
+    await expect(extras).to_be_visible()
+    await expect(page.locator("#daily-status")).to_have_text("Ready: day 1 of your streak.")
+    toggle = page.locator("#notify-toggle")
+    await expect(toggle).to_be_checked()
+
+    await page.locator("#daily-claim").click()
+    await expect(page.locator("#status")).to_have_text("Daily reward claimed! Streak: 1 day.")
+    await expect(page.locator("#daily-claim")).to_be_disabled()
+    await expect(page.locator("#daily-status")).to_have_text(re.compile(r"^Next one in .+\. Streak: 1 day\.$"))
+    assert await admin.fetchval("SELECT daily_streak FROM game.players WHERE telegram_id = $1", CARL) == 1
+    reward = await admin.fetchval("SELECT energy FROM game.daily_rewards WHERE day = 1")
+    assert (await db_stats(admin, wid))["energy"] == min(100, 40 + reward)
+    assert await value(page, wid, "energy").text_content() == f"{min(100, 40 + reward)} / 100"
+
+    await toggle.uncheck()
+    await expect(toggle).not_to_be_checked()
+    for _ in range(50):  # the POST lands a moment after the click
+        if await admin.fetchval("SELECT notifications FROM game.players WHERE telegram_id = $1", CARL) is False:
+            break
+        await page.wait_for_timeout(100)
+    assert await admin.fetchval("SELECT notifications FROM game.players WHERE telegram_id = $1", CARL) is False
+    assert [p for p in problems if "409" not in p and "403" not in p] == []

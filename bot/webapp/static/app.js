@@ -457,6 +457,65 @@
     if (tg.colorScheme) root.dataset.colorScheme = tg.colorScheme;
   }
 
+  // ---------------------------------------------------------------- daily reward and settings
+
+  const extrasEl = document.getElementById("extras");
+  const dailyStatusEl = document.getElementById("daily-status");
+  const dailyButton = document.getElementById("daily-claim");
+  const notifyToggle = document.getElementById("notify-toggle");
+
+  function renderSettings(settings) {
+    const daily = settings.daily || {};
+    extrasEl.hidden = false;
+    notifyToggle.checked = Boolean(settings.notifications);
+    dailyButton.disabled = !daily.available;
+    dailyStatusEl.textContent = daily.available
+      ? t("web_daily_ready", { n: daily.next_streak })
+      : t("web_daily_wait", { time: duration(parseTime(daily.available_at) - Date.now()), n: daily.streak });
+  }
+
+  async function loadSettings() {
+    try {
+      renderSettings(await api("/settings"));
+    } catch (failure) {
+      if (!(failure instanceof ApiFailure)) throw failure;
+      extrasEl.hidden = true; // the cards' status line already says what is wrong
+    }
+  }
+
+  async function claimDaily() {
+    dailyButton.disabled = true;
+    let message;
+    let kind = "ok";
+    try {
+      const result = await api("/daily", { method: "POST", headers: { "Idempotency-Key": newKey() } });
+      message = t("web_daily_claimed", { n: result.streak });
+    } catch (failure) {
+      if (!(failure instanceof ApiFailure)) throw failure;
+      message = describeFailure(failure);
+      kind = "error";
+    }
+    // After the refresh (and one queued behind it), which clears the status line when all is well.
+    await Promise.all([loadSettings(), refresh()]);
+    while (state.loading) await state.loading;
+    showStatus(message, kind);
+  }
+
+  async function setNotifications() {
+    const value = notifyToggle.checked ? "on" : "off";
+    try {
+      renderSettings(await api("/settings", {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ name: "notifications", value }),
+      }));
+    } catch (failure) {
+      if (!(failure instanceof ApiFailure)) throw failure;
+      showStatus(describeFailure(failure), "error");
+      await loadSettings();
+    }
+  }
+
   async function start() {
     // Telegram's language first; /me then gives the player's own choice.
     const user = tg && tg.initDataUnsafe && tg.initDataUnsafe.user;
@@ -473,10 +532,16 @@
       tg.onEvent("activated", refresh); // Telegram brought the app back to the front
     }
     document.addEventListener("visibilitychange", () => {
-      if (document.visibilityState === "visible") refresh();
+      if (document.visibilityState === "visible") {
+        refresh();
+        loadSettings(); // the daily reward may have become ready meanwhile
+      }
     });
     window.setInterval(tick, TICK_MS);
+    dailyButton.addEventListener("click", claimDaily);
+    notifyToggle.addEventListener("change", setNotifications);
     refresh();
+    loadSettings();
   }
 
   start().catch((err) => showStatus(String(err), "error"));
