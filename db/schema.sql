@@ -397,10 +397,22 @@ DECLARE
     cooldown_end timestamptz;
     energy_now integer;
 BEGIN
-    PERFORM game.check_id('telegram_id', participate_in_event.telegram_id);
-    PERFORM game.check_id('waifu_id', participate_in_event.waifu_id);
-    PERFORM game.check_request_key(participate_in_event.request_key, true);
-    PERFORM game.check_text('event_code', participate_in_event.event_code, 32, true);
+    -- The argument checks' own conditions, so that a valid call evaluates four plain
+    -- expressions; the checks run (and raise their usual errors) only for a bad argument.
+    -- A PERFORM is a whole query each (executor start, run and end).
+    IF participate_in_event.telegram_id IS NULL OR participate_in_event.telegram_id <= 0
+       OR participate_in_event.waifu_id IS NULL OR participate_in_event.waifu_id <= 0 THEN
+        PERFORM game.check_id('telegram_id', participate_in_event.telegram_id);
+        PERFORM game.check_id('waifu_id', participate_in_event.waifu_id);
+    END IF;
+    IF participate_in_event.request_key IS NULL OR btrim(participate_in_event.request_key) = ''
+       OR length(participate_in_event.request_key) > 128 OR participate_in_event.request_key ~ '[[:cntrl:]]' THEN
+        PERFORM game.check_request_key(participate_in_event.request_key, true);
+    END IF;
+    IF participate_in_event.event_code IS NULL OR btrim(participate_in_event.event_code) = ''
+       OR length(participate_in_event.event_code) > 32 THEN
+        PERFORM game.check_text('event_code', participate_in_event.event_code, 32, true);
+    END IF;
 
     -- Lock the waifu first: everything below sees no concurrent change to her, and a
     -- concurrent retry with the same key waits here, then finds the ledger row.
@@ -414,8 +426,11 @@ BEGIN
     -- unique index cannot see a twin in another week's partition.
     PERFORM pg_advisory_xact_lock(hashtextextended(participate_in_event.request_key, participate_in_event.telegram_id));
 
+    -- The upper bound prunes the partitions made ahead for the coming weeks before they
+    -- are opened (a day of slack for a clock moved back by a test or an operator).
     SELECT * INTO prior FROM game.participations AS p
-    WHERE p.telegram_id = participate_in_event.telegram_id AND p.request_key = participate_in_event.request_key;
+    WHERE p.telegram_id = participate_in_event.telegram_id AND p.request_key = participate_in_event.request_key
+      AND p.participated_at < at + interval '1 day';
     IF FOUND THEN
         IF prior.waifu_id <> participate_in_event.waifu_id OR prior.event_code <> participate_in_event.event_code THEN
             RAISE EXCEPTION 'request key "%" was already used for another action', participate_in_event.request_key
@@ -673,38 +688,88 @@ CREATE FUNCTION api.restore_energy(now timestamp with time zone DEFAULT now()) R
     AS $$
 DECLARE
     at timestamptz := game.checked_now(restore_energy.now);
-    updated bigint;
+    period integer := game.energy_regen_seconds();
+    state game.restore_state;
+    full_pass boolean;
+    -- A window's clock phases, as ranges (lo[i], hi[i]]: two when it wraps round the
+    -- interval's end. One range per statement: a plain range on the index key is always
+    -- an index condition, whatever the statistics say (an OR of two ranges was planned as
+    -- a scan of the whole index when they said few were regenerating).
+    lo numeric[];
+    hi numeric[];
+    restored bigint;
+    filled bigint[];
+    updated bigint := 0::bigint;
+    rested bigint[] := '{}'::bigint[];
     queued bigint;
 BEGIN
     -- One tick at a time: two overlapping ticks (pg_cron's and an operator's manual
     -- one) would lock the due rows in different orders and could deadlock. A second
     -- tick waits here, then finds only what is still due.
     PERFORM pg_advisory_xact_lock(hashtextextended('waifu:api.restore_energy', 0));
-    -- Only regenerating waifus with at least one whole interval since their clock; the
-    -- partial index waifus_regenerating_idx lists them. The waifus this tick fills get a
-    -- "she is rested" notification in the same transaction (one row per player).
-    WITH restored AS (
-        UPDATE game.waifus AS w
-        SET dynamic = game.regen(w.dynamic, at)
-        WHERE w.regenerating
-          AND (w.dynamic ->> 'last_restore')::numeric <= extract(epoch FROM at) - game.energy_regen_seconds()
-        RETURNING w.id, w.owner_id, w.name, w.regenerating
-    ), rested AS (
-        INSERT INTO game.notifications (telegram_id, kind, payload, created_at, available_at)
-        SELECT r.owner_id, 'rested',
-               jsonb_build_object('waifus', jsonb_agg(jsonb_build_object(
-                   'waifu_id', r.id, 'name', r.name, 'energy', game.max_energy()) ORDER BY r.id)),
-               at, at
-        FROM restored AS r
-        JOIN game.players AS p ON p.telegram_id = r.owner_id AND p.notifications
-        WHERE NOT r.regenerating
-        GROUP BY r.owner_id
-        RETURNING 1
-    )
-    SELECT (SELECT count(*) FROM restored), (SELECT count(*) FROM rested) INTO updated, queued;
-    IF queued > 0 THEN
-        PERFORM pg_notify('waifu_notifications', queued::text);
+    SELECT * INTO state FROM game.restore_state;
+    -- After a tick at last_at no waifu is due before her clock's phase comes round
+    -- again. Less than an interval after the last full pass (and not back in time),
+    -- only the phases between the two ticks can be due.
+    full_pass := state.full_at IS NULL OR at < state.last_at
+                 OR at >= state.full_at + make_interval(secs => period);
+    IF NOT full_pass THEN
+        lo := ARRAY[mod(extract(epoch FROM state.last_at), period)];
+        hi := ARRAY[mod(extract(epoch FROM at), period)];
+        IF hi[1] < lo[1] THEN  -- it wraps: (lo, period) and [0, hi]
+            lo := ARRAY[lo[1], -1];
+            hi := ARRAY[period, hi[1]];
+        END IF;
     END IF;
+    -- Due: regenerating, with at least one whole interval since her clock. The two
+    -- statements differ only in the phase range.
+    IF full_pass THEN
+        WITH r AS (
+            UPDATE game.waifus AS w
+            SET dynamic = game.regen(w.dynamic, at)
+            WHERE w.regenerating
+              AND (w.dynamic ->> 'last_restore')::numeric <= extract(epoch FROM at) - period
+            RETURNING w.id, w.regenerating
+        )
+        SELECT count(*), array_agg(r.id) FILTER (WHERE NOT r.regenerating) INTO updated, rested FROM r;
+    ELSE
+        FOR i IN 1 .. cardinality(lo) LOOP
+            WITH r AS (
+                UPDATE game.waifus AS w
+                SET dynamic = game.regen(w.dynamic, at)
+                WHERE w.regenerating AND w.clock_phase > lo[i] AND w.clock_phase <= hi[i]
+                  AND (w.dynamic ->> 'last_restore')::numeric <= extract(epoch FROM at) - period
+                RETURNING w.id, w.regenerating
+            )
+            SELECT count(*), array_agg(r.id) FILTER (WHERE NOT r.regenerating) INTO restored, filled FROM r;
+            updated := updated + restored;
+            rested := rested || filled;
+        END LOOP;
+    END IF;
+    rested := coalesce(rested, '{}'::bigint[]);
+    -- The waifus this tick filled: one "she is rested" notification per player, in the
+    -- same transaction.
+    IF cardinality(rested) > 0 THEN
+        WITH n AS (
+            INSERT INTO game.notifications (telegram_id, kind, payload, created_at, available_at)
+            SELECT w.owner_id, 'rested',
+                   jsonb_build_object('waifus', jsonb_agg(jsonb_build_object(
+                       'waifu_id', w.id, 'name', w.name, 'energy', game.max_energy()) ORDER BY w.id)),
+                   at, at
+            FROM game.waifus AS w
+            JOIN game.players AS p ON p.telegram_id = w.owner_id AND p.notifications
+            WHERE w.id = ANY (rested)
+            GROUP BY w.owner_id
+            RETURNING 1
+        )
+        SELECT count(*) INTO queued FROM n;
+        IF queued > 0 THEN
+            PERFORM pg_notify('waifu_notifications', queued::text);
+        END IF;
+    END IF;
+    INSERT INTO game.restore_state AS s (last_at, full_at) VALUES (at, at)
+    ON CONFLICT (singleton) DO UPDATE
+        SET last_at = excluded.last_at, full_at = CASE WHEN full_pass THEN excluded.full_at ELSE s.full_at END;
     RETURN updated::integer;
 END
 $$;
@@ -716,6 +781,8 @@ $$;
 COMMENT ON FUNCTION api.restore_energy(now timestamp with time zone) IS 'Store the energy restored up to now for every due waifu; returns how many were updated.
 Waifus it fills get one "she is rested" notification per player (game.notifications, if the player
 has them on), then NOTIFY waifu_notifications. pg_cron runs it every minute (job restore-energy).
+A tick within a minute of the last full one looks only at the waifus whose clock came round since the
+last tick (game.restore_state); otherwise at every regenerating waifu.
 Idempotent for the same now; catches up exactly after an outage. Reads never depend on it.';
 
 --
@@ -839,8 +906,8 @@ language (optional: en, ru): names and descriptions in it where translated, else
 --
 
 CREATE FUNCTION game.max_energy() RETURNS integer
-    LANGUAGE sql IMMUTABLE PARALLEL SAFE
-    RETURN 100;
+    LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+    AS $$BEGIN RETURN 100; END$$;
 
 --
 -- Name: FUNCTION max_energy(); Type: COMMENT; Schema: game; Owner: -
@@ -853,8 +920,8 @@ COMMENT ON FUNCTION game.max_energy() IS 'Energy cap of every waifu.';
 --
 
 CREATE FUNCTION game.max_stat() RETURNS integer
-    LANGUAGE sql IMMUTABLE PARALLEL SAFE
-    RETURN 100;
+    LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+    AS $$BEGIN RETURN 100; END$$;
 
 --
 -- Name: FUNCTION max_stat(); Type: COMMENT; Schema: game; Owner: -
@@ -1265,8 +1332,8 @@ COMMENT ON FUNCTION game.effective_language(setting text, language_code text) IS
 --
 
 CREATE FUNCTION game.energy_regen_seconds() RETURNS integer
-    LANGUAGE sql IMMUTABLE PARALLEL SAFE
-    RETURN 60;
+    LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+    AS $$BEGIN RETURN 60; END$$;
 
 --
 -- Name: FUNCTION energy_regen_seconds(); Type: COMMENT; Schema: game; Owner: -
@@ -1302,6 +1369,7 @@ CREATE TABLE game.waifus (
     adopted_at timestamp with time zone DEFAULT now() NOT NULL,
     last_played jsonb DEFAULT '{}'::jsonb NOT NULL,
     regenerating boolean GENERATED ALWAYS AS ((((dynamic ->> 'energy'::text))::integer < game.max_energy())) STORED,
+    clock_phase numeric GENERATED ALWAYS AS (mod(((dynamic -> 'last_restore'::text))::numeric, (game.energy_regen_seconds())::numeric)) STORED,
     CONSTRAINT waifus_dynamic_valid CHECK (game.dynamic_is_valid(dynamic))
 )
 WITH (autovacuum_vacuum_scale_factor='0.02', autovacuum_analyze_scale_factor='0.05', fillfactor='85');
@@ -1329,6 +1397,13 @@ COMMENT ON COLUMN game.waifus.last_played IS '{event_code: epoch seconds of her 
 --
 
 COMMENT ON COLUMN game.waifus.regenerating IS 'Energy below the cap (derived from dynamic): the tick''s work list.';
+
+--
+-- Name: COLUMN waifus.clock_phase; Type: COMMENT; Schema: game; Owner: -
+--
+
+COMMENT ON COLUMN game.waifus.clock_phase IS 'Where her energy clock stands within the regeneration interval (last_restore mod 60 s). Restoring moves the
+clock by whole intervals, so only a participation of a full waifu changes it: the tick''s index key.';
 
 --
 -- Name: events_for(game.waifus, timestamp with time zone); Type: FUNCTION; Schema: game; Owner: -
@@ -2353,6 +2428,25 @@ CREATE TABLE game.participations_default (
 COMMENT ON TABLE game.participations_default IS 'Catches rows of weeks with no partition yet; game.maintain_ledger moves them into their week.';
 
 --
+-- Name: restore_state; Type: TABLE; Schema: game; Owner: -
+--
+
+CREATE TABLE game.restore_state (
+    singleton boolean DEFAULT true NOT NULL,
+    last_at timestamp with time zone NOT NULL,
+    full_at timestamp with time zone NOT NULL,
+    CONSTRAINT restore_state_singleton_check CHECK (singleton)
+);
+
+--
+-- Name: TABLE restore_state; Type: COMMENT; Schema: game; Owner: -
+--
+
+COMMENT ON TABLE game.restore_state IS 'The restore tick''s memory (one row, written by api.restore_energy): last_at, the clock of the last tick;
+full_at, the clock of the last tick that looked at every regenerating waifu. Deleting the row makes the
+next tick a full one.';
+
+--
 -- Name: stat_corrections; Type: TABLE; Schema: game; Owner: -
 --
 
@@ -2820,6 +2914,13 @@ ALTER TABLE ONLY game.players
     ADD CONSTRAINT players_pkey PRIMARY KEY (telegram_id);
 
 --
+-- Name: restore_state restore_state_pkey; Type: CONSTRAINT; Schema: game; Owner: -
+--
+
+ALTER TABLE ONLY game.restore_state
+    ADD CONSTRAINT restore_state_pkey PRIMARY KEY (singleton);
+
+--
 -- Name: stat_corrections stat_corrections_pkey; Type: CONSTRAINT; Schema: game; Owner: -
 --
 
@@ -2890,6 +2991,12 @@ CREATE UNIQUE INDEX participations_default_request_once ON game.participations_d
 --
 
 CREATE INDEX stat_corrections_waifu_idx ON game.stat_corrections USING btree (waifu_id, corrected_at);
+
+--
+-- Name: waifus_clock_phase_idx; Type: INDEX; Schema: game; Owner: -
+--
+
+CREATE INDEX waifus_clock_phase_idx ON game.waifus USING btree (clock_phase) WHERE regenerating;
 
 --
 -- Name: waifus_regenerating_idx; Type: INDEX; Schema: game; Owner: -
@@ -3456,6 +3563,12 @@ GRANT SELECT ON TABLE game.notifications TO waifu_ops;
 --
 
 GRANT SELECT ON TABLE game.participations_default TO waifu_ops;
+
+--
+-- Name: TABLE restore_state; Type: ACL; Schema: game; Owner: -
+--
+
+GRANT SELECT ON TABLE game.restore_state TO waifu_ops;
 
 --
 -- Name: TABLE stat_corrections; Type: ACL; Schema: game; Owner: -
