@@ -12,7 +12,7 @@ from __future__ import annotations
 from tests.core.conftest import at, player_with_waifu, restore, set_stored, stats, stored
 
 
-async def three_waifus(admin, bot_conn, clocks: list[float]) -> list[int]:
+async def waifus_with_clocks(admin, bot_conn, clocks: list[float]) -> list[int]:
     """A waifu with energy 50 for each clock (seconds from T0), one player each."""
     ids = []
     for k, clock in enumerate(clocks, start=1):
@@ -28,7 +28,7 @@ async def energies(admin, ids: list[int]) -> list[int]:
 
 async def test_a_tick_right_after_a_tick_restores_only_what_came_due(admin, bot_conn):
     # Due at T0+10 s, T0+40 s and T0+5 s.
-    ids = await three_waifus(admin, bot_conn, [-50, -20, -55])
+    ids = await waifus_with_clocks(admin, bot_conn, [-50, -20, -55])
     async with admin.transaction():
         await admin.execute("DELETE FROM game.restore_state")
         assert await restore(admin, at()) == 0  # a full pass: nobody due yet
@@ -47,7 +47,7 @@ async def test_a_tick_right_after_a_tick_restores_only_what_came_due(admin, bot_
 
 async def test_a_window_that_wraps_round_the_minute(admin, bot_conn):
     # Due at T0+55 s, T0+65 s (phase 5) and T0+90 s (phase 30).
-    ids = await three_waifus(admin, bot_conn, [-5, 5, 30])
+    ids = await waifus_with_clocks(admin, bot_conn, [-5, 5, 30])
     async with admin.transaction():
         await admin.execute("DELETE FROM game.restore_state")
         assert await restore(admin, at(seconds=50)) == 0
@@ -59,7 +59,7 @@ async def test_a_window_that_wraps_round_the_minute(admin, bot_conn):
 
 
 async def test_a_waifu_written_behind_the_ticks_back_waits_for_the_next_full_pass(admin, bot_conn):
-    [wid] = await three_waifus(admin, bot_conn, [30])
+    [wid] = await waifus_with_clocks(admin, bot_conn, [30])
     async with admin.transaction():
         await admin.execute("DELETE FROM game.restore_state")
         assert await restore(admin, at()) == 0
@@ -75,7 +75,7 @@ async def test_a_waifu_written_behind_the_ticks_back_waits_for_the_next_full_pas
 
 
 async def test_a_tick_back_in_time_is_a_full_pass(admin, bot_conn):
-    [wid] = await three_waifus(admin, bot_conn, [600])
+    [wid] = await waifus_with_clocks(admin, bot_conn, [600])
     async with admin.transaction():
         await admin.execute("DELETE FROM game.restore_state")
         assert await restore(admin, at(minutes=20)) == 1  # 10 intervals since T0+10 min
@@ -87,7 +87,7 @@ async def test_a_tick_back_in_time_is_a_full_pass(admin, bot_conn):
 
 
 async def test_a_participation_of_a_regenerating_waifu_keeps_her_phase(admin, bot_conn):
-    [wid] = await three_waifus(admin, bot_conn, [-45])  # due at T0+15 s
+    [wid] = await waifus_with_clocks(admin, bot_conn, [-45])  # due at T0+15 s
     phase = await admin.fetchval("SELECT clock_phase FROM game.waifus WHERE id = $1", wid)
     assert phase == 15
     # A participation restores her first: her clock moves by whole intervals.
