@@ -102,10 +102,16 @@ class Side:
         self.add(f"{name} server CPU ms", (self.cpu.seconds() - c0) * 1000)
         return value
 
+    async def refill(self, waifus: int) -> None:
+        """Waifus 1..`waifus` at full energy (each call costs 1)."""
+        await self.conn.execute(
+            "UPDATE game.waifus SET dynamic = dynamic || jsonb_build_object('energy', game.max_energy()) "
+            "WHERE id <= $1", waifus)
+
     async def tick_run(self, clock) -> None:
         await self.conn.execute(ARM_SQL, clock, ARMED_AGE_SECONDS)
         if self.has_state:
-            await self.conn.execute("DELETE FROM game.restore_state")
+            await self.conn.execute(common.FORGET_LAST_TICK_SQL)
         await self.conn.execute("VACUUM game.waifus")
         due = await self.timed("tick, 5% due", TICK_SQL, clock)
         again = await self.timed("tick 1 s later", TICK_SQL, clock + timedelta(seconds=1))
@@ -113,9 +119,7 @@ class Side:
             raise RuntimeError(f"{self.label}: the tick restored nobody")
 
     async def participate_run(self, calls: int, run: int) -> None:
-        await self.conn.execute(
-            "UPDATE game.waifus SET dynamic = dynamic || jsonb_build_object('energy', game.max_energy()) "
-            "WHERE id <= $1", calls)
+        await self.refill(calls)
         transaction = self.conn.transaction()
         await transaction.start()
         try:
@@ -126,9 +130,7 @@ class Side:
             await transaction.rollback()
 
     async def throughput_run(self, seconds: float) -> None:
-        await self.conn.execute(
-            "UPDATE game.waifus SET dynamic = dynamic || jsonb_build_object('energy', game.max_energy()) "
-            "WHERE id <= $1", PGBENCH_WAIFUS)
+        await self.refill(PGBENCH_WAIFUS)
         calls = await asyncio.to_thread(pgbench, self.url, PARTICIPATE_SCRIPT, seconds)
         ceiling = await asyncio.to_thread(pgbench, self.url, CEILING_SCRIPT, seconds)
         self.add("participation calls/s (pgbench)", calls)

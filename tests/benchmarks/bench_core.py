@@ -289,7 +289,7 @@ class Bench:
 
     async def forget_last_tick(self) -> None:
         if self.has_restore_state:
-            await self.admin.execute("DELETE FROM game.restore_state")
+            await self.admin.execute(common.FORGET_LAST_TICK_SQL)
 
     async def wal_lsn(self) -> int:
         return int(await self.admin.fetchval("SELECT pg_current_wal_lsn() - '0/0'::pg_lsn"))

@@ -41,6 +41,7 @@ import aiohttp
 import asyncpg
 
 from tests.benchmarks.common import (
+    FORGET_LAST_TICK_SQL,
     Metric,
     add_database_args,
     bench_database,
@@ -79,8 +80,7 @@ async def make_due(admin: asyncpg.Connection) -> None:
     await admin.execute(
         "UPDATE game.waifus SET dynamic = dynamic || jsonb_build_object('energy', game.max_energy() - 1, "
         "'last_restore', extract(epoch FROM now()) - 61)")
-    # Those clocks are written behind the tick's back: its next run must be a full pass.
-    await admin.execute("DELETE FROM game.restore_state")
+    await admin.execute(FORGET_LAST_TICK_SQL)
     await admin.execute("VACUUM (ANALYZE) game.waifus, game.notifications")
 
 

@@ -128,8 +128,7 @@ async def arm(urls: list[str]) -> int:
         conn = await connect(url)
         try:
             due += int((await conn.execute(ARM_SQL, T)).split()[-1])
-            # Arming writes clocks behind the tick's back: its next run must be a full pass.
-            await conn.execute("DELETE FROM game.restore_state")
+            await conn.execute(common.FORGET_LAST_TICK_SQL)
             await conn.execute("VACUUM game.waifus")
         finally:
             await conn.close()

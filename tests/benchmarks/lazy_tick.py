@@ -38,14 +38,25 @@ from datetime import UTC, datetime
 
 from db import localdb, migrate
 from tests.benchmarks import common
-from tests.benchmarks.bench_core import ARMED_AGE_SECONDS, TICK_SQL, connect, load_game, log
+from tests.benchmarks.bench_core import (
+    ARMED_AGE_SECONDS,
+    ARMED_ENERGY,
+    DUE_EVERY,
+    FILL_ENERGY,
+    TICK_SQL,
+    connect,
+    load_game,
+    log,
+)
 
-ARM_SQL = """
+# bench_core's arming (every DUE_EVERY-th waifu at ARMED_ENERGY), except that every
+# `fill_every`-th one is armed at FILL_ENERGY: the 10 minutes the tick restores fill her.
+ARM_SQL = f"""
 UPDATE game.waifus
 SET dynamic = dynamic || jsonb_build_object(
-    'energy', CASE WHEN id % $3 = 0 THEN 95 ELSE 50 END,
+    'energy', CASE WHEN id % $3 = 0 THEN {FILL_ENERGY} ELSE {ARMED_ENERGY} END,
     'last_restore', extract(epoch FROM $1::timestamptz) - $2::numeric)
-WHERE id % 20 = 0
+WHERE id % {DUE_EVERY} = 0
 """
 LAZY_DDL = """
 ALTER TABLE game.waifus ADD COLUMN full_at numeric GENERATED ALWAYS AS (
@@ -62,7 +73,7 @@ WITH r AS (
     RETURNING 1)
 SELECT count(*) FROM r
 """
-# Every `fill_every`-th armed waifu (ids are multiples of 20) is armed at 95: she fills.
+# fill_every per case (the armed ids are multiples of DUE_EVERY = 20).
 CASES = {"none filling": 10**12, "1% filling": 2000, "all filling": 20}
 
 
@@ -70,7 +81,7 @@ async def measure(conn, sql: str, clock: datetime, fill_every: int, runs: int) -
     times, written = [], 0
     for _ in range(runs):
         await conn.execute(ARM_SQL, clock, ARMED_AGE_SECONDS, fill_every)
-        await conn.execute("DELETE FROM game.restore_state")
+        await conn.execute(common.FORGET_LAST_TICK_SQL)
         # Statistics as autovacuum would keep them: the planner then takes the partial index.
         await conn.execute("VACUUM (ANALYZE) game.waifus")
         t0 = time.perf_counter()
@@ -96,7 +107,7 @@ async def run(url: str, args: argparse.Namespace) -> None:
         lazy = {name: await measure(conn, LAZY_TICK_SQL, clock, k, args.runs) for name, k in CASES.items()}
     finally:
         await conn.close()
-    regenerating = args.waifus // 20
+    regenerating = args.waifus // DUE_EVERY
     print(f"\n{regenerating:,} of {args.waifus:,} waifus regenerating and due; median of {args.runs}")
     print(f"{'case':<14} {'eager tick (product)':>24} {'lazy tick (prototype)':>24}")
     for name in CASES:
