@@ -688,89 +688,37 @@ CREATE FUNCTION api.restore_energy(now timestamp with time zone DEFAULT now()) R
     AS $$
 DECLARE
     at timestamptz := game.checked_now(restore_energy.now);
-    period integer := game.energy_regen_seconds();
-    state game.restore_state;
-    full_pass boolean;
-    -- A window's clock phases, as ranges (lo[i], hi[i]]: two when it wraps round the
-    -- interval's end. One range per statement: a plain range on the index key is always
-    -- an index condition, whatever the statistics say (an OR of two ranges was planned as
-    -- a scan of the whole index when they said few were regenerating).
-    lo numeric[];
-    hi numeric[];
-    restored bigint;
-    filled bigint[];
-    updated bigint := 0::bigint;
-    rested bigint[] := '{}'::bigint[];
+    filled bigint;
     queued bigint;
 BEGIN
     -- One tick at a time: two overlapping ticks (pg_cron's and an operator's manual
-    -- one) would lock the due rows in different orders and could deadlock. A second
-    -- tick waits here, then finds only what is still due.
+    -- one) would lock the same rows in different orders and could deadlock. A second
+    -- tick waits here, then finds only what is still to fill.
     PERFORM pg_advisory_xact_lock(hashtextextended('waifu:api.restore_energy', 0));
-    SELECT * INTO state FROM game.restore_state;
-    -- After a tick at last_at no waifu is due before her clock's phase comes round
-    -- again. Less than an interval after the last full pass (and not back in time),
-    -- only the phases between the two ticks can be due.
-    full_pass := state.full_at IS NULL OR at < state.last_at
-                 OR at >= state.full_at + make_interval(secs => period);
-    IF NOT full_pass THEN
-        lo := ARRAY[mod(extract(epoch FROM state.last_at), period)];
-        hi := ARRAY[mod(extract(epoch FROM at), period)];
-        IF hi[1] < lo[1] THEN  -- it wraps: (lo, period) and [0, hi]
-            lo := ARRAY[lo[1], -1];
-            hi := ARRAY[period, hi[1]];
-        END IF;
+    -- The waifus whose energy has reached the cap by now (waifus_full_at_idx), filled
+    -- with the one rule game.regen, and one "she is rested" notification per player in
+    -- the same transaction.
+    WITH restored AS (
+        UPDATE game.waifus AS w
+        SET dynamic = game.regen(w.dynamic, at)
+        WHERE w.regenerating AND w.full_at <= extract(epoch FROM at)
+        RETURNING w.id, w.owner_id, w.name
+    ), rested AS (
+        INSERT INTO game.notifications (telegram_id, kind, payload, created_at, available_at)
+        SELECT r.owner_id, 'rested',
+               jsonb_build_object('waifus', jsonb_agg(jsonb_build_object(
+                   'waifu_id', r.id, 'name', r.name, 'energy', game.max_energy()) ORDER BY r.id)),
+               at, at
+        FROM restored AS r
+        JOIN game.players AS p ON p.telegram_id = r.owner_id AND p.notifications
+        GROUP BY r.owner_id
+        RETURNING 1
+    )
+    SELECT (SELECT count(*) FROM restored), (SELECT count(*) FROM rested) INTO filled, queued;
+    IF queued > 0 THEN
+        PERFORM pg_notify('waifu_notifications', queued::text);
     END IF;
-    -- Due: regenerating, with at least one whole interval since her clock. The two
-    -- statements differ only in the phase range.
-    IF full_pass THEN
-        WITH r AS (
-            UPDATE game.waifus AS w
-            SET dynamic = game.regen(w.dynamic, at)
-            WHERE w.regenerating
-              AND (w.dynamic ->> 'last_restore')::numeric <= extract(epoch FROM at) - period
-            RETURNING w.id, w.regenerating
-        )
-        SELECT count(*), array_agg(r.id) FILTER (WHERE NOT r.regenerating) INTO updated, rested FROM r;
-    ELSE
-        FOR i IN 1 .. cardinality(lo) LOOP
-            WITH r AS (
-                UPDATE game.waifus AS w
-                SET dynamic = game.regen(w.dynamic, at)
-                WHERE w.regenerating AND w.clock_phase > lo[i] AND w.clock_phase <= hi[i]
-                  AND (w.dynamic ->> 'last_restore')::numeric <= extract(epoch FROM at) - period
-                RETURNING w.id, w.regenerating
-            )
-            SELECT count(*), array_agg(r.id) FILTER (WHERE NOT r.regenerating) INTO restored, filled FROM r;
-            updated := updated + restored;
-            rested := rested || filled;
-        END LOOP;
-    END IF;
-    rested := coalesce(rested, '{}'::bigint[]);
-    -- The waifus this tick filled: one "she is rested" notification per player, in the
-    -- same transaction.
-    IF cardinality(rested) > 0 THEN
-        WITH n AS (
-            INSERT INTO game.notifications (telegram_id, kind, payload, created_at, available_at)
-            SELECT w.owner_id, 'rested',
-                   jsonb_build_object('waifus', jsonb_agg(jsonb_build_object(
-                       'waifu_id', w.id, 'name', w.name, 'energy', game.max_energy()) ORDER BY w.id)),
-                   at, at
-            FROM game.waifus AS w
-            JOIN game.players AS p ON p.telegram_id = w.owner_id AND p.notifications
-            WHERE w.id = ANY (rested)
-            GROUP BY w.owner_id
-            RETURNING 1
-        )
-        SELECT count(*) INTO queued FROM n;
-        IF queued > 0 THEN
-            PERFORM pg_notify('waifu_notifications', queued::text);
-        END IF;
-    END IF;
-    INSERT INTO game.restore_state AS s (last_at, full_at) VALUES (at, at)
-    ON CONFLICT (singleton) DO UPDATE
-        SET last_at = excluded.last_at, full_at = CASE WHEN full_pass THEN excluded.full_at ELSE s.full_at END;
-    RETURN updated::integer;
+    RETURN filled::integer;
 END
 $$;
 
@@ -778,11 +726,10 @@ $$;
 -- Name: FUNCTION restore_energy(now timestamp with time zone); Type: COMMENT; Schema: api; Owner: -
 --
 
-COMMENT ON FUNCTION api.restore_energy(now timestamp with time zone) IS 'Store the energy restored up to now for every due waifu; returns how many were updated.
-Waifus it fills get one "she is rested" notification per player (game.notifications, if the player
-has them on), then NOTIFY waifu_notifications. pg_cron runs it every minute (job restore-energy).
-A tick within a minute of the last full one looks only at the waifus whose clock came round since the
-last tick (game.restore_state); otherwise at every regenerating waifu.
+COMMENT ON FUNCTION api.restore_energy(now timestamp with time zone) IS 'Fill every waifu whose energy has reached the cap by now (stores her restored stats); returns how many.
+A waifu still below the cap is not written: her energy is computed from her clock at every read.
+The waifus it fills get one "she is rested" notification per player (game.notifications, if the
+player has them on), then NOTIFY waifu_notifications. pg_cron runs it every minute (job restore-energy).
 Idempotent for the same now; catches up exactly after an outage. Reads never depend on it.';
 
 --
@@ -1369,7 +1316,11 @@ CREATE TABLE game.waifus (
     adopted_at timestamp with time zone DEFAULT now() NOT NULL,
     last_played jsonb DEFAULT '{}'::jsonb NOT NULL,
     regenerating boolean GENERATED ALWAYS AS ((((dynamic ->> 'energy'::text))::integer < game.max_energy())) STORED,
-    clock_phase numeric GENERATED ALWAYS AS (mod(((dynamic -> 'last_restore'::text))::numeric, (game.energy_regen_seconds())::numeric)) STORED,
+    full_at numeric GENERATED ALWAYS AS (
+CASE
+    WHEN (((dynamic ->> 'energy'::text))::integer < game.max_energy()) THEN (((dynamic ->> 'last_restore'::text))::numeric + ((game.energy_regen_seconds() * (game.max_energy() - ((dynamic ->> 'energy'::text))::integer)))::numeric)
+    ELSE NULL::numeric
+END) STORED,
     CONSTRAINT waifus_dynamic_valid CHECK (game.dynamic_is_valid(dynamic))
 )
 WITH (autovacuum_vacuum_scale_factor='0.02', autovacuum_analyze_scale_factor='0.05', fillfactor='85');
@@ -1384,7 +1335,9 @@ COMMENT ON TABLE game.waifus IS 'Waifus owned by players; stats in the JSONB col
 -- Name: COLUMN waifus.dynamic; Type: COMMENT; Schema: game; Owner: -
 --
 
-COMMENT ON COLUMN game.waifus.dynamic IS '{xp, energy, mood, loyalty: int; last_restore: epoch seconds of the energy clock}. Stored energy may lag; read it through game.regen() or the api functions.';
+COMMENT ON COLUMN game.waifus.dynamic IS '{xp, energy, mood, loyalty: int; last_restore: epoch seconds of the energy clock}. Energy is stored as of
+its clock: a waifu below the cap regains 1 per game.energy_regen_seconds() after it, and the tick stores that
+only when she reaches the cap. Read it through game.regen() or the api and ops functions.';
 
 --
 -- Name: COLUMN waifus.last_played; Type: COMMENT; Schema: game; Owner: -
@@ -1396,14 +1349,14 @@ COMMENT ON COLUMN game.waifus.last_played IS '{event_code: epoch seconds of her 
 -- Name: COLUMN waifus.regenerating; Type: COMMENT; Schema: game; Owner: -
 --
 
-COMMENT ON COLUMN game.waifus.regenerating IS 'Energy below the cap (derived from dynamic): the tick''s work list.';
+COMMENT ON COLUMN game.waifus.regenerating IS 'Stored energy below the cap (derived from dynamic): true until the tick that fills her.';
 
 --
--- Name: COLUMN waifus.clock_phase; Type: COMMENT; Schema: game; Owner: -
+-- Name: COLUMN waifus.full_at; Type: COMMENT; Schema: game; Owner: -
 --
 
-COMMENT ON COLUMN game.waifus.clock_phase IS 'Where her energy clock stands within the regeneration interval (last_restore mod 60 s). Restoring moves the
-clock by whole intervals, so only a participation of a full waifu changes it: the tick''s index key.';
+COMMENT ON COLUMN game.waifus.full_at IS 'Epoch second at which her stored energy reaches the cap (NULL at the cap). Restoring does not move it; the
+tick fills her once it has passed.';
 
 --
 -- Name: events_for(game.waifus, timestamp with time zone); Type: FUNCTION; Schema: game; Owner: -
@@ -2428,25 +2381,6 @@ CREATE TABLE game.participations_default (
 COMMENT ON TABLE game.participations_default IS 'Catches rows of weeks with no partition yet; game.maintain_ledger moves them into their week.';
 
 --
--- Name: restore_state; Type: TABLE; Schema: game; Owner: -
---
-
-CREATE TABLE game.restore_state (
-    singleton boolean DEFAULT true NOT NULL,
-    last_at timestamp with time zone NOT NULL,
-    full_at timestamp with time zone NOT NULL,
-    CONSTRAINT restore_state_singleton_check CHECK (singleton)
-);
-
---
--- Name: TABLE restore_state; Type: COMMENT; Schema: game; Owner: -
---
-
-COMMENT ON TABLE game.restore_state IS 'The restore tick''s memory (one row, written by api.restore_energy): last_at, the clock of the last tick;
-full_at, the clock of the last tick that looked at every regenerating waifu. Deleting the row makes the
-next tick a full one.';
-
---
 -- Name: stat_corrections; Type: TABLE; Schema: game; Owner: -
 --
 
@@ -2914,13 +2848,6 @@ ALTER TABLE ONLY game.players
     ADD CONSTRAINT players_pkey PRIMARY KEY (telegram_id);
 
 --
--- Name: restore_state restore_state_pkey; Type: CONSTRAINT; Schema: game; Owner: -
---
-
-ALTER TABLE ONLY game.restore_state
-    ADD CONSTRAINT restore_state_pkey PRIMARY KEY (singleton);
-
---
 -- Name: stat_corrections stat_corrections_pkey; Type: CONSTRAINT; Schema: game; Owner: -
 --
 
@@ -2993,16 +2920,10 @@ CREATE UNIQUE INDEX participations_default_request_once ON game.participations_d
 CREATE INDEX stat_corrections_waifu_idx ON game.stat_corrections USING btree (waifu_id, corrected_at);
 
 --
--- Name: waifus_clock_phase_idx; Type: INDEX; Schema: game; Owner: -
+-- Name: waifus_full_at_idx; Type: INDEX; Schema: game; Owner: -
 --
 
-CREATE INDEX waifus_clock_phase_idx ON game.waifus USING btree (clock_phase) WHERE regenerating;
-
---
--- Name: waifus_regenerating_idx; Type: INDEX; Schema: game; Owner: -
---
-
-CREATE INDEX waifus_regenerating_idx ON game.waifus USING btree (id) WHERE regenerating;
+CREATE INDEX waifus_full_at_idx ON game.waifus USING btree (full_at) WHERE regenerating;
 
 --
 -- Name: participations_default_participated_at_idx; Type: INDEX ATTACH; Schema: game; Owner: -
@@ -3563,12 +3484,6 @@ GRANT SELECT ON TABLE game.notifications TO waifu_ops;
 --
 
 GRANT SELECT ON TABLE game.participations_default TO waifu_ops;
-
---
--- Name: TABLE restore_state; Type: ACL; Schema: game; Owner: -
---
-
-GRANT SELECT ON TABLE game.restore_state TO waifu_ops;
 
 --
 -- Name: TABLE stat_corrections; Type: ACL; Schema: game; Owner: -

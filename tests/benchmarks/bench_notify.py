@@ -41,7 +41,6 @@ import aiohttp
 import asyncpg
 
 from tests.benchmarks.common import (
-    FORGET_LAST_TICK_SQL,
     Metric,
     add_database_args,
     bench_database,
@@ -80,7 +79,6 @@ async def make_due(admin: asyncpg.Connection) -> None:
     await admin.execute(
         "UPDATE game.waifus SET dynamic = dynamic || jsonb_build_object('energy', game.max_energy() - 1, "
         "'last_restore', extract(epoch FROM now()) - 61)")
-    await admin.execute(FORGET_LAST_TICK_SQL)
     await admin.execute("VACUUM (ANALYZE) game.waifus, game.notifications")
 
 

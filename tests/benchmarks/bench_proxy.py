@@ -10,8 +10,9 @@ restore tick of 1M waifus over 2 partitions.
 2. participate: the same closed loop (pool 10, 50 callers, cost-1 event, as role
    waifu_bot) against players of partition 0, first straight to partition 0, then
    through the proxy; calls/s, p50/p99 and the difference per call. Alternated twice.
-3. tick: 5% of each partition's waifus due (10 minutes behind a clock far in the future,
-   so pg_cron's real-time ticks never touch them); `api.restore_energy(T)` on each
+3. tick: 5% of each partition's waifus reaching the cap (energy 95 on a clock 10 minutes
+   behind a clock far in the future, so pg_cron's real-time ticks never touch them; since
+   0010 a tick writes only the waifus it fills); `api.restore_energy(T)` on each
    partition directly, one after the other, then through the proxy (RUN ON ALL: the
    partitions in parallel). Median of --tick-runs.
 """
@@ -39,7 +40,7 @@ CALLERS = 50
 EVENT = "bench_proxy"
 T = datetime(2100, 1, 1, tzinfo=UTC)
 DUE_EVERY = 20  # 5%
-ARMED_ENERGY = 50
+ARMED_ENERGY = 95  # the 10 minutes owed fill her: the tick writes her
 
 LOAD_SQL = """
 WITH p AS (
@@ -128,7 +129,6 @@ async def arm(urls: list[str]) -> int:
         conn = await connect(url)
         try:
             due += int((await conn.execute(ARM_SQL, T)).split()[-1])
-            await conn.execute(common.FORGET_LAST_TICK_SQL)
             await conn.execute("VACUUM game.waifus")
         finally:
             await conn.close()

@@ -60,11 +60,6 @@ RESULTS_DIR = PROJECT_ROOT / "bench-results"
 # -- the database ----------------------------------------------------------------------
 
 
-# A direct UPDATE that moves clocks into the past writes behind the restore tick's back:
-# since 0009 a tick within a minute of its last full pass reads only the clock phases that
-# came round since its last run (game.restore_state), and would miss those waifus. Forgetting
-# the last run makes the next tick a full pass.
-FORGET_LAST_TICK_SQL = "DELETE FROM game.restore_state"
 
 @dataclass(frozen=True)
 class BenchDatabase:

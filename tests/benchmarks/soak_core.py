@@ -9,8 +9,9 @@ Short check (about 3 minutes): --minutes 2 --waifus 20000 --active 2000 --rate 2
 2. participations from asyncpg as role waifu_bot (pool 10, open loop at --rate calls/s,
    a unique request key per call) over the first --active waifus in turn, with the real
    clock: an event costing 1 energy, no cooldown. At 1,000 calls/s over 50,000 waifus each
-   spends 1.2 energy a minute and regains 1: she stays regenerating and never runs dry, so
-   each tick restores about --active waifus;
+   spends 1.2 energy a minute and regains 1: she stays regenerating and never runs dry (up
+   to 0009 each tick stored about --active waifus' +1; since 0010 it writes only the waifus
+   reaching the cap, here none, and every participation moves her full_at);
 3. pg_cron's restore-energy job (every minute, as it runs in production) does the ticks;
 4. after --warmup-minutes (the regenerating set fills up), a --minutes window is measured:
    tick durations from cron.job_run_details (p50, max), failed runs of any job, table and

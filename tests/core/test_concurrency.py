@@ -28,8 +28,9 @@ async def test_200_concurrent_participations_with_restore_ticks(database, admin,
     await create_event(admin, "spark", 3, xp=7, mood=1, loyalty=-1)
     await create_event(admin, "free", 0, xp=5)
     wid = await player_with_waifu(admin)
-    # Below the cap with room to spare: 50 + 40 restored minutes never reaches 100, so
-    # every restored minute counts whatever the interleaving.
+    # Every call is at T0; tick k runs two hours later, when any clock of T0 has long
+    # reached the cap: each tick that finds her below it fills her (the tick writes only
+    # the waifus it fills), on the row the calls are writing.
     start_energy, ticks = 50, 40
     await set_stored(admin, wid, energy=start_energy, clock=T0)
     calls = ["spark", "free"] * 100
@@ -59,7 +60,7 @@ async def test_200_concurrent_participations_with_restore_ticks(database, admin,
             for k in range(1, ticks + 1):
                 async with progress:
                     await progress.wait_for(lambda k=k: done >= 5 * (k - 1))
-                counts.append(await conn.fetchval("SELECT api.restore_energy($1)", T0 + timedelta(minutes=k)))
+                counts.append(await conn.fetchval("SELECT api.restore_energy($1)", T0 + timedelta(hours=2, seconds=k)))
             return counts
         finally:
             await conn.close()
@@ -70,16 +71,19 @@ async def test_200_concurrent_participations_with_restore_ticks(database, admin,
     sparks = sum(1 for r in ok if r["event_code"] == "spark")
     frees = sum(1 for r in ok if r["event_code"] == "free")
     assert frees == 100 and len(ok) + len(refused) == 200
-    # each tick finds the clock one minute behind: it restores exactly one minute
-    assert counts == [1] * ticks
+    # Each tick filled her or found her full; the first one found her below the cap.
+    assert set(counts) <= {0, 1} and counts[0] == 1
 
-    # every tick ran at a later `now`, so all 40 minutes were restored exactly once
+    # Nothing lost and nothing applied twice: the stats add up to the applied calls, and a
+    # full waifu's spend starts her clock again at T0.
     s = await stored(admin, wid)
-    assert s["energy"] == start_energy + ticks - 3 * sparks
-    assert s["energy"] >= 0
-    assert s["clock"] == T0 + timedelta(minutes=ticks)
+    assert 0 <= s["energy"] <= 100
     assert s["xp"] == 7 * sparks + 5 * frees
-    assert (s["mood"], s["loyalty"]) == (50 + sparks, 50 - sparks)
+    assert (s["mood"], s["loyalty"]) == (min(100, 50 + sparks), max(0, 50 - sparks))
+    if s["energy"] < 100:
+        assert s["clock"] == T0
+    else:
+        assert s["clock"] >= T0
     ledger = await admin.fetchrow("SELECT count(*) AS n, sum(xp_gained) AS xp, sum(energy_spent) AS spent "
                                   "FROM game.participations WHERE waifu_id = $1", wid)
     assert (ledger["n"], ledger["xp"], ledger["spent"]) == (len(ok), s["xp"], 3 * sparks)
@@ -155,36 +159,32 @@ async def test_concurrent_adoptions_with_one_request_key_adopt_once(admin, bot_p
     assert await admin.fetchval("SELECT count(*) FROM game.waifus") == 1
 
 
-async def test_restore_ticks_racing_each_other_never_restore_a_minute_twice(database, admin):
+async def test_restore_ticks_racing_each_other_fill_each_waifu_once(database, admin):
     # pg_cron never overlaps a job with itself, but an operator's manual tick can meet it.
-    # 50 waifus: 10 players with the whole collection of 5 each.
+    # 50 waifus: 10 players with the whole collection of 5 each, full at T0 + 30 min.
     for player in range(1, 11):
         await admin.fetchval("SELECT api.register_player($1, 'u', 'U', 'en')", player)
         for template in ("akane", "hana", "rin", "sakura", "yuki"):
             await admin.fetchval("SELECT api.adopt_waifu($1, $2)", player, template)
     await admin.execute("""UPDATE game.waifus SET dynamic = dynamic || jsonb_build_object(
-                               'energy', 0, 'last_restore', extract(epoch FROM $1::timestamptz))""", T0)
+                               'energy', 70, 'last_restore', extract(epoch FROM $1::timestamptz))""", T0)
     conns = [await asyncpg.connect(database.admin_url) for _ in range(4)]
 
-    async def cron(conn: asyncpg.Connection) -> None:
+    async def cron(conn: asyncpg.Connection) -> list[int]:
         # No deadlock allowed: api.restore_energy serialises ticks with an advisory lock.
-        for m in range(1, 31):
-            await conn.fetchval("SELECT api.restore_energy($1)", T0 + timedelta(minutes=m))
+        return [await conn.fetchval("SELECT api.restore_energy($1)", T0 + timedelta(minutes=m)) for m in range(1, 31)]
 
     try:
-        await asyncio.gather(*(cron(c) for c in conns))
+        counts = await asyncio.gather(*(cron(c) for c in conns))
     finally:
         for c in conns:
             await c.close()
+    # Only the ticks at minute 30 filled anybody, and each waifu exactly once.
+    assert all(c[:29] == [0] * 29 for c in counts) and sum(c[29] for c in counts) == 50
     last = T0 + timedelta(minutes=30)
     clock_30 = await admin.fetchval("SELECT extract(epoch FROM $1::timestamptz)", last)
     rows = await admin.fetch("""SELECT (dynamic ->> 'energy')::int AS energy,
                                        (dynamic ->> 'last_restore')::numeric AS clock FROM game.waifus""")
-    # never more than the 30 minutes (no double restore), never a partial minute lost
-    assert all(r["energy"] <= 30 and r["clock"] == clock_30 - 60 * (30 - r["energy"]) for r in rows)
-    assert {(r["energy"], r["clock"]) for r in rows} == {(30, clock_30)}
-    # one more tick at the last minute catches up exactly, and a repeat does nothing
-    await restore(admin, last)
-    assert {tuple(r) for r in await admin.fetch("""SELECT (dynamic ->> 'energy')::int,
-                (dynamic ->> 'last_restore')::numeric FROM game.waifus""")} == {(30, clock_30)}
+    # full, with the clock exactly 30 intervals on (no partial minute lost)
+    assert {(r["energy"], r["clock"]) for r in rows} == {(100, clock_30)}
     assert await restore(admin, last) == 0

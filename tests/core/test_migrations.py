@@ -149,7 +149,8 @@ async def test_roll_back_everything_then_apply_again(scratch, migrated):
         await bot.fetchval("SELECT api.register_player(1, 'u', 'U', 'en')")
         wid = await bot.fetchval("SELECT api.adopt_waifu(1, 'sakura')")
         assert (await bot.fetchval("SELECT api.participate_in_event(1, $1, 'walk', 'k')", wid))["energy"] == 90
-        assert await admin.fetchval("SELECT api.restore_energy(now() + interval '3 minutes')") == 1
+        assert await admin.fetchval("SELECT api.restore_energy(now() + interval '3 minutes')") == 0
+        assert await admin.fetchval("SELECT api.restore_energy(now() + interval '10 minutes')") == 1
         assert len(await bot.fetchval("SELECT api.waifu_templates()")) == 5
         with pytest.raises(asyncpg.InsufficientPrivilegeError):
             await bot.execute("DELETE FROM game.waifus")

@@ -22,7 +22,6 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 
-from tests.benchmarks.common import FORGET_LAST_TICK_SQL
 from tests.conftest import RESET_SQL
 
 US = 1_000_000  # the model keeps time in integer microseconds, as PostgreSQL does
@@ -123,8 +122,6 @@ class GameMachine(RuleBasedStateMachine):
         self.cur.execute("DELETE FROM game.participations; DELETE FROM game.players; "
                          "DELETE FROM game.events WHERE code = ANY(%s)",
                          ([e.code for e in EXTRA_EVENTS],))
-        # A new game: the tick's memory of an earlier example's (later) clock goes too.
-        self.cur.execute(FORGET_LAST_TICK_SQL)
         self.cur.execute("SELECT now()")
         self.now = to_us(self.cur.fetchone()[0])
         self.events: dict[str, Event] = {}
@@ -177,7 +174,9 @@ class GameMachine(RuleBasedStateMachine):
 
     @rule()
     def restore_tick(self) -> None:
-        due = [i for i, s in enumerate(self.stored) if s.energy < MAX_ENERGY and s.clock <= self.now - MINUTE]
+        # Since 0010 the tick stores only the waifus reaching the cap.
+        due = [i for i, s in enumerate(self.stored)
+               if s.energy < MAX_ENERGY and s.clock + (MAX_ENERGY - s.energy) * MINUTE <= self.now]
         self.cur.execute("SELECT api.restore_energy(%s)", (to_dt(self.now),))
         assert self.cur.fetchone()[0] == len(due)
         for i in due:
@@ -247,11 +246,6 @@ class GameMachine(RuleBasedStateMachine):
         self.cur.execute("SELECT now()")
         at = to_us(self.cur.fetchone()[0])
         sqlstate, got = self.call("SELECT ops.set_stat(%s, %s, %s, 'model')", (self.ids[w], stat, value))
-        if sqlstate is None:
-            # ops.set_stat stamps the server's real now(), which the model's clock runs ahead
-            # of: here it writes a clock behind the tick's back (in production both are the
-            # same clock). As after any such write, the next tick must be a full pass.
-            self.cur.execute(FORGET_LAST_TICK_SQL)
         self.cur.execute("COMMIT" if sqlstate is None else "ROLLBACK")
         if not valid:
             assert sqlstate == "WF006" and got["argument"] in {"stat", "value"}

@@ -123,18 +123,19 @@ async def test_energy_restores_one_per_whole_minute_up_to_the_cap(admin, bot_con
     assert (await stored(admin, wid))["energy"] == 70  # reads store nothing
 
 
-async def test_partial_minutes_are_kept_by_restore_ticks(admin, bot_conn):
+async def test_a_tick_stores_energy_when_she_reaches_the_cap_with_her_exact_clock(admin, bot_conn):
     wid = await player_with_waifu(bot_conn)
     await participate(bot_conn, 1, wid, "walk", "k", at(hours=0))  # 10:00:00, from full: clock starts here
     s = await stats(bot_conn, wid, at(minutes=1, seconds=59))       # a read at 10:01:59
     assert (s["energy"], ts(s["next_energy_at"])) == (91, at(minutes=2))
-    assert await restore(admin, at(minutes=1, seconds=59)) == 1    # a tick at 10:01:59
+    assert await restore(admin, at(minutes=1, seconds=59)) == 0    # below the cap: nothing stored
     s = await stored(admin, wid)
-    assert (s["energy"], s["clock"]) == (91, at(minutes=1))       # the 59 s are kept
-    assert (await stats(bot_conn, wid, at(minutes=2)))["energy"] == 92
-    assert await restore(admin, at(minutes=2)) == 1
+    assert (s["energy"], s["clock"]) == (90, at())
+    assert (await stats(bot_conn, wid, at(minutes=9, seconds=59)))["energy"] == 99
+    assert await restore(admin, at(minutes=9, seconds=59)) == 0
+    assert await restore(admin, at(minutes=10, seconds=30)) == 1   # full at 10:10:00
     s = await stored(admin, wid)
-    assert (s["energy"], s["clock"]) == (92, at(minutes=2))
+    assert (s["energy"], s["clock"]) == (100, at(minutes=10))      # the clock of the 10th minute, exactly
 
 
 async def test_catch_up_after_an_hour_without_ticks_is_exact(admin, bot_conn):
@@ -143,16 +144,17 @@ async def test_catch_up_after_an_hour_without_ticks_is_exact(admin, bot_conn):
     await set_stored(admin, low, energy=0, clock=T0)
     await set_stored(admin, high, energy=50, clock=T0)
     # cron stopped at 10:00:00 and came back at 11:00:30
-    assert await restore(admin, at(hours=1, seconds=30)) == 2
-    s = await stored(admin, low)
-    assert (s["energy"], s["clock"]) == (60, at(hours=1))           # 60 minutes, 30 s carried over
+    assert await restore(admin, at(hours=1, seconds=30)) == 1
     s = await stored(admin, high)
     assert (s["energy"], s["clock"]) == (100, at(minutes=50))       # reached the cap at 10:50: clock stops
+    s = await stored(admin, low)
+    assert (s["energy"], s["clock"]) == (0, T0)                     # below the cap: as stored
     assert (await stats(bot_conn, low, at(hours=1, seconds=30)))["energy"] == 60
     assert ts((await stats(bot_conn, low, at(hours=1, seconds=30)))["next_energy_at"]) == at(hours=1, minutes=1)
     assert (await stats(bot_conn, high, at(hours=9)))["energy"] == 100
-    assert await restore(admin, at(hours=9)) == 1                   # only `low` is still due
-    assert (await stored(admin, low))["energy"] == 100
+    assert await restore(admin, at(hours=9)) == 1                   # `low` reached it at 11:40
+    s = await stored(admin, low)
+    assert (s["energy"], s["clock"]) == (100, at(hours=1, minutes=40))
 
 
 async def test_spending_keeps_the_clock_of_a_regenerating_waifu(admin, bot_conn):
@@ -183,25 +185,25 @@ async def test_waifu_that_regenerated_to_full_before_the_spend_starts_a_new_cloc
                                                     "clock": at(minutes=7, seconds=30)}
 
 
-async def test_restore_updates_only_due_waifus_and_is_idempotent_for_the_same_now(admin, bot_conn):
+async def test_restore_fills_only_waifus_at_the_cap_and_is_idempotent_for_the_same_now(admin, bot_conn):
     await register(bot_conn, 1)
     full, fresh, due, due_cap = [await adopt(bot_conn, 1) for _ in range(4)]
     await set_stored(admin, full, clock=at(hours=-3))
     await set_stored(admin, fresh, energy=10, clock=at(seconds=-59))   # less than a minute: not due
-    await set_stored(admin, due, energy=10, clock=at(minutes=-2, seconds=-1))
+    await set_stored(admin, due, energy=98, clock=at(minutes=-1, seconds=-1))  # 1 of 2 minutes
     await set_stored(admin, due_cap, energy=99, clock=at(hours=-1))
     rows_before = {r["id"]: r for r in await admin.fetch("SELECT * FROM game.waifus")}
-    assert await restore(admin, T0) == 2
+    assert await restore(admin, T0) == 1
     rows_after = {r["id"]: r for r in await admin.fetch("SELECT * FROM game.waifus")}
-    assert rows_after[full] == rows_before[full] and rows_after[fresh] == rows_before[fresh]
-    assert (await stored(admin, due))["energy"] == 12 and (await stored(admin, due))["clock"] == at(seconds=-1)
-    assert (await stored(admin, due_cap))["energy"] == 100
+    assert {k: rows_after[k] for k in (full, fresh, due)} == {k: rows_before[k] for k in (full, fresh, due)}
+    s = await stored(admin, due_cap)
+    assert (s["energy"], s["clock"]) == (100, at(minutes=-59))
     assert await restore(admin, T0) == 0
     assert {r["id"]: r for r in await admin.fetch("SELECT * FROM game.waifus")} == rows_after
-    # one second later `fresh` has its minute, and `due` completes another one
-    assert await restore(admin, at(seconds=1)) == 1
+    # `due` reaches the cap at T0 + 59 s
+    assert await restore(admin, at(seconds=58)) == 0
     assert await restore(admin, at(seconds=59)) == 1
-    assert (await stored(admin, due))["energy"] == 13
+    assert (await stored(admin, due))["energy"] == 100
 
 
 async def test_reads_return_effective_energy_between_ticks(admin, bot_conn):
