@@ -506,11 +506,12 @@ class Bench:
                       f"server CPU {fill['server_cpu_s'] * 1000:.0f} ms"))
         med_ceiling = statistics.median(ceiling["runs_s"])
         ceiling_cpu_ms = statistics.median(ceiling["server_cpu_s"]) * 1000
-        self.add(info("an eager tick's floor: one bare UPDATE of every due row", round(med_ceiling * 1000, 1), "ms",
+        self.add(info("one bare UPDATE of every due row", round(med_ceiling * 1000, 1), "ms",
                       f"server CPU {ceiling_cpu_ms:.0f} ms for the {self.due:,} due rows (jsonb_set, found through "
-                      f"the partial index); HOT {ceiling['hot_updates']:,} of {ceiling['updates']:,}: what a tick "
-                      "storing every +1 (up to 0009) could not go below"))
-        self.add(info("restore tick time / that floor", round(tick / med_ceiling, 3), "",
+                      f"the partial index); HOT {ceiling['hot_updates']:,} of {ceiling['updates']:,} (on 0010's "
+                      "schema a change of energy moves full_at): the work a tick storing every due waifu's +1 "
+                      "did (up to 0009; ab_core runs 0009's own tick beside this one)"))
+        self.add(info("restore tick time / that UPDATE", round(tick / med_ceiling, 3), "",
                       "below 1.0: faster than writing the due rows at all"))
         log(f"tick median {tick * 1000:.0f} ms after VACUUM ({filling} of {self.due} filled), "
             f"{steady_tick * 1000:.0f} ms steady, none filling {statistics.median(none_filling['runs_s']) * 1000:.1f}"
