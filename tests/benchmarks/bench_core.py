@@ -18,8 +18,8 @@ On the same data, in one run:
    new tenth), none filling, all filling (with their notifications), and right after a
    CHECKPOINT. The share of heap-only (HOT) updates comes from pg_stat_user_tables
    (n_tup_hot_upd / n_tup_upd around each tick, flushed with pg_stat_force_next_flush() in
-   the ticking session). Against an eager tick's floor: one bare set-based jsonb_set UPDATE
-   of all the due rows.
+   the ticking session). Beside it, the work a tick did up to 0009: one bare set-based
+   jsonb_set UPDATE of all the due rows.
 3. ticks that find nothing due: (a) no waifu regenerating, (b) 5% regenerating, none due
    (clocks 30.5 s old), both after VACUUM, median of --idle-runs; (c) the first tick right
    after a tick, before any VACUUM, median of 3.
@@ -133,8 +133,8 @@ WHERE (dynamic ->> 'energy')::integer < game.max_energy()
 
 TICK_SQL = "SELECT api.restore_energy($1)"
 
-# The ceiling of an eager tick (one that stores every due waifu's +1, as before 0010): all
-# the due rows, found through the regenerating partial index, rewritten by one bare jsonb_set.
+# The work of an eager tick (one that stores every due waifu's +1, as up to 0009): all the
+# due rows, found through the regenerating partial index, rewritten by one bare jsonb_set.
 TICK_CEILING_SQL = """
 UPDATE game.waifus
 SET dynamic = jsonb_set(dynamic, '{{energy}}', to_jsonb((dynamic ->> 'energy')::integer + 10))
