@@ -16,10 +16,13 @@ def _backend(url: str) -> Any:
     return get_backend(url.replace("postgres://", "postgresql://", 1))
 
 
-def apply(url: str) -> list[str]:
-    """Apply pending migrations; returns the ids applied, in order (empty: nothing to do)."""
+def apply(url: str, upto: str | None = None) -> list[str]:
+    """Apply pending migrations (only those up to the id `upto`, if given); returns the ids
+    applied, in order (empty: nothing to do)."""
     backend = _backend(url)
     migrations = read_migrations(str(MIGRATIONS_DIR))
+    if upto:
+        migrations = migrations.filter(lambda m: m.id <= upto)
     with backend.lock():
         pending = backend.to_apply(migrations)
         backend.apply_migrations(pending)

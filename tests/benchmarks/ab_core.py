@@ -37,8 +37,6 @@ import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 
-from yoyo import read_migrations
-
 from db import localdb, migrate
 from tests.benchmarks import common
 from tests.benchmarks.bench_core import (
@@ -46,6 +44,7 @@ from tests.benchmarks.bench_core import (
     ARMED_AGE_SECONDS,
     EVENT_CODE,
     FILL_EVERY,
+    PARTICIPATE_CEILING_SQL,
     PARTICIPATE_SAMPLE_SQL,
     TELEGRAM_BASE,
     TICK_SQL,
@@ -62,9 +61,9 @@ PGBENCH_WAIFUS = 10_000
 PARTICIPATE_SCRIPT = f"""\\set w random(1, {PGBENCH_WAIFUS})
 SELECT api.participate_in_event({TELEGRAM_BASE} + :w, :w, '{EVENT_CODE}', md5(random()::text));
 """
+# The same bare UPDATE as bench_core's ceiling, with pgbench's variable for the id.
 CEILING_SCRIPT = f"""\\set w random(1, {PGBENCH_WAIFUS})
-UPDATE game.waifus SET dynamic = jsonb_set(dynamic, '{{xp}}', to_jsonb((dynamic ->> 'xp')::bigint + 5))
-WHERE id = :w RETURNING dynamic;
+{PARTICIPATE_CEILING_SQL.strip().replace("$1", ":w")};
 """
 
 
@@ -77,15 +76,6 @@ def pgbench(url: str, script: str, seconds: float) -> float:
                               "-T", str(max(1, round(seconds))), "-f", f.name, url],
                              capture_output=True, text=True, check=True).stdout
     return float(re.search(r"tps = ([\d.]+)", out).group(1))
-
-
-def migrate_to(url: str, upto: str | None) -> None:
-    backend = migrate._backend(url)
-    migrations = read_migrations(str(migrate.MIGRATIONS_DIR))
-    if upto:
-        migrations = migrations.filter(lambda m: m.id <= upto)
-    with backend.lock():
-        backend.apply_migrations(backend.to_apply(migrations))
 
 
 class Side:
@@ -182,8 +172,8 @@ def main(argv: list[str] | None = None) -> int:
         for c in clusters:
             c.destroy()
             c.start()
-        migrate_to(clusters[0].url(), args.base)
-        migrate_to(clusters[1].url(), None)
+        migrate.apply(clusters[0].url(), upto=args.base)
+        migrate.apply(clusters[1].url())
         sides = [Side("A", clusters[0].url()), Side("B", clusters[1].url())]
         asyncio.run(run(args, sides))
     finally:

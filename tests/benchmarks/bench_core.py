@@ -302,8 +302,8 @@ class Bench:
         status = await self.admin.execute(ARM_SQL, self.clock, age_seconds, fill_every)
         await self.vacuum()
         self.due = int(status.split()[-1])
-        self.filling = 0 if age_seconds < ARMED_AGE_SECONDS else sum(
-            1 for g in range(1, self.args.waifus // DUE_EVERY + 1) if g % fill_every == 0)
+        # ARM_SQL's filling ids: id / DUE_EVERY a multiple of fill_every.
+        self.filling = 0 if age_seconds < ARMED_AGE_SECONDS else self.args.waifus // DUE_EVERY // fill_every
         return self.due
 
     async def wal_lsn(self) -> int:

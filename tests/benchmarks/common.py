@@ -60,7 +60,6 @@ RESULTS_DIR = PROJECT_ROOT / "bench-results"
 # -- the database ----------------------------------------------------------------------
 
 
-
 @dataclass(frozen=True)
 class BenchDatabase:
     admin_url: str  # superuser: data loading, settings, EXPLAIN
