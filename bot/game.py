@@ -87,7 +87,9 @@ _INVALID_INPUT_SQLSTATES = frozenset({"22021", "22P05", "22000"})
 # connections), 57 operator intervention (shutdown, starting up, cancelled); 25006: a
 # standby that is read-only (during a failover).
 _UNAVAILABLE_CLASSES = frozenset({"08", "40", "53", "57"})
-_UNAVAILABLE_SQLSTATES = frozenset({"25006"})
+# 55P03: a row another session holds past the bot role's lock_timeout (migration 0011):
+# the call did nothing and may be tried again.
+_UNAVAILABLE_SQLSTATES = frozenset({"25006", "55P03"})
 # Failures below SQL: the socket (OSError, ConnectionError), asyncpg's own state
 # ("another operation is in progress", "cannot switch to state 12" after a connection
 # broke mid-call, "pool is closing"), and timeouts. The statement did not run, or its

@@ -1,9 +1,10 @@
-"""One long-polling process per bot: a session advisory lock in the game database.
+"""One long-polling process per bot: a session lock in the game database.
 
 Telegram allows one getUpdates consumer per token: a second poller makes the two
 terminate each other's requests with 409 Conflict, forever (aiogram retries). So a
-poller first takes a session-level advisory lock keyed by the bot's id on a connection
-it keeps; a second process finds it taken and stops at once with a clear message
+poller first takes the bot's polling lock (`api.try_polling_lock(bot_id)`: a session
+advisory lock the database takes for it, since the bot's role may take none itself) on
+a connection it keeps; a second process finds it taken and stops at once with a clear message
 (several processes: webhook mode, see docs/SCALING.md). The lock lives in whichever
 database DATABASE_URL names (the PL/Proxy database included). If that connection is
 lost, the lock is gone: the process stops polling rather than risk a second poller.
@@ -12,7 +13,6 @@ lost, the lock is gone: the process stops polling rather than risk a second poll
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 from collections.abc import Callable
 
@@ -27,11 +27,9 @@ class AnotherPoller(RuntimeError):
     """Another process polls for this bot."""
 
 
-def lock_key(bot_token: str) -> int:
-    """A signed 64-bit key from the bot's id (the token's public part), so two bots sharing
-    a database do not block each other."""
-    bot_id = bot_token.split(":", 1)[0]
-    return int.from_bytes(hashlib.sha256(f"waifu-bot polling {bot_id}".encode()).digest()[:8], "big", signed=True)
+def bot_id(bot_token: str) -> int:
+    """The bot's id (the token's public part): two bots sharing a database do not block each other."""
+    return int(bot_token.split(":", 1)[0])
 
 
 class PollingLock:
@@ -43,7 +41,7 @@ class PollingLock:
         """Take the lock or raise AnotherPoller; `on_lost` is called if the connection drops."""
         conn = await asyncpg.connect(database_url, timeout=10)
         try:
-            taken = await conn.fetchval("SELECT pg_try_advisory_lock($1)", lock_key(bot_token))
+            taken = await conn.fetchval("SELECT api.try_polling_lock($1)", bot_id(bot_token))
         except BaseException:
             await conn.close()
             raise

@@ -152,6 +152,8 @@ BEGIN
     FOR t IN
         SELECT c.oid::regclass FROM pg_catalog.pg_class AS c
         WHERE c.relnamespace = 'game'::regnamespace AND c.relkind IN ('r', 'p') AND NOT c.relispartition
+          -- Each partition's own state, not catalogue: the tick's cursor, the rate limiter.
+          AND c.relpersistence = 'p' AND c.relname <> 'tick_state'
           AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute AS a WHERE a.attrelid = c.oid AND NOT a.attisdropped
                           AND a.attname IN ('telegram_id', 'owner_id', 'waifu_id'))
         ORDER BY c.relname

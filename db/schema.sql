@@ -39,6 +39,50 @@ CREATE SCHEMA ops;
 COMMENT ON SCHEMA ops IS 'Functions and views for operators in psql (role waifu_ops).';
 
 --
+-- Name: admit_update(bigint, bigint, bigint, bigint); Type: FUNCTION; Schema: api; Owner: -
+--
+
+CREATE FUNCTION api.admit_update(bot_id bigint, update_id bigint, user_id bigint, chat_id bigint) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    wait double precision := 0::double precision;
+BEGIN
+    IF admit_update.bot_id IS NULL OR admit_update.bot_id <= 0 OR admit_update.update_id IS NULL
+       OR admit_update.update_id < 0 THEN
+        PERFORM game.check_id('bot_id', admit_update.bot_id);
+        PERFORM game.invalid_argument('update_id', admit_update.update_id::text, 'update_id must be 0 or more');
+    END IF;
+    INSERT INTO game.seen_updates (bot_id, update_id) VALUES (admit_update.bot_id, admit_update.update_id)
+    ON CONFLICT DO NOTHING;
+    IF NOT FOUND THEN
+        RETURN '{"admit": false, "reason": "duplicate"}'::jsonb;
+    END IF;
+    IF admit_update.user_id IS NOT NULL THEN
+        wait := game.take_token('chat_user', admit_update.user_id::text);
+    END IF;
+    -- Groups and supergroups have negative chat ids in the Bot API.
+    IF wait = 0 AND admit_update.chat_id < 0 THEN
+        wait := game.take_token('group_chat', admit_update.chat_id::text);
+    END IF;
+    IF wait > 0 THEN
+        RETURN jsonb_build_object('admit', false, 'reason', 'limited', 'retry_after', round(wait::numeric, 3));
+    END IF;
+    RETURN '{"admit": true}'::jsonb;
+END
+$$;
+
+--
+-- Name: FUNCTION admit_update(bot_id bigint, update_id bigint, user_id bigint, chat_id bigint); Type: COMMENT; Schema: api; Owner: -
+--
+
+COMMENT ON FUNCTION api.admit_update(bot_id bigint, update_id bigint, user_id bigint, chat_id bigint) IS 'Whether a bot process should handle a Telegram update: {"admit": true}, or {"admit": false, "reason":
+"duplicate"} (another process, or this one, already took this update_id) or {"admit": false, "reason":
+"limited", "retry_after": seconds} (the user''s chat_user or the group''s group_chat limit).
+bot_id: the bot''s id (the token''s number); user_id, chat_id may be NULL. Errors: WF006 bad bot_id or update_id.';
+
+--
 -- Name: adopt_waifu(bigint, text, text); Type: FUNCTION; Schema: api; Owner: -
 --
 
@@ -146,6 +190,7 @@ DECLARE
     p game.players;
     prior game.daily_claims;
     today date;
+    ready_at timestamptz;
     streak integer;
     reward game.daily_rewards;
     waifus jsonb;
@@ -153,13 +198,9 @@ DECLARE
 BEGIN
     PERFORM game.check_id('telegram_id', claim_daily.telegram_id);
     PERFORM game.check_request_key(claim_daily.request_key, true);
-    -- Not during a restore tick: the tick locks the waifus it restores in its own order,
-    -- and a claim locking several waifus of one player could deadlock with it. A claim
-    -- waits for a running tick (its duration, well under a second at 1M waifus) and a
-    -- tick for the claims in progress (milliseconds).
-    PERFORM pg_catalog.pg_advisory_xact_lock_shared(pg_catalog.hashtextextended('waifu:api.restore_energy', 0));
     -- The player's row is the lock: two claims of one player run one after the other,
-    -- and the second sees the first's day (or its request key).
+    -- and the second sees the first's day (or its request key). The restore tick never
+    -- waits for a row (SKIP LOCKED), so locking several waifus cannot deadlock with it.
     SELECT * INTO p FROM game.players AS x WHERE x.telegram_id = claim_daily.telegram_id FOR UPDATE;
     IF NOT FOUND THEN
         PERFORM game.require_player(claim_daily.telegram_id);  -- raises WF005
@@ -178,10 +219,11 @@ BEGIN
     END IF;
 
     today := game.local_day(p.timezone, at);
-    IF p.daily_last >= today THEN
+    ready_at := game.daily_available_at(p);
+    IF at < ready_at THEN
         RAISE EXCEPTION 'the daily reward was already claimed on %', p.daily_last
             USING ERRCODE = 'WF008',
-                  DETAIL = jsonb_build_object('limit', 'daily', 'available_at', game.day_start(p.timezone, p.daily_last + 1),
+                  DETAIL = jsonb_build_object('limit', 'daily', 'available_at', ready_at,
                                               'day', p.daily_last, 'streak', p.daily_streak,
                                               'timezone', coalesce(p.timezone, 'UTC'))::text;
     END IF;
@@ -212,6 +254,9 @@ BEGIN
     INTO waifus
     FROM changed AS c;
 
+    UPDATE game.players AS x SET daily_streak = streak, daily_last = today, daily_last_at = at
+    WHERE x.telegram_id = p.telegram_id
+    RETURNING x.* INTO p;
     result := jsonb_build_object(
         'telegram_id', p.telegram_id,
         'day', today,
@@ -220,12 +265,11 @@ BEGIN
                                      'loyalty', reward.loyalty),
         'waifus', waifus,
         'claimed_at', at,
-        'next_at', game.day_start(p.timezone, today + 1),
+        'next_at', game.daily_available_at(p),
         'request_key', claim_daily.request_key,
         'replayed', false);
     INSERT INTO game.daily_claims (telegram_id, day, request_key, claimed_at, streak, result)
     VALUES (p.telegram_id, today, claim_daily.request_key, at, streak, result);
-    UPDATE game.players AS x SET daily_streak = streak, daily_last = today WHERE x.telegram_id = p.telegram_id;
     RETURN result;
 END
 $$;
@@ -236,14 +280,14 @@ $$;
 
 COMMENT ON FUNCTION api.claim_daily(telegram_id bigint, request_key text, now timestamp with time zone) IS 'Claim today''s daily reward: every waifu of the player gets the reward of the streak''s day
 (game.daily_rewards: energy up to the cap, XP, mood and loyalty up to the cap).
-The day is the player''s calendar day (UTC unless they set a timezone). The streak goes on after
-a claim yesterday and starts again at 1 after a missed day.
+One claim per calendar day in the player''s timezone (UTC unless they set one), and at least 20 hours
+(game.daily_hours()) after the previous claim whatever the timezone does. The streak goes on after a
+claim the day before and starts again at 1 after a missed day.
 request_key: the same key again returns the recorded result ("replayed": true), any day.
 Returns {telegram_id, day, streak, reward: {energy, xp, mood, loyalty}, waifus: [api.waifu_stats
 shape + gained: {energy, xp, mood, loyalty}], claimed_at, next_at, request_key, replayed}.
 Errors: WF004 the player has no waifu; WF005 not registered; WF006 missing/too long request_key or
-a `now` this caller may not choose; WF008 already claimed this day {limit: "daily", available_at,
-day, streak, timezone}.';
+a `now` this caller may not choose; WF008 not yet {limit: "daily", available_at, day, streak, timezone}.';
 
 --
 -- Name: claim_notifications(text, integer, integer, timestamp with time zone); Type: FUNCTION; Schema: api; Owner: -
@@ -256,6 +300,7 @@ CREATE FUNCTION api.claim_notifications(worker text, batch_size integer, lease_s
 DECLARE
     at timestamptz := game.checked_now(claim_notifications.now);
     max_attempts constant integer := 10;
+    max_age interval := (SELECT c.notification_max_age FROM game.config AS c);
     claimed jsonb;
 BEGIN
     PERFORM game.check_text('worker', claim_notifications.worker, 64, true);
@@ -268,27 +313,56 @@ BEGIN
                                       'lease_seconds must be between 1 and 3600');
     END IF;
 
-    WITH picked AS (
-        SELECT n.id, pl.notifications AS wanted, n.attempts
+    -- Too old to be true any more: ended, never sent (oldest first, bounded per call).
+    IF (SELECT n.created_at FROM game.notifications AS n WHERE n.sent_at IS NULL ORDER BY n.id LIMIT 1)
+       < at - max_age THEN
+        UPDATE game.notifications AS n SET sent_at = at, outcome = 'expired'
+        WHERE n.id IN (SELECT x.id FROM game.notifications AS x
+                       WHERE x.sent_at IS NULL AND x.available_at <= at AND x.created_at < at - max_age
+                       ORDER BY x.id LIMIT 10000
+                       FOR UPDATE SKIP LOCKED);
+    END IF;
+
+    WITH first_rows AS (
+        -- The players of the oldest due rows that no other sender holds right now.
+        SELECT n.telegram_id
         FROM game.notifications AS n
-        JOIN game.players AS pl ON pl.telegram_id = n.telegram_id
         WHERE n.sent_at IS NULL AND n.available_at <= at
         ORDER BY n.id
         LIMIT claim_notifications.batch_size
+        FOR UPDATE SKIP LOCKED
+    ), chosen AS (
+        SELECT DISTINCT f.telegram_id FROM first_rows AS f
+    ), picked AS (
+        -- Every due row of those players: one message each. A "she is rested" names only
+        -- the waifus still rested now (none left: the row ends as stale).
+        SELECT n.id, pl.notifications AS wanted, n.attempts,
+               CASE WHEN n.kind = 'rested' THEN jsonb_build_object('waifus', coalesce((
+                   SELECT jsonb_agg(e.value ORDER BY (e.value ->> 'waifu_id')::bigint)
+                   FROM jsonb_array_elements(n.payload -> 'waifus') AS e
+                   JOIN game.waifus AS w ON w.id = (e.value ->> 'waifu_id')::bigint
+                   WHERE (game.regen(w.dynamic, at) ->> 'energy')::integer >= game.max_energy()), '[]'::jsonb))
+                    ELSE n.payload END AS current_payload
+        FROM chosen AS c
+        JOIN game.notifications AS n ON n.telegram_id = c.telegram_id
+        JOIN game.players AS pl ON pl.telegram_id = n.telegram_id
+        WHERE n.sent_at IS NULL AND n.available_at <= at
         FOR UPDATE OF n SKIP LOCKED
     ), claimed_rows AS (
         UPDATE game.notifications AS n
         SET claimed_by = claim_notifications.worker,
             attempts = n.attempts + 1,
             available_at = at + make_interval(secs => claim_notifications.lease_seconds),
-            sent_at = CASE WHEN NOT picked.wanted OR picked.attempts >= max_attempts THEN at END,
-            outcome = CASE WHEN NOT picked.wanted THEN 'off' WHEN picked.attempts >= max_attempts THEN 'failed' END
+            sent_at = CASE WHEN NOT picked.wanted OR picked.attempts >= max_attempts
+                                OR picked.current_payload -> 'waifus' = '[]'::jsonb THEN at END,
+            outcome = CASE WHEN NOT picked.wanted THEN 'off' WHEN picked.attempts >= max_attempts THEN 'failed'
+                           WHEN picked.current_payload -> 'waifus' = '[]'::jsonb THEN 'stale' END
         FROM picked
         WHERE n.id = picked.id
-        RETURNING n.*
+        RETURNING n.*, picked.current_payload
     )
     SELECT coalesce(jsonb_agg(jsonb_build_object(
-               'id', c.id, 'telegram_id', c.telegram_id, 'kind', c.kind, 'payload', c.payload,
+               'id', c.id, 'telegram_id', c.telegram_id, 'kind', c.kind, 'payload', c.current_payload,
                'created_at', c.created_at, 'attempts', c.attempts, 'lease_until', c.available_at,
                'language', pl.language, 'language_code', pl.language_code)
                ORDER BY c.telegram_id, c.id), '[]'::jsonb)
@@ -304,10 +378,13 @@ $$;
 -- Name: FUNCTION claim_notifications(worker text, batch_size integer, lease_seconds integer, now timestamp with time zone); Type: COMMENT; Schema: api; Owner: -
 --
 
-COMMENT ON FUNCTION api.claim_notifications(worker text, batch_size integer, lease_seconds integer, now timestamp with time zone) IS 'Claim up to batch_size due notifications for this sender (worker: any name unique per process).
+COMMENT ON FUNCTION api.claim_notifications(worker text, batch_size integer, lease_seconds integer, now timestamp with time zone) IS 'Claim the due notifications of up to batch_size players for this sender (worker: any name unique per
+process): every due row of each player picked, so the sender merges them into one message.
 Each is leased for lease_seconds: not finished by then (the sender died), it is claimed again.
-Rows of players who turned notifications off end as ''off'', rows claimed 10 times end as ''failed'';
-neither is returned. Concurrent senders never get the same row (FOR UPDATE SKIP LOCKED).
+Rows of players who turned notifications off end as ''off'', rows claimed 10 times as ''failed'', rows older
+than game.config.notification_max_age as ''expired'', a "rested" whose waifus are no longer rested as ''stale'';
+none of them is returned. A "rested" row''s payload names only the waifus still rested.
+Concurrent senders never get the same row (FOR UPDATE SKIP LOCKED).
 Returns [{id, telegram_id, kind, payload, created_at, attempts, lease_until, language, language_code}]
 ordered by player. Errors: WF006 worker missing, batch_size not 1..1000, lease_seconds not 1..3600,
 or a `now` this caller may not choose.';
@@ -377,6 +454,26 @@ retry_after, or 0 on shutdown; only the worker holding them may), blocked (403: 
 notifications are turned off and all their waiting rows end).
 Errors: WF006 unknown outcome, worker missing, more than 1000 ids, bad retry_after_seconds, or a
 `now` this caller may not choose.';
+
+--
+-- Name: forget_update(bigint, bigint); Type: FUNCTION; Schema: api; Owner: -
+--
+
+CREATE FUNCTION api.forget_update(bot_id bigint, update_id bigint) RETURNS boolean
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+BEGIN
+    DELETE FROM game.seen_updates AS s WHERE s.bot_id = forget_update.bot_id AND s.update_id = forget_update.update_id;
+    RETURN FOUND;
+END
+$$;
+
+--
+-- Name: FUNCTION forget_update(bot_id bigint, update_id bigint); Type: COMMENT; Schema: api; Owner: -
+--
+
+COMMENT ON FUNCTION api.forget_update(bot_id bigint, update_id bigint) IS 'Let an update taken with api.admit_update be handled again (its handling failed); true if it was taken.';
 
 --
 -- Name: participate_in_event(bigint, bigint, text, text, timestamp with time zone); Type: FUNCTION; Schema: api; Owner: -
@@ -645,6 +742,31 @@ COMMENT ON FUNCTION api.player_waifu_stats(telegram_id bigint, waifu_id bigint, 
 Errors: WF005 not registered; WF004 waifu not found or another player''s.';
 
 --
+-- Name: rate_limit(text, text); Type: FUNCTION; Schema: api; Owner: -
+--
+
+CREATE FUNCTION api.rate_limit(bucket text, key text) RETURNS double precision
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+BEGIN
+    IF rate_limit.key IS NULL OR rate_limit.key = '' OR length(rate_limit.key) > 128 THEN
+        PERFORM game.check_text('key', rate_limit.key, 128, true);
+    END IF;
+    RETURN game.take_token(rate_limit.bucket, rate_limit.key);
+END
+$$;
+
+--
+-- Name: FUNCTION rate_limit(bucket text, key text); Type: COMMENT; Schema: api; Owner: -
+--
+
+COMMENT ON FUNCTION api.rate_limit(bucket text, key text) IS 'Take one request from a shared rate limit: 0 if allowed, else the seconds until it would be.
+bucket: a row of ops.rate_limits (chat_user, group_chat, group_send, web_action, web_address); key: who (a
+user id, a chat id, an address; 1-128 characters). Every bot and web process shares the budget.
+Errors: WF006 unknown bucket, key empty or too long.';
+
+--
 -- Name: register_player(bigint, text, text, text); Type: FUNCTION; Schema: api; Owner: -
 --
 
@@ -679,6 +801,33 @@ Returns the profile (api.player_profile shape).
 Errors: WF006 telegram_id not positive, or a text blank or too long.';
 
 --
+-- Name: release_polling_lock(bigint); Type: FUNCTION; Schema: api; Owner: -
+--
+
+CREATE FUNCTION api.release_polling_lock(bot_id bigint) RETURNS boolean
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+BEGIN
+    PERFORM game.check_id('bot_id', release_polling_lock.bot_id);
+    -- pg_advisory_unlock warns when this connection does not hold it: asked first.
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_locks AS l
+                   WHERE l.locktype = 'advisory' AND l.pid = pg_backend_pid() AND l.granted AND l.objsubid = 1
+                     AND ((l.classid::bigint << 32) | l.objid::bigint)
+                         = hashtextextended('waifu:polling:' || release_polling_lock.bot_id, 0)) THEN
+        RETURN false;
+    END IF;
+    RETURN pg_advisory_unlock(hashtextextended('waifu:polling:' || release_polling_lock.bot_id, 0));
+END
+$$;
+
+--
+-- Name: FUNCTION release_polling_lock(bot_id bigint); Type: COMMENT; Schema: api; Owner: -
+--
+
+COMMENT ON FUNCTION api.release_polling_lock(bot_id bigint) IS 'Release the polling lock of a bot held by this connection; true if it held it. Errors: WF006 bot_id not positive.';
+
+--
 -- Name: restore_energy(timestamp with time zone); Type: FUNCTION; Schema: api; Owner: -
 --
 
@@ -688,37 +837,24 @@ CREATE FUNCTION api.restore_energy(now timestamp with time zone DEFAULT now()) R
     AS $$
 DECLARE
     at timestamptz := game.checked_now(restore_energy.now);
-    filled bigint;
-    queued bigint;
+    started timestamptz := clock_timestamp();
+    batch_size integer := (SELECT c.tick_batch_size FROM game.config AS c);
+    b record;
+    batches integer := 0;
+    filled integer := 0;
+    notified integer := 0;
+    skipped integer := 0;
 BEGIN
-    -- One tick at a time: two overlapping ticks (pg_cron's and an operator's manual
-    -- one) would lock the same rows in different orders and could deadlock. A second
-    -- tick waits here, then finds only what is still to fill.
-    PERFORM pg_advisory_xact_lock(hashtextextended('waifu:api.restore_energy', 0));
-    -- The waifus whose energy has reached the cap by now (waifus_full_at_idx), filled
-    -- with the one rule game.regen, and one "she is rested" notification per player in
-    -- the same transaction.
-    WITH restored AS (
-        UPDATE game.waifus AS w
-        SET dynamic = game.regen(w.dynamic, at)
-        WHERE w.regenerating AND w.full_at <= extract(epoch FROM at)
-        RETURNING w.id, w.owner_id, w.name
-    ), rested AS (
-        INSERT INTO game.notifications (telegram_id, kind, payload, created_at, available_at)
-        SELECT r.owner_id, 'rested',
-               jsonb_build_object('waifus', jsonb_agg(jsonb_build_object(
-                   'waifu_id', r.id, 'name', r.name, 'energy', game.max_energy()) ORDER BY r.id)),
-               at, at
-        FROM restored AS r
-        JOIN game.players AS p ON p.telegram_id = r.owner_id AND p.notifications
-        GROUP BY r.owner_id
-        RETURNING 1
-    )
-    SELECT (SELECT count(*) FROM restored), (SELECT count(*) FROM rested) INTO filled, queued;
-    IF queued > 0 THEN
-        PERFORM pg_notify('waifu_notifications', queued::text);
-    END IF;
-    RETURN filled::integer;
+    LOOP
+        b := game.restore_batch(at, batch_size);
+        batches := batches + 1;
+        filled := filled + b.filled;
+        notified := notified + b.notified;
+        skipped := skipped + b.skipped;
+        EXIT WHEN b.scanned < batch_size;
+    END LOOP;
+    PERFORM game.record_tick(true, at, started, batches, filled, notified, skipped);
+    RETURN filled;
 END
 $$;
 
@@ -726,11 +862,12 @@ $$;
 -- Name: FUNCTION restore_energy(now timestamp with time zone); Type: COMMENT; Schema: api; Owner: -
 --
 
-COMMENT ON FUNCTION api.restore_energy(now timestamp with time zone) IS 'Fill every waifu whose energy has reached the cap by now (stores her restored stats); returns how many.
+COMMENT ON FUNCTION api.restore_energy(now timestamp with time zone) IS 'Fill every waifu whose energy has reached the cap by now, in one transaction; returns how many.
 A waifu still below the cap is not written: her energy is computed from her clock at every read.
 The waifus it fills get one "she is rested" notification per player (game.notifications, if the
-player has them on), then NOTIFY waifu_notifications. pg_cron runs it every minute (job restore-energy).
-Idempotent for the same now; catches up exactly after an outage. Reads never depend on it.';
+player has them on), then NOTIFY waifu_notifications. pg_cron runs the same work in batches, each
+its own transaction: CALL game.restore_energy_job() (job restore-energy, every minute).
+Idempotent; catches up exactly after an outage. Reads never depend on it.';
 
 --
 -- Name: set_player_setting(bigint, text, text, timestamp with time zone); Type: FUNCTION; Schema: api; Owner: -
@@ -793,8 +930,30 @@ $$;
 COMMENT ON FUNCTION api.set_player_setting(telegram_id bigint, name text, value text, now timestamp with time zone) IS 'Change one setting; returns the settings (api.player_settings shape).
 name: notifications (value on|off), language (auto|en|ru), timezone (an IANA name such as
 Europe/Moscow, any case, or UTC). Changing the timezone moves the day boundary of the daily
-reward but never allows a claim on a calendar day not after the last claimed one.
+reward, but a claim always waits for a new calendar day and 20 hours after the last one.
 Errors: WF005 not registered; WF006 unknown name or value, or a `now` this caller may not choose.';
+
+--
+-- Name: try_polling_lock(bigint); Type: FUNCTION; Schema: api; Owner: -
+--
+
+CREATE FUNCTION api.try_polling_lock(bot_id bigint) RETURNS boolean
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+BEGIN
+    PERFORM game.check_id('bot_id', try_polling_lock.bot_id);
+    RETURN pg_try_advisory_lock(hashtextextended('waifu:polling:' || try_polling_lock.bot_id, 0));
+END
+$$;
+
+--
+-- Name: FUNCTION try_polling_lock(bot_id bigint); Type: COMMENT; Schema: api; Owner: -
+--
+
+COMMENT ON FUNCTION api.try_polling_lock(bot_id bigint) IS 'Take the polling lock of a bot (bot_id: the token''s number) for this connection: true if taken, false if
+another connection holds it. Kept until api.release_polling_lock or the connection closes.
+Errors: WF006 bot_id not positive.';
 
 --
 -- Name: waifu_stats(bigint, timestamp with time zone); Type: FUNCTION; Schema: api; Owner: -
@@ -1102,28 +1261,32 @@ CREATE FUNCTION game.cooldown_ends_at(last_played jsonb, e game.events) RETURNS 
 COMMENT ON FUNCTION game.cooldown_ends_at(last_played jsonb, e game.events) IS 'When a waifu with this last_played record may play event e again (NULL: no cooldown running or ever).';
 
 --
--- Name: daily_reward(integer); Type: FUNCTION; Schema: game; Owner: -
+-- Name: daily_hours(); Type: FUNCTION; Schema: game; Owner: -
 --
 
-CREATE FUNCTION game.daily_reward(streak integer) RETURNS game.daily_rewards
-    LANGUAGE sql STABLE
-    BEGIN ATOMIC
- SELECT r.day,
-     r.energy,
-     r.xp,
-     r.mood,
-     r.loyalty
-    FROM game.daily_rewards r
-   WHERE (r.day <= GREATEST(daily_reward.streak, 1))
-   ORDER BY r.day DESC
-  LIMIT 1;
-END;
+CREATE FUNCTION game.daily_hours() RETURNS interval
+    LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+    AS $$BEGIN RETURN interval '20 hours'; END$$;
 
 --
--- Name: FUNCTION daily_reward(streak integer); Type: COMMENT; Schema: game; Owner: -
+-- Name: FUNCTION daily_hours(); Type: COMMENT; Schema: game; Owner: -
 --
 
-COMMENT ON FUNCTION game.daily_reward(streak integer) IS 'The reward row for a day of the streak (capped at the last row).';
+COMMENT ON FUNCTION game.daily_hours() IS 'Least time between two daily claims, whatever the timezone does (the calendar day rule comes on top).';
+
+--
+-- Name: day_start(text, date); Type: FUNCTION; Schema: game; Owner: -
+--
+
+CREATE FUNCTION game.day_start(timezone text, day date) RETURNS timestamp with time zone
+    LANGUAGE sql STABLE PARALLEL SAFE
+    RETURN ((day)::timestamp without time zone AT TIME ZONE COALESCE(timezone, 'UTC'::text));
+
+--
+-- Name: FUNCTION day_start(timezone text, day date); Type: COMMENT; Schema: game; Owner: -
+--
+
+COMMENT ON FUNCTION game.day_start(timezone text, day date) IS 'The moment a calendar day starts in a timezone (NULL = UTC).';
 
 --
 -- Name: players; Type: TABLE; Schema: game; Owner: -
@@ -1141,6 +1304,7 @@ CREATE TABLE game.players (
     timezone text,
     daily_streak integer DEFAULT 0 NOT NULL,
     daily_last date,
+    daily_last_at timestamp with time zone,
     CONSTRAINT players_daily_streak_check CHECK ((daily_streak >= 0)),
     CONSTRAINT players_language_check CHECK ((language = ANY (ARRAY['auto'::text, 'en'::text, 'ru'::text]))),
     CONSTRAINT players_telegram_id_check CHECK ((telegram_id > 0)),
@@ -1172,6 +1336,50 @@ COMMENT ON COLUMN game.players.language IS 'auto (from Telegram''s language_code
 COMMENT ON COLUMN game.players.timezone IS 'IANA name for the daily reward''s day; NULL = UTC.';
 
 --
+-- Name: COLUMN players.daily_last_at; Type: COMMENT; Schema: game; Owner: -
+--
+
+COMMENT ON COLUMN game.players.daily_last_at IS 'When the last daily reward was claimed (the 20-hour rule).';
+
+--
+-- Name: daily_available_at(game.players); Type: FUNCTION; Schema: game; Owner: -
+--
+
+CREATE FUNCTION game.daily_available_at(p game.players) RETURNS timestamp with time zone
+    LANGUAGE sql STABLE PARALLEL SAFE
+    RETURN CASE WHEN ((p).daily_last IS NOT NULL) THEN GREATEST(game.day_start((p).timezone, ((p).daily_last + 1)), COALESCE(((p).daily_last_at + game.daily_hours()), '-infinity'::timestamp with time zone)) ELSE NULL::timestamp with time zone END;
+
+--
+-- Name: FUNCTION daily_available_at(p game.players); Type: COMMENT; Schema: game; Owner: -
+--
+
+COMMENT ON FUNCTION game.daily_available_at(p game.players) IS 'When a player may claim the daily reward again: their next calendar day and 20 hours after the last claim (NULL: now).';
+
+--
+-- Name: daily_reward(integer); Type: FUNCTION; Schema: game; Owner: -
+--
+
+CREATE FUNCTION game.daily_reward(streak integer) RETURNS game.daily_rewards
+    LANGUAGE sql STABLE
+    BEGIN ATOMIC
+ SELECT r.day,
+     r.energy,
+     r.xp,
+     r.mood,
+     r.loyalty
+    FROM game.daily_rewards r
+   WHERE (r.day <= GREATEST(daily_reward.streak, 1))
+   ORDER BY r.day DESC
+  LIMIT 1;
+END;
+
+--
+-- Name: FUNCTION daily_reward(streak integer); Type: COMMENT; Schema: game; Owner: -
+--
+
+COMMENT ON FUNCTION game.daily_reward(streak integer) IS 'The reward row for a day of the streak (capped at the last row).';
+
+--
 -- Name: daily_status(game.players, timestamp with time zone); Type: FUNCTION; Schema: game; Owner: -
 --
 
@@ -1181,7 +1389,8 @@ CREATE FUNCTION game.daily_status(p game.players, at timestamp with time zone) R
 DECLARE
     today date := game.local_day(daily_status.p.timezone, daily_status.at);
     last date := daily_status.p.daily_last;
-    available boolean := last IS NULL OR today > last;
+    ready_at timestamptz := game.daily_available_at(daily_status.p);
+    available boolean := ready_at IS NULL OR daily_status.at >= ready_at;
     -- The streak the next claim makes: it goes on from a claim yesterday (or today, for
     -- tomorrow's claim) and starts again at 1 after a missed day.
     next_streak integer := CASE WHEN last >= today - 1 THEN daily_status.p.daily_streak + 1 ELSE 1 END;
@@ -1189,7 +1398,7 @@ DECLARE
 BEGIN
     RETURN jsonb_build_object(
         'available', available,
-        'available_at', CASE WHEN available THEN NULL ELSE game.day_start(daily_status.p.timezone, last + 1) END,
+        'available_at', CASE WHEN available THEN NULL ELSE ready_at END,
         'streak', CASE WHEN last >= today - 1 THEN daily_status.p.daily_streak ELSE 0 END,
         'last_day', last,
         'next_streak', next_streak,
@@ -1203,20 +1412,6 @@ $$;
 --
 
 COMMENT ON FUNCTION game.daily_status(p game.players, at timestamp with time zone) IS 'Daily reward state {available, available_at, streak, last_day, next_streak, next_reward}.';
-
---
--- Name: day_start(text, date); Type: FUNCTION; Schema: game; Owner: -
---
-
-CREATE FUNCTION game.day_start(timezone text, day date) RETURNS timestamp with time zone
-    LANGUAGE sql STABLE PARALLEL SAFE
-    RETURN ((day)::timestamp without time zone AT TIME ZONE COALESCE(timezone, 'UTC'::text));
-
---
--- Name: FUNCTION day_start(timezone text, day date); Type: COMMENT; Schema: game; Owner: -
---
-
-COMMENT ON FUNCTION game.day_start(timezone text, day date) IS 'The moment a calendar day starts in a timezone (NULL = UTC).';
 
 --
 -- Name: dynamic_is_valid(jsonb); Type: FUNCTION; Schema: game; Owner: -
@@ -1315,12 +1510,7 @@ CREATE TABLE game.waifus (
     adopt_key text,
     adopted_at timestamp with time zone DEFAULT now() NOT NULL,
     last_played jsonb DEFAULT '{}'::jsonb NOT NULL,
-    regenerating boolean GENERATED ALWAYS AS ((((dynamic ->> 'energy'::text))::integer < game.max_energy())) STORED,
-    full_at numeric GENERATED ALWAYS AS (
-CASE
-    WHEN (((dynamic ->> 'energy'::text))::integer < game.max_energy()) THEN (((dynamic ->> 'last_restore'::text))::numeric + ((game.energy_regen_seconds() * (game.max_energy() - ((dynamic ->> 'energy'::text))::integer)))::numeric)
-    ELSE NULL::numeric
-END) STORED,
+    full_at numeric GENERATED ALWAYS AS ((((dynamic ->> 'last_restore'::text))::numeric + ((game.energy_regen_seconds() * (game.max_energy() - ((dynamic ->> 'energy'::text))::integer)))::numeric)) STORED NOT NULL,
     CONSTRAINT waifus_dynamic_valid CHECK (game.dynamic_is_valid(dynamic))
 )
 WITH (autovacuum_vacuum_scale_factor='0.02', autovacuum_analyze_scale_factor='0.05', fillfactor='85');
@@ -1346,17 +1536,11 @@ only when she reaches the cap. Read it through game.regen() or the api and ops f
 COMMENT ON COLUMN game.waifus.last_played IS '{event_code: epoch seconds of her last participation}: cooldowns.';
 
 --
--- Name: COLUMN waifus.regenerating; Type: COMMENT; Schema: game; Owner: -
---
-
-COMMENT ON COLUMN game.waifus.regenerating IS 'Stored energy below the cap (derived from dynamic): true until the tick that fills her.';
-
---
 -- Name: COLUMN waifus.full_at; Type: COMMENT; Schema: game; Owner: -
 --
 
-COMMENT ON COLUMN game.waifus.full_at IS 'Epoch second at which her stored energy reaches the cap (NULL at the cap). Restoring does not move it; the
-tick fills her once it has passed.';
+COMMENT ON COLUMN game.waifus.full_at IS 'Epoch second at which her stored energy reaches the cap (for a waifu stored at the cap: when it did, or
+her adoption). Filling her does not change it, so the tick''s fill is a heap-only update.';
 
 --
 -- Name: events_for(game.waifus, timestamp with time zone); Type: FUNCTION; Schema: game; Owner: -
@@ -1408,9 +1592,10 @@ CREATE FUNCTION game.invalid_argument(argument text, message text, detail jsonb)
     LANGUAGE plpgsql
     AS $$
 BEGIN
-    RAISE EXCEPTION '%', invalid_argument.message
+    -- Cut: a message or detail may quote the caller's argument, which may be megabytes.
+    RAISE EXCEPTION '%', left(invalid_argument.message, 300)
         USING ERRCODE = 'WF006',
-              DETAIL = (jsonb_build_object('argument', invalid_argument.argument)
+              DETAIL = (jsonb_build_object('argument', left(invalid_argument.argument, 64))
                         || coalesce(invalid_argument.detail, '{}'))::text;
 END
 $$;
@@ -1503,6 +1688,7 @@ COMMENT ON FUNCTION game.local_day(timezone text, at timestamp with time zone) I
 CREATE FUNCTION game.maintain_ledger(at timestamp with time zone DEFAULT now(), premake integer DEFAULT 4) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
+    SET lock_timeout TO '2s'
     AS $_$
 DECLARE
     -- Only the server's time (game.checked_now): a moved clock would drop current weeks,
@@ -1746,10 +1932,10 @@ $$;
 COMMENT ON FUNCTION game.purge_cron_history(keep interval) IS 'Delete pg_cron run history older than `keep` (pg_cron never cleans it); job purge-cron-history.';
 
 --
--- Name: purge_player_history(timestamp with time zone); Type: FUNCTION; Schema: game; Owner: -
+-- Name: purge_player_history(); Type: FUNCTION; Schema: game; Owner: -
 --
 
-CREATE FUNCTION game.purge_player_history(now timestamp with time zone DEFAULT now()) RETURNS jsonb
+CREATE FUNCTION game.purge_player_history() RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
@@ -1757,26 +1943,123 @@ DECLARE
     notifications integer;
     claims integer;
 BEGIN
-    -- Finished rows are kept for the operator (what went out, what was blocked) for
-    -- game.config.notification_retention (ops.set_config).
+    -- The server's time only: a caller's clock far ahead would delete the records that
+    -- answer retried requests. Finished rows are kept for the operator (what went out,
+    -- what was blocked) for game.config.notification_retention (ops.set_config).
     DELETE FROM game.notifications AS n
-    WHERE n.sent_at < purge_player_history.now - (SELECT c.notification_retention FROM game.config AS c);
+    WHERE n.sent_at < now() - (SELECT c.notification_retention FROM game.config AS c);
     GET DIAGNOSTICS notifications = ROW_COUNT;
     -- A claim is needed only to answer a retried request key, and streaks live in players.
-    DELETE FROM game.daily_claims AS c WHERE c.claimed_at < purge_player_history.now - interval '90 days';
+    DELETE FROM game.daily_claims AS c WHERE c.claimed_at < now() - interval '90 days';
     GET DIAGNOSTICS claims = ROW_COUNT;
     RETURN jsonb_build_object('notifications', notifications, 'daily_claims', claims);
 END
 $$;
 
 --
--- Name: FUNCTION purge_player_history(now timestamp with time zone); Type: COMMENT; Schema: game; Owner: -
+-- Name: FUNCTION purge_player_history(); Type: COMMENT; Schema: game; Owner: -
 --
 
-COMMENT ON FUNCTION game.purge_player_history(now timestamp with time zone) IS 'Delete finished notifications older than game.config.notification_retention (default 7 days) and
-daily claims older than 90 days.
+COMMENT ON FUNCTION game.purge_player_history() IS 'Delete finished notifications older than game.config.notification_retention (default 7 days) and
+daily claims older than 90 days, as of the server''s time.
 Run by pg_cron (job purge-player-history, hourly, as waifu_cron).
 Returns {notifications, daily_claims}: rows deleted.';
+
+--
+-- Name: purge_rate_limits(); Type: FUNCTION; Schema: game; Owner: -
+--
+
+CREATE FUNCTION game.purge_rate_limits() RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    buckets integer;
+    updates integer;
+BEGIN
+    -- A bucket whose tat has passed is full: the same as no row.
+    DELETE FROM game.rate_buckets AS b WHERE b.tat < extract(epoch FROM now()) - 1;
+    GET DIAGNOSTICS buckets = ROW_COUNT;
+    DELETE FROM game.seen_updates AS s WHERE s.seen_at < now() - interval '1 hour';
+    GET DIAGNOSTICS updates = ROW_COUNT;
+    RETURN jsonb_build_object('buckets', buckets, 'updates', updates);
+END
+$$;
+
+--
+-- Name: FUNCTION purge_rate_limits(); Type: COMMENT; Schema: game; Owner: -
+--
+
+COMMENT ON FUNCTION game.purge_rate_limits() IS 'Drop full rate-limit buckets and updates seen over an hour ago (job purge-rate-limits, every 5 minutes).';
+
+--
+-- Name: tick_state; Type: TABLE; Schema: game; Owner: -
+--
+
+CREATE TABLE game.tick_state (
+    singleton boolean DEFAULT true NOT NULL,
+    cursor_full_at numeric NOT NULL,
+    cursor_id bigint DEFAULT 0 NOT NULL,
+    last_now timestamp with time zone,
+    last_started_at timestamp with time zone,
+    last_finished_at timestamp with time zone,
+    last_duration_ms double precision,
+    last_filled integer DEFAULT 0 NOT NULL,
+    last_notified integer DEFAULT 0 NOT NULL,
+    last_batches integer DEFAULT 0 NOT NULL,
+    last_skipped integer DEFAULT 0 NOT NULL,
+    runs bigint DEFAULT 0 NOT NULL,
+    filled_total bigint DEFAULT 0 NOT NULL,
+    notified_total bigint DEFAULT 0 NOT NULL,
+    CONSTRAINT tick_state_singleton_check CHECK (singleton)
+);
+
+--
+-- Name: TABLE tick_state; Type: COMMENT; Schema: game; Owner: -
+--
+
+COMMENT ON TABLE game.tick_state IS 'The restore tick''s cursor and figures (one row). Every waifu with (full_at, id) at or before the cursor
+has been looked at; the last_* columns describe the last complete tick, the *_total ones count since the
+migration. See ops.tick.';
+
+--
+-- Name: record_tick(boolean, timestamp with time zone, timestamp with time zone, integer, integer, integer, integer); Type: FUNCTION; Schema: game; Owner: -
+--
+
+CREATE FUNCTION game.record_tick(first boolean, at timestamp with time zone, started timestamp with time zone, batches integer, filled integer, notified integer, skipped integer) RETURNS void
+    LANGUAGE sql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    BEGIN ATOMIC
+ UPDATE game.tick_state s SET last_now = record_tick.at, last_started_at =
+         CASE
+             WHEN record_tick.first THEN record_tick.started
+             ELSE s.last_started_at
+         END, last_finished_at = clock_timestamp(), last_duration_ms = (EXTRACT(epoch FROM (clock_timestamp() -
+         CASE
+             WHEN record_tick.first THEN record_tick.started
+             ELSE s.last_started_at
+         END)) * (1000)::numeric), last_batches = (
+         CASE
+             WHEN record_tick.first THEN 0
+             ELSE s.last_batches
+         END + record_tick.batches), last_filled = (
+         CASE
+             WHEN record_tick.first THEN 0
+             ELSE s.last_filled
+         END + record_tick.filled), last_notified = (
+         CASE
+             WHEN record_tick.first THEN 0
+             ELSE s.last_notified
+         END + record_tick.notified), last_skipped = (
+         CASE
+             WHEN record_tick.first THEN 0
+             ELSE s.last_skipped
+         END + record_tick.skipped), runs = (s.runs +
+         CASE
+             WHEN record_tick.first THEN 1
+             ELSE 0
+         END), filled_total = (s.filled_total + record_tick.filled), notified_total = (s.notified_total + record_tick.notified);
+END;
 
 --
 -- Name: regen(jsonb, timestamp with time zone); Type: FUNCTION; Schema: game; Owner: -
@@ -1850,6 +2133,138 @@ $$;
 COMMENT ON FUNCTION game.require_waifu(waifu_id bigint, owner_id bigint) IS 'The waifu (owned by owner_id when given), or WF006 (bad id) / WF005 (owner not registered) / WF004.';
 
 --
+-- Name: restore_batch(timestamp with time zone, integer); Type: FUNCTION; Schema: game; Owner: -
+--
+
+CREATE FUNCTION game.restore_batch(at timestamp with time zone, batch_size integer, OUT scanned integer, OUT filled integer, OUT notified integer, OUT skipped integer) RETURNS record
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    at_epoch numeric := extract(epoch FROM restore_batch.at);
+    st game.tick_state;
+    horizon numeric;
+    last_full numeric;
+    last_id bigint;
+BEGIN
+    -- The row lock serialises batches of concurrent ticks (pg_cron's and a manual one):
+    -- a batch waits at most for another batch.
+    SELECT * INTO st FROM game.tick_state FOR UPDATE;
+    -- A tick before the cursor (the server's clock stepped back, or a caller allowed to
+    -- set the clock replays the past): look again from `at`. Only waifus stored below the
+    -- cap are filled, so looking twice fills and notifies nobody twice.
+    IF st.cursor_full_at > at_epoch THEN
+        st.cursor_full_at := at_epoch;
+        st.cursor_id := 0;
+    END IF;
+    -- A writer computes full_at from its own start (always later than it), so a row that
+    -- a transaction still running commits later cannot land before that transaction's
+    -- start: the cursor never passes the oldest one running (nor the real time).
+    SELECT extract(epoch FROM least(min(a.xact_start), clock_timestamp())) INTO horizon
+    FROM pg_catalog.pg_stat_activity AS a
+    WHERE a.datname = current_database() AND a.backend_type = 'client backend'
+      AND a.pid <> pg_backend_pid() AND a.xact_start IS NOT NULL;
+
+    WITH due AS MATERIALIZED (
+        SELECT w.id, w.full_at
+        FROM game.waifus AS w
+        WHERE (w.full_at, w.id) > (st.cursor_full_at, st.cursor_id) AND w.full_at <= at_epoch
+          AND (w.dynamic ->> 'energy')::integer < game.max_energy()
+          AND NOT EXISTS (SELECT FROM game.tick_retry AS r WHERE r.waifu_id = w.id)
+        ORDER BY w.full_at, w.id
+        LIMIT restore_batch.batch_size
+    ), todo AS (
+        SELECT d.id FROM due AS d
+        UNION
+        SELECT r.waifu_id FROM game.tick_retry AS r
+    ), locked AS MATERIALIZED (
+        SELECT w.id FROM game.waifus AS w WHERE w.id IN (SELECT t.id FROM todo AS t)
+        FOR UPDATE OF w SKIP LOCKED
+    ), restored AS (
+        -- The fill: her restored stats with the one rule game.regen (checked again on the
+        -- row as locked: a call may have changed her since the look-up).
+        UPDATE game.waifus AS w
+        SET dynamic = game.regen(w.dynamic, restore_batch.at)
+        FROM locked AS l
+        WHERE w.id = l.id AND (w.dynamic ->> 'energy')::integer < game.max_energy() AND w.full_at <= at_epoch
+        RETURNING w.id, w.owner_id, w.name
+    ), rested AS (
+        INSERT INTO game.notifications (telegram_id, kind, payload, created_at, available_at)
+        SELECT r.owner_id, 'rested',
+               jsonb_build_object('waifus', jsonb_agg(jsonb_build_object(
+                   'waifu_id', r.id, 'name', r.name, 'energy', game.max_energy()) ORDER BY r.id)),
+               restore_batch.at, restore_batch.at
+        FROM restored AS r
+        JOIN game.players AS p ON p.telegram_id = r.owner_id AND p.notifications
+        GROUP BY r.owner_id
+        RETURNING 1
+    ), settled AS (
+        -- Locked now: filled, or no longer due (she spent, or got full another way).
+        DELETE FROM game.tick_retry AS r
+        WHERE r.waifu_id IN (SELECT l.id FROM locked AS l)
+           OR NOT EXISTS (SELECT FROM game.waifus AS w WHERE w.id = r.waifu_id)
+        RETURNING 1
+    ), parked AS (
+        INSERT INTO game.tick_retry (waifu_id)
+        SELECT d.id FROM due AS d WHERE d.id NOT IN (SELECT l.id FROM locked AS l)
+        ON CONFLICT (waifu_id) DO NOTHING
+        RETURNING 1
+    )
+    SELECT (SELECT count(*) FROM due)::integer, (SELECT count(*) FROM restored)::integer,
+           (SELECT count(*) FROM rested)::integer, (SELECT count(*) FROM parked)::integer,
+           (SELECT d.full_at FROM due AS d ORDER BY d.full_at DESC, d.id DESC LIMIT 1),
+           (SELECT d.id FROM due AS d ORDER BY d.full_at DESC, d.id DESC LIMIT 1)
+    INTO scanned, filled, notified, skipped, last_full, last_id;
+
+    IF scanned < restore_batch.batch_size THEN
+        -- Everything due by `at` was looked at.
+        last_full := at_epoch;
+        last_id := 9223372036854775807;
+    END IF;
+    IF (last_full, last_id) > (horizon, 0::bigint) THEN
+        last_full := horizon;
+        last_id := 0;
+    END IF;
+    UPDATE game.tick_state AS s SET cursor_full_at = last_full, cursor_id = last_id;
+    IF notified > 0 THEN
+        PERFORM pg_notify('waifu_notifications', notified::text);
+    END IF;
+END
+$$;
+
+--
+-- Name: FUNCTION restore_batch(at timestamp with time zone, batch_size integer, OUT scanned integer, OUT filled integer, OUT notified integer, OUT skipped integer); Type: COMMENT; Schema: game; Owner: -
+--
+
+COMMENT ON FUNCTION game.restore_batch(at timestamp with time zone, batch_size integer, OUT scanned integer, OUT filled integer, OUT notified integer, OUT skipped integer) IS 'One batch of the restore tick: fill up to batch_size due waifus after the cursor (and those waiting in game.tick_retry).';
+
+--
+-- Name: restore_energy_job(); Type: PROCEDURE; Schema: game; Owner: -
+--
+
+CREATE PROCEDURE game.restore_energy_job()
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    first pg_catalog.bool := true;
+    deadline pg_catalog.timestamptz := pg_catalog.clock_timestamp() + pg_catalog.make_interval(secs => 50);
+BEGIN
+    -- Stop before the next minute's run is due; it goes on from the cursor.
+    WHILE game.tick_batch(first) AND pg_catalog.clock_timestamp() < deadline LOOP
+        COMMIT;
+        first := false;
+    END LOOP;
+END
+$$;
+
+--
+-- Name: PROCEDURE restore_energy_job(); Type: COMMENT; Schema: game; Owner: -
+--
+
+COMMENT ON PROCEDURE game.restore_energy_job() IS 'The restore tick as pg_cron runs it (job restore-energy, every minute): batches of
+game.config.tick_batch_size, each its own short transaction, until nothing is due (at most 50 s).';
+
+--
 -- Name: settings_json(game.players, timestamp with time zone); Type: FUNCTION; Schema: game; Owner: -
 --
 
@@ -1905,6 +2320,46 @@ $$;
 COMMENT ON FUNCTION game.stats_json(w game.waifus, dynamic jsonb, at timestamp with time zone) IS 'Stats card of a waifu (the shape api.waifu_stats returns).';
 
 --
+-- Name: take_token(text, text); Type: FUNCTION; Schema: game; Owner: -
+--
+
+CREATE FUNCTION game.take_token(bucket text, key text) RETURNS double precision
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    r game.rate_limits;
+    t double precision := extract(epoch FROM clock_timestamp())::double precision;
+    emission double precision;
+    tolerance double precision;
+    result record;
+BEGIN
+    SELECT * INTO r FROM game.rate_limits AS x WHERE x.bucket = take_token.bucket;
+    IF NOT FOUND THEN
+        PERFORM game.invalid_argument('bucket', take_token.bucket, 'unknown rate limit bucket (see ops.rate_limits)');
+    END IF;
+    emission := 1.0 / r.rate;
+    tolerance := emission * (r.burst - 1);
+    INSERT INTO game.rate_buckets AS b (bucket, key, tat, allowed)
+    VALUES (take_token.bucket, take_token.key, t + emission, true)
+    ON CONFLICT ON CONSTRAINT rate_buckets_pkey DO UPDATE
+        SET allowed = greatest(b.tat, t) - t <= tolerance,
+            tat = CASE WHEN greatest(b.tat, t) - t <= tolerance THEN greatest(b.tat, t) + emission ELSE b.tat END
+    RETURNING b.allowed, b.tat INTO result;
+    IF result.allowed THEN
+        RETURN 0::double precision;
+    END IF;
+    RETURN greatest(result.tat - tolerance - t, 0.001::double precision);
+END
+$$;
+
+--
+-- Name: FUNCTION take_token(bucket text, key text); Type: COMMENT; Schema: game; Owner: -
+--
+
+COMMENT ON FUNCTION game.take_token(bucket text, key text) IS 'GCRA: take one request for key in bucket; 0 if allowed, else the seconds until it would be.';
+
+--
 -- Name: templates_per_player(); Type: FUNCTION; Schema: game; Owner: -
 --
 
@@ -1917,6 +2372,31 @@ CREATE FUNCTION game.templates_per_player() RETURNS integer
 --
 
 COMMENT ON FUNCTION game.templates_per_player() IS 'How many waifus of one template a player may adopt.';
+
+--
+-- Name: tick_batch(boolean); Type: FUNCTION; Schema: game; Owner: -
+--
+
+CREATE FUNCTION game.tick_batch(first boolean) RETURNS boolean
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    started timestamptz := clock_timestamp();
+    batch_size integer := (SELECT c.tick_batch_size FROM game.config AS c);
+    b record;
+BEGIN
+    b := game.restore_batch(now(), batch_size);
+    PERFORM game.record_tick(coalesce(tick_batch.first, true), now(), started, 1, b.filled, b.notified, b.skipped);
+    RETURN b.scanned >= batch_size;
+END
+$$;
+
+--
+-- Name: FUNCTION tick_batch(first boolean); Type: COMMENT; Schema: game; Owner: -
+--
+
+COMMENT ON FUNCTION game.tick_batch(first boolean) IS 'One batch of the restore tick at the server''s time (game.restore_energy_job calls it); true if more may be due.';
 
 --
 -- Name: waifu_not_found(bigint); Type: FUNCTION; Schema: game; Owner: -
@@ -1958,8 +2438,8 @@ BEGIN
     WHERE ev.code = close_event.code
     RETURNING ev.* INTO e;
     IF NOT FOUND THEN
-        RAISE EXCEPTION 'event "%" does not exist', close_event.code
-            USING ERRCODE = 'WF002', DETAIL = jsonb_build_object('event_code', close_event.code)::text;
+        RAISE EXCEPTION 'event "%" does not exist', left(close_event.code, 64)
+            USING ERRCODE = 'WF002', DETAIL = jsonb_build_object('event_code', left(close_event.code, 64))::text;
     END IF;
     RETURN to_jsonb(e);
 END
@@ -2073,10 +2553,36 @@ Example: SELECT ops.delete_translation(''event'', ''picnic'', ''ru'');
 Returns true if there was one. Errors: WF006 invalid kind or language.';
 
 --
--- Name: set_config(interval, interval); Type: FUNCTION; Schema: ops; Owner: -
+-- Name: reset_tick(timestamp with time zone); Type: FUNCTION; Schema: ops; Owner: -
 --
 
-CREATE FUNCTION ops.set_config(ledger_retention interval DEFAULT NULL::interval, notification_retention interval DEFAULT NULL::interval) RETURNS jsonb
+CREATE FUNCTION ops.reset_tick(since timestamp with time zone DEFAULT (now() - '1 day'::interval)) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+BEGIN
+    IF reset_tick.since IS NULL OR NOT isfinite(reset_tick.since) OR reset_tick.since > now() THEN
+        PERFORM game.invalid_argument('since', reset_tick.since::text, 'since must be a time in the past');
+    END IF;
+    UPDATE game.tick_state AS s
+    SET cursor_full_at = least(s.cursor_full_at, extract(epoch FROM reset_tick.since)), cursor_id = 0;
+    RETURN (SELECT to_jsonb(s) - 'singleton' FROM game.tick_state AS s);
+END
+$$;
+
+--
+-- Name: FUNCTION reset_tick(since timestamp with time zone); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops.reset_tick(since timestamp with time zone) IS 'Move the tick''s cursor back to `since` (default a day ago): the next ticks look at every waifu that reached
+the cap since then and fill those still stored below it (never twice). For after stored clocks were written by
+hand. Returns game.tick_state. Errors: WF006 since NULL, infinite or in the future.';
+
+--
+-- Name: set_config(interval, interval, interval, integer); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops.set_config(ledger_retention interval DEFAULT NULL::interval, notification_retention interval DEFAULT NULL::interval, notification_max_age interval DEFAULT NULL::interval, tick_batch_size integer DEFAULT NULL::integer) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
@@ -2092,22 +2598,33 @@ BEGIN
         PERFORM game.invalid_argument('notification_retention', set_config.notification_retention::text,
             'notification_retention must be between 1 hour and 1 year');
     END IF;
+    IF set_config.notification_max_age < interval '1 minute' OR set_config.notification_max_age > interval '7 days' THEN
+        PERFORM game.invalid_argument('notification_max_age', set_config.notification_max_age::text,
+            'notification_max_age must be between 1 minute and 7 days');
+    END IF;
+    IF set_config.tick_batch_size NOT BETWEEN 100 AND 100000 THEN
+        PERFORM game.invalid_argument('tick_batch_size', set_config.tick_batch_size::text,
+            'tick_batch_size must be between 100 and 100000');
+    END IF;
     UPDATE game.config AS g
     SET ledger_retention = coalesce(set_config.ledger_retention, g.ledger_retention),
-        notification_retention = coalesce(set_config.notification_retention, g.notification_retention)
+        notification_retention = coalesce(set_config.notification_retention, g.notification_retention),
+        notification_max_age = coalesce(set_config.notification_max_age, g.notification_max_age),
+        tick_batch_size = coalesce(set_config.tick_batch_size, g.tick_batch_size)
     RETURNING g.* INTO c;
     RETURN to_jsonb(c) - 'singleton';
 END
 $$;
 
 --
--- Name: FUNCTION set_config(ledger_retention interval, notification_retention interval); Type: COMMENT; Schema: ops; Owner: -
+-- Name: FUNCTION set_config(ledger_retention interval, notification_retention interval, notification_max_age interval, tick_batch_size integer); Type: COMMENT; Schema: ops; Owner: -
 --
 
-COMMENT ON FUNCTION ops.set_config(ledger_retention interval, notification_retention interval) IS 'Change game settings; a NULL argument keeps the current value. Returns every setting.
+COMMENT ON FUNCTION ops.set_config(ledger_retention interval, notification_retention interval, notification_max_age interval, tick_batch_size integer) IS 'Change game settings; a NULL argument keeps the current value. Returns every setting.
 ledger_retention (7 days..10 years, default 30 days): ledger partitions wholly older are dropped by the
-daily job ledger-partitions. notification_retention (1 hour..1 year, default 7 days): sent notifications
-are purged after it.
+job ledger-partitions. notification_retention (1 hour..1 year, default 7 days): finished notifications
+are purged after it. notification_max_age (1 minute..7 days, default 30 minutes): a notification not sent
+by then ends as expired. tick_batch_size (100..100000, default 2000): waifus the tick fills per transaction.
 Example: SELECT ops.set_config(ledger_retention => ''90 days'');
 Errors: WF006 out of range.';
 
@@ -2145,6 +2662,41 @@ COMMENT ON FUNCTION ops.set_event_translation(event_code text, language text, ti
 event_code: an existing event; language: ru (English is the event''s own title); title: 1-200 characters.
 Example: SELECT ops.set_event_translation(''picnic'', ''ru'', ''Пикник'');
 Returns the translation row as JSON. Errors: WF006 invalid argument (DETAIL names it).';
+
+--
+-- Name: set_rate_limit(text, double precision, integer); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops.set_rate_limit(bucket text, rate double precision, burst integer) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    r game.rate_limits;
+BEGIN
+    IF set_rate_limit.rate IS NULL OR NOT set_rate_limit.rate BETWEEN 0.001 AND 1000000 THEN
+        PERFORM game.invalid_argument('rate', set_rate_limit.rate::text, 'rate must be 0.001 to 1000000 per second');
+    END IF;
+    IF set_rate_limit.burst IS NULL OR set_rate_limit.burst NOT BETWEEN 1 AND 1000000 THEN
+        PERFORM game.invalid_argument('burst', set_rate_limit.burst::text, 'burst must be 1 to 1000000');
+    END IF;
+    UPDATE game.rate_limits AS x SET rate = set_rate_limit.rate, burst = set_rate_limit.burst
+    WHERE x.bucket = set_rate_limit.bucket
+    RETURNING x.* INTO r;
+    IF NOT FOUND THEN
+        PERFORM game.invalid_argument('bucket', set_rate_limit.bucket, 'unknown bucket (see ops.rate_limits)');
+    END IF;
+    RETURN to_jsonb(r);
+END
+$$;
+
+--
+-- Name: FUNCTION set_rate_limit(bucket text, rate double precision, burst integer); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops.set_rate_limit(bucket text, rate double precision, burst integer) IS 'Change a shared rate limit: requests per second per key and the burst. Every process uses it at once.
+Example: SELECT ops.set_rate_limit(''chat_user'', 1, 10);
+Errors: WF006 unknown bucket, rate outside 0.001..1000000, burst outside 1..1000000.';
 
 --
 -- Name: set_stat(bigint, text, integer, text); Type: FUNCTION; Schema: ops; Owner: -
@@ -2257,9 +2809,13 @@ CREATE TABLE game.config (
     singleton boolean DEFAULT true NOT NULL,
     ledger_retention interval DEFAULT '30 days'::interval NOT NULL,
     notification_retention interval DEFAULT '7 days'::interval NOT NULL,
+    notification_max_age interval DEFAULT '00:30:00'::interval NOT NULL,
+    tick_batch_size integer DEFAULT 2000 NOT NULL,
     CONSTRAINT config_ledger_retention_check CHECK ((ledger_retention >= '7 days'::interval)),
+    CONSTRAINT config_notification_max_age_check CHECK (((notification_max_age >= '00:01:00'::interval) AND (notification_max_age <= '7 days'::interval))),
     CONSTRAINT config_notification_retention_check CHECK ((notification_retention >= '01:00:00'::interval)),
-    CONSTRAINT config_singleton_check CHECK (singleton)
+    CONSTRAINT config_singleton_check CHECK (singleton),
+    CONSTRAINT config_tick_batch_size_check CHECK (((tick_batch_size >= 100) AND (tick_batch_size <= 100000)))
 );
 
 --
@@ -2267,6 +2823,18 @@ CREATE TABLE game.config (
 --
 
 COMMENT ON TABLE game.config IS 'Game settings kept in the database (one row). Change with ops.set_config.';
+
+--
+-- Name: COLUMN config.notification_max_age; Type: COMMENT; Schema: game; Owner: -
+--
+
+COMMENT ON COLUMN game.config.notification_max_age IS 'A notification not sent within this long ends as expired (a late "she is rested" misleads).';
+
+--
+-- Name: COLUMN config.tick_batch_size; Type: COMMENT; Schema: game; Owner: -
+--
+
+COMMENT ON COLUMN game.config.tick_batch_size IS 'Waifus the restore tick fills per transaction (each batch holds its rows'' locks until it commits).';
 
 --
 -- Name: daily_claims; Type: TABLE; Schema: game; Owner: -
@@ -2322,7 +2890,7 @@ CREATE TABLE game.notifications (
     claimed_by text,
     sent_at timestamp with time zone,
     outcome text,
-    CONSTRAINT notifications_outcome_check CHECK ((outcome = ANY (ARRAY['sent'::text, 'blocked'::text, 'off'::text, 'failed'::text])))
+    CONSTRAINT notifications_outcome_check CHECK ((outcome = ANY (ARRAY['sent'::text, 'blocked'::text, 'off'::text, 'failed'::text, 'expired'::text, 'stale'::text])))
 );
 
 --
@@ -2341,7 +2909,9 @@ COMMENT ON COLUMN game.notifications.available_at IS 'Not before: creation, the 
 -- Name: COLUMN notifications.outcome; Type: COMMENT; Schema: game; Owner: -
 --
 
-COMMENT ON COLUMN game.notifications.outcome IS 'How the row ended (sent_at is then its time): sent, blocked (403: notifications turned off), off (the player turned them off before it went out), failed (refused for good or too many attempts).';
+COMMENT ON COLUMN game.notifications.outcome IS 'How the row ended (sent_at is then its time): sent, blocked (403: notifications turned off), off (the player
+turned them off before it went out), failed (refused for good or too many attempts), expired (not sent within
+game.config.notification_max_age), stale (a "rested" whose waifus were no longer rested when it was claimed).';
 
 --
 -- Name: notifications_id_seq; Type: SEQUENCE; Schema: game; Owner: -
@@ -2379,6 +2949,60 @@ CREATE TABLE game.participations_default (
 --
 
 COMMENT ON TABLE game.participations_default IS 'Catches rows of weeks with no partition yet; game.maintain_ledger moves them into their week.';
+
+--
+-- Name: rate_buckets; Type: TABLE; Schema: game; Owner: -
+--
+
+CREATE UNLOGGED TABLE game.rate_buckets (
+    bucket text NOT NULL,
+    key text NOT NULL,
+    tat double precision NOT NULL,
+    allowed boolean DEFAULT true NOT NULL
+)
+WITH (fillfactor='70');
+
+--
+-- Name: TABLE rate_buckets; Type: COMMENT; Schema: game; Owner: -
+--
+
+COMMENT ON TABLE game.rate_buckets IS 'State of the shared rate limiter (GCRA: tat = when the key''s bucket is full again). Unlogged; purged every 5 minutes.';
+
+--
+-- Name: rate_limits; Type: TABLE; Schema: game; Owner: -
+--
+
+CREATE TABLE game.rate_limits (
+    bucket text NOT NULL,
+    rate double precision NOT NULL,
+    burst integer NOT NULL,
+    description text NOT NULL,
+    CONSTRAINT rate_limits_bucket_check CHECK ((bucket ~ '^[a-z_]{1,32}$'::text)),
+    CONSTRAINT rate_limits_burst_check CHECK (((burst >= 1) AND (burst <= 1000000))),
+    CONSTRAINT rate_limits_rate_check CHECK (((rate > (0)::double precision) AND (rate <= (1000000)::double precision)))
+);
+
+--
+-- Name: TABLE rate_limits; Type: COMMENT; Schema: game; Owner: -
+--
+
+COMMENT ON TABLE game.rate_limits IS 'Rate limits shared by every bot and web process: rate per second and burst per key. Edit with ops.set_rate_limit.';
+
+--
+-- Name: seen_updates; Type: TABLE; Schema: game; Owner: -
+--
+
+CREATE UNLOGGED TABLE game.seen_updates (
+    bot_id bigint NOT NULL,
+    update_id bigint NOT NULL,
+    seen_at timestamp with time zone DEFAULT now() NOT NULL
+);
+
+--
+-- Name: TABLE seen_updates; Type: COMMENT; Schema: game; Owner: -
+--
+
+COMMENT ON TABLE game.seen_updates IS 'Telegram updates taken by some bot process (api.admit_update), kept an hour: a redelivery is handled once.';
 
 --
 -- Name: stat_corrections; Type: TABLE; Schema: game; Owner: -
@@ -2436,6 +3060,21 @@ CREATE TABLE game.template_translations (
 COMMENT ON TABLE game.template_translations IS 'Names and descriptions of waifu templates in languages other than English. Edit with ops.set_template_translation.';
 
 --
+-- Name: tick_retry; Type: TABLE; Schema: game; Owner: -
+--
+
+CREATE TABLE game.tick_retry (
+    waifu_id bigint NOT NULL,
+    skipped_at timestamp with time zone DEFAULT now() NOT NULL
+);
+
+--
+-- Name: TABLE tick_retry; Type: COMMENT; Schema: game; Owner: -
+--
+
+COMMENT ON TABLE game.tick_retry IS 'Waifus a tick batch found due but locked by a player''s call (SKIP LOCKED): the next batches try them again.';
+
+--
 -- Name: waifu_templates; Type: TABLE; Schema: game; Owner: -
 --
 
@@ -2471,15 +3110,17 @@ ALTER TABLE game.waifus ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
 --
 
 CREATE VIEW ops.config AS
- SELECT config.ledger_retention,
-    config.notification_retention
-   FROM game.config;
+ SELECT c.ledger_retention,
+    c.notification_retention,
+    c.notification_max_age,
+    c.tick_batch_size
+   FROM game.config c;
 
 --
 -- Name: VIEW config; Type: COMMENT; Schema: ops; Owner: -
 --
 
-COMMENT ON VIEW ops.config IS 'Game settings (change with ops.set_config).';
+COMMENT ON VIEW ops.config IS 'Game settings kept in the database (change with ops.set_config).';
 
 --
 -- Name: cron_failures; Type: VIEW; Schema: ops; Owner: -
@@ -2575,6 +3216,31 @@ CREATE VIEW ops.events AS
 COMMENT ON VIEW ops.events IS 'Events, whether each is open now, and how often it was played in the last 24 hours.';
 
 --
+-- Name: functions; Type: VIEW; Schema: ops; Owner: -
+--
+
+CREATE VIEW ops.functions AS
+ SELECT n.nspname AS schema,
+    p.proname AS name,
+    pg_get_function_arguments(p.oid) AS arguments,
+        CASE p.prokind
+            WHEN 'p'::"char" THEN 'procedure'::text
+            ELSE pg_get_function_result(p.oid)
+        END AS returns,
+    split_part(COALESCE(obj_description(p.oid, 'pg_proc'::name), ''::text), '
+'::text, 1) AS description
+   FROM (pg_proc p
+     JOIN pg_namespace n ON ((n.oid = p.pronamespace)))
+  WHERE ((n.nspname = ANY (ARRAY['api'::name, 'ops'::name])) OR ((n.nspname = 'game'::name) AND has_function_privilege('waifu_ops'::name, p.oid, 'EXECUTE'::text) AND (p.proname = ANY (ARRAY['maintain_ledger'::name, 'purge_cron_history'::name, 'purge_rate_limits'::name, 'restore_energy_job'::name, 'tick_batch'::name]))))
+  ORDER BY n.nspname, p.proname, (pg_get_function_arguments(p.oid));
+
+--
+-- Name: VIEW functions; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON VIEW ops.functions IS 'Every function an operator or the bot calls: schema, name, arguments, result, the first line of its comment (\df+ prints whole bodies).';
+
+--
 -- Name: help; Type: VIEW; Schema: ops; Owner: -
 --
 
@@ -2654,7 +3320,7 @@ CREATE VIEW ops.overview AS
            FROM game.waifus) AS waifus,
     ( SELECT count(*) AS count
            FROM game.waifus w
-          WHERE w.regenerating) AS waifus_below_max_energy,
+          WHERE (w.full_at > EXTRACT(epoch FROM now()))) AS waifus_below_max_energy,
     ( SELECT count(*) AS count
            FROM game.participations p
           WHERE (p.participated_at > (now() - '24:00:00'::interval))) AS participations_24h,
@@ -2667,6 +3333,30 @@ CREATE VIEW ops.overview AS
 --
 
 COMMENT ON VIEW ops.overview IS 'One-row summary: players, waifus, how many regenerate, activity in 24 h.';
+
+--
+-- Name: rate_limits; Type: VIEW; Schema: ops; Owner: -
+--
+
+CREATE VIEW ops.rate_limits AS
+ SELECT l.bucket,
+    l.rate,
+    l.burst,
+    l.description,
+    ( SELECT count(*) AS count
+           FROM game.rate_buckets b
+          WHERE ((b.bucket = l.bucket) AND (b.tat > (EXTRACT(epoch FROM now()))::double precision))) AS active_keys,
+    ( SELECT count(*) AS count
+           FROM game.rate_buckets b
+          WHERE ((b.bucket = l.bucket) AND (NOT b.allowed) AND (b.tat > (EXTRACT(epoch FROM now()))::double precision))) AS refused_keys
+   FROM game.rate_limits l
+  ORDER BY l.bucket;
+
+--
+-- Name: VIEW rate_limits; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON VIEW ops.rate_limits IS 'Shared rate limits (change with ops.set_rate_limit), keys in use and keys whose last request was refused.';
 
 --
 -- Name: recent_participations; Type: VIEW; Schema: ops; Owner: -
@@ -2715,6 +3405,36 @@ CREATE VIEW ops.stat_corrections AS
 --
 
 COMMENT ON VIEW ops.stat_corrections IS 'Audit trail of ops.set_stat, newest first.';
+
+--
+-- Name: tick; Type: VIEW; Schema: ops; Owner: -
+--
+
+CREATE VIEW ops.tick AS
+ SELECT s.last_now,
+    s.last_started_at,
+    s.last_finished_at,
+    s.last_duration_ms,
+    s.last_batches,
+    s.last_filled,
+    s.last_notified,
+    s.last_skipped,
+    s.runs,
+    s.filled_total,
+    s.notified_total,
+    to_timestamp((s.cursor_full_at)::double precision) AS cursor_at,
+    ( SELECT count(*) AS count
+           FROM game.tick_retry) AS waiting_retry,
+    ( SELECT count(*) AS count
+           FROM game.waifus w
+          WHERE ((w.full_at > s.cursor_full_at) AND (w.full_at <= EXTRACT(epoch FROM now())) AND (((w.dynamic ->> 'energy'::text))::integer < game.max_energy()))) AS due_now
+   FROM game.tick_state s;
+
+--
+-- Name: VIEW tick; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON VIEW ops.tick IS 'The restore tick: its last run (duration, batches, filled, notified, skipped), totals, cursor and what is due now.';
 
 --
 -- Name: translations; Type: VIEW; Schema: ops; Owner: -
@@ -2848,6 +3568,27 @@ ALTER TABLE ONLY game.players
     ADD CONSTRAINT players_pkey PRIMARY KEY (telegram_id);
 
 --
+-- Name: rate_buckets rate_buckets_pkey; Type: CONSTRAINT; Schema: game; Owner: -
+--
+
+ALTER TABLE ONLY game.rate_buckets
+    ADD CONSTRAINT rate_buckets_pkey PRIMARY KEY (bucket, key);
+
+--
+-- Name: rate_limits rate_limits_pkey; Type: CONSTRAINT; Schema: game; Owner: -
+--
+
+ALTER TABLE ONLY game.rate_limits
+    ADD CONSTRAINT rate_limits_pkey PRIMARY KEY (bucket);
+
+--
+-- Name: seen_updates seen_updates_pkey; Type: CONSTRAINT; Schema: game; Owner: -
+--
+
+ALTER TABLE ONLY game.seen_updates
+    ADD CONSTRAINT seen_updates_pkey PRIMARY KEY (bot_id, update_id);
+
+--
 -- Name: stat_corrections stat_corrections_pkey; Type: CONSTRAINT; Schema: game; Owner: -
 --
 
@@ -2860,6 +3601,20 @@ ALTER TABLE ONLY game.stat_corrections
 
 ALTER TABLE ONLY game.template_translations
     ADD CONSTRAINT template_translations_pkey PRIMARY KEY (template_code, language);
+
+--
+-- Name: tick_retry tick_retry_pkey; Type: CONSTRAINT; Schema: game; Owner: -
+--
+
+ALTER TABLE ONLY game.tick_retry
+    ADD CONSTRAINT tick_retry_pkey PRIMARY KEY (waifu_id);
+
+--
+-- Name: tick_state tick_state_pkey; Type: CONSTRAINT; Schema: game; Owner: -
+--
+
+ALTER TABLE ONLY game.tick_state
+    ADD CONSTRAINT tick_state_pkey PRIMARY KEY (singleton);
 
 --
 -- Name: waifu_templates waifu_templates_pkey; Type: CONSTRAINT; Schema: game; Owner: -
@@ -2888,6 +3643,12 @@ ALTER TABLE ONLY game.waifus
 
 ALTER TABLE ONLY game.waifus
     ADD CONSTRAINT waifus_pkey PRIMARY KEY (id);
+
+--
+-- Name: notifications_player_queue_idx; Type: INDEX; Schema: game; Owner: -
+--
+
+CREATE INDEX notifications_player_queue_idx ON game.notifications USING btree (telegram_id, id) WHERE (sent_at IS NULL);
 
 --
 -- Name: notifications_queue_idx; Type: INDEX; Schema: game; Owner: -
@@ -2923,7 +3684,7 @@ CREATE INDEX stat_corrections_waifu_idx ON game.stat_corrections USING btree (wa
 -- Name: waifus_full_at_idx; Type: INDEX; Schema: game; Owner: -
 --
 
-CREATE INDEX waifus_full_at_idx ON game.waifus USING btree (full_at) WHERE regenerating;
+CREATE INDEX waifus_full_at_idx ON game.waifus USING btree (full_at, id);
 
 --
 -- Name: participations_default_participated_at_idx; Type: INDEX ATTACH; Schema: game; Owner: -
@@ -2995,6 +3756,13 @@ GRANT USAGE ON SCHEMA game TO waifu_cron;
 GRANT USAGE ON SCHEMA ops TO waifu_ops;
 
 --
+-- Name: FUNCTION admit_update(bot_id bigint, update_id bigint, user_id bigint, chat_id bigint); Type: ACL; Schema: api; Owner: -
+--
+
+REVOKE ALL ON FUNCTION api.admit_update(bot_id bigint, update_id bigint, user_id bigint, chat_id bigint) FROM PUBLIC;
+GRANT ALL ON FUNCTION api.admit_update(bot_id bigint, update_id bigint, user_id bigint, chat_id bigint) TO waifu_bot;
+
+--
 -- Name: FUNCTION adopt_waifu(telegram_id bigint, template_code text, request_key text); Type: ACL; Schema: api; Owner: -
 --
 
@@ -3028,6 +3796,13 @@ GRANT ALL ON FUNCTION api.claim_notifications(worker text, batch_size integer, l
 
 REVOKE ALL ON FUNCTION api.finish_notifications(worker text, ids bigint[], outcome text, retry_after_seconds integer, now timestamp with time zone) FROM PUBLIC;
 GRANT ALL ON FUNCTION api.finish_notifications(worker text, ids bigint[], outcome text, retry_after_seconds integer, now timestamp with time zone) TO waifu_bot;
+
+--
+-- Name: FUNCTION forget_update(bot_id bigint, update_id bigint); Type: ACL; Schema: api; Owner: -
+--
+
+REVOKE ALL ON FUNCTION api.forget_update(bot_id bigint, update_id bigint) FROM PUBLIC;
+GRANT ALL ON FUNCTION api.forget_update(bot_id bigint, update_id bigint) TO waifu_bot;
 
 --
 -- Name: FUNCTION participate_in_event(telegram_id bigint, waifu_id bigint, event_code text, request_key text, now timestamp with time zone); Type: ACL; Schema: api; Owner: -
@@ -3077,11 +3852,25 @@ GRANT ALL ON FUNCTION api.player_waifu_stats(telegram_id bigint, waifu_id bigint
 GRANT ALL ON FUNCTION api.player_waifu_stats(telegram_id bigint, waifu_id bigint, now timestamp with time zone) TO waifu_ops;
 
 --
+-- Name: FUNCTION rate_limit(bucket text, key text); Type: ACL; Schema: api; Owner: -
+--
+
+REVOKE ALL ON FUNCTION api.rate_limit(bucket text, key text) FROM PUBLIC;
+GRANT ALL ON FUNCTION api.rate_limit(bucket text, key text) TO waifu_bot;
+
+--
 -- Name: FUNCTION register_player(telegram_id bigint, username text, first_name text, language_code text); Type: ACL; Schema: api; Owner: -
 --
 
 REVOKE ALL ON FUNCTION api.register_player(telegram_id bigint, username text, first_name text, language_code text) FROM PUBLIC;
 GRANT ALL ON FUNCTION api.register_player(telegram_id bigint, username text, first_name text, language_code text) TO waifu_bot;
+
+--
+-- Name: FUNCTION release_polling_lock(bot_id bigint); Type: ACL; Schema: api; Owner: -
+--
+
+REVOKE ALL ON FUNCTION api.release_polling_lock(bot_id bigint) FROM PUBLIC;
+GRANT ALL ON FUNCTION api.release_polling_lock(bot_id bigint) TO waifu_bot;
 
 --
 -- Name: FUNCTION restore_energy(now timestamp with time zone); Type: ACL; Schema: api; Owner: -
@@ -3098,6 +3887,13 @@ GRANT ALL ON FUNCTION api.restore_energy(now timestamp with time zone) TO waifu_
 REVOKE ALL ON FUNCTION api.set_player_setting(telegram_id bigint, name text, value text, now timestamp with time zone) FROM PUBLIC;
 GRANT ALL ON FUNCTION api.set_player_setting(telegram_id bigint, name text, value text, now timestamp with time zone) TO waifu_bot;
 GRANT ALL ON FUNCTION api.set_player_setting(telegram_id bigint, name text, value text, now timestamp with time zone) TO waifu_ops;
+
+--
+-- Name: FUNCTION try_polling_lock(bot_id bigint); Type: ACL; Schema: api; Owner: -
+--
+
+REVOKE ALL ON FUNCTION api.try_polling_lock(bot_id bigint) FROM PUBLIC;
+GRANT ALL ON FUNCTION api.try_polling_lock(bot_id bigint) TO waifu_bot;
 
 --
 -- Name: FUNCTION waifu_stats(waifu_id bigint, now timestamp with time zone); Type: ACL; Schema: api; Owner: -
@@ -3189,10 +3985,17 @@ REVOKE ALL ON FUNCTION game.checked_now(now timestamp with time zone) FROM PUBLI
 REVOKE ALL ON FUNCTION game.cooldown_ends_at(last_played jsonb, e game.events) FROM PUBLIC;
 
 --
--- Name: FUNCTION daily_reward(streak integer); Type: ACL; Schema: game; Owner: -
+-- Name: FUNCTION daily_hours(); Type: ACL; Schema: game; Owner: -
 --
 
-REVOKE ALL ON FUNCTION game.daily_reward(streak integer) FROM PUBLIC;
+REVOKE ALL ON FUNCTION game.daily_hours() FROM PUBLIC;
+GRANT ALL ON FUNCTION game.daily_hours() TO waifu_ops;
+
+--
+-- Name: FUNCTION day_start(timezone text, day date); Type: ACL; Schema: game; Owner: -
+--
+
+REVOKE ALL ON FUNCTION game.day_start(timezone text, day date) FROM PUBLIC;
 
 --
 -- Name: TABLE players; Type: ACL; Schema: game; Owner: -
@@ -3201,16 +4004,22 @@ REVOKE ALL ON FUNCTION game.daily_reward(streak integer) FROM PUBLIC;
 GRANT SELECT ON TABLE game.players TO waifu_ops;
 
 --
+-- Name: FUNCTION daily_available_at(p game.players); Type: ACL; Schema: game; Owner: -
+--
+
+REVOKE ALL ON FUNCTION game.daily_available_at(p game.players) FROM PUBLIC;
+
+--
+-- Name: FUNCTION daily_reward(streak integer); Type: ACL; Schema: game; Owner: -
+--
+
+REVOKE ALL ON FUNCTION game.daily_reward(streak integer) FROM PUBLIC;
+
+--
 -- Name: FUNCTION daily_status(p game.players, at timestamp with time zone); Type: ACL; Schema: game; Owner: -
 --
 
 REVOKE ALL ON FUNCTION game.daily_status(p game.players, at timestamp with time zone) FROM PUBLIC;
-
---
--- Name: FUNCTION day_start(timezone text, day date); Type: ACL; Schema: game; Owner: -
---
-
-REVOKE ALL ON FUNCTION game.day_start(timezone text, day date) FROM PUBLIC;
 
 --
 -- Name: FUNCTION dynamic_is_valid(dynamic jsonb); Type: ACL; Schema: game; Owner: -
@@ -3356,11 +4165,31 @@ GRANT ALL ON FUNCTION game.purge_cron_history(keep interval) TO waifu_cron;
 GRANT ALL ON FUNCTION game.purge_cron_history(keep interval) TO waifu_ops;
 
 --
--- Name: FUNCTION purge_player_history(now timestamp with time zone); Type: ACL; Schema: game; Owner: -
+-- Name: FUNCTION purge_player_history(); Type: ACL; Schema: game; Owner: -
 --
 
-REVOKE ALL ON FUNCTION game.purge_player_history(now timestamp with time zone) FROM PUBLIC;
-GRANT ALL ON FUNCTION game.purge_player_history(now timestamp with time zone) TO waifu_cron;
+REVOKE ALL ON FUNCTION game.purge_player_history() FROM PUBLIC;
+GRANT ALL ON FUNCTION game.purge_player_history() TO waifu_cron;
+
+--
+-- Name: FUNCTION purge_rate_limits(); Type: ACL; Schema: game; Owner: -
+--
+
+REVOKE ALL ON FUNCTION game.purge_rate_limits() FROM PUBLIC;
+GRANT ALL ON FUNCTION game.purge_rate_limits() TO waifu_cron;
+GRANT ALL ON FUNCTION game.purge_rate_limits() TO waifu_ops;
+
+--
+-- Name: TABLE tick_state; Type: ACL; Schema: game; Owner: -
+--
+
+GRANT SELECT ON TABLE game.tick_state TO waifu_ops;
+
+--
+-- Name: FUNCTION record_tick(first boolean, at timestamp with time zone, started timestamp with time zone, batches integer, filled integer, notified integer, skipped integer); Type: ACL; Schema: game; Owner: -
+--
+
+REVOKE ALL ON FUNCTION game.record_tick(first boolean, at timestamp with time zone, started timestamp with time zone, batches integer, filled integer, notified integer, skipped integer) FROM PUBLIC;
 
 --
 -- Name: FUNCTION regen(dynamic jsonb, at timestamp with time zone); Type: ACL; Schema: game; Owner: -
@@ -3382,6 +4211,20 @@ REVOKE ALL ON FUNCTION game.require_player(telegram_id bigint) FROM PUBLIC;
 REVOKE ALL ON FUNCTION game.require_waifu(waifu_id bigint, owner_id bigint) FROM PUBLIC;
 
 --
+-- Name: FUNCTION restore_batch(at timestamp with time zone, batch_size integer, OUT scanned integer, OUT filled integer, OUT notified integer, OUT skipped integer); Type: ACL; Schema: game; Owner: -
+--
+
+REVOKE ALL ON FUNCTION game.restore_batch(at timestamp with time zone, batch_size integer, OUT scanned integer, OUT filled integer, OUT notified integer, OUT skipped integer) FROM PUBLIC;
+
+--
+-- Name: PROCEDURE restore_energy_job(); Type: ACL; Schema: game; Owner: -
+--
+
+REVOKE ALL ON PROCEDURE game.restore_energy_job() FROM PUBLIC;
+GRANT ALL ON PROCEDURE game.restore_energy_job() TO waifu_cron;
+GRANT ALL ON PROCEDURE game.restore_energy_job() TO waifu_ops;
+
+--
 -- Name: FUNCTION settings_json(p game.players, at timestamp with time zone); Type: ACL; Schema: game; Owner: -
 --
 
@@ -3395,10 +4238,24 @@ REVOKE ALL ON FUNCTION game.stats_json(w game.waifus, dynamic jsonb, at timestam
 GRANT ALL ON FUNCTION game.stats_json(w game.waifus, dynamic jsonb, at timestamp with time zone) TO waifu_ops;
 
 --
+-- Name: FUNCTION take_token(bucket text, key text); Type: ACL; Schema: game; Owner: -
+--
+
+REVOKE ALL ON FUNCTION game.take_token(bucket text, key text) FROM PUBLIC;
+
+--
 -- Name: FUNCTION templates_per_player(); Type: ACL; Schema: game; Owner: -
 --
 
 REVOKE ALL ON FUNCTION game.templates_per_player() FROM PUBLIC;
+
+--
+-- Name: FUNCTION tick_batch(first boolean); Type: ACL; Schema: game; Owner: -
+--
+
+REVOKE ALL ON FUNCTION game.tick_batch(first boolean) FROM PUBLIC;
+GRANT ALL ON FUNCTION game.tick_batch(first boolean) TO waifu_cron;
+GRANT ALL ON FUNCTION game.tick_batch(first boolean) TO waifu_ops;
 
 --
 -- Name: FUNCTION waifu_not_found(waifu_id bigint); Type: ACL; Schema: game; Owner: -
@@ -3428,11 +4285,18 @@ REVOKE ALL ON FUNCTION ops.delete_translation(kind text, code text, language tex
 GRANT ALL ON FUNCTION ops.delete_translation(kind text, code text, language text) TO waifu_ops;
 
 --
--- Name: FUNCTION set_config(ledger_retention interval, notification_retention interval); Type: ACL; Schema: ops; Owner: -
+-- Name: FUNCTION reset_tick(since timestamp with time zone); Type: ACL; Schema: ops; Owner: -
 --
 
-REVOKE ALL ON FUNCTION ops.set_config(ledger_retention interval, notification_retention interval) FROM PUBLIC;
-GRANT ALL ON FUNCTION ops.set_config(ledger_retention interval, notification_retention interval) TO waifu_ops;
+REVOKE ALL ON FUNCTION ops.reset_tick(since timestamp with time zone) FROM PUBLIC;
+GRANT ALL ON FUNCTION ops.reset_tick(since timestamp with time zone) TO waifu_ops;
+
+--
+-- Name: FUNCTION set_config(ledger_retention interval, notification_retention interval, notification_max_age interval, tick_batch_size integer); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops.set_config(ledger_retention interval, notification_retention interval, notification_max_age interval, tick_batch_size integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION ops.set_config(ledger_retention interval, notification_retention interval, notification_max_age interval, tick_batch_size integer) TO waifu_ops;
 
 --
 -- Name: FUNCTION set_event_translation(event_code text, language text, title text); Type: ACL; Schema: ops; Owner: -
@@ -3440,6 +4304,13 @@ GRANT ALL ON FUNCTION ops.set_config(ledger_retention interval, notification_ret
 
 REVOKE ALL ON FUNCTION ops.set_event_translation(event_code text, language text, title text) FROM PUBLIC;
 GRANT ALL ON FUNCTION ops.set_event_translation(event_code text, language text, title text) TO waifu_ops;
+
+--
+-- Name: FUNCTION set_rate_limit(bucket text, rate double precision, burst integer); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops.set_rate_limit(bucket text, rate double precision, burst integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION ops.set_rate_limit(bucket text, rate double precision, burst integer) TO waifu_ops;
 
 --
 -- Name: FUNCTION set_stat(waifu_id bigint, stat text, value integer, reason text); Type: ACL; Schema: ops; Owner: -
@@ -3486,6 +4357,24 @@ GRANT SELECT ON TABLE game.notifications TO waifu_ops;
 GRANT SELECT ON TABLE game.participations_default TO waifu_ops;
 
 --
+-- Name: TABLE rate_buckets; Type: ACL; Schema: game; Owner: -
+--
+
+GRANT SELECT ON TABLE game.rate_buckets TO waifu_ops;
+
+--
+-- Name: TABLE rate_limits; Type: ACL; Schema: game; Owner: -
+--
+
+GRANT SELECT ON TABLE game.rate_limits TO waifu_ops;
+
+--
+-- Name: TABLE seen_updates; Type: ACL; Schema: game; Owner: -
+--
+
+GRANT SELECT ON TABLE game.seen_updates TO waifu_ops;
+
+--
 -- Name: TABLE stat_corrections; Type: ACL; Schema: game; Owner: -
 --
 
@@ -3496,6 +4385,12 @@ GRANT SELECT ON TABLE game.stat_corrections TO waifu_ops;
 --
 
 GRANT SELECT ON TABLE game.template_translations TO waifu_ops;
+
+--
+-- Name: TABLE tick_retry; Type: ACL; Schema: game; Owner: -
+--
+
+GRANT SELECT ON TABLE game.tick_retry TO waifu_ops;
 
 --
 -- Name: TABLE waifu_templates; Type: ACL; Schema: game; Owner: -
@@ -3528,6 +4423,12 @@ GRANT SELECT ON TABLE ops.cron_jobs TO waifu_ops;
 GRANT SELECT ON TABLE ops.events TO waifu_ops;
 
 --
+-- Name: TABLE functions; Type: ACL; Schema: ops; Owner: -
+--
+
+GRANT SELECT ON TABLE ops.functions TO waifu_ops;
+
+--
 -- Name: TABLE help; Type: ACL; Schema: ops; Owner: -
 --
 
@@ -3546,6 +4447,12 @@ GRANT SELECT ON TABLE ops.ledger TO waifu_ops;
 GRANT SELECT ON TABLE ops.overview TO waifu_ops;
 
 --
+-- Name: TABLE rate_limits; Type: ACL; Schema: ops; Owner: -
+--
+
+GRANT SELECT ON TABLE ops.rate_limits TO waifu_ops;
+
+--
 -- Name: TABLE recent_participations; Type: ACL; Schema: ops; Owner: -
 --
 
@@ -3556,6 +4463,12 @@ GRANT SELECT ON TABLE ops.recent_participations TO waifu_ops;
 --
 
 GRANT SELECT ON TABLE ops.stat_corrections TO waifu_ops;
+
+--
+-- Name: TABLE tick; Type: ACL; Schema: ops; Owner: -
+--
+
+GRANT SELECT ON TABLE ops.tick TO waifu_ops;
 
 --
 -- Name: TABLE translations; Type: ACL; Schema: ops; Owner: -

@@ -79,6 +79,7 @@ async def make_due(admin: asyncpg.Connection) -> None:
     await admin.execute(
         "UPDATE game.waifus SET dynamic = dynamic || jsonb_build_object('energy', game.max_energy() - 1, "
         "'last_restore', extract(epoch FROM now()) - 61)")
+    await admin.fetchval("SELECT ops.reset_tick(now() - interval '1 hour')")  # written behind the tick's back
     await admin.execute("VACUUM (ANALYZE) game.waifus, game.notifications")
 
 

@@ -283,6 +283,7 @@ async def age_clocks(admin_url: str, seed: int) -> dict[int, tuple[int, float]]:
                 'energy', floor(random() * (game.max_energy() + 1))::int,
                 'last_restore', extract(epoch FROM now()) - round((random() * 300)::numeric, 6))
             RETURNING w.id, (w.dynamic ->> 'energy')::int AS energy, (w.dynamic ->> 'last_restore')::float8 AS clock""")
+        await admin.fetchval("SELECT ops.reset_tick(now() - interval '1 hour')")  # clocks written by hand
     finally:
         await admin.close()
     return {r["id"]: (r["energy"], r["clock"]) for r in rows}

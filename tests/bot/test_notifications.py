@@ -64,6 +64,8 @@ async def fill(admin: asyncpg.Connection, waifu_ids: list[int]) -> int:
     await admin.execute(
         "UPDATE game.waifus SET dynamic = dynamic || jsonb_build_object('energy', 99, "
         "'last_restore', extract(epoch FROM now()) - 61) WHERE id = ANY($1)", waifu_ids)
+    # Clocks written behind the tick's back: the next tick must look again (ops.reset_tick).
+    await admin.fetchval("SELECT ops.reset_tick(now() - interval '1 hour')")
     return await admin.fetchval("SELECT api.restore_energy()")
 
 

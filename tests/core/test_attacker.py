@@ -402,6 +402,10 @@ async def call_crafted(conn: asyncpg.Connection, ctx: Context, f: asyncpg.Record
             except asyncpg.PostgresError as exc:
                 if not (exc.sqlstate or "").startswith("WF"):
                     findings.append(f"{f['signature']} {arg} => {crafted[:40]}: {exc.sqlstate} {str(exc)[:120]}")
+                elif len(exc.args[0] if exc.args else "") > 300 or len(exc.detail or "") > 600:
+                    # A refusal quotes at most a bounded part of what it was sent (issue 18).
+                    findings.append(f"{f['signature']} {arg} => {crafted[:40]}: {len(exc.args[0])} characters of "
+                                    f"message, {len(exc.detail or '')} of detail")
     return findings
 
 

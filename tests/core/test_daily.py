@@ -5,6 +5,7 @@ boundary in the player's timezone."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -48,7 +49,8 @@ async def test_claim_rewards_every_waifu_up_to_the_caps(bot_conn, admin) -> None
 
     assert result["streak"] == 1 and result["day"] == "2100-01-01" and result["replayed"] is False
     assert result["reward"] == reward(1)
-    assert ts(result["claimed_at"]) == T0 and ts(result["next_at"]) == datetime(2100, 1, 2, tzinfo=T0.tzinfo)
+    # The next calendar day, and 20 hours after this claim: 06:00 the next day.
+    assert ts(result["claimed_at"]) == T0 and ts(result["next_at"]) == datetime(2100, 1, 2, 6, tzinfo=T0.tzinfo)
     sakura, yuki = result["waifus"]
     assert (sakura["waifu_id"], yuki["waifu_id"]) == (first, second)
     # 10 + 1 restored + 20; xp +10; mood clamped at 100 (+1); loyalty +1.
@@ -132,12 +134,15 @@ async def test_the_day_is_the_players_day_in_their_timezone(bot_conn, admin) -> 
     evening, after_midnight = datetime(2100, 1, 1, 20, 30, tzinfo=T0.tzinfo), datetime(2100, 1, 1, 21, 30,
                                                                                          tzinfo=T0.tzinfo)
     moscow = await claim(bot_conn, 1, "m1", evening)
-    assert moscow["day"] == "2100-01-01" and ts(moscow["next_at"]) == datetime(2100, 1, 1, 21, tzinfo=T0.tzinfo)
-    assert (await claim(bot_conn, 1, "m2", after_midnight))["streak"] == 2
+    # A new day in Moscow at 21:00 UTC, but 20 hours after the claim first: 16:30 UTC.
+    assert moscow["day"] == "2100-01-01" and ts(moscow["next_at"]) == datetime(2100, 1, 2, 16, 30, tzinfo=T0.tzinfo)
+    detail = await refused(admin, "WF008", claim(bot_conn, 1, "m2", after_midnight))
+    assert detail["available_at"] == "2100-01-02T16:30:00+00:00"
+    assert (await claim(bot_conn, 1, "m2", datetime(2100, 1, 2, 16, 30, tzinfo=T0.tzinfo)))["streak"] == 2
     # In UTC both moments are the same day.
     await claim(bot_conn, 2, "u1", evening)
     detail = await refused(admin, "WF008", claim(bot_conn, 2, "u2", after_midnight))
-    assert detail["available_at"] == "2100-01-02T00:00:00+00:00"
+    assert detail["day"] == "2100-01-01" and detail["available_at"] == "2100-01-02T16:30:00+00:00"
 
 
 async def test_a_timezone_change_never_allows_a_claim_on_a_day_already_claimed(bot_conn, admin) -> None:
@@ -151,6 +156,36 @@ async def test_a_timezone_change_never_allows_a_claim_on_a_day_already_claimed(b
     assert detail["day"] == "2100-01-02" and detail["available_at"] == "2100-01-03T11:00:00+00:00"
     status = (await settings(bot_conn, 1, at(hours=2)))["daily"]
     assert status["available"] is False and status["available_at"] == "2100-01-03T11:00:00+00:00"
+
+
+async def test_a_timezone_moved_east_gives_no_second_claim_minutes_later(bot_conn, admin) -> None:
+    await register(bot_conn, 1)
+    await adopt(bot_conn, 1)
+    await claim(bot_conn, 1, "k1", at(hours=13))  # 23:00 UTC, 1 January
+    # Vladivostok (UTC+10) is already in 2 January: a new calendar day, yet no claim.
+    await set_setting(bot_conn, 1, "timezone", "Asia/Vladivostok")
+    detail = await refused(admin, "WF008", claim(bot_conn, 1, "k2", at(hours=13, minutes=4)))
+    assert detail["available_at"] == "2100-01-02T19:00:00+00:00"
+    # 20 hours later: 3 January in Vladivostok. 2 January there passed while the 20 hours
+    # ran, so the streak starts again (the streak follows calendar days).
+    later = await claim(bot_conn, 1, "k2", at(hours=33))
+    assert (later["day"], later["streak"]) == ("2100-01-03", 1)
+
+
+async def test_hopping_timezones_gives_one_claim_in_20_hours(bot_conn, admin) -> None:
+    await register(bot_conn, 1)
+    await adopt(bot_conn, 1)
+    zones = ["Etc/GMT+12", "Pacific/Kiritimati"]  # UTC-12 and UTC+14
+    claims = []
+    for step in range(0, 24 * 3 * 4):  # every 15 minutes for three days, switching each time
+        when = at(minutes=15 * step)
+        await set_setting(bot_conn, 1, "timezone", zones[step % 2], when)
+        try:
+            claims.append(ts((await claim(bot_conn, 1, f"h{step}", when))["claimed_at"]))
+        except asyncpg.PostgresError as exc:
+            assert exc.sqlstate == "WF008"
+    assert len(claims) >= 3
+    assert all(later - earlier >= timedelta(hours=20) for earlier, later in itertools.pairwise(claims))
 
 
 async def test_claim_refusals(bot_conn, real_bot_conn, admin) -> None:
@@ -194,7 +229,7 @@ async def test_settings_show_the_daily_state(bot_conn) -> None:
     await claim(bot_conn, 1, "k1", T0)
     await claim(bot_conn, 1, "k2", at(hours=24))
     daily = (await settings(bot_conn, 1, at(hours=25)))["daily"]
-    assert daily == {"available": False, "available_at": "2100-01-03T00:00:00+00:00", "streak": 2,
+    assert daily == {"available": False, "available_at": "2100-01-03T06:00:00+00:00", "streak": 2,
                      "last_day": "2100-01-02", "next_streak": 3, "next_reward": reward(3)}
     daily = (await settings(bot_conn, 1, at(hours=48)))["daily"]  # the next day: ready, streak going on
     assert (daily["available"], daily["streak"], daily["next_streak"]) == (True, 2, 3)

@@ -161,7 +161,7 @@ async def test_operators_see_the_window_and_the_partitions(admin, ops_conn):
 async def test_the_ledger_job_runs_as_waifu_cron_and_its_health_is_shown(admin, ops_conn):
     job = await admin.fetchrow(
         "SELECT jobid, command, schedule, username, database FROM cron.job WHERE jobname = 'ledger-partitions'")
-    assert job["username"] == "waifu_cron" and job["schedule"] == "7 0 * * *"
+    assert job["username"] == "waifu_cron" and job["schedule"] == "7 * * * *"
     # the job's own command works with the job's own role
     async with admin.transaction():
         await admin.execute("SET LOCAL ROLE waifu_cron")

@@ -123,8 +123,8 @@ async def test_set_stat_records_the_effective_old_value_and_stores_the_restored_
 async def test_every_ops_view_is_readable_by_operators(admin, ops_conn):
     views = [r["table_name"] for r in await admin.fetch(
         "SELECT table_name FROM information_schema.views WHERE table_schema = 'ops' ORDER BY 1")]
-    assert views == ["config", "cron_failures", "cron_jobs", "events", "help", "ledger", "overview",
-                     "recent_participations", "stat_corrections", "translations", "waifus"]
+    assert views == ["config", "cron_failures", "cron_jobs", "events", "functions", "help", "ledger", "overview",
+                     "rate_limits", "recent_participations", "stat_corrections", "tick", "translations", "waifus"]
     for view in views:
         await ops_conn.fetch(f"SELECT * FROM ops.{view}")
 
@@ -154,7 +154,7 @@ async def test_cron_views_show_the_restore_job(ops_conn):
     jobs = {r["jobname"]: r for r in await ops_conn.fetch("SELECT * FROM ops.cron_jobs")}
     restore = jobs["restore-energy"]
     assert (restore["schedule"], restore["command"], restore["active"]) == (
-        "* * * * *", "SELECT api.restore_energy()", True)
+        "* * * * *", "CALL game.restore_energy_job()", True)
     assert restore["health"] in {"ok", "never ran"}
     assert [r["jobname"] for r in await ops_conn.fetch("SELECT * FROM ops.cron_jobs")].count("restore-energy") == 1
     await ops_conn.fetch("SELECT * FROM ops.cron_failures")

@@ -184,14 +184,25 @@ async def test_purge_removes_finished_rows_and_old_claims(bot_conn, admin) -> No
     [first, second] = await claim(bot_conn, "w", T0)
     await finish(bot_conn, "w", [first["id"]], "sent", T0)
     await bot_conn.fetchval("SELECT api.claim_daily(1, 'k', $1)", T0)
+    # The purge goes by the server's clock only: the rows are dated back from it.
     # Retention: game.config.notification_retention (7 days by default); claims 90 days.
-    assert await admin.fetchval("SELECT game.purge_player_history($1)", at(hours=24 * 7 - 1)) == {
-        "notifications": 0, "daily_claims": 0}
-    assert await admin.fetchval("SELECT game.purge_player_history($1)", at(hours=24 * 7 + 1)) == {
-        "notifications": 1, "daily_claims": 0}
+    purge = "SELECT game.purge_player_history()"
+    await admin.execute("UPDATE game.notifications SET sent_at = now() - interval '7 days' + interval '1 hour' "
+                        "WHERE sent_at IS NOT NULL")
+    await admin.execute("UPDATE game.daily_claims SET claimed_at = now() - interval '89 days'")
+    assert await admin.fetchval(purge) == {"notifications": 0, "daily_claims": 0}
+    await admin.execute("UPDATE game.notifications SET sent_at = now() - interval '7 days' - interval '1 hour' "
+                        "WHERE sent_at IS NOT NULL")
+    assert await admin.fetchval(purge) == {"notifications": 1, "daily_claims": 0}
     assert [r["id"] for r in await rows(admin)] == [second["id"]]  # the unsent row stays
-    assert await admin.fetchval("SELECT game.purge_player_history($1)", at(hours=24 * 91)) == {
-        "notifications": 0, "daily_claims": 1}
+    await admin.execute("UPDATE game.daily_claims SET claimed_at = now() - interval '91 days'")
+    assert await admin.fetchval(purge) == {"notifications": 0, "daily_claims": 1}
+
+
+async def test_the_purge_takes_no_clock_from_its_caller(admin) -> None:
+    # A clock far ahead would delete every claim (and the recorded answer of a retried key).
+    with pytest.raises(asyncpg.UndefinedFunctionError):
+        await admin.fetchval("SELECT game.purge_player_history($1)", at(hours=24 * 365 * 100))
 
 
 async def test_the_purge_job_runs_as_waifu_cron(admin) -> None:
@@ -205,3 +216,43 @@ async def test_the_purge_job_runs_as_waifu_cron(admin) -> None:
         assert await admin.fetchval("SELECT game.purge_player_history()") == {"notifications": 0, "daily_claims": 0}
     finally:
         await admin.execute("RESET ROLE")
+
+
+async def test_a_claim_takes_every_waiting_row_of_the_players_it_picks(bot_conn, admin) -> None:
+    # Player 1: three fills before any message went out (the sender was down); player 2: one.
+    await rested_players(bot_conn, admin, 1, waifus_each=3)
+    await rested_players(bot_conn, admin, 1, first_id=2)
+    ids = [r["id"] for r in await admin.fetch("SELECT id FROM game.waifus WHERE owner_id = 1 ORDER BY id")]
+    for k, waifu in enumerate(ids):
+        await set_stored(admin, waifu, clock=at(minutes=k), energy=99)
+        await restore(admin, at(minutes=k + 1))
+    await restore(admin, at(minutes=5))
+    first = await claim(bot_conn, "w", at(minutes=6), batch=1)
+    assert [r["telegram_id"] for r in first] == [1, 1, 1]  # one player: all of theirs, for one message
+    assert [r["telegram_id"] for r in await claim(bot_conn, "w", at(minutes=6), batch=1)] == [2]
+
+
+async def test_rows_not_sent_in_time_expire(bot_conn, admin) -> None:
+    await rested_players(bot_conn, admin, 2)
+    await restore(admin, T0)
+    # The sender was down for longer than game.config.notification_max_age (30 minutes).
+    assert await claim(bot_conn, "w", at(minutes=31)) == []
+    assert [r["outcome"] for r in await rows(admin)] == ["expired", "expired"]
+    await admin.fetchval("SELECT ops.set_config(notification_max_age => '2 hours')")
+    await set_stored(admin, await admin.fetchval("SELECT min(id) FROM game.waifus"), clock=at(minutes=40), energy=99)
+    await restore(admin, at(minutes=41))
+    assert [r["telegram_id"] for r in await claim(bot_conn, "w", at(minutes=100))] == [1]
+
+
+async def test_a_rested_message_names_only_the_waifus_still_rested(bot_conn, admin) -> None:
+    await rested_players(bot_conn, admin, 2, waifus_each=2)
+    await restore(admin, T0)
+    spent = await admin.fetch("SELECT id FROM game.waifus WHERE owner_id = 1 ORDER BY id")
+    # Player 1 played with one waifu before the message went out; player 2 with both.
+    await bot_conn.fetchval("SELECT api.participate_in_event(1, $1, 'walk', 'a', $2)", spent[0]["id"], at(seconds=5))
+    for k, w in enumerate(await admin.fetch("SELECT id FROM game.waifus WHERE owner_id = 2")):
+        await bot_conn.fetchval("SELECT api.participate_in_event(2, $1, 'walk', $2, $3)", w["id"], f"b{k}",
+                                at(seconds=5))
+    [row] = await claim(bot_conn, "w", at(seconds=10))
+    assert row["telegram_id"] == 1 and [w["waifu_id"] for w in row["payload"]["waifus"]] == [spent[1]["id"]]
+    assert {(r["telegram_id"], r["outcome"]) for r in await rows(admin)} == {(1, None), (2, "stale")}

@@ -39,7 +39,15 @@ SURFACE = {
     "loyalty_delta integer, cooldown interval, starts_at timestamp with time zone DEFAULT NULL::timestamp with time "
     "zone, ends_at timestamp with time zone DEFAULT NULL::timestamp with time zone) -> jsonb",
     "ops.set_config(ledger_retention interval DEFAULT NULL::interval, "
-    "notification_retention interval DEFAULT NULL::interval) -> jsonb",
+    "notification_retention interval DEFAULT NULL::interval, notification_max_age interval DEFAULT NULL::interval, "
+    "tick_batch_size integer DEFAULT NULL::integer) -> jsonb",
+    "ops.reset_tick(since timestamp with time zone DEFAULT (now() - '1 day'::interval)) -> jsonb",
+    "ops.set_rate_limit(bucket text, rate double precision, burst integer) -> jsonb",
+    "api.rate_limit(bucket text, key text) -> double precision",
+    "api.admit_update(bot_id bigint, update_id bigint, user_id bigint, chat_id bigint) -> jsonb",
+    "api.forget_update(bot_id bigint, update_id bigint) -> boolean",
+    "api.try_polling_lock(bot_id bigint) -> boolean",
+    "api.release_polling_lock(bot_id bigint) -> boolean",
     "ops.set_stat(waifu_id bigint, stat text, value integer, reason text DEFAULT NULL::text) -> jsonb",
 }
 
@@ -47,12 +55,15 @@ SURFACE = {
 # Exactly what bot/game.py calls: the owner-blind reads and the tick are not among them.
 BOT_CALLS = {"adopt_waifu", "participate_in_event", "player_available_events",
              "player_profile", "player_waifu_stats", "register_player", "waifu_templates", "player_language",
-             "player_settings", "set_player_setting", "claim_daily", "claim_notifications", "finish_notifications"}
+             "player_settings", "set_player_setting", "claim_daily", "claim_notifications", "finish_notifications",
+             "rate_limit", "admit_update", "forget_update", "try_polling_lock", "release_polling_lock"}
 # Writes only the bot makes (a player's own action, or its sender's bookkeeping): not for operators.
 BOT_ONLY = {"register_player", "adopt_waifu", "participate_in_event", "claim_daily", "claim_notifications",
-            "finish_notifications"}
+            "finish_notifications", "rate_limit", "admit_update", "forget_update", "try_polling_lock",
+            "release_polling_lock"}
 # The pg_cron jobs' role: the job functions only.
-CRON_CALLS = {"api.restore_energy", "game.maintain_ledger", "game.purge_cron_history", "game.purge_player_history"}
+CRON_CALLS = {"api.restore_energy", "game.maintain_ledger", "game.purge_cron_history", "game.purge_player_history",
+              "game.tick_batch", "game.restore_energy_job", "game.purge_rate_limits"}
 SAFE_SEARCH_PATH = ["search_path=pg_catalog, pg_temp"]
 
 EXPOSED_SQL = """
@@ -89,14 +100,15 @@ async def test_every_security_definer_function_in_the_database_puts_pg_temp_last
         FROM pg_proc AS p JOIN pg_namespace AS n ON n.oid = p.pronamespace
         WHERE p.prosecdef AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'cron')""")
     assert rows, "no SECURITY DEFINER function found: the query is wrong"
-    assert [r["f"] for r in rows if r["proconfig"] != SAFE_SEARCH_PATH] == []
+    # (Other settings may follow: game.maintain_ledger's lock_timeout.)
+    assert [r["f"] for r in rows if (r["proconfig"] or [None])[0] != SAFE_SEARCH_PATH[0]] == []
 
 
 async def test_pg_cron_jobs_run_as_the_least_privileged_cron_role(admin):
     jobs = await admin.fetch("SELECT jobname, username FROM cron.job ORDER BY jobname")
     assert {(j["jobname"], j["username"]) for j in jobs} == {
         ("ledger-partitions", "waifu_cron"), ("purge-cron-history", "waifu_cron"), ("restore-energy", "waifu_cron"),
-        ("purge-player-history", "waifu_cron")}
+        ("purge-player-history", "waifu_cron"), ("purge-rate-limits", "waifu_cron")}
     callable_by_cron = {r["f"] for r in await admin.fetch("""
         SELECT n.nspname || '.' || p.proname AS f
         FROM pg_proc AS p JOIN pg_namespace AS n ON n.oid = p.pronamespace
@@ -169,10 +181,12 @@ async def test_fresh_role_cannot_call_api_functions(admin):
 # a plain column of each table (updating a key or identity column fails for other reasons)
 PLAIN_COLUMN = {"players": "username", "waifu_templates": "name", "waifus": "name", "events": "title",
                 "participations": "request_key", "stat_corrections": "reason", "config": "ledger_retention",
-                "notifications": "kind"}
+                "notifications": "kind", "tick_state": "cursor_id", "tick_retry": "skipped_at",
+                "rate_limits": "burst", "rate_buckets": "tat", "seen_updates": "seen_at"}
 
 
-@pytest.mark.parametrize("table", GAME_TABLES)
+@pytest.mark.parametrize("table", GAME_TABLES + ("tick_state", "tick_retry", "rate_limits", "rate_buckets",
+                                                 "seen_updates"))
 async def test_bot_cannot_touch_game_tables(admin, bot_conn, table):
     column = PLAIN_COLUMN[table]
     for sql in (f"SELECT * FROM game.{table}", f"DELETE FROM game.{table}",
@@ -215,6 +229,11 @@ async def test_bot_has_no_table_privilege_and_no_create(admin):
     "SELECT * FROM ops.cron_jobs",
     "SELECT game.regen('{}'::jsonb, now())",
     "SELECT * FROM cron.job",
+    "CALL game.restore_energy_job()",
+    "SELECT game.tick_batch(true)",
+    "SELECT game.purge_rate_limits()",
+    "SELECT ops.reset_tick()",
+    "SELECT ops.set_rate_limit('chat_user', 1000, 1000)",
     "SELECT cron.schedule('evil', '* * * * *', 'SELECT 1')",
 ])
 async def test_bot_cannot_call_ops_cron_or_internal_functions(admin, bot_conn, sql):

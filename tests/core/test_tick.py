@@ -1,15 +1,20 @@
-"""The restore tick stores a waifu's energy when it reaches the cap (0010): a waifu below
-the cap is not written, and every read shows her energy now from her clock. The tick's
-work list is full_at (the epoch second her stored energy reaches the cap) where
-regenerating.
+"""The restore tick (0011): it stores a waifu's energy when it reaches the cap, in batches
+that never wait for a row a player's call holds, walking the (full_at, id) index from a
+cursor; a waifu below the cap is not written, and every read shows her energy now.
 
-Each test runs in one transaction: the ticks hold the tick's advisory lock to the end, so
-the real pg_cron tick cannot run in between.
+Ticks here pass `now` far in the future (T0, year 2100): the cursor never passes the
+real clock, so each of these ticks looks at the whole window from the cursor, and the
+real pg_cron tick (at the real now) finds none of these waifus due.
 """
 
 from __future__ import annotations
 
-from tests.core.conftest import at, player_with_waifu, restore, set_stored, stats, stored
+import asyncio
+from datetime import timedelta
+
+import asyncpg
+
+from tests.core.conftest import T0, at, player_with_waifu, restore, set_stored, stats, stored
 
 
 async def waifus_at(admin, bot_conn, cases: list[tuple[float, int]]) -> list[int]:
@@ -26,8 +31,8 @@ async def energies(admin, ids: list[int]) -> list[int]:
     return [(await stored(admin, wid))["energy"] for wid in ids]
 
 
-async def full_at(admin, wid: int) -> float | None:
-    return await admin.fetchval("SELECT full_at FROM game.waifus WHERE id = $1", wid)
+async def full_at(admin, wid: int) -> float:
+    return float(await admin.fetchval("SELECT full_at FROM game.waifus WHERE id = $1", wid))
 
 
 async def test_a_tick_fills_the_waifus_that_reached_the_cap_and_writes_no_other(admin, bot_conn):
@@ -35,49 +40,159 @@ async def test_a_tick_fills_the_waifus_that_reached_the_cap_and_writes_no_other(
     ids = await waifus_at(admin, bot_conn, [(0, 99), (-90, 98), (-10 * 60, 50)])
     assert [await full_at(admin, wid) for wid in ids] == [
         at().timestamp() + 60, at().timestamp() + 30, at(minutes=40).timestamp()]
-    async with admin.transaction():
-        xmins = await admin.fetch("SELECT xmin::text FROM game.waifus WHERE id = ANY($1) ORDER BY id", ids)
-        assert await restore(admin, at(seconds=29)) == 0
-        assert await admin.fetch("SELECT xmin::text FROM game.waifus WHERE id = ANY($1) ORDER BY id", ids) == xmins
-        # Not written, but every read shows her energy now.
-        assert [(await stats(admin, wid, at(seconds=29)))["energy"] for wid in ids] == [99, 99, 60]
+    xmins = await admin.fetch("SELECT xmin::text FROM game.waifus WHERE id = ANY($1) ORDER BY id", ids)
+    assert await restore(admin, at(seconds=29)) == 0
+    assert await admin.fetch("SELECT xmin::text FROM game.waifus WHERE id = ANY($1) ORDER BY id", ids) == xmins
+    # Not written, but every read shows her energy now.
+    assert [(await stats(admin, wid, at(seconds=29)))["energy"] for wid in ids] == [99, 99, 60]
 
-        assert await restore(admin, at(seconds=30)) == 1
-        assert await energies(admin, ids) == [99, 100, 50]
-        assert await restore(admin, at(seconds=59)) == 0
-        assert await restore(admin, at(seconds=60)) == 1
-        assert await energies(admin, ids) == [100, 100, 50]
-        assert [await full_at(admin, wid) for wid in ids[:2]] == [None, None]
-        # The third one stays as stored until the cap, and is filled with the clock it
-        # would have had: exactly 50 intervals after hers.
-        assert await restore(admin, at(minutes=39, seconds=59)) == 0
-        assert await restore(admin, at(minutes=45)) == 1
-        row = await stored(admin, ids[2])
-        assert (row["energy"], row["clock"]) == (100, at(minutes=40))
-        assert await restore(admin, at(minutes=45)) == 0
-
-
-async def test_a_waifu_written_behind_the_ticks_back_is_filled_by_the_next_tick(admin, bot_conn):
-    [wid] = await waifus_at(admin, bot_conn, [(0, 50)])
-    async with admin.transaction():
-        assert await restore(admin, at(seconds=10)) == 0
-        # A direct write (no api function does this) puts her clock 2 hours in the past:
-        # the next tick, whenever it runs, finds her, because full_at follows the row.
-        await set_stored(admin, wid, clock=at(hours=-2), energy=50)
-        assert await restore(admin, at(seconds=11)) == 1
-        row = await stored(admin, wid)
-        assert (row["energy"], row["clock"]) == (100, at(hours=-2, minutes=50))
+    assert await restore(admin, at(seconds=30)) == 1
+    assert await energies(admin, ids) == [99, 100, 50]
+    assert await restore(admin, at(seconds=59)) == 0
+    assert await restore(admin, at(seconds=60)) == 1
+    assert await energies(admin, ids) == [100, 100, 50]
+    # Filling does not move full_at (so the fill writes no index entry).
+    assert [await full_at(admin, wid) for wid in ids[:2]] == [at().timestamp() + 60, at().timestamp() + 30]
+    # The third one stays as stored until the cap, and is filled with the clock it
+    # would have had: exactly 50 intervals after hers.
+    assert await restore(admin, at(minutes=39, seconds=59)) == 0
+    assert await restore(admin, at(minutes=45)) == 1
+    row = await stored(admin, ids[2])
+    assert (row["energy"], row["clock"]) == (100, at(minutes=40))
+    assert await restore(admin, at(minutes=45)) == 0
+    rested = await admin.fetch("SELECT telegram_id FROM game.notifications ORDER BY id")
+    assert [r["telegram_id"] for r in rested] == [2, 1, 3]  # one message per fill, never two
 
 
-async def test_a_tick_back_in_time_fills_nobody_early(admin, bot_conn):
-    [wid] = await waifus_at(admin, bot_conn, [(0, 90)])  # full at T0+10 min
-    async with admin.transaction():
-        assert await restore(admin, at(minutes=20)) == 1
-        await set_stored(admin, wid, clock=at(minutes=1), energy=90)  # full at T0+11 min
-        assert await restore(admin, at(minutes=5)) == 0
-        assert await restore(admin, at(minutes=10, seconds=59)) == 0
-        assert (await stored(admin, wid))["energy"] == 90
+async def test_the_fill_is_a_heap_only_update(admin, bot_conn):
+    await waifus_at(admin, bot_conn, [(0, 90)])
+    await admin.execute("SELECT pg_stat_force_next_flush()")
+    before = await admin.fetchrow("SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables "
+                                  "WHERE relid = 'game.waifus'::regclass")
+    assert await restore(admin, at(minutes=20)) == 1
+    await admin.execute("SELECT pg_stat_force_next_flush()")
+    after = await admin.fetchrow("SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables "
+                                 "WHERE relid = 'game.waifus'::regclass")
+    assert (after["n_tup_upd"] - before["n_tup_upd"], after["n_tup_hot_upd"] - before["n_tup_hot_upd"]) == (1, 1)
+
+
+async def test_batches_fill_everything_due_and_each_waifu_once(admin, bot_conn):
+    await admin.execute("UPDATE game.config SET tick_batch_size = 100")
+    await admin.execute("INSERT INTO game.players (telegram_id) SELECT g FROM generate_series(1, 250) AS g")
+    # 250 waifus with the same full_at, and 50 not due yet.
+    await admin.execute("""
+        INSERT INTO game.waifus (owner_id, template_code, name, dynamic)
+        SELECT CASE WHEN g <= 250 THEN g ELSE g - 250 END, CASE WHEN g <= 250 THEN 'sakura' ELSE 'yuki' END, 'W',
+               jsonb_build_object('xp', 0, 'energy', 90, 'mood', 50, 'loyalty', 50,
+                                  'last_restore', extract(epoch FROM $1::timestamptz)
+                                                  + CASE WHEN g <= 250 THEN 0 ELSE 3600 END)
+        FROM generate_series(1, 300) AS g""", T0)
+    assert await restore(admin, at(minutes=10)) == 250
+    state = await admin.fetchrow("SELECT last_batches, last_filled, last_notified FROM game.tick_state")
+    assert tuple(state) == (3, 250, 250)
+    assert await admin.fetchval("SELECT count(*) FROM game.notifications") == 250
+    assert await restore(admin, at(minutes=10)) == 0
+    assert await admin.fetchval("SELECT count(*) FROM game.waifus WHERE (dynamic->>'energy')::int = 100") == 250
+
+
+async def test_the_jobs_batches_commit_one_by_one(admin, bot_conn, database):
+    # The job's procedure at the real time: a waifu due an hour ago (its clock put back by
+    # hand, then the cursor reset as an operator would) is filled and her player notified.
+    await admin.execute("UPDATE game.config SET tick_batch_size = 100")
+    await admin.execute("INSERT INTO game.players (telegram_id) SELECT g FROM generate_series(1, 230) AS g")
+    await admin.execute("""
+        INSERT INTO game.waifus (owner_id, template_code, name, dynamic)
+        SELECT g, 'sakura', 'W', jsonb_build_object('xp', 0, 'energy', 50, 'mood', 50, 'loyalty', 50,
+                                                    'last_restore', extract(epoch FROM now()) - 4 * 3600 - g)
+        FROM generate_series(1, 230) AS g""")
+    await admin.fetchval("SELECT ops.reset_tick(now() - interval '1 day')")
+    # pg_cron's own run of the job would take some of them: paused meanwhile.
+    toggle = "SELECT cron.alter_job(jobid, active := $1) FROM cron.job WHERE jobname = 'restore-energy'"
+    await admin.execute(toggle, False)
+    conn = await asyncpg.connect(database.admin_url)
+    try:
+        while await admin.fetchval("SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'CALL game.restore%' "
+                                   "AND pid <> pg_backend_pid() AND state = 'active'"):
+            await asyncio.sleep(0.1)  # a run that started before the pause
+        await conn.execute("SET ROLE waifu_cron")
+        await conn.execute("CALL game.restore_energy_job()")
+    finally:
+        await conn.close()
+        await admin.execute(toggle, True)
+    state = await admin.fetchrow("SELECT last_batches, last_filled, runs FROM game.tick_state")
+    assert (state["last_batches"], state["last_filled"]) == (3, 230)
+    # Three transactions: the filled rows carry three different xmins.
+    assert await admin.fetchval("SELECT count(DISTINCT xmin::text) FROM game.waifus") == 3
+
+
+async def test_a_tick_never_waits_for_a_waifu_a_call_holds_and_fills_her_later(admin, bot_conn, database):
+    ids = await waifus_at(admin, bot_conn, [(0, 90), (0, 90)])  # both full at T0+10 min
+    holder = await asyncpg.connect(database.admin_url)
+    try:
+        tx = holder.transaction()
+        await tx.start()
+        await holder.execute("SELECT 1 FROM game.waifus WHERE id = $1 FOR UPDATE", ids[0])
+        started = asyncio.get_running_loop().time()
         assert await restore(admin, at(minutes=11)) == 1
+        assert asyncio.get_running_loop().time() - started < 1
+        assert await energies(admin, ids) == [90, 100]
+        assert await admin.fetchval("SELECT array_agg(waifu_id) FROM game.tick_retry") == [ids[0]]
+        assert (await admin.fetchrow("SELECT last_skipped FROM game.tick_state"))["last_skipped"] == 1
+        # Still locked: the next tick tries her again, and again does not wait.
+        assert await restore(admin, at(minutes=12)) == 0
+        await tx.rollback()
+    finally:
+        await holder.close()
+    assert await restore(admin, at(minutes=13)) == 1
+    assert await energies(admin, ids) == [100, 100]
+    assert await admin.fetchval("SELECT count(*) FROM game.tick_retry") == 0
+    assert await admin.fetchval("SELECT count(*) FROM game.notifications") == 2
+
+
+async def test_a_waifu_that_spent_while_she_waited_for_retry_is_not_filled(admin, bot_conn, database):
+    [wid] = await waifus_at(admin, bot_conn, [(0, 90)])
+    holder = await asyncpg.connect(database.clock_bot_url)
+    try:
+        async with holder.transaction():
+            # A participation in progress holds her: she spends from 100 effective energy.
+            await holder.fetchval("SELECT api.participate_in_event(1, $1, 'walk', 'k', $2)", wid, at(minutes=11))
+            assert await restore(admin, at(minutes=11, seconds=30)) == 0
+    finally:
+        await holder.close()
+    assert await restore(admin, at(minutes=12)) == 0  # she is below the cap again, not due
+    assert await admin.fetchval("SELECT count(*) FROM game.tick_retry") == 0
+    assert await admin.fetchval("SELECT count(*) FROM game.notifications") == 0
+
+
+async def test_the_cursor_never_passes_a_transaction_still_running(admin, bot_conn, database):
+    # A writer's rows carry full_at after its own start, so the cursor stops there: a
+    # tick at the real time while a transaction from a minute ago is open keeps the cursor
+    # at that transaction's start.
+    holder = await asyncpg.connect(database.admin_url)
+    try:
+        async with holder.transaction():
+            started = await holder.fetchval("SELECT now()")
+            await asyncio.sleep(0.2)
+            await admin.fetchval("SELECT api.restore_energy()")
+            cursor = await admin.fetchval("SELECT to_timestamp(cursor_full_at::float8) FROM game.tick_state")
+            assert cursor <= started
+    finally:
+        await holder.close()
+    await admin.fetchval("SELECT api.restore_energy()")
+    cursor = await admin.fetchval("SELECT to_timestamp(cursor_full_at::float8) FROM game.tick_state")
+    assert cursor > started
+
+
+async def test_a_tick_back_in_time_looks_again_and_fills_nobody_twice(admin, bot_conn):
+    [wid] = await waifus_at(admin, bot_conn, [(0, 90)])  # full at T0+10 min
+    assert await restore(admin, at(minutes=20)) == 1
+    await set_stored(admin, wid, clock=at(minutes=1), energy=90)  # full at T0+11 min
+    assert await restore(admin, at(minutes=5)) == 0
+    assert await restore(admin, at(minutes=10, seconds=59)) == 0
+    assert (await stored(admin, wid))["energy"] == 90
+    assert await restore(admin, at(minutes=11)) == 1
+    assert await restore(admin, at(minutes=11)) == 0
+    assert await admin.fetchval("SELECT count(*) FROM game.notifications") == 2
 
 
 async def test_spending_moves_full_at_and_restoring_does_not(admin, bot_conn):
@@ -89,9 +204,9 @@ async def test_spending_moves_full_at_and_restoring_does_not(admin, bot_conn):
     await bot_conn.fetchval("SELECT api.participate_in_event(1, $1, 'walk', 'k1', $2)", wid, at(minutes=3))
     cost = await admin.fetchval("SELECT energy_cost FROM game.events WHERE code = 'walk'")
     assert await full_at(admin, wid) == before + 60 * cost
-    # A full waifu starts a new clock when she spends.
+    # A full waifu's full_at is her clock; she starts a new clock when she spends.
     await set_stored(admin, wid, energy=100)
-    assert await full_at(admin, wid) is None
+    assert await full_at(admin, wid) == (await stored(admin, wid))["clock"].timestamp()
     await bot_conn.fetchval("SELECT api.participate_in_event(1, $1, 'walk', 'k2', $2)", wid, at(minutes=9, seconds=7))
     assert await full_at(admin, wid) == at(minutes=9, seconds=7 + 60 * cost).timestamp()
 
@@ -101,6 +216,18 @@ async def test_the_ticks_work_list_is_an_index_range(admin):
     # tick's condition does not match it (a test table is too small for a fair choice).
     async with admin.transaction():
         await admin.execute("SET LOCAL enable_seqscan = off")
-        plan = await admin.fetchval("EXPLAIN (FORMAT JSON) UPDATE game.waifus AS w SET name = name "
-                                    "WHERE w.regenerating AND w.full_at <= extract(epoch FROM now())")
-    assert "waifus_full_at_idx" in str(plan)
+        plan = await admin.fetchval("EXPLAIN (FORMAT JSON) SELECT w.id FROM game.waifus AS w "
+                                    "WHERE (w.full_at, w.id) > (1.5, 7) AND w.full_at <= 10 "
+                                    "ORDER BY w.full_at, w.id LIMIT 10")
+    assert "waifus_full_at_idx" in str(plan) and "Sort" not in str(plan)
+
+
+async def test_operators_see_the_tick(admin, bot_conn, ops_conn):
+    await waifus_at(admin, bot_conn, [(-3600, 10)])
+    await admin.fetchval("SELECT ops.reset_tick(now() - interval '1 day')")
+    tick = await ops_conn.fetchrow("SELECT * FROM ops.tick")
+    assert tick["due_now"] == 0  # due in 2100
+    assert await ops_conn.fetchval("SELECT api.restore_energy()") == 0
+    tick = await ops_conn.fetchrow("SELECT * FROM ops.tick")
+    assert tick["runs"] >= 1 and tick["last_batches"] == 1 and tick["last_duration_ms"] >= 0
+    assert T0 - tick["cursor_at"] > timedelta(days=1)

@@ -228,6 +228,7 @@ async def test_a_claim_on_all_partitions_runs_once_and_gathers_both(proxy_admin,
     await proxy_admin.execute(
         "UPDATE game.waifus SET dynamic = dynamic || jsonb_build_object('energy', 99, "
         "'last_restore', extract(epoch FROM now()) - 61) WHERE id = ANY($1)", waifus)
+    await proxy_admin.fetchval("SELECT ops.reset_tick(now() - interval '1 hour')")  # behind the tick's back
     assert await proxy_admin.fetchval("SELECT api.restore_energy()") == 2
     claimed = await proxy_bot.fetchval("SELECT api.claim_notifications('w1', 10, 60)")
     assert sorted(c["telegram_id"] for c in claimed) == sorted(tids)
