@@ -49,14 +49,9 @@ class Settings(BaseSettings):
     web_port: int = 8080
     # Mini App initData older than this (seconds) is refused.
     webapp_auth_max_age: int = 86400
-    # Mini App API limits, per bot process (bot/webapp/limits.py): actions (POSTs) per
-    # player per second and burst; requests per client address per second and burst,
-    # checked before authentication (generous: players behind one NAT share it); the
-    # largest request body accepted (bytes; the API's bodies are empty or tiny).
-    webapp_action_rate: float = 2.0
-    webapp_action_burst: int = 10
-    webapp_address_rate: float = 20.0
-    webapp_address_burst: int = 200
+    # The largest Mini App request body accepted (bytes; the API's bodies are empty or
+    # tiny). The rate limits are shared by every process and kept in the database
+    # (ops.rate_limits, ops.set_rate_limit).
     webapp_max_body_bytes: int = 16384
     # Proxies in front of the bot that append the client's address to X-Forwarded-For
     # (0: the peer's address is the client's). Behind one proxy set 1, or every player

@@ -231,6 +231,21 @@ class Game:
         """Today's reward, once per request key; LimitReached (detail.available_at) on a second claim."""
         return await self._call("SELECT api.claim_daily($1, $2)", telegram_id, request_key)
 
+    # -- limits shared by every process (bot/ratelimit.py) ----------------------------------------
+
+    async def rate_limit(self, bucket: str, key: str) -> float:
+        """0.0 if `key` may make one more request in `bucket` (ops.rate_limits), else seconds to wait."""
+        return float(await self._call("SELECT api.rate_limit($1, $2)", bucket, key))
+
+    async def admit_update(self, bot_id: int, update_id: int, user_id: int | None,
+                           chat_id: int | None) -> dict[str, Any]:
+        """{"admit": true}, or {"admit": false, "reason": "duplicate" | "limited", "retry_after": s}."""
+        return await self._call("SELECT api.admit_update($1, $2, $3, $4)", bot_id, update_id, user_id, chat_id)
+
+    async def forget_update(self, bot_id: int, update_id: int) -> bool:
+        """Let an admitted update be handled again (its handling failed)."""
+        return bool(await self._call("SELECT api.forget_update($1, $2)", bot_id, update_id))
+
     # -- the notification outbox (bot/notifier.py) ----------------------------------------------
 
     async def claim_notifications(self, worker: str, batch_size: int, lease_seconds: int) -> list[dict[str, Any]]:

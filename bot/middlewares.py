@@ -1,11 +1,15 @@
 """Middlewares: the per-update context, and retrying Telegram's 429.
 
-`UpdateContext` (outer, on every update) gives handlers their `texts`, `responder` and
-`update_log`, skips an update it has already handled (Telegram redelivers a webhook
-update it thinks was lost; the database's request keys make the action apply once
-anyway, this only spares the player a second reply), answers a callback query the
-handler left unanswered, keeps count of updates in flight for a graceful shutdown, and
-writes the one log line per update.
+`UpdateContext` (outer, on every update) first admits the update: one handled by this
+process or any other (Telegram redelivers a webhook update it thinks was lost, and
+several webhook processes may each get it) is skipped, and so is one from a user or
+group over the shared chat limits (`api.admit_update`; the database's request keys would
+apply an action once anyway, this spares the player a second reply and the game a
+flood). A user refused is then refused here, without a database call, until the wait
+the database gave. It then gives handlers their `texts`, `responder` and `update_log`,
+answers a callback query the handler left unanswered, keeps count of updates in flight
+for a graceful shutdown, and writes the one log line per update (skipped updates: at
+most one line per user a minute, with a count).
 
 `RetryAfter` (on the bot's session) waits `retry_after` seconds on a 429 and sends the
 request again, so a flood limit delays a reply instead of losing it.
@@ -27,9 +31,10 @@ from aiogram.methods import TelegramMethod
 from aiogram.methods.base import Response, TelegramType
 from aiogram.types import TelegramObject, Update
 
-from bot.game import GameError
+from bot.game import Game, GameError, GameUnavailable
 from bot.languages import PlayerLanguages
-from bot.logs import UpdateLog
+from bot.logs import UpdateLog, update_logger
+from bot.ratelimit import BoundedLog, Refusals
 from bot.responder import Responder
 from bot.texts import Texts
 
@@ -64,6 +69,14 @@ def _has_event(update: Update) -> bool:
     return True
 
 
+def chat_of(update: Update) -> int | None:
+    if update.message is not None:
+        return update.message.chat.id
+    if update.callback_query is not None and update.callback_query.message is not None:
+        return update.callback_query.message.chat.id
+    return None
+
+
 class UpdateContext(BaseMiddleware):
     def __init__(self, remember: int = 10_000) -> None:
         self._seen: OrderedDict[int, None] = OrderedDict()
@@ -71,6 +84,39 @@ class UpdateContext(BaseMiddleware):
         self.in_flight = 0
         self._idle = asyncio.Event()
         self._idle.set()
+        self.refusals = Refusals()
+        self._skipped = BoundedLog(update_logger, interval=60.0)
+
+    def _skip(self, update_log: UpdateLog, outcome: str) -> None:
+        """One line per user per minute for updates not handled (a flood is one line)."""
+        self._skipped.log((outcome, update_log.user_id), "update", update_id=update_log.update_id,
+                          user_id=update_log.user_id, action=update_log.action, outcome=outcome, latency_ms=0)
+
+    async def _admit(self, game: Game, bot: Bot, update: Update, user_id: int | None) -> str | None:
+        """None to handle the update, else why not ('duplicate', 'limited')."""
+        chat_id = chat_of(update)
+        if (user_id is not None and self.refusals.wait(("user", user_id))) or (
+                chat_id is not None and chat_id < 0 and self.refusals.wait(("group", chat_id))):
+            return "limited"
+        try:
+            verdict = await game.admit_update(bot.id, update.update_id, user_id, chat_id)
+        except GameError:
+            return None  # the database is away: the handler meets it too and says so
+        if verdict.get("admit"):
+            return None
+        if verdict.get("reason") == "limited":
+            key = ("group", chat_id) if verdict.get("scope") == "group" else ("user", user_id)
+            self.refusals.refuse(key, float(verdict.get("retry_after") or 1.0))
+            return "limited"
+        return "duplicate"
+
+    async def _forget(self, game: Game, bot: Bot, update_id: int) -> None:
+        """A handling that failed: let a redelivery (or another process) try again."""
+        self._seen.pop(update_id, None)
+        try:
+            await game.forget_update(bot.id, update_id)
+        except GameError:
+            pass
 
     async def __call__(
         self,
@@ -82,9 +128,14 @@ class UpdateContext(BaseMiddleware):
         user_id, action = describe(event)
         update_log = UpdateLog(event.update_id, user_id, action)
         if event.update_id in self._seen:
-            update_log.emit("duplicate")
+            self._skip(update_log, "duplicate")
             return None
         self._remember_update(event.update_id)
+        game: Game = data["game"]
+        bot: Bot = data["bot"]
+        if (skipped := await self._admit(game, bot, event, user_id)) is not None:
+            self._skip(update_log, skipped)
+            return None
 
         user = None
         if event.message is not None:
@@ -96,7 +147,6 @@ class UpdateContext(BaseMiddleware):
             texts = await languages.texts_for(user.id, user.language_code, data["game"])
         else:
             texts = Texts.for_user(user.language_code if user else None)
-        bot: Bot = data["bot"]
         responder = Responder(bot, event, texts)
         # The same dict reaches the error handlers (ErrorsMiddleware wraps this one).
         data.update(texts=texts, responder=responder, update_log=update_log)
@@ -110,12 +160,16 @@ class UpdateContext(BaseMiddleware):
             await responder.answer()
             update_log.emit("ok")
             return result
+        except GameUnavailable as exc:
+            await self._forget(game, bot, event.update_id)
+            update_log.emit(f"refused:{exc.code}")
+            raise
         except GameError as exc:
-            self._seen.pop(event.update_id, None)
+            # A refusal is the update's answer: a redelivery would be refused the same.
             update_log.emit(f"refused:{exc.code}")
             raise
         except Exception as exc:
-            self._seen.pop(event.update_id, None)
+            await self._forget(game, bot, event.update_id)
             update_log.emit(f"error:{type(exc).__name__}", logging.WARNING)
             raise
         finally:

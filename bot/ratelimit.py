@@ -1,14 +1,18 @@
-"""In-memory rate limits and rate-limited logging, per process.
+"""Rate limits and rate-limited logging.
 
-`RateLimiter` is GCRA (a token bucket kept as one float per key: the time at which the
-key's bucket would be full again). `BoundedLog` writes at most one line per key per
-interval and counts the lines it held back, so a flood of refusals costs a handful of
-log lines instead of one per request.
+The limits players and clients meet are one budget shared by every bot and web process:
+`SharedLimits` asks PostgreSQL (`api.rate_limit`, migration 0011: GCRA buckets in an
+UNLOGGED table; the rate and burst of each bucket are rows of `ops.rate_limits`, changed
+live with `ops.set_rate_limit`). It remembers each refusal until the wait the database
+gave, so a flooding key costs the database one call per refusal window, not one per
+request. The chat's own admission (`api.admit_update`: the same update seen by two
+processes is handled once, and the per-user and per-group limits) is in bot/middlewares.py
+and uses the same memory.
 
-Both live in the process's memory: with several bot processes behind a balancer each
-has its own budget (a client may get up to N times the limit across N processes), and
-a restart forgets every bucket. That is enough to stop one client from hammering the
-database through one process; a shared limit would need a shared store.
+`RateLimiter` is the same algorithm (GCRA: one float per key, the time at which the key's
+bucket would be full again) in this process's memory, for what must not touch the
+database: the bounded log below, and the health endpoints. `BoundedLog` writes at most one
+line per key per interval and counts the lines it held back.
 """
 
 from __future__ import annotations
@@ -20,9 +24,13 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
+from bot.game import Game, GameError
+
+log = logging.getLogger("bot.ratelimit")
+
 
 class RateLimiter:
-    """`rate` requests per second per key, bursts of up to `burst`.
+    """`rate` requests per second per key, bursts of up to `burst`, in this process only.
 
     Keys are evicted least recently used first beyond `max_keys`: memory stays bounded
     whatever the number of clients (an evicted key starts again with a full bucket).
@@ -55,6 +63,62 @@ class RateLimiter:
 
     def __len__(self) -> int:
         return len(self._full_at)
+
+
+class Refusals:
+    """Keys refused until a moment (monotonic clock), bounded in size."""
+
+    def __init__(self, *, max_keys: int = 100_000, clock: Callable[[], float] = time.monotonic) -> None:
+        self._until: OrderedDict[Any, float] = OrderedDict()
+        self._max_keys = max_keys
+        self._clock = clock
+
+    def wait(self, key: Any) -> float:
+        """Seconds `key` is still refused for (0.0: not refused)."""
+        until = self._until.get(key)
+        if until is None:
+            return 0.0
+        left = until - self._clock()
+        if left <= 0:
+            del self._until[key]
+            return 0.0
+        return left
+
+    def refuse(self, key: Any, seconds: float) -> None:
+        self._until[key] = self._clock() + seconds
+        self._until.move_to_end(key)
+        while len(self._until) > self._max_keys:
+            self._until.popitem(last=False)
+
+
+class SharedLimits:
+    """The limits of ops.rate_limits, shared by every process through the database.
+
+    `wait(bucket, key)` is 0.0 when the request may go on, else the seconds until it may.
+    When the database cannot be asked, the request goes on (the limit protects the game;
+    a database that is down refuses the request anyway, with a clearer message).
+    """
+
+    def __init__(self, game: Game, *, refusals: Refusals | None = None,
+                 on_refused: Callable[[str], None] | None = None) -> None:
+        self.game = game
+        self.refusals = refusals or Refusals()
+        self.on_refused = on_refused
+
+    async def wait(self, bucket: str, key: str | int) -> float:
+        memo = (bucket, str(key))
+        wait = self.refusals.wait(memo)
+        if not wait:
+            try:
+                wait = await self.game.rate_limit(bucket, str(key))
+            except GameError as exc:
+                log.debug("rate limit not checked", extra={"bucket": bucket, "outcome": exc.code})
+                return 0.0
+            if wait:
+                self.refusals.refuse(memo, wait)
+        if wait and self.on_refused is not None:
+            self.on_refused(bucket)
+        return wait
 
 
 def retry_after_header(wait: float) -> str:

@@ -48,6 +48,7 @@ CREATE FUNCTION api.admit_update(bot_id bigint, update_id bigint, user_id bigint
     AS $$
 DECLARE
     wait double precision := 0::double precision;
+    scope text := 'user';
 BEGIN
     IF admit_update.bot_id IS NULL OR admit_update.bot_id <= 0 OR admit_update.update_id IS NULL
        OR admit_update.update_id < 0 THEN
@@ -65,9 +66,11 @@ BEGIN
     -- Groups and supergroups have negative chat ids in the Bot API.
     IF wait = 0 AND admit_update.chat_id < 0 THEN
         wait := game.take_token('group_chat', admit_update.chat_id::text);
+        scope := 'group';
     END IF;
     IF wait > 0 THEN
-        RETURN jsonb_build_object('admit', false, 'reason', 'limited', 'retry_after', round(wait::numeric, 3));
+        RETURN jsonb_build_object('admit', false, 'reason', 'limited', 'scope', scope,
+                                  'retry_after', round(wait::numeric, 3));
     END IF;
     RETURN '{"admit": true}'::jsonb;
 END
@@ -79,7 +82,8 @@ $$;
 
 COMMENT ON FUNCTION api.admit_update(bot_id bigint, update_id bigint, user_id bigint, chat_id bigint) IS 'Whether a bot process should handle a Telegram update: {"admit": true}, or {"admit": false, "reason":
 "duplicate"} (another process, or this one, already took this update_id) or {"admit": false, "reason":
-"limited", "retry_after": seconds} (the user''s chat_user or the group''s group_chat limit).
+"limited", "scope": "user" | "group", "retry_after": seconds} (the user''s chat_user or the group''s
+group_chat limit).
 bot_id: the bot''s id (the token''s number); user_id, chat_id may be NULL. Errors: WF006 bad bot_id or update_id.';
 
 --

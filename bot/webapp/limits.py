@@ -1,12 +1,15 @@
 """Limits of the Mini App API: request body size, requests per client address (before
-authentication: costs no HMAC and no database), and actions per player.
+authentication: costs no HMAC), and actions per player.
 
-Refusals answer the API's JSON error shape with `Retry-After` (429) and are logged at a
-bounded rate (bot/ratelimit.py: one line per key per minute with a count). The budgets
-are per process: with several bot processes each keeps its own (see bot/ratelimit.py).
+The address and action budgets are the shared ones (bot/ratelimit.py, buckets
+`web_address` and `web_action` of ops.rate_limits): every bot and web process draws on
+the same budget, and a refused address is refused in memory until its wait ends, so a
+flood costs the database one call per refusal window. Refusals answer the API's JSON
+error shape with `Retry-After` (429) and are logged at a bounded rate (one line per key
+per minute with a count).
 
 Every handler that changes the game (a POST) calls `limit_action` right after
-authentication, before it touches the database.
+authentication, before it touches the game.
 """
 
 from __future__ import annotations
@@ -18,7 +21,8 @@ from dataclasses import dataclass
 from aiohttp import hdrs, web
 
 from bot.config import Settings
-from bot.ratelimit import BoundedLog, RateLimiter, retry_after_header
+from bot.game import Game
+from bot.ratelimit import BoundedLog, SharedLimits, retry_after_header
 
 log = logging.getLogger("bot.webapp.limits")
 
@@ -28,20 +32,22 @@ log = logging.getLogger("bot.webapp.limits")
 DRAIN_LIMIT_BYTES = 1024 * 1024
 
 
+ADDRESS_BUCKET = "web_address"
+ACTION_BUCKET = "web_action"
+
+
 @dataclass
 class Limits:
     max_body_bytes: int
-    addresses: RateLimiter
-    actions: RateLimiter
+    shared: SharedLimits
     trusted_proxies: int
     refusals: BoundedLog
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Limits:
+    def from_settings(cls, settings: Settings, game: Game) -> Limits:
         return cls(
             max_body_bytes=settings.webapp_max_body_bytes,
-            addresses=RateLimiter(settings.webapp_address_rate, settings.webapp_address_burst),
-            actions=RateLimiter(settings.webapp_action_rate, settings.webapp_action_burst),
+            shared=SharedLimits(game),
             trusted_proxies=settings.webapp_trusted_proxies,
             refusals=BoundedLog(log, interval=60.0),
         )
@@ -79,9 +85,9 @@ def too_many(request: web.Request, scope: str, who: str | int, wait: float) -> w
                     {"scope": scope, "retry_after": int(retry_after)}, {"Retry-After": retry_after})
 
 
-def limit_action(request: web.Request, telegram_id: int) -> web.Response | None:
+async def limit_action(request: web.Request, telegram_id: int) -> web.Response | None:
     """None if this player may act now; otherwise the 429 answer to return."""
-    wait = request.app[LIMITS_KEY].actions.hit(telegram_id)
+    wait = await request.app[LIMITS_KEY].shared.wait(ACTION_BUCKET, telegram_id)
     return too_many(request, "player", telegram_id, wait) if wait else None
 
 
@@ -115,7 +121,7 @@ async def limits_middleware(request: web.Request,
         # The size of a chunked body is known only by reading it: ask for a length.
         return await _refuse_body(request, 411, "length_required", "Send the request body with a Content-Length.")
     address = client_address(request, limits.trusted_proxies)
-    wait = limits.addresses.hit(address)
+    wait = await limits.shared.wait(ADDRESS_BUCKET, address)
     if wait:
         return too_many(request, "address", address, wait)
     return await handler(request)

@@ -146,7 +146,7 @@ async def get_events(request: web.Request) -> web.Response:
 
 async def post_participation(request: web.Request) -> web.Response:
     identity = _identity(request)
-    if (refused := limit_action(request, identity.telegram_id)) is not None:
+    if (refused := await limit_action(request, identity.telegram_id)) is not None:
         return refused
     waifu_id = _waifu_id(request)
     event_code = request.match_info["event_code"]
@@ -182,7 +182,7 @@ async def get_settings(request: web.Request) -> web.Response:
 async def post_settings(request: web.Request) -> web.Response:
     """Change one setting: JSON {"name": "notifications"|"language"|"timezone", "value": "..."}."""
     identity = _identity(request)
-    if (refused := limit_action(request, identity.telegram_id)) is not None:
+    if (refused := await limit_action(request, identity.telegram_id)) is not None:
         return refused
     try:
         body = await request.json()
@@ -200,7 +200,7 @@ async def post_settings(request: web.Request) -> web.Response:
 async def post_daily(request: web.Request) -> web.Response:
     """Claim the daily reward once per Idempotency-Key (a second claim the same day: 409 limit_reached)."""
     identity = _identity(request)
-    if (refused := limit_action(request, identity.telegram_id)) is not None:
+    if (refused := await limit_action(request, identity.telegram_id)) is not None:
         return refused
     key = _idempotency_key(request)
     result = await request.app[GAME_KEY].claim_daily(identity.telegram_id, REQUEST_KEY_PREFIX + "daily:" + key)
@@ -247,7 +247,7 @@ def build_api(game: Game, settings: Settings) -> web.Application:
     # Limits first: an oversized body or a flooding address is refused before anything runs.
     api = web.Application(middlewares=[limits_middleware, api_middleware])
     api[GAME_KEY] = game
-    api[LIMITS_KEY] = Limits.from_settings(settings)
+    api[LIMITS_KEY] = Limits.from_settings(settings, game)
     api[AUTH_KEY] = Authenticator(settings.bot_token.get_secret_value(), settings.webapp_auth_max_age)
     api.router.add_get("/me", get_me)
     api.router.add_get("/waifus/{waifu_id}/events", get_events)

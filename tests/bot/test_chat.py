@@ -204,15 +204,25 @@ async def test_redelivered_update_applies_once(harness: Harness) -> None:
     assert len(h.stub.calls) == calls  # recognised: no second reply
     assert await ledger(h, 1009) == 1
 
-    # After a restart the bot has forgotten it; the database's request key has not.
+    # After a restart (or in another process) the bot has forgotten it; the database has
+    # not (api.admit_update): no second answer.
     restarted = h.fresh_dispatcher()
     await restarted.feed_raw_update(h.bot, update)
+    assert len(h.stub.calls) == calls
     assert await ledger(h, 1009) == 1
     assert await energy(h, waifu_id) == 90
-    # Telegram refuses a second answer to the same query: handled, nothing raised.
+    state = h.stub.callbacks[callback_id_of(update)]
+    assert len(state["answers"]) == 1 and not state.get("refused")
+    assert ivy.last()["text"].startswith("✅ Sakura: Walk in the park")
+
+    # Had the first handling failed, the update would be handled again (api.forget_update);
+    # then the request key still applies it once, and Telegram's refusal of a second
+    # answer to the same query is handled.
+    await h.game.forget_update(h.bot.id, update["update_id"])
+    await h.fresh_dispatcher().feed_raw_update(h.bot, update)
+    assert await ledger(h, 1009) == 1
     state = h.stub.callbacks[callback_id_of(update)]
     assert len(state["answers"]) == 1 and len(state["refused"]) == 1
-    assert ivy.last()["text"].startswith("✅ Sakura: Walk in the park")
 
 
 async def test_redelivered_message_update_registers_once(harness: Harness) -> None:

@@ -15,6 +15,9 @@ T = Texts("en")
 
 async def test_sixty_crafted_adopt_buttons_give_one_waifu_per_template(harness: Harness) -> None:
     h = harness
+    # Every tap must reach the game here (the shared chat limit would drop most of a
+    # flood: tests/bot/test_flood.py).
+    await h.admin.fetchval("SELECT ops.set_rate_limit('chat_user', 1000, 1000)")
     eve = h.stub.user(1501, "Eve")
     await h.send(eve.message("/start"))
     first = eve.press(data="a:sakura:nonce0000")

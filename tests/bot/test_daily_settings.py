@@ -42,7 +42,12 @@ async def test_a_redelivered_daily_command_claims_once(harness: Harness) -> None
     await adopt(h, bob)
     update = bob.message("/daily")
     await h.send(update)
-    # Telegram delivers the same update again to a restarted bot (no memory of it).
+    # Telegram delivers the same update again to a restarted bot: the database knows it
+    # was handled (api.admit_update), so no second answer.
+    await h.fresh_dispatcher().feed_raw_update(h.bot, update)
+    assert len([m for m in h.stub.bot_messages(bob.chat_id) if "Daily reward" in m["text"]]) == 1
+    # Handled again after a failure (forgotten): the request key claims once, same answer.
+    await h.game.forget_update(h.bot.id, update["update_id"])
     await h.fresh_dispatcher().feed_raw_update(h.bot, update)
     first, second = [m for m in h.stub.bot_messages(bob.chat_id) if "Daily reward" in m["text"]]
     assert first["text"] == second["text"]

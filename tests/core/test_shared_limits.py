@@ -77,10 +77,10 @@ async def test_admission_applies_the_users_and_the_groups_limits(real_bot_conn, 
     admit = "SELECT api.admit_update(9, $1, $2, $3)"
     user = [await real_bot_conn.fetchval(admit, n, 11, 11) for n in range(1, 5)]
     assert [r["admit"] for r in user] == [True, True, True, False]
-    assert user[3]["reason"] == "limited" and user[3]["retry_after"] > 100
+    assert (user[3]["reason"], user[3]["scope"]) == ("limited", "user") and user[3]["retry_after"] > 100
     # A group: each member's own budget, and the group's over all of them.
     group = [await real_bot_conn.fetchval(admit, 100 + n, 20 + n, -500) for n in range(6)]
-    assert [r["admit"] for r in group] == [True] * 4 + [False] * 2
+    assert [r["admit"] for r in group] == [True] * 4 + [False] * 2 and group[5]["scope"] == "group"
     # A refused update counts as taken: a redelivery is not handled either.
     assert (await real_bot_conn.fetchval(admit, 4, 11, 11))["reason"] == "duplicate"
     # A failed handling gives the update back.

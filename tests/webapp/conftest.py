@@ -16,13 +16,23 @@ from tests.webapp.initdata import TEST_TOKEN
 
 
 class CountingGame(Game):
-    """The real Game, counting its database calls (to prove refusals make none)."""
+    """The real Game, counting its database calls (to prove refusals make none of the
+    game's): the shared rate limiter's own calls are counted apart."""
 
     calls = 0
+    limit_calls = 0
 
     async def _call(self, sql: str, *args: Any) -> Any:
-        self.calls += 1
+        if sql.startswith("SELECT api.rate_limit("):
+            self.limit_calls += 1
+        else:
+            self.calls += 1
         return await super()._call(sql, *args)
+
+
+async def set_limit(admin: Any, bucket: str, rate: float, burst: int) -> None:
+    """The shared limits live in the database (ops.rate_limits); the admin fixture resets them."""
+    await admin.fetchval("SELECT ops.set_rate_limit($1, $2, $3)", bucket, rate, burst)
 
 
 def make_settings(**overrides: Any) -> Settings:

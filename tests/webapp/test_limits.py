@@ -16,7 +16,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from tests.webapp.conftest import CountingGame, make_app, make_settings, new_player
+from tests.webapp.conftest import CountingGame, make_app, make_settings, new_player, set_limit
 from tests.webapp.initdata import auth_header
 
 ANN, BOB = 1101, 1102
@@ -38,9 +38,10 @@ async def serve(game: CountingGame, **settings: Any) -> Client:
 
 
 @pytest.fixture
-async def limited(game: CountingGame) -> AsyncIterator[Client]:
-    client = await serve(game, webapp_action_rate=1.0, webapp_action_burst=3,
-                         webapp_address_rate=1000.0, webapp_address_burst=1000)
+async def limited(game: CountingGame, admin: asyncpg.Connection) -> AsyncIterator[Client]:
+    await set_limit(admin, "web_action", 1.0, 3)
+    await set_limit(admin, "web_address", 1000.0, 1000)
+    client = await serve(game)
     yield client
     await client.close()
 
@@ -89,8 +90,9 @@ async def test_two_thousand_requests_in_two_seconds_mostly_refused(
     assert await admin.fetchval("SELECT count(*) FROM game.participations") == accepted
 
 
-async def test_addresses_are_limited_before_authentication(game: CountingGame) -> None:
-    client = await serve(game, webapp_address_rate=1.0, webapp_address_burst=5)
+async def test_addresses_are_limited_before_authentication(game: CountingGame, admin: asyncpg.Connection) -> None:
+    await set_limit(admin, "web_address", 1.0, 5)
+    client = await serve(game)
     try:
         statuses = [(await client.get("/api/me", headers={"Authorization": "tma garbage"})).status
                     for _ in range(5)]
@@ -100,14 +102,20 @@ async def test_addresses_are_limited_before_authentication(game: CountingGame) -
         err = await error_of(refused)
         assert (err["code"], err["detail"]["scope"]) == ("rate_limited", "address")
         assert game.calls == 0
+        # One question to the shared limiter per request until the refusal; after it,
+        # the refusal is remembered here until its Retry-After.
+        assert game.limit_calls == 6
+        assert (await client.get("/api/me")).status == 429 and game.limit_calls == 6
         # The page itself and /healthz are not part of the API's budget.
         assert (await client.get("/webapp/")).status == 200
     finally:
         await client.close()
 
 
-async def test_behind_a_trusted_proxy_each_client_address_has_its_own_budget(game: CountingGame) -> None:
-    client = await serve(game, webapp_address_rate=0.01, webapp_address_burst=2, webapp_trusted_proxies=1)
+async def test_behind_a_trusted_proxy_each_client_address_has_its_own_budget(
+        game: CountingGame, admin: asyncpg.Connection) -> None:
+    await set_limit(admin, "web_address", 0.01, 2)
+    client = await serve(game, webapp_trusted_proxies=1)
     try:
         def get(forwarded: str) -> Any:
             return client.get("/api/me", headers={"X-Forwarded-For": forwarded, "Authorization": "tma x"})
@@ -159,9 +167,11 @@ async def test_oversized_bodies_are_413_without_being_read(client: Client, game:
     assert ok.status == 200
 
 
-async def test_refusals_are_logged_at_a_bounded_rate(game: CountingGame, caplog: pytest.LogCaptureFixture) -> None:
+async def test_refusals_are_logged_at_a_bounded_rate(game: CountingGame, caplog: pytest.LogCaptureFixture,
+                                                     admin: asyncpg.Connection) -> None:
     caplog.set_level(logging.INFO, logger="bot.webapp")
-    client = await serve(game, webapp_address_rate=1.0, webapp_address_burst=50)
+    await set_limit(admin, "web_address", 1.0, 50)
+    client = await serve(game)
     try:
         for _ in range(200):
             await client.get("/api/me", headers={"Authorization": "tma forged"})
@@ -189,10 +199,11 @@ async def test_text_the_database_cannot_store_is_a_clean_400(client: Client, gam
     assert err["code"] == "invalid_argument" and "\x00" not in str(err)
 
 
-async def test_every_action_route_is_limited_per_player(game: CountingGame) -> None:
+async def test_every_action_route_is_limited_per_player(game: CountingGame, admin: asyncpg.Connection) -> None:
     """Every POST under /api/ (participation, settings, daily, any added later) spends
     the player's action budget before doing anything else."""
-    app = make_app(game, make_settings(webapp_action_rate=0.01, webapp_action_burst=2))
+    await set_limit(admin, "web_action", 0.01, 2)
+    app = make_app(game, make_settings())
     [api] = [r.get_info()["app"] for r in app.router.resources() if isinstance(r, web.PrefixedSubAppResource)]
     paths = sorted({r.resource.canonical.replace("{waifu_id}", "1").replace("{event_code}", "walk")
                     for r in api.router.routes() if r.method == "POST" and r.resource is not None})
@@ -208,3 +219,20 @@ async def test_every_action_route_is_limited_per_player(game: CountingGame) -> N
             assert statuses[2] == 429 and 429 not in statuses[:2], (path, statuses)
     finally:
         await client.close()
+
+
+async def test_two_processes_share_one_budget(database, admin: asyncpg.Connection) -> None:
+    """Two web processes (two apps, each with its own pool) draw on one budget: an
+    attacker gets no more by spreading requests over them."""
+    await set_limit(admin, "web_action", 0.01, 4)
+    games = [await CountingGame.connect(database.bot_url, min_size=1, max_size=2) for _ in range(2)]
+    clients = [await serve(g) for g in games]
+    try:
+        wid = await new_player(games[0], ANN)
+        statuses = [(await act(clients[n % 2], ANN, wid, n)).status for n in range(8)]
+        assert statuses.count(200) == 4 and statuses.count(429) == 4, statuses
+    finally:
+        for c in clients:
+            await c.close()
+        for g in games:
+            await g.close()
