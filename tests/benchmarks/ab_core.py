@@ -108,6 +108,7 @@ class Side:
         await self.conn.execute(ARM_SQL, clock, ARMED_AGE_SECONDS, FILL_EVERY)
         if self.has_state:
             await self.conn.execute(FORGET_LAST_TICK_SQL)
+        await common.look_back(self.conn, clock - timedelta(seconds=ARMED_AGE_SECONDS + 1))
         await self.conn.execute("VACUUM game.waifus")
         due = await self.timed("tick, 5% due", TICK_SQL, clock)
         again = await self.timed("tick 1 s later", TICK_SQL, clock + timedelta(seconds=1))

@@ -1,0 +1,194 @@
+"""What each step of a participation costs (issue 22), measured by taking it away.
+
+    .venv/bin/python -m tests.benchmarks.participation_steps [--waifus 200000] [--calls 5000] [--rounds 5]
+
+On one loaded game, each variant below runs `--calls` participations (each on a different
+waifu, as role waifu_bot) in one transaction that is rolled back, and the server CPU time
+of that backend is read from /proc: no commit, no client, no network, so what is left is
+the function's own work. A variant is the current code with one step removed or changed,
+applied inside the same transaction (CREATE OR REPLACE / ALTER TABLE are transactional):
+the throwaway branch of the issue, without a branch. Variants run in a shuffled order,
+`--rounds` times; the table gives medians and the difference to the current code.
+
+Variants:
+- current: api.participate_in_event as migrated;
+- no request-key look-up: the replay check reads nothing (WHERE false);
+- no advisory lock: the per-key lock is not taken;
+- no ledger insert: the ledger row is built in memory, not written;
+- unpartitioned ledger: the look-up and the insert go to one plain table with the same
+  unique index (what the weekly partitions cost);
+- minimal answer: the answer JSON is not built;
+- no language look-up: the answer's title is not translated (reader taken as English);
+- no CHECK: game.waifus without its stats CHECK; inline CHECK: the same rules as a plain
+  expression instead of the PL/pgSQL function game.dynamic_is_valid;
+- no adopt-key index: game.waifus without its (owner_id, adopt_key) unique index;
+- no full_at: game.waifus without the tick's generated column and its index;
+- bare UPDATE: one single-row `UPDATE ... jsonb_set` per call (the ceiling's statement).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import statistics
+import sys
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+
+from tests.benchmarks import bench_core, common
+from tests.benchmarks.common import info
+
+NAME = "participation_steps"
+EVENT = bench_core.EVENT_CODE
+
+CALLS_SQL = """
+SELECT count(api.participate_in_event($1::bigint + g, g, $2, $3 || g))
+FROM generate_series($4::bigint, $5::bigint) AS g
+"""
+BARE_SQL = """
+DO $$
+BEGIN
+    FOR g IN {lo}..{hi} LOOP
+        UPDATE game.waifus SET dynamic = jsonb_set(dynamic, '{{xp}}', to_jsonb((dynamic ->> 'xp')::bigint + 5))
+        WHERE id = g;
+    END LOOP;
+END
+$$
+"""
+INLINE_CHECK = """
+ALTER TABLE game.waifus DROP CONSTRAINT waifus_dynamic_valid;
+ALTER TABLE game.waifus ADD CONSTRAINT waifus_dynamic_valid CHECK (coalesce(
+    jsonb_typeof(dynamic -> 'xp') = 'number' AND jsonb_typeof(dynamic -> 'energy') = 'number'
+    AND jsonb_typeof(dynamic -> 'mood') = 'number' AND jsonb_typeof(dynamic -> 'loyalty') = 'number'
+    AND jsonb_typeof(dynamic -> 'last_restore') = 'number' AND (dynamic ->> 'xp')::bigint >= 0
+    AND (dynamic ->> 'energy')::integer BETWEEN 0 AND 100 AND (dynamic ->> 'mood')::integer BETWEEN 0 AND 100
+    AND (dynamic ->> 'loyalty')::integer BETWEEN 0 AND 100, false)) NOT VALID;
+"""
+FLAT_LEDGER = """
+CREATE TABLE game.participations_flat (LIKE game.participations);
+CREATE UNIQUE INDEX ON game.participations_flat (telegram_id, request_key);
+"""
+
+
+def function_sql(conn_source: str, replacements: list[tuple[str, str]], name: str) -> str:
+    for old, new in replacements:
+        if old not in conn_source:
+            raise RuntimeError(f"{name}: the function no longer contains {old[:60]!r}")
+        conn_source = conn_source.replace(old, new)
+    return conn_source
+
+
+async def variants(admin: asyncpg.Connection) -> dict[str, str]:
+    """name -> SQL applied before the calls (inside the measured transaction)."""
+    part = await admin.fetchval("SELECT pg_get_functiondef('api.participate_in_event'::regproc)")
+    answer = await admin.fetchval("SELECT pg_get_functiondef('game.participation_json'::regproc)")
+    lookup_where = ("    WHERE p.telegram_id = participate_in_event.telegram_id "
+                    "AND p.request_key = participate_in_event.request_key\n"
+                    "      AND p.participated_at < at + interval '1 day';")
+    insert_head = ("INSERT INTO game.participations AS p (participated_at, telegram_id, waifu_id, xp_gained, "
+                   "level_before,\n                                          level_after, energy_spent, mood_change, "
+                   "loyalty_change, event_code,\n                                          request_key)\n    VALUES (")
+    insert_tail = "e.code, participate_in_event.request_key)\n    RETURNING p.* INTO rec;"
+    lock = ("    PERFORM pg_advisory_xact_lock(hashtextextended(participate_in_event.request_key, "
+            "participate_in_event.telegram_id));\n")
+    last_return = "    RETURN game.participation_json(w, after, at, rec, e.title, false);"
+    return {
+        "current": "",
+        "no request-key look-up": function_sql(part, [(lookup_where, "    WHERE false;")], "look-up"),
+        "no advisory lock": function_sql(part, [(lock, "")], "lock"),
+        "no ledger insert": function_sql(part, [(insert_head, "SELECT "),
+                                                (insert_tail, "e.code, participate_in_event.request_key\n"
+                                                              "    INTO rec;")], "insert"),
+        "unpartitioned ledger": FLAT_LEDGER + function_sql(
+            part, [("game.participations AS p", "game.participations_flat AS p")], "flat"),
+        "minimal answer": function_sql(part, [(last_return, "    RETURN '{}'::jsonb;")], "answer"),
+        "no language look-up": function_sql(answer, [(
+            "reader_language text := game.player_language(participation_json.p.telegram_id);",
+            "reader_language text := 'en';")], "language"),
+        "no CHECK": "ALTER TABLE game.waifus DROP CONSTRAINT waifus_dynamic_valid;",
+        "inline CHECK": INLINE_CHECK,
+        "no adopt-key index": "ALTER TABLE game.waifus DROP CONSTRAINT waifus_adopt_key_once;",
+        "no full_at": "DROP INDEX game.waifus_full_at_idx; ALTER TABLE game.waifus DROP COLUMN full_at CASCADE;",
+        "bare UPDATE": "",
+    }
+
+
+async def measure(url: str, name: str, ddl: str, lo: int, hi: int, run: str) -> float:
+    """Server CPU seconds of (hi - lo + 1) participations after `ddl`, rolled back."""
+    conn = await bench_core.connect(url)
+    try:
+        cpu = await common.BackendCpu.of(conn, url)
+        tr = conn.transaction()
+        await tr.start()
+        if ddl:
+            await conn.execute(ddl)
+        await conn.execute("SET LOCAL ROLE waifu_bot")
+        # Warm: plans, caches (not measured).
+        if name == "bare UPDATE":
+            await conn.execute("RESET ROLE")
+            await conn.execute(BARE_SQL.format(lo=hi + 1, hi=hi + 200))
+            c0 = cpu.seconds()
+            await conn.execute(BARE_SQL.format(lo=lo, hi=hi))
+        else:
+            await conn.fetchval(CALLS_SQL, bench_core.TELEGRAM_BASE, EVENT, f"{run}-warm-", hi + 1, hi + 200)
+            c0 = cpu.seconds()
+            await conn.fetchval(CALLS_SQL, bench_core.TELEGRAM_BASE, EVENT, f"{run}-", lo, hi)
+        seconds = cpu.seconds() - c0
+        await tr.rollback()
+    finally:
+        await conn.close()
+    return seconds
+
+
+async def run(args: argparse.Namespace, db: common.BenchDatabase) -> tuple[list[common.Metric], dict[str, Any]]:
+    clock = datetime.now(UTC)
+    admin = await bench_core.connect(db.admin_url)
+    try:
+        await bench_core.reset_game(admin)
+        await bench_core.load_game(db.admin_url, args.waifus, clock)
+        await admin.execute("SELECT ops.create_event($1, 'Benchmark event', 1, 5, 1, 1, interval '0')", EVENT)
+        await admin.execute("CHECKPOINT")
+        chosen = await variants(admin)
+    finally:
+        await admin.close()
+    samples: dict[str, list[float]] = {name: [] for name in chosen}
+    order = list(chosen)
+    for r in range(args.rounds):
+        random.Random(r).shuffle(order)
+        for name in order:
+            seconds = await measure(db.admin_url, name, chosen[name], 1, args.calls, f"{time.time_ns():x}")
+            samples[name].append(seconds / args.calls * 1e6)
+            print(f"round {r + 1}: {name:<24} {samples[name][-1]:7.1f} us", flush=True)
+    base = statistics.median(samples["current"])
+    metrics = [info(f"{name}", round(statistics.median(v), 1), "us/call",
+                    ("" if name == "current" else f"{statistics.median(v) - base:+.1f} us vs current; ")
+                    + "runs " + ", ".join(f"{x:.0f}" for x in v))
+               for name, v in samples.items()]
+    return metrics, {"samples_us": samples, "waifus": args.waifus, "calls": args.calls, "rounds": args.rounds}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.benchmarks.participation_steps", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--waifus", type=int, default=200_000)
+    parser.add_argument("--calls", type=int, default=5000)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--cluster", default="bench-steps")
+    common.add_database_args(parser)
+    args = parser.parse_args(argv)
+    if args.calls + 200 > args.waifus:
+        parser.error("--waifus must exceed --calls by 200 (each call on a waifu of its own)")
+    with common.bench_database(args.cluster, args.database_url, args.bot_database_url, args.keep,
+                              common.parse_settings(args.settings)) as db:
+        metrics, context = asyncio.run(run(args, db))
+    context["load"] = common.machine_load()
+    common.report(NAME, metrics, context)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
