@@ -486,12 +486,13 @@ COMMENT ON FUNCTION api.forget_update(bot_id bigint, update_id bigint) IS 'Let a
 CREATE FUNCTION api.participate_in_event(telegram_id bigint, waifu_id bigint, event_code text, request_key text, now timestamp with time zone DEFAULT now()) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
-    AS $$
+    AS $_$
 DECLARE
     at timestamptz := game.checked_now(participate_in_event.now);
     w game.waifus;
     e game.events;
     prior game.participations;
+    key_row game.request_keys;
     rec game.participations;
     before jsonb;
     after jsonb;
@@ -523,22 +524,27 @@ BEGIN
     IF NOT FOUND THEN
         PERFORM game.require_waifu(participate_in_event.waifu_id, participate_in_event.telegram_id);  -- raises
     END IF;
-    -- One request key of a player at a time, whichever waifu it names: the per-partition
-    -- unique index cannot see a twin in another week's partition.
-    PERFORM pg_advisory_xact_lock(hashtextextended(participate_in_event.request_key, participate_in_event.telegram_id));
-
-    -- The upper bound prunes the partitions made ahead for the coming weeks before they
-    -- are opened (a day of slack for a clock moved back by a test or an operator).
-    SELECT * INTO prior FROM game.participations AS p
-    WHERE p.telegram_id = participate_in_event.telegram_id AND p.request_key = participate_in_event.request_key
-      AND p.participated_at < at + interval '1 day';
-    IF FOUND THEN
-        IF prior.waifu_id <> participate_in_event.waifu_id OR prior.event_code <> participate_in_event.event_code THEN
+    -- The key first, in one statement: taken (by a call committed, or by one still running,
+    -- which this waits for) means a retry. The primary key sees every key the ledger keeps,
+    -- whatever week's partition holds its participation; a refusal below rolls the key back.
+    INSERT INTO game.request_keys AS k (telegram_id, request_key, waifu_id, event_code, participated_at)
+    VALUES (participate_in_event.telegram_id, participate_in_event.request_key, participate_in_event.waifu_id,
+            participate_in_event.event_code, at)
+    ON CONFLICT ON CONSTRAINT request_keys_pkey DO NOTHING;
+    IF NOT FOUND THEN
+        SELECT * INTO key_row FROM game.request_keys AS k
+        WHERE k.telegram_id = participate_in_event.telegram_id AND k.request_key = participate_in_event.request_key;
+        IF key_row.waifu_id <> participate_in_event.waifu_id OR key_row.event_code <> participate_in_event.event_code THEN
             RAISE EXCEPTION 'request key "%" was already used for another action', participate_in_event.request_key
                 USING ERRCODE = 'WF007',
-                      DETAIL = jsonb_build_object('request_key', prior.request_key, 'waifu_id', prior.waifu_id,
-                                                  'event_code', prior.event_code)::text;
+                      DETAIL = jsonb_build_object('request_key', key_row.request_key, 'waifu_id', key_row.waifu_id,
+                                                  'event_code', key_row.event_code)::text;
         END IF;
+        -- The recorded changes, from the one week's partition that holds them (planned for
+        -- this time: a cached plan would lock every partition of the ledger).
+        EXECUTE 'SELECT * FROM game.participations AS p WHERE p.telegram_id = $1 AND p.request_key = $2 '
+                'AND p.participated_at = $3'
+            INTO prior USING key_row.telegram_id, key_row.request_key, key_row.participated_at;
         RETURN game.participation_json(w, game.regen(w.dynamic, at), at, prior,
             (SELECT ev.title FROM game.events AS ev WHERE ev.code = prior.event_code), true);
     END IF;
@@ -596,7 +602,7 @@ BEGIN
     RETURNING p.* INTO rec;
     RETURN game.participation_json(w, after, at, rec, e.title, false);
 END
-$$;
+$_$;
 
 --
 -- Name: FUNCTION participate_in_event(telegram_id bigint, waifu_id bigint, event_code text, request_key text, now timestamp with time zone); Type: COMMENT; Schema: api; Owner: -
@@ -1946,6 +1952,7 @@ CREATE FUNCTION game.purge_player_history() RETURNS jsonb
 DECLARE
     notifications integer;
     claims integer;
+    keys integer;
 BEGIN
     -- The server's time only: a caller's clock far ahead would delete the records that
     -- answer retried requests. Finished rows are kept for the operator (what went out,
@@ -1956,7 +1963,11 @@ BEGIN
     -- A claim is needed only to answer a retried request key, and streaks live in players.
     DELETE FROM game.daily_claims AS c WHERE c.claimed_at < now() - interval '90 days';
     GET DIAGNOSTICS claims = ROW_COUNT;
-    RETURN jsonb_build_object('notifications', notifications, 'daily_claims', claims);
+    -- Participations' keys are answered as long as the ledger keeps the participation.
+    DELETE FROM game.request_keys AS k
+    WHERE k.participated_at < now() - (SELECT c.ledger_retention FROM game.config AS c);
+    GET DIAGNOSTICS keys = ROW_COUNT;
+    RETURN jsonb_build_object('notifications', notifications, 'daily_claims', claims, 'request_keys', keys);
 END
 $$;
 
@@ -1964,10 +1975,10 @@ $$;
 -- Name: FUNCTION purge_player_history(); Type: COMMENT; Schema: game; Owner: -
 --
 
-COMMENT ON FUNCTION game.purge_player_history() IS 'Delete finished notifications older than game.config.notification_retention (default 7 days) and
-daily claims older than 90 days, as of the server''s time.
-Run by pg_cron (job purge-player-history, hourly, as waifu_cron).
-Returns {notifications, daily_claims}: rows deleted.';
+COMMENT ON FUNCTION game.purge_player_history() IS 'Delete finished notifications older than game.config.notification_retention (default 7 days), daily
+claims older than 90 days and participations'' request keys older than game.config.ledger_retention, as of
+the server''s time. Run by pg_cron (job purge-player-history, hourly, as waifu_cron).
+Returns {notifications, daily_claims, request_keys}: rows deleted.';
 
 --
 -- Name: purge_rate_limits(); Type: FUNCTION; Schema: game; Owner: -
@@ -2993,6 +3004,24 @@ CREATE TABLE game.rate_limits (
 COMMENT ON TABLE game.rate_limits IS 'Rate limits shared by every bot and web process: rate per second and burst per key. Edit with ops.set_rate_limit.';
 
 --
+-- Name: request_keys; Type: TABLE; Schema: game; Owner: -
+--
+
+CREATE TABLE game.request_keys (
+    telegram_id bigint NOT NULL,
+    request_key text NOT NULL,
+    waifu_id bigint NOT NULL,
+    event_code text NOT NULL,
+    participated_at timestamp with time zone NOT NULL
+);
+
+--
+-- Name: TABLE request_keys; Type: COMMENT; Schema: game; Owner: -
+--
+
+COMMENT ON TABLE game.request_keys IS 'Request keys of the participations the ledger keeps (answer a retry; deleted after game.config.ledger_retention).';
+
+--
 -- Name: seen_updates; Type: TABLE; Schema: game; Owner: -
 --
 
@@ -3586,6 +3615,13 @@ ALTER TABLE ONLY game.rate_limits
     ADD CONSTRAINT rate_limits_pkey PRIMARY KEY (bucket);
 
 --
+-- Name: request_keys request_keys_pkey; Type: CONSTRAINT; Schema: game; Owner: -
+--
+
+ALTER TABLE ONLY game.request_keys
+    ADD CONSTRAINT request_keys_pkey PRIMARY KEY (telegram_id, request_key);
+
+--
 -- Name: seen_updates seen_updates_pkey; Type: CONSTRAINT; Schema: game; Owner: -
 --
 
@@ -3677,6 +3713,12 @@ CREATE INDEX participations_default_participated_at_idx ON game.participations_d
 --
 
 CREATE UNIQUE INDEX participations_default_request_once ON game.participations_default USING btree (telegram_id, request_key);
+
+--
+-- Name: request_keys_at_brin; Type: INDEX; Schema: game; Owner: -
+--
+
+CREATE INDEX request_keys_at_brin ON game.request_keys USING brin (participated_at);
 
 --
 -- Name: stat_corrections_waifu_idx; Type: INDEX; Schema: game; Owner: -
@@ -4371,6 +4413,12 @@ GRANT SELECT ON TABLE game.rate_buckets TO waifu_ops;
 --
 
 GRANT SELECT ON TABLE game.rate_limits TO waifu_ops;
+
+--
+-- Name: TABLE request_keys; Type: ACL; Schema: game; Owner: -
+--
+
+GRANT SELECT ON TABLE game.request_keys TO waifu_ops;
 
 --
 -- Name: TABLE seen_updates; Type: ACL; Schema: game; Owner: -

@@ -38,6 +38,7 @@ DROP FUNCTION game.restore_batch(timestamptz, integer);
 DROP TABLE game.tick_retry;
 DROP TABLE game.tick_state;
 DROP FUNCTION ops.set_config(interval, interval, interval, integer);
+DROP TABLE game.request_keys;
 DROP FUNCTION game.purge_player_history();
 
 -- A waifu left stored below the cap with her full_at passed is filled by 0010's next tick.
@@ -463,3 +464,119 @@ CREATE VIEW ops.overview AS
 COMMENT ON VIEW ops.overview IS 'One-row summary: players, waifus, how many regenerate, activity in 24 h.';
 
 GRANT SELECT ON TABLE ops.overview TO waifu_ops;
+
+CREATE OR REPLACE FUNCTION api.participate_in_event(telegram_id bigint, waifu_id bigint, event_code text, request_key text, now timestamp with time zone DEFAULT now()) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    at timestamptz := game.checked_now(participate_in_event.now);
+    w game.waifus;
+    e game.events;
+    prior game.participations;
+    rec game.participations;
+    before jsonb;
+    after jsonb;
+    cooldown_end timestamptz;
+    energy_now integer;
+BEGIN
+    -- The argument checks' own conditions, so that a valid call evaluates four plain
+    -- expressions; the checks run (and raise their usual errors) only for a bad argument.
+    -- A PERFORM is a whole query each (executor start, run and end).
+    IF participate_in_event.telegram_id IS NULL OR participate_in_event.telegram_id <= 0
+       OR participate_in_event.waifu_id IS NULL OR participate_in_event.waifu_id <= 0 THEN
+        PERFORM game.check_id('telegram_id', participate_in_event.telegram_id);
+        PERFORM game.check_id('waifu_id', participate_in_event.waifu_id);
+    END IF;
+    IF participate_in_event.request_key IS NULL OR btrim(participate_in_event.request_key) = ''
+       OR length(participate_in_event.request_key) > 128 OR participate_in_event.request_key ~ '[[:cntrl:]]' THEN
+        PERFORM game.check_request_key(participate_in_event.request_key, true);
+    END IF;
+    IF participate_in_event.event_code IS NULL OR btrim(participate_in_event.event_code) = ''
+       OR length(participate_in_event.event_code) > 32 THEN
+        PERFORM game.check_text('event_code', participate_in_event.event_code, 32, true);
+    END IF;
+
+    -- Lock the waifu first: everything below sees no concurrent change to her, and a
+    -- concurrent retry with the same key waits here, then finds the ledger row.
+    SELECT * INTO w FROM game.waifus AS x
+    WHERE x.id = participate_in_event.waifu_id AND x.owner_id = participate_in_event.telegram_id
+    FOR UPDATE;
+    IF NOT FOUND THEN
+        PERFORM game.require_waifu(participate_in_event.waifu_id, participate_in_event.telegram_id);  -- raises
+    END IF;
+    -- One request key of a player at a time, whichever waifu it names: the per-partition
+    -- unique index cannot see a twin in another week's partition.
+    PERFORM pg_advisory_xact_lock(hashtextextended(participate_in_event.request_key, participate_in_event.telegram_id));
+
+    -- The upper bound prunes the partitions made ahead for the coming weeks before they
+    -- are opened (a day of slack for a clock moved back by a test or an operator).
+    SELECT * INTO prior FROM game.participations AS p
+    WHERE p.telegram_id = participate_in_event.telegram_id AND p.request_key = participate_in_event.request_key
+      AND p.participated_at < at + interval '1 day';
+    IF FOUND THEN
+        IF prior.waifu_id <> participate_in_event.waifu_id OR prior.event_code <> participate_in_event.event_code THEN
+            RAISE EXCEPTION 'request key "%" was already used for another action', participate_in_event.request_key
+                USING ERRCODE = 'WF007',
+                      DETAIL = jsonb_build_object('request_key', prior.request_key, 'waifu_id', prior.waifu_id,
+                                                  'event_code', prior.event_code)::text;
+        END IF;
+        RETURN game.participation_json(w, game.regen(w.dynamic, at), at, prior,
+            (SELECT ev.title FROM game.events AS ev WHERE ev.code = prior.event_code), true);
+    END IF;
+
+    SELECT * INTO e FROM game.events AS ev WHERE ev.code = participate_in_event.event_code;
+    IF NOT FOUND OR NOT game.event_is_open(e, at) THEN
+        RAISE EXCEPTION 'event "%" is not open', participate_in_event.event_code
+            USING ERRCODE = 'WF002',
+                  DETAIL = jsonb_build_object('event_code', participate_in_event.event_code,
+                                              'starts_at', e.starts_at, 'ends_at', e.ends_at)::text;
+    END IF;
+
+    cooldown_end := game.cooldown_ends_at(w.last_played, e);
+    IF cooldown_end > at THEN
+        RAISE EXCEPTION 'event "%" is on cooldown for this waifu', e.code
+            USING ERRCODE = 'WF003',
+                  DETAIL = jsonb_build_object(
+                      'event_code', e.code,
+                      'available_at', cooldown_end,
+                      'remaining_seconds', ceil(extract(epoch FROM (cooldown_end - at)))::integer)::text;
+    END IF;
+
+    before := game.regen(w.dynamic, at);
+    energy_now := (before ->> 'energy')::integer;
+    IF energy_now < e.energy_cost THEN
+        RAISE EXCEPTION 'not enough energy: "%" needs %, the waifu has %', e.code, e.energy_cost, energy_now
+            USING ERRCODE = 'WF001',
+                  DETAIL = jsonb_build_object(
+                      'energy_needed', e.energy_cost,
+                      'energy', energy_now,
+                      'enough_at', to_timestamp(((before ->> 'last_restore')::numeric
+                          + game.energy_regen_seconds() * (e.energy_cost - energy_now))::double precision))::text;
+    END IF;
+
+    -- The one write to the waifu: restore and spend in a single statement on the locked
+    -- row (`before` is her stats restored to now; passing it, not the column, lets the
+    -- planner inline game.apply_event), and her cooldown record.
+    UPDATE game.waifus AS x
+    SET dynamic = game.apply_event(before, e, at),
+        last_played = x.last_played || jsonb_build_object(e.code, extract(epoch FROM at))
+    WHERE x.id = w.id
+    RETURNING x.* INTO w;
+    after := w.dynamic;
+
+    INSERT INTO game.participations AS p (participated_at, telegram_id, waifu_id, xp_gained, level_before,
+                                          level_after, energy_spent, mood_change, loyalty_change, event_code,
+                                          request_key)
+    VALUES (at, participate_in_event.telegram_id, w.id,
+            (after ->> 'xp')::bigint - (before ->> 'xp')::bigint,
+            game.level_for_xp((before ->> 'xp')::bigint), game.level_for_xp((after ->> 'xp')::bigint),
+            e.energy_cost,
+            (after ->> 'mood')::integer - (before ->> 'mood')::integer,
+            (after ->> 'loyalty')::integer - (before ->> 'loyalty')::integer,
+            e.code, participate_in_event.request_key)
+    RETURNING p.* INTO rec;
+    RETURN game.participation_json(w, after, at, rec, e.title, false);
+END
+$$;
+

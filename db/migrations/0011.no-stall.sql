@@ -720,6 +720,161 @@ COMMENT ON FUNCTION api.release_polling_lock(bigint) IS
 REVOKE ALL ON FUNCTION api.release_polling_lock(bigint) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION api.release_polling_lock(bigint) TO waifu_bot;
 
+-- Participations' request keys: one table, no partitions ---------------------------------------
+
+-- The look-up of a key in the weekly ledger partitions cost a participation a lock on every
+-- partition and index of the ledger (PostgreSQL 15 locks them all for a cached plan, pruned or
+-- not: 29 relation locks a call, 13 of them past the fast path) and an advisory lock against a
+-- twin key in another week's partition. A key here is one primary-key insert, which also
+-- serialises twins; the keys are deleted with the ledger's retention (purge-player-history).
+CREATE TABLE game.request_keys (
+    telegram_id bigint NOT NULL,
+    request_key text NOT NULL,
+    waifu_id bigint NOT NULL,
+    event_code text NOT NULL,
+    participated_at timestamptz NOT NULL,
+    CONSTRAINT request_keys_pkey PRIMARY KEY (telegram_id, request_key)
+);
+COMMENT ON TABLE game.request_keys IS
+    'Request keys of the participations the ledger keeps (answer a retry; deleted after game.config.ledger_retention).';
+CREATE INDEX request_keys_at_brin ON game.request_keys USING brin (participated_at);
+INSERT INTO game.request_keys (telegram_id, request_key, waifu_id, event_code, participated_at)
+SELECT p.telegram_id, p.request_key, p.waifu_id, p.event_code, p.participated_at FROM game.participations AS p;
+GRANT SELECT ON game.request_keys TO waifu_ops;
+
+CREATE OR REPLACE FUNCTION api.participate_in_event(telegram_id bigint, waifu_id bigint, event_code text,
+                                                    request_key text, now timestamptz DEFAULT now()) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    at timestamptz := game.checked_now(participate_in_event.now);
+    w game.waifus;
+    e game.events;
+    prior game.participations;
+    key_row game.request_keys;
+    rec game.participations;
+    before jsonb;
+    after jsonb;
+    cooldown_end timestamptz;
+    energy_now integer;
+BEGIN
+    -- The argument checks' own conditions, so that a valid call evaluates four plain
+    -- expressions; the checks run (and raise their usual errors) only for a bad argument.
+    -- A PERFORM is a whole query each (executor start, run and end).
+    IF participate_in_event.telegram_id IS NULL OR participate_in_event.telegram_id <= 0
+       OR participate_in_event.waifu_id IS NULL OR participate_in_event.waifu_id <= 0 THEN
+        PERFORM game.check_id('telegram_id', participate_in_event.telegram_id);
+        PERFORM game.check_id('waifu_id', participate_in_event.waifu_id);
+    END IF;
+    IF participate_in_event.request_key IS NULL OR btrim(participate_in_event.request_key) = ''
+       OR length(participate_in_event.request_key) > 128 OR participate_in_event.request_key ~ '[[:cntrl:]]' THEN
+        PERFORM game.check_request_key(participate_in_event.request_key, true);
+    END IF;
+    IF participate_in_event.event_code IS NULL OR btrim(participate_in_event.event_code) = ''
+       OR length(participate_in_event.event_code) > 32 THEN
+        PERFORM game.check_text('event_code', participate_in_event.event_code, 32, true);
+    END IF;
+
+    -- Lock the waifu first: everything below sees no concurrent change to her, and a
+    -- concurrent retry with the same key waits here, then finds the ledger row.
+    SELECT * INTO w FROM game.waifus AS x
+    WHERE x.id = participate_in_event.waifu_id AND x.owner_id = participate_in_event.telegram_id
+    FOR UPDATE;
+    IF NOT FOUND THEN
+        PERFORM game.require_waifu(participate_in_event.waifu_id, participate_in_event.telegram_id);  -- raises
+    END IF;
+    -- The key first, in one statement: taken (by a call committed, or by one still running,
+    -- which this waits for) means a retry. The primary key sees every key the ledger keeps,
+    -- whatever week's partition holds its participation; a refusal below rolls the key back.
+    INSERT INTO game.request_keys AS k (telegram_id, request_key, waifu_id, event_code, participated_at)
+    VALUES (participate_in_event.telegram_id, participate_in_event.request_key, participate_in_event.waifu_id,
+            participate_in_event.event_code, at)
+    ON CONFLICT ON CONSTRAINT request_keys_pkey DO NOTHING;
+    IF NOT FOUND THEN
+        SELECT * INTO key_row FROM game.request_keys AS k
+        WHERE k.telegram_id = participate_in_event.telegram_id AND k.request_key = participate_in_event.request_key;
+        IF key_row.waifu_id <> participate_in_event.waifu_id OR key_row.event_code <> participate_in_event.event_code THEN
+            RAISE EXCEPTION 'request key "%" was already used for another action', participate_in_event.request_key
+                USING ERRCODE = 'WF007',
+                      DETAIL = jsonb_build_object('request_key', key_row.request_key, 'waifu_id', key_row.waifu_id,
+                                                  'event_code', key_row.event_code)::text;
+        END IF;
+        -- The recorded changes, from the one week's partition that holds them (planned for
+        -- this time: a cached plan would lock every partition of the ledger).
+        EXECUTE 'SELECT * FROM game.participations AS p WHERE p.telegram_id = $1 AND p.request_key = $2 '
+                'AND p.participated_at = $3'
+            INTO prior USING key_row.telegram_id, key_row.request_key, key_row.participated_at;
+        RETURN game.participation_json(w, game.regen(w.dynamic, at), at, prior,
+            (SELECT ev.title FROM game.events AS ev WHERE ev.code = prior.event_code), true);
+    END IF;
+
+    SELECT * INTO e FROM game.events AS ev WHERE ev.code = participate_in_event.event_code;
+    IF NOT FOUND OR NOT game.event_is_open(e, at) THEN
+        RAISE EXCEPTION 'event "%" is not open', participate_in_event.event_code
+            USING ERRCODE = 'WF002',
+                  DETAIL = jsonb_build_object('event_code', participate_in_event.event_code,
+                                              'starts_at', e.starts_at, 'ends_at', e.ends_at)::text;
+    END IF;
+
+    cooldown_end := game.cooldown_ends_at(w.last_played, e);
+    IF cooldown_end > at THEN
+        RAISE EXCEPTION 'event "%" is on cooldown for this waifu', e.code
+            USING ERRCODE = 'WF003',
+                  DETAIL = jsonb_build_object(
+                      'event_code', e.code,
+                      'available_at', cooldown_end,
+                      'remaining_seconds', ceil(extract(epoch FROM (cooldown_end - at)))::integer)::text;
+    END IF;
+
+    before := game.regen(w.dynamic, at);
+    energy_now := (before ->> 'energy')::integer;
+    IF energy_now < e.energy_cost THEN
+        RAISE EXCEPTION 'not enough energy: "%" needs %, the waifu has %', e.code, e.energy_cost, energy_now
+            USING ERRCODE = 'WF001',
+                  DETAIL = jsonb_build_object(
+                      'energy_needed', e.energy_cost,
+                      'energy', energy_now,
+                      'enough_at', to_timestamp(((before ->> 'last_restore')::numeric
+                          + game.energy_regen_seconds() * (e.energy_cost - energy_now))::double precision))::text;
+    END IF;
+
+    -- The one write to the waifu: restore and spend in a single statement on the locked
+    -- row (`before` is her stats restored to now; passing it, not the column, lets the
+    -- planner inline game.apply_event), and her cooldown record.
+    UPDATE game.waifus AS x
+    SET dynamic = game.apply_event(before, e, at),
+        last_played = x.last_played || jsonb_build_object(e.code, extract(epoch FROM at))
+    WHERE x.id = w.id
+    RETURNING x.* INTO w;
+    after := w.dynamic;
+
+    INSERT INTO game.participations AS p (participated_at, telegram_id, waifu_id, xp_gained, level_before,
+                                          level_after, energy_spent, mood_change, loyalty_change, event_code,
+                                          request_key)
+    VALUES (at, participate_in_event.telegram_id, w.id,
+            (after ->> 'xp')::bigint - (before ->> 'xp')::bigint,
+            game.level_for_xp((before ->> 'xp')::bigint), game.level_for_xp((after ->> 'xp')::bigint),
+            e.energy_cost,
+            (after ->> 'mood')::integer - (before ->> 'mood')::integer,
+            (after ->> 'loyalty')::integer - (before ->> 'loyalty')::integer,
+            e.code, participate_in_event.request_key)
+    RETURNING p.* INTO rec;
+    RETURN game.participation_json(w, after, at, rec, e.title, false);
+END
+$$;
+
+COMMENT ON FUNCTION api.participate_in_event(bigint, bigint, text, text, timestamptz) IS
+$$Take part in an event: restore pending energy, pay the cost, add XP, move mood and loyalty
+(clamped to 0..game.max_stat()), record it in the ledger - one transaction, waifu row locked.
+request_key: the same key again (within the ledger's retention) returns the recorded changes with the
+waifu's current stats ("replayed": true) and changes nothing.
+Returns the api.waifu_stats shape plus {event_code, event_title, request_key, participated_at,
+changes: {energy, xp, mood, loyalty, level_before, level_after, leveled_up}, replayed}.
+Errors (DETAIL is JSON): WF001 not enough energy {energy_needed, energy, enough_at};
+WF002 event unknown or not open; WF003 cooldown {available_at, remaining_seconds};
+WF004 waifu not found or another player's; WF005 not registered; WF006 bad argument or a `now`
+the caller may not choose; WF007 request key already used for a different action.$$;
+
 -- The outbox: expiry, stale "rested", a claim takes whole players ------------------------------
 
 ALTER TABLE game.notifications DROP CONSTRAINT notifications_outcome_check;
@@ -831,6 +986,7 @@ AS $$
 DECLARE
     notifications integer;
     claims integer;
+    keys integer;
 BEGIN
     -- The server's time only: a caller's clock far ahead would delete the records that
     -- answer retried requests. Finished rows are kept for the operator (what went out,
@@ -841,14 +997,18 @@ BEGIN
     -- A claim is needed only to answer a retried request key, and streaks live in players.
     DELETE FROM game.daily_claims AS c WHERE c.claimed_at < now() - interval '90 days';
     GET DIAGNOSTICS claims = ROW_COUNT;
-    RETURN jsonb_build_object('notifications', notifications, 'daily_claims', claims);
+    -- Participations' keys are answered as long as the ledger keeps the participation.
+    DELETE FROM game.request_keys AS k
+    WHERE k.participated_at < now() - (SELECT c.ledger_retention FROM game.config AS c);
+    GET DIAGNOSTICS keys = ROW_COUNT;
+    RETURN jsonb_build_object('notifications', notifications, 'daily_claims', claims, 'request_keys', keys);
 END
 $$;
 COMMENT ON FUNCTION game.purge_player_history() IS
-$$Delete finished notifications older than game.config.notification_retention (default 7 days) and
-daily claims older than 90 days, as of the server's time.
-Run by pg_cron (job purge-player-history, hourly, as waifu_cron).
-Returns {notifications, daily_claims}: rows deleted.$$;
+$$Delete finished notifications older than game.config.notification_retention (default 7 days), daily
+claims older than 90 days and participations' request keys older than game.config.ledger_retention, as of
+the server's time. Run by pg_cron (job purge-player-history, hourly, as waifu_cron).
+Returns {notifications, daily_claims, request_keys}: rows deleted.$$;
 REVOKE ALL ON FUNCTION game.purge_player_history() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION game.purge_player_history() TO waifu_cron;
 

@@ -12,18 +12,18 @@ the throwaway branch of the issue, without a branch. Variants run in a shuffled 
 
 Variants:
 - current: api.participate_in_event as migrated;
-- no request-key look-up: the replay check reads nothing (WHERE false);
-- no advisory lock: the per-key lock is not taken;
+- no request key: the key is neither taken nor looked up (game.request_keys);
 - no ledger insert: the ledger row is built in memory, not written;
-- unpartitioned ledger: the look-up and the insert go to one plain table with the same
-  unique index (what the weekly partitions cost);
+- unpartitioned ledger: the insert goes to one plain table with the same unique index
+  (what routing into the weekly partitions costs);
 - minimal answer: the answer JSON is not built;
 - no language look-up: the answer's title is not translated (reader taken as English);
 - no CHECK: game.waifus without its stats CHECK; inline CHECK: the same rules as a plain
   expression instead of the PL/pgSQL function game.dynamic_is_valid;
 - no adopt-key index: game.waifus without its (owner_id, adopt_key) unique index;
 - no full_at: game.waifus without the tick's generated column and its index;
-- bare UPDATE: one single-row `UPDATE ... jsonb_set` per call (the ceiling's statement).
+- bare UPDATE: one single-row `UPDATE ... jsonb_set` per call (the ceiling's statement);
+- and any `--variant NAME=FILE.sql` given: that SQL applied first (a candidate change).
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ import statistics
 import sys
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -86,20 +87,16 @@ async def variants(admin: asyncpg.Connection) -> dict[str, str]:
     """name -> SQL applied before the calls (inside the measured transaction)."""
     part = await admin.fetchval("SELECT pg_get_functiondef('api.participate_in_event'::regproc)")
     answer = await admin.fetchval("SELECT pg_get_functiondef('game.participation_json'::regproc)")
-    lookup_where = ("    WHERE p.telegram_id = participate_in_event.telegram_id "
-                    "AND p.request_key = participate_in_event.request_key\n"
-                    "      AND p.participated_at < at + interval '1 day';")
+    key_start = part.index("    -- The key first, in one statement")
+    key_block = part[key_start:part.index("    SELECT * INTO e FROM game.events")]
     insert_head = ("INSERT INTO game.participations AS p (participated_at, telegram_id, waifu_id, xp_gained, "
                    "level_before,\n                                          level_after, energy_spent, mood_change, "
                    "loyalty_change, event_code,\n                                          request_key)\n    VALUES (")
     insert_tail = "e.code, participate_in_event.request_key)\n    RETURNING p.* INTO rec;"
-    lock = ("    PERFORM pg_advisory_xact_lock(hashtextextended(participate_in_event.request_key, "
-            "participate_in_event.telegram_id));\n")
     last_return = "    RETURN game.participation_json(w, after, at, rec, e.title, false);"
     return {
         "current": "",
-        "no request-key look-up": function_sql(part, [(lookup_where, "    WHERE false;")], "look-up"),
-        "no advisory lock": function_sql(part, [(lock, "")], "lock"),
+        "no request key": function_sql(part, [(key_block, "")], "key"),
         "no ledger insert": function_sql(part, [(insert_head, "SELECT "),
                                                 (insert_tail, "e.code, participate_in_event.request_key\n"
                                                               "    INTO rec;")], "insert"),
@@ -153,8 +150,13 @@ async def run(args: argparse.Namespace, db: common.BenchDatabase) -> tuple[list[
         await admin.execute("SELECT ops.create_event($1, 'Benchmark event', 1, 5, 1, 1, interval '0')", EVENT)
         await admin.execute("CHECKPOINT")
         chosen = await variants(admin)
+        for spec in args.variant:
+            name, _, path = spec.partition("=")
+            chosen[name] = Path(path).read_text()
     finally:
         await admin.close()
+    if args.only:
+        chosen = {k: v for k, v in chosen.items() if k in args.only or k == "current"}
     samples: dict[str, list[float]] = {name: [] for name in chosen}
     order = list(chosen)
     for r in range(args.rounds):
@@ -178,6 +180,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--calls", type=int, default=5000)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--cluster", default="bench-steps")
+    parser.add_argument("--variant", action="append", default=[], metavar="NAME=FILE.sql",
+                        help="also measure with this SQL applied first (repeatable)")
+    parser.add_argument("--only", action="append", default=[], metavar="NAME",
+                        help="measure only these variants (and current)")
     common.add_database_args(parser)
     args = parser.parse_args(argv)
     if args.calls + 200 > args.waifus:

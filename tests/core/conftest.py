@@ -22,8 +22,8 @@ from tests.conftest import init_connection
 T0 = datetime(2100, 1, 1, 10, 0, 0, tzinfo=UTC)
 MAX_ENERGY = 100
 
-GAME_TABLES = ("players", "waifu_templates", "waifus", "events", "participations", "stat_corrections", "config",
-               "notifications")
+GAME_TABLES = ("players", "waifu_templates", "waifus", "events", "participations", "request_keys", "stat_corrections",
+               "config", "notifications")
 
 OPERATOR_ROLE = "core_test_operator"
 OPERATOR_PASSWORD = "operator-test-password"

@@ -66,3 +66,37 @@ async def test_a_refused_action_does_not_use_up_its_key(admin, bot_conn):
     await set_stored(admin, wid, energy=50)
     r = await participate(bot_conn, 1, wid, "walk", "k", T0)
     assert r["replayed"] is False and r["energy"] == 40
+
+
+async def test_a_key_is_one_across_the_ledgers_weeks(admin, bot_conn):
+    # Sunday 23:59:59 and Monday 00:00:01 are two weekly partitions of the ledger: the key
+    # still names one action (game.request_keys, no partitions).
+    await register(bot_conn, 1)
+    a, b = await adopt(bot_conn, 1, "sakura"), await adopt(bot_conn, 1, "yuki")
+    sunday = T0.replace(day=3, hour=23, minute=59, second=59)  # 2100-01-03 is a Sunday
+    first = await participate(bot_conn, 1, a, "walk", "k", sunday)
+    await refused(admin, "WF007", participate(bot_conn, 1, b, "walk", "k", sunday + timedelta(seconds=2)))
+    again = await participate(bot_conn, 1, a, "walk", "k", sunday + timedelta(seconds=2))
+    assert again["replayed"] is True and again["participated_at"] == first["participated_at"]
+    weeks = await admin.fetchval("SELECT count(DISTINCT tableoid) FROM game.participations")
+    assert weeks == 1
+
+
+async def test_twin_keys_racing_on_two_waifus_apply_once(admin, database):
+    import asyncio
+
+    import asyncpg
+
+    await register(admin, 1)
+    a, b = await adopt(admin, 1, "sakura"), await adopt(admin, 1, "yuki")
+    conns = [await asyncpg.connect(database.clock_bot_url) for _ in range(2)]
+    try:
+        results = await asyncio.gather(
+            *(c.fetchval("SELECT api.participate_in_event(1, $1, 'walk', 'twin', $2)::text", w, T0)
+              for c, w in zip(conns, (a, b), strict=True)), return_exceptions=True)
+    finally:
+        for c in conns:
+            await c.close()
+    refusals = [r for r in results if isinstance(r, asyncpg.PostgresError)]
+    assert len(refusals) == 1 and refusals[0].sqlstate == "WF007"
+    assert await admin.fetchval("SELECT count(*) FROM game.participations") == 1

@@ -119,7 +119,7 @@ class GameMachine(RuleBasedStateMachine):
         self.cur = self.conn.cursor()
         # rows only (TRUNCATE would invalidate every cached plan); cascades to waifus and audit;
         # the ledger has no foreign key (it outlives deletions until its retention)
-        self.cur.execute("DELETE FROM game.participations; DELETE FROM game.players; "
+        self.cur.execute("DELETE FROM game.participations; DELETE FROM game.request_keys; DELETE FROM game.players; "
                          "DELETE FROM game.events WHERE code = ANY(%s)",
                          ([e.code for e in EXTRA_EVENTS],))
         self.cur.execute("SELECT now()")

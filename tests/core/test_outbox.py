@@ -190,13 +190,13 @@ async def test_purge_removes_finished_rows_and_old_claims(bot_conn, admin) -> No
     await admin.execute("UPDATE game.notifications SET sent_at = now() - interval '7 days' + interval '1 hour' "
                         "WHERE sent_at IS NOT NULL")
     await admin.execute("UPDATE game.daily_claims SET claimed_at = now() - interval '89 days'")
-    assert await admin.fetchval(purge) == {"notifications": 0, "daily_claims": 0}
+    assert await admin.fetchval(purge) == {"notifications": 0, "daily_claims": 0, "request_keys": 0}
     await admin.execute("UPDATE game.notifications SET sent_at = now() - interval '7 days' - interval '1 hour' "
                         "WHERE sent_at IS NOT NULL")
-    assert await admin.fetchval(purge) == {"notifications": 1, "daily_claims": 0}
+    assert await admin.fetchval(purge) == {"notifications": 1, "daily_claims": 0, "request_keys": 0}
     assert [r["id"] for r in await rows(admin)] == [second["id"]]  # the unsent row stays
     await admin.execute("UPDATE game.daily_claims SET claimed_at = now() - interval '91 days'")
-    assert await admin.fetchval(purge) == {"notifications": 0, "daily_claims": 1}
+    assert await admin.fetchval(purge) == {"notifications": 0, "daily_claims": 1, "request_keys": 0}
 
 
 async def test_the_purge_takes_no_clock_from_its_caller(admin) -> None:
@@ -213,7 +213,8 @@ async def test_the_purge_job_runs_as_waifu_cron(admin) -> None:
     # waifu_cron may run it (what pg_cron's worker does).
     await admin.execute("SET ROLE waifu_cron")
     try:
-        assert await admin.fetchval("SELECT game.purge_player_history()") == {"notifications": 0, "daily_claims": 0}
+        assert await admin.fetchval("SELECT game.purge_player_history()") == {
+            "notifications": 0, "daily_claims": 0, "request_keys": 0}
     finally:
         await admin.execute("RESET ROLE")
 

@@ -182,7 +182,8 @@ async def test_fresh_role_cannot_call_api_functions(admin):
 PLAIN_COLUMN = {"players": "username", "waifu_templates": "name", "waifus": "name", "events": "title",
                 "participations": "request_key", "stat_corrections": "reason", "config": "ledger_retention",
                 "notifications": "kind", "tick_state": "cursor_id", "tick_retry": "skipped_at",
-                "rate_limits": "burst", "rate_buckets": "tat", "seen_updates": "seen_at"}
+                "rate_limits": "burst", "rate_buckets": "tat", "seen_updates": "seen_at",
+                "request_keys": "event_code"}
 
 
 @pytest.mark.parametrize("table", GAME_TABLES + ("tick_state", "tick_retry", "rate_limits", "rate_buckets",
