@@ -35,6 +35,7 @@ DROP PROCEDURE game.restore_energy_job();
 DROP FUNCTION game.tick_batch(boolean);
 DROP FUNCTION game.record_tick(boolean, timestamptz, timestamptz, integer, integer, integer, integer);
 DROP FUNCTION game.restore_batch(timestamptz, integer);
+DROP FUNCTION game.fill_waifus(bigint[], timestamptz);
 DROP TABLE game.tick_retry;
 DROP TABLE game.tick_state;
 DROP FUNCTION ops.set_config(interval, interval, interval, integer);

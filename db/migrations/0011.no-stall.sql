@@ -211,12 +211,44 @@ COMMENT ON TABLE game.tick_retry IS
     'Waifus a tick batch found due but locked by a player''s call (SKIP LOCKED): the next batches try them again.';
 GRANT SELECT ON game.tick_retry TO waifu_ops;
 
+-- The fill of the waifus `ids` still due at `at` (their restored stats, stored with the one
+-- rule game.regen, checked again on the row as written: a call may have changed her since
+-- the look-up), and one "she is rested" message per player.
+CREATE FUNCTION game.fill_waifus(ids bigint[], at timestamptz, OUT filled integer, OUT notified integer)
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    WITH restored AS (
+        UPDATE game.waifus AS w
+        SET dynamic = game.regen(w.dynamic, fill_waifus.at)
+        FROM unnest(fill_waifus.ids) AS t(id)
+        WHERE w.id = t.id AND (w.dynamic ->> 'energy')::integer < game.max_energy()
+          AND w.full_at <= extract(epoch FROM fill_waifus.at)
+        RETURNING w.id, w.owner_id, w.name
+    ), rested AS (
+        INSERT INTO game.notifications (telegram_id, kind, payload, created_at, available_at)
+        SELECT r.owner_id, 'rested',
+               jsonb_build_object('waifus', jsonb_agg(jsonb_build_object(
+                   'waifu_id', r.id, 'name', r.name, 'energy', game.max_energy()) ORDER BY r.id)),
+               fill_waifus.at, fill_waifus.at
+        FROM restored AS r
+        JOIN game.players AS p ON p.telegram_id = r.owner_id AND p.notifications
+        GROUP BY r.owner_id
+        RETURNING 1
+    )
+    SELECT (SELECT count(*) FROM restored)::integer, (SELECT count(*) FROM rested)::integer INTO filled, notified;
+END
+$$;
+COMMENT ON FUNCTION game.fill_waifus(bigint[], timestamptz) IS
+    'Store the restored stats of the waifus `ids` still due at `at` and queue their players'' "she is rested".';
+REVOKE ALL ON FUNCTION game.fill_waifus(bigint[], timestamptz) FROM PUBLIC;
+
 -- One batch: the core of the tick. Called by api.restore_energy (all batches in one
 -- transaction) and game.tick_batch (the job's, one transaction each); granted to nobody.
 CREATE FUNCTION game.restore_batch(at timestamptz, batch_size integer,
                                    OUT scanned integer, OUT filled integer, OUT notified integer,
                                    OUT skipped integer)
-    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET random_page_cost = 1.1
 AS $$
 DECLARE
     at_epoch numeric := extract(epoch FROM restore_batch.at);
@@ -224,6 +256,11 @@ DECLARE
     horizon numeric;
     last_full numeric;
     last_id bigint;
+    due bigint[];
+    waiting bigint[];
+    todo bigint[];
+    locked bigint[];
+    previous_lock_timeout text := current_setting('lock_timeout');
 BEGIN
     -- The row lock serialises batches of concurrent ticks (pg_cron's and a manual one):
     -- a batch waits at most for another batch.
@@ -243,56 +280,50 @@ BEGIN
     WHERE a.datname = current_database() AND a.backend_type = 'client backend'
       AND a.pid <> pg_backend_pid() AND a.xact_start IS NOT NULL;
 
-    WITH due AS MATERIALIZED (
-        SELECT w.id, w.full_at
-        FROM game.waifus AS w
-        WHERE (w.full_at, w.id) > (st.cursor_full_at, st.cursor_id) AND w.full_at <= at_epoch
-          AND (w.dynamic ->> 'energy')::integer < game.max_energy()
-          AND NOT EXISTS (SELECT FROM game.tick_retry AS r WHERE r.waifu_id = w.id)
-        ORDER BY w.full_at, w.id
-        LIMIT restore_batch.batch_size
-    ), todo AS (
-        SELECT d.id FROM due AS d
-        UNION
-        SELECT r.waifu_id FROM game.tick_retry AS r
-    ), locked AS MATERIALIZED (
-        SELECT w.id FROM game.waifus AS w WHERE w.id IN (SELECT t.id FROM todo AS t)
-        FOR UPDATE OF w SKIP LOCKED
-    ), restored AS (
-        -- The fill: her restored stats with the one rule game.regen (checked again on the
-        -- row as locked: a call may have changed her since the look-up).
-        UPDATE game.waifus AS w
-        SET dynamic = game.regen(w.dynamic, restore_batch.at)
-        FROM locked AS l
-        WHERE w.id = l.id AND (w.dynamic ->> 'energy')::integer < game.max_energy() AND w.full_at <= at_epoch
-        RETURNING w.id, w.owner_id, w.name
-    ), rested AS (
-        INSERT INTO game.notifications (telegram_id, kind, payload, created_at, available_at)
-        SELECT r.owner_id, 'rested',
-               jsonb_build_object('waifus', jsonb_agg(jsonb_build_object(
-                   'waifu_id', r.id, 'name', r.name, 'energy', game.max_energy()) ORDER BY r.id)),
-               restore_batch.at, restore_batch.at
-        FROM restored AS r
-        JOIN game.players AS p ON p.telegram_id = r.owner_id AND p.notifications
-        GROUP BY r.owner_id
-        RETURNING 1
-    ), settled AS (
-        -- Locked now: filled, or no longer due (she spent, or got full another way).
+    -- The waifus still waiting from earlier batches (game.tick_retry: nearly always none).
+    waiting := ARRAY(SELECT r.waifu_id FROM game.tick_retry AS r);
+    -- The due waifus, in the cursor's order, straight off the (full_at, id) index: it stops
+    -- at batch_size. (With a join to tick_retry, or costed for pages on disk, the planner
+    -- read every due row by a bitmap scan and sorted them: random_page_cost is set for this
+    -- function, the tables it reads are in memory.) The steps after it go by arrays of ids,
+    -- each an index look-up by id (in one statement with CTEs the planner guessed their
+    -- sizes and joined them to the whole table by hash and merge joins).
+    SELECT count(*)::integer, array_agg(d.id ORDER BY d.full_at, d.id), max(d.full_at)
+    INTO scanned, due, last_full
+    FROM (SELECT w.id, w.full_at
+          FROM game.waifus AS w
+          WHERE (w.full_at, w.id) > (st.cursor_full_at, st.cursor_id) AND w.full_at <= at_epoch
+            AND (w.dynamic ->> 'energy')::integer < game.max_energy() AND w.id <> ALL (waiting)
+          ORDER BY w.full_at, w.id
+          LIMIT restore_batch.batch_size) AS d;
+    due := coalesce(due, '{}');
+    last_id := due[scanned];
+    todo := due || waiting;
+    skipped := 0;
+    BEGIN
+        -- Straight to the update: a row a call holds is waited for (a call holds it for a
+        -- millisecond), but only so long: one held longer (a session left open on it)
+        -- sends the batch the careful way below. Locking every row first would write a
+        -- second WAL record a row.
+        PERFORM set_config('lock_timeout', '50ms', true);
+        SELECT f.filled, f.notified INTO filled, notified FROM game.fill_waifus(todo, restore_batch.at) AS f;
+        locked := todo;
+    EXCEPTION WHEN lock_not_available THEN
+        -- Never wait for it: she is tried again by the next batches (game.tick_retry).
+        locked := ARRAY(SELECT w.id FROM unnest(todo) AS t(id) JOIN game.waifus AS w ON w.id = t.id
+                        FOR UPDATE OF w SKIP LOCKED);
+        SELECT f.filled, f.notified INTO filled, notified FROM game.fill_waifus(locked, restore_batch.at) AS f;
+    END;
+    PERFORM set_config('lock_timeout', previous_lock_timeout, true);
+    IF cardinality(waiting) > 0 OR cardinality(locked) < cardinality(todo) THEN
+        -- Done now: filled, or no longer due (she spent, or got full another way).
         DELETE FROM game.tick_retry AS r
-        WHERE r.waifu_id IN (SELECT l.id FROM locked AS l)
-           OR NOT EXISTS (SELECT FROM game.waifus AS w WHERE w.id = r.waifu_id)
-        RETURNING 1
-    ), parked AS (
+        WHERE r.waifu_id = ANY (locked) OR NOT EXISTS (SELECT FROM game.waifus AS w WHERE w.id = r.waifu_id);
         INSERT INTO game.tick_retry (waifu_id)
-        SELECT d.id FROM due AS d WHERE d.id NOT IN (SELECT l.id FROM locked AS l)
-        ON CONFLICT (waifu_id) DO NOTHING
-        RETURNING 1
-    )
-    SELECT (SELECT count(*) FROM due)::integer, (SELECT count(*) FROM restored)::integer,
-           (SELECT count(*) FROM rested)::integer, (SELECT count(*) FROM parked)::integer,
-           (SELECT d.full_at FROM due AS d ORDER BY d.full_at DESC, d.id DESC LIMIT 1),
-           (SELECT d.id FROM due AS d ORDER BY d.full_at DESC, d.id DESC LIMIT 1)
-    INTO scanned, filled, notified, skipped, last_full, last_id;
+        SELECT d FROM unnest(due) AS d WHERE d <> ALL (locked)
+        ON CONFLICT (waifu_id) DO NOTHING;
+        GET DIAGNOSTICS skipped = ROW_COUNT;
+    END IF;
 
     IF scanned < restore_batch.batch_size THEN
         -- Everything due by `at` was looked at.
