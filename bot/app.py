@@ -170,7 +170,7 @@ async def run(settings: Settings, database_url: str) -> None:
         try:
             polling_lock = await PollingLock.acquire(
                 database_url, settings.bot_token.get_secret_value(),
-                on_lost=lambda: asyncio.ensure_future(dp.stop_polling()))
+                on_lost=lambda: _stop_polling(dp))
         except AnotherPoller as exc:
             log.error(str(exc))
             await game.close()
@@ -203,6 +203,22 @@ async def run(settings: Settings, database_url: str) -> None:
         with suppress(TelegramAPIError):
             await bot.session.close()
         log.info("stopped")
+
+
+def _stop_polling(dp: Dispatcher) -> None:
+    """Stop polling (the lock is gone) without leaving a failed task unretrieved: polling
+    that has not started yet or has already stopped is nothing to stop."""
+
+    async def stop() -> None:
+        with suppress(RuntimeError):  # aiogram: "Polling is not started"
+            await dp.stop_polling()
+
+    task = asyncio.ensure_future(stop())
+    _BACKGROUND.add(task)
+    task.add_done_callback(_BACKGROUND.discard)
+
+
+_BACKGROUND: set[asyncio.Future[None]] = set()  # held until done (the loop keeps only weak references)
 
 
 async def _wait_for_signal() -> None:
