@@ -51,6 +51,13 @@ POOL_IN_USE = Gauge("waifu_db_pool_connections_in_use", "Connections of the proc
 RATE_LIMITED = Counter("waifu_rate_limited_total", "Requests refused by the shared rate limits, by bucket "
                        "(ops.rate_limits).", ["bucket"])
 MODE = Gauge("waifu_bot_mode", "How this process receives updates: 1 for its mode.", ["mode"])
+# Every series of a fixed label set exists from the start at 0, so that a rate or a ratio
+# over it is 0 rather than empty before the first event (the error-rate alert, the graphs).
+for _type in UPDATE_TYPES:
+    for _outcome in UPDATE_OUTCOMES:
+        UPDATES.labels(_type, _outcome)
+for _bucket in ("chat_user", "group_chat", "web_action", "web_address"):
+    RATE_LIMITED.labels(_bucket)
 
 _SQLSTATE = re.compile(r"[0-9A-Z]{5}")
 _FUNCTION = re.compile(r"\bapi\.([a-z_][a-z0-9_]*)\s*\(")

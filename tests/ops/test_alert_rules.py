@@ -48,6 +48,13 @@ def bot_metric_names() -> set[str]:
     return names
 
 
+def dashboard_queries() -> list[str]:
+    """The PromQL of every panel of the Grafana dashboard (a JSON file Grafana imports)."""
+    dashboard = json.loads((MONITORING / "grafana-dashboard.json").read_text())
+    assert dashboard["uid"] and dashboard["panels"]
+    return [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+
+
 def test_promtool_checks_the_rules_and_the_scrape_config() -> None:
     assert "SUCCESS: 8 rules found" in promtool("check", "rules", "alerts.yml")
     assert "is valid prometheus config file" in promtool("check", "config", "prometheus.yml")
@@ -70,9 +77,6 @@ def test_alerts_and_dashboard_use_only_metrics_that_exist() -> None:
     known = exporter_metrics() | bot_metric_names() | {"up", "pg_up"}
     rules = yaml.safe_load((MONITORING / "alerts.yml").read_text())
     exprs = [r["expr"] for g in rules["groups"] for r in g["rules"]]
-    dashboard = MONITORING / "grafana-dashboard.json"
-    if dashboard.exists():
-        panels = json.loads(dashboard.read_text())["panels"]
-        exprs += [t["expr"] for p in panels for t in p.get("targets", [])]
+    exprs += dashboard_queries()
     used = {m for e in exprs for m in re.findall(r"\b(waifu_[a-z0-9_]+|pg_up|up)\b", e)}
     assert used and used <= known, used - known
