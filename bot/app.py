@@ -38,6 +38,7 @@ from aiogram.types import BotCommand, MenuButtonWebApp, WebAppInfo
 from aiogram.webhook.aiohttp_server import setup_application
 from aiohttp import web
 
+from bot import metrics
 from bot.config import Settings
 from bot.game import Game, GameUnavailable
 from bot.handlers import build_routers
@@ -178,7 +179,10 @@ async def run(settings: Settings, database_url: str) -> None:
             raise SystemExit(EX_TEMPFAIL) from None
     freeze_startup_objects()
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    metrics_runner = None
     try:
+        metrics_runner = await metrics.start(settings, mode="webhook" if settings.webhook_url else "polling",
+                                             notifier=notifier)
         await runner.setup()  # webhook mode: the dispatcher's startup runs here
         site = web.TCPSite(runner, settings.web_host, settings.web_port)
         await site.start()
@@ -193,6 +197,8 @@ async def run(settings: Settings, database_url: str) -> None:
                                    allowed_updates=["message", "callback_query"])
     finally:
         await runner.cleanup()  # webhook mode: the dispatcher's shutdown waits for in-flight updates
+        if metrics_runner is not None:
+            await metrics_runner.cleanup()
         await dp["update_context"].wait_idle(SHUTDOWN_GRACE_SECONDS)
         if notifier is not None:
             await notifier.stop()  # gives back the rows it holds: another process sends them

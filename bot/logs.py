@@ -17,6 +17,8 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from bot.ratelimit import RateLimiter
 
+from bot import metrics
+
 update_logger = logging.getLogger("bot.updates")
 
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
@@ -90,12 +92,13 @@ def setup_logging(level: str = "INFO", stream: IO[str] | None = None) -> None:
 class UpdateLog:
     """Filled in while an update is handled; `emit` writes its one line."""
 
-    __slots__ = ("action", "emitted", "started", "update_id", "user_id")
+    __slots__ = ("action", "emitted", "kind", "started", "update_id", "user_id")
 
     def __init__(self, update_id: int, user_id: int | None, action: str) -> None:
         self.update_id = update_id
         self.user_id = user_id
         self.action = action
+        self.kind = metrics.update_type(action)  # handlers rename the action; the type stays
         self.started = time.perf_counter()
         self.emitted = False
 
@@ -103,6 +106,7 @@ class UpdateLog:
         if self.emitted:
             return
         self.emitted = True
+        metrics.update_done(self.kind, outcome)
         latency_ms = round((time.perf_counter() - self.started) * 1000, 2)
         if update_logger.isEnabledFor(level):
             update_logger.log(level, "update", extra={

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from aiohttp import hdrs, web
 
+from bot import metrics
 from bot.config import Settings
 from bot.game import Game
 from bot.ratelimit import ACTION_BUCKET, ADDRESS_BUCKET, BoundedLog, SharedLimits, retry_after_header
@@ -46,7 +47,7 @@ class Limits:
     def from_settings(cls, settings: Settings, game: Game) -> Limits:
         return cls(
             max_body_bytes=settings.webapp_max_body_bytes,
-            shared=SharedLimits(game),
+            shared=SharedLimits(game, on_refused=metrics.rate_limited),
             trusted_proxies=settings.webapp_trusted_proxies,
             refusals=BoundedLog(log, interval=60.0),
         )
