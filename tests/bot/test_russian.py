@@ -141,3 +141,33 @@ async def test_the_command_menu_in_both_languages(harness: Harness) -> None:
         assert [c["description"] for c in commands] == [texts(f"cmd_{c}") for c in COMMANDS]
     assert h.stub.commands["ru"][0]["description"] == "Начать или открыть меню"
     assert set(h.stub.commands) == {None, "ru", "be", "kk", "ky"}  # not uk: English, like its chat
+
+
+async def test_aiogram_s_gettext_speaks_the_player_s_language(harness: Harness) -> None:
+    """bot.i18n.PlayerLocale: a handler using aiogram.utils.i18n.gettext gets the language
+    `texts` speaks, also after the database told the handler better (texts.use)."""
+    from aiogram import Router
+    from aiogram.filters import Command
+    from aiogram.types import Message
+    from aiogram.utils.i18n import gettext
+
+    from bot.messages import MESSAGES
+
+    h = harness
+    seen: list[str] = []
+    router = Router()
+
+    @router.message(Command("probe"))
+    async def probe(message: Message, texts: Texts) -> None:
+        seen.append(gettext(MESSAGES["btn_menu"].singular))
+        texts.use("ru")  # as a handler does with the profile's `language`
+        seen.append(gettext(MESSAGES["btn_menu"].singular))
+
+    dp = h.fresh_dispatcher()
+    dp.include_router(router)
+    dp.sub_routers.insert(0, dp.sub_routers.pop())  # before the fallback router
+    ann = h.stub.user(3109, "Ann", language_code="en")
+    await dp.feed_raw_update(h.bot, ann.message("/probe"))
+    nia = h.stub.user(3110, "Ния", language_code="ru")
+    await dp.feed_raw_update(h.bot, nia.message("/probe"))
+    assert seen == ["⬅️ Menu", "⬅️ Меню", "⬅️ Меню", "⬅️ Меню"]
