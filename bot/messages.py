@@ -119,6 +119,9 @@ MESSAGES: dict[str, Message] = {
                         "{n} min", "n"),
     "dur_h": ngettext("{h} h",
                       "{h} h", "h"),
+    # Translators: a period of exactly one unit, as in «once every hour» (ru: «раз в час»)
+    "dur_per_h": _("1 h"),
+    "dur_per_min": _("1 min"),
     # bot commands (set_my_commands)
     "cmd_start": _("Begin, or open the menu"),
     "cmd_menu": _("Main menu"),

@@ -188,6 +188,16 @@ class Texts:
     def _pair(self, larger: Html, smaller: Html) -> Html:
         return self("dur_pair", larger=larger, smaller=smaller)
 
+    def period(self, seconds: float) -> Html:
+        """How often something may happen, for "once every ...": a duration, but exactly one
+        hour or minute is a word of its own in some languages (ru «раз в час», not «в 1 час»).
+        (app.js `period` is the same.)"""
+        if round(seconds) == 3600:
+            return self("dur_per_h")
+        if round(seconds) == 60:
+            return self("dur_per_min")
+        return self.duration(seconds)
+
     def until(self, moment: str | None, now: datetime | str | None) -> Html:
         """Time from `now` (the database's as_of when we have it) to `moment`."""
         at = parse_time(moment)
@@ -264,7 +274,7 @@ class Texts:
             if e.get("cooldown_remaining_seconds"):
                 lines.append(self("event_wait", wait=self.duration(e["cooldown_remaining_seconds"])))
             elif e.get("cooldown_seconds"):
-                lines.append(self("event_cooldown", cooldown=self.duration(e["cooldown_seconds"])))
+                lines.append(self("event_cooldown", cooldown=self.period(e["cooldown_seconds"])))
             else:
                 lines.append(self("event_no_cooldown"))
             if not e.get("enough_energy", True):

@@ -84,7 +84,7 @@ def test_russian_durations(seconds: int, shown: str) -> None:
 
 def test_russian_refusals_and_cards() -> None:
     assert RU.refusal("on_cooldown", {"remaining_seconds": 582}) == (
-        "Ей нужен перерыв от этого занятия. Снова можно через 9 минут 42 секунды.")
+        "Она пока не хочет повторять. Снова можно через 9 минут 42 секунды.")
     assert RU.refusal("something_new", {}) == RU("err_unexpected")
     card = RU.card({"name": "Сакура", "level": 2, "xp": 160, "level_xp": 100, "next_level_xp": 400,
                     "energy": 100, "max_energy": 100, "mood": 50, "loyalty": 50, "max_stat": 100,
@@ -144,3 +144,21 @@ def test_player_languages_remember_what_the_database_said(monkeypatch: pytest.Mo
     assert (known.get(1), known.get(2), known.get(3)) == (None, "en", "en")
     clock[0] += 61  # and everything after `ttl` (a change made by another process shows)
     assert known.get(2) is None
+
+
+def test_russian_reads_as_written_in_russian() -> None:
+    """Issue 21's review: phrasings that read as translated are gone, their fixes stay."""
+    assert RU("daily_title", streak=2) == "🎁 <b>Ежедневная награда</b>: 2-й день серии!"
+    assert RU("web_daily_ready", n=21) == "Можно забрать: 21-й день серии."
+    assert (RU.period(3600), RU.period(60), RU.period(1800), RU.period(5400)) == (
+        "час", "минуту", "30 минут", "1 час 30 минут")
+    assert RU("event_cooldown", cooldown=RU.period(3600)) == "   можно раз в час"
+    assert RU("event_no_cooldown") == "   можно повторять сразу"  # not «без перерыва» (nonstop)
+    assert Texts("en").period(3600) == "1 h"
+    # The page's switch and the bot say the same: she *will be* rested.
+    assert RU("web_notifications") == "Сообщать, когда она отдохнёт"
+    assert "когда спутница отдохнёт" in RU("notify_on_done")
+    for key, message in MESSAGES.items():
+        text = RU.template(message, 5)
+        for unnatural in ("не чаще раза", "без перерыва", "перерыв от", "день серии —", "в 1 час"):
+            assert unnatural not in text, (key, unnatural)

@@ -90,6 +90,15 @@
     return m ? t("dur_pair", { larger: t("dur_h", { h }), smaller: t("dur_min", { n: m }) }) : t("dur_h", { h });
   }
 
+  // How often something may happen (bot/texts.py Texts.period): exactly one hour or minute
+  // has a word of its own in some languages (ru «раз в час»).
+  function period(ms) {
+    const s = Math.round(ms / 1000);
+    if (s === 3600) return t("dur_per_h");
+    if (s === 60) return t("dur_per_min");
+    return duration(ms);
+  }
+
   // Load the texts for a language (a Telegram language code or en/ru: the server picks).
   async function loadTexts(language) {
     const response = await fetch(`${TEXTS}?language=${encodeURIComponent(language || "")}`,
@@ -287,7 +296,7 @@
     const parts = [`\u26a1${e.energy_cost}`, t("web_term_xp", { xp: e.xp_reward })];
     if (e.mood_delta) parts.push(t("web_term_mood", { delta: signed(e.mood_delta) }));
     if (e.loyalty_delta) parts.push(t("web_term_loyalty", { delta: signed(e.loyalty_delta) }));
-    if (e.cooldown_seconds > 0) parts.push(t("web_term_cooldown", { wait: duration(e.cooldown_seconds * 1000) }));
+    if (e.cooldown_seconds > 0) parts.push(t("web_term_cooldown", { wait: period(e.cooldown_seconds * 1000) }));
     return parts.join(" \u00b7 ");
   }
 
