@@ -24,7 +24,7 @@ APT_PACKAGES := postgresql-15:/usr/lib/postgresql/15/bin/pg_ctl \
 	python3-venv:
 
 .PHONY: help test lint setup lock system-deps db db-stop db-destroy migrate schema release-migrations psql bot play \
-	bench bench-quick bench-quick-run clean
+	bench bench-quick bench-quick-run clean messages compile-messages
 
 help:
 	@echo "make test        run every test against a real PostgreSQL 15 + pg_cron (installs what it needs)"
@@ -39,6 +39,8 @@ help:
 	@echo "make lock        refresh requirements.lock (newest versions pyproject.toml allows, from PyPI)"
 	@echo "make psql        psql into the local database as superuser"
 	@echo "make bench       run the benchmarks at full size (slow); bench-quick: small sizes"
+	@echo "make messages    extract the texts into bot/locales/messages.pot and merge it into every .po file"
+	@echo "make compile-messages   compile the .po catalogues into the .mo files the bot loads (commit both)"
 	@echo "make db-stop / db-destroy / clean"
 
 test: setup
@@ -119,6 +121,24 @@ bot: setup
 # Options after ARGS= (make's own parser would take `make play --name Ann` for itself).
 play: setup
 	$(PY) -m bot.dev.terminal $(ARGS)
+
+# Translations (README "Translations"): gettext catalogues in bot/locales/<lang>/LC_MESSAGES/.
+# `messages` extracts the _() / ngettext() texts of bot/ (babel.cfg) into the template and
+# merges it into every catalogue: a new text arrives untranslated, a changed one fuzzy
+# (tests/bot/test_catalogues.py fails on both until a translator settles them). No
+# locations: a line moved in bot/messages.py does not touch every catalogue.
+# `compile-messages` writes the .mo files the bot loads; they are committed, so an install
+# (pip, the Docker image) needs no build step; a test fails when one is stale.
+LOCALES := bot/locales
+BABEL_EXTRACT := --no-default-keywords -k _ -k __ -k ngettext:1,2 --add-comments=Translators: \
+	--no-location --no-wrap --project=waifu-bot --version=0.1.0
+
+messages: setup
+	$(VENV)/bin/pybabel extract -F babel.cfg $(BABEL_EXTRACT) -o $(LOCALES)/messages.pot .
+	$(VENV)/bin/pybabel update -i $(LOCALES)/messages.pot -d $(LOCALES) -D messages --no-wrap --ignore-obsolete
+
+compile-messages: setup
+	$(VENV)/bin/pybabel compile -d $(LOCALES) -D messages --statistics
 
 bench: setup
 	$(PY) -m tests.benchmarks.bench_core

@@ -42,6 +42,7 @@ from bot import metrics
 from bot.config import Settings
 from bot.game import Game, GameUnavailable
 from bot.handlers import build_routers
+from bot.i18n import I18N, PlayerLocale
 from bot.languages import PlayerLanguages
 from bot.middlewares import RetryAfter, UpdateContext
 from bot.notifier import Notifier
@@ -77,6 +78,7 @@ def create_dispatcher(game: Game, settings: Settings, **workflow_data: Any) -> D
     dp = Dispatcher(disable_fsm=True, game=game, settings=settings, update_context=update_context,
                     player_languages=PlayerLanguages(), **workflow_data)
     dp.update.outer_middleware(update_context)
+    dp.update.outer_middleware(PlayerLocale(I18N))  # after update_context: its `texts` name the language
     dp.include_routers(*build_routers())
     dp.startup.register(on_startup)
     dp.shutdown.register(on_shutdown)
