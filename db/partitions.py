@@ -12,11 +12,16 @@ Routing, per function (first IN argument decides; OVERRIDES wins):
 - `waifu_id` first: the partition in the waifu id's low bits (ids carry their owner's
   hash bits, see PARTITION_SQL), so `api.waifu_stats(id)` lands where the waifu is;
 - neither, STABLE/IMMUTABLE (catalogue reads, e.g. api.waifu_templates): ANY partition,
-  the catalogue being the same everywhere;
-- neither, VOLATILE (ticks, claims, catalogue edits such as ops.create_event): ALL
-  partitions in parallel; the results are combined (integers summed, JSON arrays and
-  sets concatenated, otherwise partition 0's answer). Each partition commits on its own:
-  there is no distributed transaction (see docs/SCALING.md, "catalogue changes").
+  the catalogue being the same everywhere: a random one first, then the next one while
+  a partition cannot be reached, so a partition that is down costs the catalogue nothing;
+- neither, VOLATILE (ticks, catalogue edits such as ops.create_event): ALL partitions in
+  parallel; the results are combined (integers summed, JSON arrays and sets
+  concatenated, otherwise partition 0's answer). Each partition commits on its own:
+  there is no distributed transaction (see docs/SCALING.md, "catalogue changes");
+- OVERRIDES: the bot's per-update admission goes to the chat's partition (`chat_id`),
+  a rate-limit key to a partition of its own (`key`), and the notifier's claims and
+  marks (and forgetting an update) to EACH partition that can be reached, one after the
+  other: a partition that is down stops only its own players' messages.
 
 Defaults: a remote default (e.g. `now timestamptz DEFAULT now()`) must be evaluated on
 the partition, not here (a `now` passed explicitly is a clock override the partition
@@ -65,8 +70,22 @@ HASH_BITS = 16  # waifu ids carry this many low bits of their owner's hash: up t
 CLOCK_ARGS = frozenset({"now"})  # arguments the partitions treat as a clock override
 GENERATED_SCHEMAS = ("api", "ops")
 
-# Exceptions to the routing rule: (schema, function) -> "ANY" | "ALL" | "telegram_id" | "waifu_id".
-OVERRIDES: dict[tuple[str, str], str] = {}
+# Exceptions to the routing rule: (schema, function) -> "ANY" | "ALL" | "EACH" | "telegram_id" |
+# "waifu_id" | the name of another argument (a bigint hashed as a player id, or a text).
+OVERRIDES: dict[tuple[str, str], str] = {
+    # Every update's admission: the chat's partition (a private chat's is the player's own,
+    # where the game is; a group's holds the group's limit and its members' whole). One
+    # update, one chat: a duplicate is seen where the first was.
+    ("api", "admit_update"): "chat_id",
+    ("api", "rate_limit"): "key",
+    # The notifier: every partition that answers (a down one keeps its rows leased or
+    # waiting until it is back); forgetting an update likewise (it names no user).
+    ("api", "claim_notifications"): "EACH",
+    ("api", "finish_notifications"): "EACH",
+    ("api", "forget_update"): "EACH",
+}
+# Routes whose wrapper picks the partition itself (the PL/Proxy call gets its number).
+PICKED_ROUTES = frozenset({"ANY", "EACH"})
 
 # Run as superuser on each partition by `setup_partition` (idempotent). Not a migration:
 # a single-database deployment has none of it.
@@ -272,6 +291,16 @@ CREATE OR REPLACE FUNCTION proxy.waifu_hash(waifu_id bigint) RETURNS integer
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     RETURN coalesce(waifu_id & 65535, 0)::integer;
 COMMENT ON FUNCTION proxy.waifu_hash(bigint) IS 'Partition hash of a waifu: its id (low bits = owner''s hash).';
+CREATE OR REPLACE FUNCTION proxy.text_hash(key text) RETURNS integer
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    RETURN coalesce(pg_catalog.hashtext(key), 0);
+COMMENT ON FUNCTION proxy.text_hash(text) IS 'Partition hash of a text key (a rate limit''s bucket key).';
+CREATE OR REPLACE FUNCTION proxy.partition_count() RETURNS integer
+    LANGUAGE sql STABLE
+    RETURN (SELECT pg_catalog.count(*)::integer
+            FROM pg_catalog.pg_foreign_server AS s, pg_catalog.unnest(s.srvoptions) AS o
+            WHERE s.srvname = 'waifu' AND o OPERATOR(pg_catalog.~) '^p[0-9]+=');
+COMMENT ON FUNCTION proxy.partition_count() IS 'How many partitions the PL/Proxy cluster waifu has.';
 
 -- A function with defaults on the partitions is several overloads here (one per number
 -- of arguments given): a GRANT or REVOKE on one of them is copied to its siblings, so
@@ -369,6 +398,13 @@ CREATE OR REPLACE FUNCTION proxy.clock_cluster() RETURNS text
                   OR pg_catalog.pg_has_role(session_user, 'waifu_clock', 'MEMBER')
                 THEN 'waifu' ELSE 'waifu_noclock' END;
 
+-- True if an error from PL/Proxy says the partition could not be reached (down, refusing
+-- connections, or the connection lost mid-call), not that the partition refused the call.
+CREATE OR REPLACE FUNCTION proxy.unreachable(sqlstate text, message text) RETURNS boolean
+    LANGUAGE sql IMMUTABLE
+    RETURN NOT (message ~ ' REMOTE ERROR: ' AND sqlstate !~ '^(08|57)')
+           AND coalesce(message ~ '^PL/Proxy function|REMOTE ERROR: ', false);
+
 -- Re-raise an error from PL/Proxy as the partition raised it.
 CREATE OR REPLACE FUNCTION proxy.reraise(sqlstate text, message text, detail text, hint text) RETURNS void
     LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp
@@ -383,8 +419,7 @@ BEGIN
         msg := pg_catalog.regexp_replace(msg, '^.*? REMOTE ERROR: ', '');
         det := pg_catalog.regexp_replace(det, '^Remote detail: ', '');
         hnt := pg_catalog.regexp_replace(hnt, '^Remote hint: ', '');
-    ELSIF msg ~ '^PL/Proxy function|REMOTE ERROR: ' THEN
-        -- The partition could not be reached, shut down, or lost the connection mid-call.
+    ELSIF proxy.unreachable(state, msg) THEN
         state := '57P03';
         msg := 'partition unavailable: ' || msg;
     END IF;
@@ -608,6 +643,60 @@ $$;""")
     return "\n".join(out)
 
 
+def _picked_combine(f: Function, results: str) -> str:
+    """An expression combining the array `results` of EACH partition's answers."""
+    result = f.result.strip().lower()
+    if result in ("integer", "bigint", "smallint", "numeric", "double precision"):
+        return f"(SELECT sum(r)::{result} FROM unnest({results}) AS r)"
+    if result == "boolean":
+        return f"(SELECT bool_or(r) FROM unnest({results}) AS r)"
+    if result == "jsonb":
+        return (f"(SELECT CASE WHEN bool_and(jsonb_typeof(r) = 'array') "
+                f"THEN coalesce((SELECT jsonb_agg(e) FROM unnest({results}) AS r2, jsonb_array_elements(r2) AS e), "
+                f"'[]') ELSE ({results})[1] END FROM unnest({results}) AS r)")
+    return f"({results})[1]"
+
+
+_CATCH = """GET STACKED DIAGNOSTICS e_state = RETURNED_SQLSTATE, e_message = MESSAGE_TEXT,
+                                    e_detail = PG_EXCEPTION_DETAIL, e_hint = PG_EXCEPTION_HINT;"""
+_RERAISE = "PERFORM proxy.reraise(e_state, e_message, nullif(e_detail, ''), nullif(e_hint, ''));"
+
+
+def _picked_body(f: Function, raw: str, args: str) -> str:
+    """The wrapper's body for ANY (one live partition) and EACH (every live partition)."""
+    call = f"{raw}(k{', ' if args else ''}{args})"
+    if f.route == "ANY":
+        return f"""
+    -- A random partition first (the catalogue is the same everywhere), the next one while
+    -- a partition cannot be reached.
+    FOR i IN 0 .. n - 1 LOOP
+        k := (first + i) % n;
+        BEGIN
+            RETURN {call};
+        EXCEPTION WHEN OTHERS THEN
+            {_CATCH}
+            IF i < n - 1 AND proxy.unreachable(e_state, e_message) THEN
+                CONTINUE;
+            END IF;
+            {_RERAISE}
+        END;
+    END LOOP;
+    RAISE EXCEPTION 'no partition';  -- not reached: the last partition's error was raised"""
+    return f"""
+    -- Every partition in turn; one that cannot be reached is skipped (its rows wait for it).
+    FOR k IN 0 .. n - 1 LOOP
+        BEGIN
+            results := array_append(results, {call});
+        EXCEPTION WHEN OTHERS THEN
+            {_CATCH}
+            IF NOT proxy.unreachable(e_state, e_message) OR cardinality(results) = 0 AND k = n - 1 THEN
+                {_RERAISE}
+            END IF;
+        END;
+    END LOOP;
+    RETURN {_picked_combine(f, "results")};"""
+
+
 def _function_sql(f: Function, k: int) -> str:
     names, types = f.arg_names[:k], f.arg_types[:k]
     names = [n or f"arg{i + 1}" for i, n in enumerate(names)]
@@ -615,21 +704,47 @@ def _function_sql(f: Function, k: int) -> str:
     args = ", ".join(f"${i + 1}" for i in range(k))
     sig = ", ".join(types)
     route = f.route
+    picked = route in PICKED_ROUTES and not f.returns_set
     if route == "telegram_id":
         run = f"RUN ON proxy.player_hash({names[0]})"  # PL/Proxy: bare names
     elif route == "waifu_id":
         run = f"RUN ON proxy.waifu_hash({names[0]})"
+    elif route in ("ANY", "ALL", "EACH"):
+        run = "RUN ON partition_no" if picked else f"RUN ON {'ANY' if route == 'ANY' else 'ALL'}"
+    elif route in names and types[names.index(route)] in ("bigint", "text"):
+        hash_function = "player_hash" if types[names.index(route)] == "bigint" else "text_hash"
+        run = f"RUN ON proxy.{hash_function}({route})"
     else:
-        run = f"RUN ON {route}"
+        raise SystemExit(f"{f.schema}.{f.name}: routed by {route}, not a bigint or text argument of it")
     cluster = "CLUSTER proxy.clock_cluster()" if CLOCK_ARGS & set(names) else f"CLUSTER '{CLUSTER}'"
     remote_result = f.result if f.returns_set or route != "ALL" else f"SETOF {f.result}"
     raw = _ident("partition_call", f"{f.schema}__{f.name}")
-    if f.returns_set and route != "ALL":
+    if picked:
+        # The partition's number comes first and is not passed on: an explicit SELECT.
+        raw_decl = "partition_no integer" + (", " + decl if decl else "")
+        raw_sig = "integer" + (", " + sig if sig else "")
+        target = f"SELECT {f.schema}.{f.name}({', '.join(names)}) AS {f.schema}__{f.name};"
+    else:
+        raw_decl, raw_sig, target = decl, sig, f"TARGET {f.schema}.{f.name};"
+    declare = "e_state text; e_message text; e_detail text; e_hint text;"
+    if picked:
+        declare += (f"\n    n integer := proxy.partition_count();\n    k integer;"
+                    f"\n    first integer := floor(random() * proxy.partition_count())::integer;"
+                    f"\n    results {f.result}[] := '{{}}';")
+        body = _picked_body(f, raw, args)
+    elif f.returns_set and route != "ALL":
         body = f"RETURN QUERY SELECT * FROM {raw}({args});"
     elif route == "ALL":
         body = _combine(f, f"{raw}({args})")
     else:
         body = f"RETURN {raw}({args});"
+    if not picked:
+        body = f"""
+    {body}
+EXCEPTION WHEN OTHERS THEN
+    {_CATCH}
+    {_RERAISE}
+    RAISE;  -- not reached (proxy.reraise always raises); tells plpgsql_check so"""
     grants = "".join(f"GRANT EXECUTE ON FUNCTION {_ident(f.schema, f.name)}({sig}) TO {_ident(g)};\n"
                      for g in f.grantees if g != "-")
     comment = ""
@@ -637,27 +752,21 @@ def _function_sql(f: Function, k: int) -> str:
         comment = (f"COMMENT ON FUNCTION {_ident(f.schema, f.name)}({sig}) IS "
                    f"{_literal(f.comment + chr(10) + f'(proxy: {route})')};\n")
     return f"""
-CREATE FUNCTION {raw}({decl}) RETURNS {remote_result}
+CREATE FUNCTION {raw}({raw_decl}) RETURNS {remote_result}
     LANGUAGE plproxy
 AS $plproxy$
     {cluster};
     {run};
-    TARGET {f.schema}.{f.name};
+    {target}
 $plproxy$;
-REVOKE ALL ON FUNCTION {raw}({sig}) FROM PUBLIC;
+REVOKE ALL ON FUNCTION {raw}({raw_sig}) FROM PUBLIC;
 CREATE FUNCTION {_ident(f.schema, f.name)}({decl}) RETURNS {f.result}
     LANGUAGE plpgsql {'VOLATILE' if f.volatile else 'STABLE'} SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
 AS $wrapper$
 DECLARE
-    e_state text; e_message text; e_detail text; e_hint text;
-BEGIN
-    {body}
-EXCEPTION WHEN OTHERS THEN
-    GET STACKED DIAGNOSTICS e_state = RETURNED_SQLSTATE, e_message = MESSAGE_TEXT,
-                            e_detail = PG_EXCEPTION_DETAIL, e_hint = PG_EXCEPTION_HINT;
-    PERFORM proxy.reraise(e_state, e_message, nullif(e_detail, ''), nullif(e_hint, ''));
-    RAISE;  -- not reached (proxy.reraise always raises); tells plpgsql_check so
+    {declare}
+BEGIN{body}
 END
 $wrapper$;
 REVOKE ALL ON FUNCTION {_ident(f.schema, f.name)}({sig}) FROM PUBLIC;
