@@ -502,12 +502,12 @@ def _proxy_password() -> str | None:
     return os.environ.get("WAIFU_PROXY_PASSWORD") or None
 
 
-def setup_partition(url: str, index: int, count: int) -> None:
+def setup_partition(url: str, index: int, count: int, proxy_password: str | None = None) -> None:
     with _connect(url) as conn, conn.cursor() as cur:
         cur.execute(PARTITION_SQL, {"index": index, "count": count, "bits": HASH_BITS,
                                     "mask": (1 << HASH_BITS) - 1})
         cur.execute(PARTITION_ROLES_SQL)
-        if password := _proxy_password():
+        if password := proxy_password or _proxy_password():
             for role in (PROXY_ROLE, NOCLOCK_ROLE):
                 cur.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(role), sql.Literal(password)))
     conn.close()
@@ -955,7 +955,8 @@ def _set_options(cur: psycopg2.extensions.cursor, target: sql.Composable, curren
         cur.execute(sql.SQL("ALTER {} OPTIONS ({})").format(target, sql.SQL(", ").join(changes)))
 
 
-def setup_proxy(proxy_url: str, partitions: list[str], admin_writes: bool = False) -> None:
+def setup_proxy(proxy_url: str, partitions: list[str], admin_writes: bool = False,
+                proxy_password: str | None = None) -> None:
     """Extension, roles, the PL/Proxy clusters (servers) and their user mappings.
 
     `waifu` and `waifu_noclock` connect as the proxy roles (password: $WAIFU_PROXY_PASSWORD
@@ -967,7 +968,7 @@ def setup_proxy(proxy_url: str, partitions: list[str], admin_writes: bool = Fals
     if count < 1 or count & (count - 1):
         raise SystemExit("the number of partitions must be a power of two")
     db = urlsplit(proxy_url).path.lstrip("/") or "postgres"
-    password = _proxy_password()
+    password = proxy_password or _proxy_password()
     admin = urlsplit(partitions[0])
     servers = {CLUSTER: {"user": PROXY_ROLE, **({"password": password} if password else {})},
                NOCLOCK_CLUSTER: {"user": NOCLOCK_ROLE, **({"password": password} if password else {})}}
@@ -1016,7 +1017,7 @@ def regenerate(proxy_url: str, partitions: list[str], admin_writes: bool = False
 
 
 def apply(proxy_url: str, partitions: list[str] | None = None,
-          admin_writes: bool | None = None) -> list[list[str]]:
+          admin_writes: bool | None = None, proxy_password: str | None = None) -> list[list[str]]:
     """Migrate every partition (yoyo), set each up, then regenerate the proxy.
 
     Returns the ids of the migrations applied, per partition. A failure stops at that
@@ -1032,8 +1033,8 @@ def apply(proxy_url: str, partitions: list[str] | None = None,
     applied = []
     for k, url in enumerate(partitions):
         applied.append(list(migrate.apply(url)))
-        setup_partition(url, k, len(partitions))
-    setup_proxy(proxy_url, partitions, admin_writes)
+        setup_partition(url, k, len(partitions), proxy_password)
+    setup_proxy(proxy_url, partitions, admin_writes, proxy_password)
     regenerate(proxy_url, partitions, admin_writes)
     return applied
 
@@ -1105,12 +1106,27 @@ def relay_notifications(proxy_url: str, partitions: list[str], channel: str = NO
 
 
 def local_urls(name: str) -> tuple[str, list[str]]:
+    """The proxy's and the partitions' superuser URLs of a local set (no password: PGPASSFILE)."""
     from db import localdb
 
     proxy, parts = localdb.partition_set(name)
     if not parts:
         raise SystemExit(f"{name} is not a partition set: python -m db.localdb start --name {name} --partitions N")
     return proxy.url(), [p.url() for p in parts]
+
+
+def apply_local(name: str, admin_writes: bool | None = None) -> list[list[str]]:
+    """`apply` to a local set: its generated passwords for the proxy's roles (PL/Proxy's
+    connections to the partitions) and for the admin mapping; the bot role's password set."""
+    from db import localdb
+
+    proxy_url, urls = local_urls(name)
+    superuser = localdb.password(localdb.SUPERUSER)
+    applied = apply(proxy_url, [localdb.with_user(u, localdb.SUPERUSER, superuser) for u in urls], admin_writes,
+                    localdb.password(PROXY_ROLE))
+    for c in [localdb.partition_set(name)[0], *localdb.partition_set(name)[1]]:
+        c.set_passwords()
+    return applied
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -1136,7 +1152,8 @@ def main(argv: list[str] | None = None) -> int:
     else:
         parser.error("pass --name or --proxy")
     if args.command == "migrate":
-        applied = apply(proxy_url, partitions, args.admin_writes)
+        applied = (apply_local(args.name, args.admin_writes) if args.name
+                   else apply(proxy_url, partitions, args.admin_writes))
         for k, ids in enumerate(applied):
             print(f"partition {k}: applied {len(ids)} migration(s) {' '.join(ids)}")
         print(f"proxy regenerated from partition 0 ({len(partitions)} partitions)")
