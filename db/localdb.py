@@ -206,15 +206,18 @@ class Cluster:
         return f"postgresql://{user}@127.0.0.1:{self.port}/{database}"
 
     def set_passwords(self, roles: list[str] | None = None) -> None:
-        """Give the existing roles of PASSWORD_ROLES (or of `roles`) their passwords."""
+        """Give the existing roles of PASSWORD_ROLES (or of `roles`) that have no password theirs."""
         known = passwords()
         for role in roles or [r for r in PASSWORD_ROLES if r != SUPERUSER]:
             # A DO block: the role may not exist yet (migrations create it). The password
             # is a literal of the statement: it goes over the socket, never into a log
             # (log_statement is off; a failing statement is not logged with it either: it
             # does not fail).
-            self._psql(f"DO $$ BEGIN IF EXISTS (SELECT FROM pg_roles WHERE rolname = '{role}') THEN "
-                       f"ALTER ROLE {role} PASSWORD '{known[role]}'; END IF; END $$", database="postgres")
+            # Only a role without one: a password someone set on purpose (the tests' for
+            # the bot role) stays.
+            self._psql(f"DO $$ BEGIN IF EXISTS (SELECT FROM pg_authid WHERE rolname = '{role}' "
+                       f"AND rolpassword IS NULL) THEN ALTER ROLE {role} PASSWORD '{known[role]}'; END IF; END $$",
+                       database="postgres")
 
     # -- running commands as the server's OS user -------------------------------------
     def _server_user(self) -> str | None:
@@ -292,11 +295,22 @@ class Cluster:
             fh.write(conf)
         (self.home / "port").write_text(f"{port}\n")
 
+    def _trusts(self) -> bool:
+        try:
+            hba = (self.data / "pg_hba.conf").read_text()
+        except OSError:
+            return False
+        return any(line.split()[-1:] == ["trust"] for line in hba.splitlines() if not line.startswith("#"))
+
     def start(self) -> None:
         if not self.exists():
             self.init()
         _pgpass_entries(self.port, add=True)
         use_passfile()
+        if self._trusts():
+            print(f"warning: the local cluster {self.name} was made before logins needed passwords and still "
+                  f"trusts every local user: python -m db.localdb destroy --name {self.name}, then start it "
+                  "again", file=sys.stderr)
         if not self.running():
             bindir = _pg_bindir()
             self._run(

@@ -98,3 +98,16 @@ def test_no_command_prints_a_password(cluster: localdb.Cluster) -> None:
     assert f"PGPASSFILE={localdb.PGPASS_FILE}" in printed
     for secret in localdb.passwords().values():
         assert secret not in printed
+
+
+def test_a_cluster_made_with_trust_is_pointed_out(cluster: localdb.Cluster, capsys: pytest.CaptureFixture[str]) -> None:
+    hba = cluster.data / "pg_hba.conf"
+    original = hba.read_text()
+    try:
+        hba.write_text(original + "host all all 127.0.0.1/32 trust\n")  # what --auth=trust wrote
+        cluster.start()
+        assert "still trusts every local user" in capsys.readouterr().err
+    finally:
+        hba.write_text(original)
+    cluster.start()
+    assert "trusts" not in capsys.readouterr().err
