@@ -86,9 +86,14 @@ system-deps:
 		fi; \
 	fi
 
+# The local clusters' passwords are in .localdb/pgpass (db/localdb.py): libpq reads them
+# through PGPASSFILE, so no URL or command line carries one.
+LOCAL_PGPASSFILE = $${PGPASSFILE:-$(CURDIR)/.localdb/pgpass}
+
 db: setup
 	$(PY) -m db.localdb start --name $(DB)
-	MIGRATION_DATABASE_URL="$$($(PY) -m db.localdb url --name $(DB))" $(PY) -m db.migrate apply
+	PGPASSFILE="$(LOCAL_PGPASSFILE)" MIGRATION_DATABASE_URL="$$($(PY) -m db.localdb url --name $(DB))" \
+		$(PY) -m db.migrate apply
 	@$(PY) -m db.localdb env --name $(DB)
 
 db-stop:
@@ -98,6 +103,7 @@ db-destroy:
 	$(PY) -m db.localdb destroy --name $(DB)
 
 migrate: setup
+	if [ -z "$$MIGRATION_DATABASE_URL" ]; then export PGPASSFILE="$(LOCAL_PGPASSFILE)"; fi; \
 	$(PY) -m db.migrate apply --database "$${MIGRATION_DATABASE_URL:-$$($(PY) -m db.localdb url --name $(DB))}"
 
 # db/schema.sql from a throwaway cluster migrated from scratch (tests/core/test_migrations.py
@@ -113,7 +119,7 @@ release-migrations:
 	done
 
 psql:
-	psql "$$($(PY) -m db.localdb url --name $(DB))"
+	PGPASSFILE="$(LOCAL_PGPASSFILE)" psql "$$($(PY) -m db.localdb url --name $(DB))"
 
 bot: setup
 	$(PY) -m bot $(ARGS)
