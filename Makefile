@@ -165,4 +165,4 @@ test-containers: setup
 
 test-compose: setup
 	@$(ENGINE); WAIFU_WHEELHOUSE=$${WAIFU_WHEELHOUSE:-1} PYTHON=$(PY) scripts/images && \
-		$(PY) -m pytest tests/compose -p no:cacheprovider $(ARGS)
+		WAIFU_TEST_COMPOSE=1 $(PY) -m pytest tests/compose $(ARGS)

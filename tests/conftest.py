@@ -27,6 +27,9 @@ from db import localdb, migrate
 from tests import seed_snapshot
 
 ROOT = Path(__file__).resolve().parent.parent
+# tests/compose drives a whole docker-compose stack (minutes, a Docker engine and the images
+# of `make images`): only `make test-compose` runs it.
+collect_ignore = [] if os.environ.get("WAIFU_TEST_COMPOSE") == "1" else ["compose"]
 BOT_ROLE = localdb.BOT_ROLE
 BOT_PASSWORD = "bot-test-password"
 # The bot's role plus waifu_clock: may pass an explicit `now`, so the core tests move
