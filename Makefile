@@ -143,26 +143,26 @@ clean:
 
 # --- Containers (docker-compose, testcontainers) ------------------------------------------
 # Each target uses the engine that answers (DOCKER_HOST, /var/run/docker.sock) or starts the
-# project's own (scripts/docker-engine: as root, installing docker.io when missing), which
+# project's own (.ci/docker-engine: as root, installing docker.io when missing), which
 # keeps running until `make docker-engine-stop`.
-ENGINE := host=$$(scripts/docker-engine start) || exit 1; eval "$$host"
+ENGINE := host=$$(.ci/docker-engine start) || exit 1; eval "$$host"
 
 docker-engine:
-	@scripts/docker-engine start
+	@.ci/docker-engine start
 
 docker-engine-stop:
-	@scripts/docker-engine stop
+	@.ci/docker-engine stop
 
 # The Python packages come from a wheelhouse made on the host (requirements.lock's pins), so
 # the build needs no PyPI access of its own; WAIFU_WHEELHOUSE=0: pip in the build uses PyPI.
 images: setup
-	@$(ENGINE); WAIFU_WHEELHOUSE=$${WAIFU_WHEELHOUSE:-1} PYTHON=$(PY) scripts/images
+	@$(ENGINE); WAIFU_WHEELHOUSE=$${WAIFU_WHEELHOUSE:-1} PYTHON=$(PY) .ci/images
 
 # The db image is built once here; every test session then starts containers from it.
 test-containers: setup
-	@$(ENGINE); PYTHON=$(PY) scripts/images db && \
+	@$(ENGINE); PYTHON=$(PY) .ci/images db && \
 		WAIFU_TEST_DB_IMAGE=waifu-bot/db TEST_REQUIRE_DOCKER=1 $(PY) -m pytest tests/core tests/bot $(ARGS)
 
 test-compose: setup
-	@$(ENGINE); WAIFU_WHEELHOUSE=$${WAIFU_WHEELHOUSE:-1} PYTHON=$(PY) scripts/images && \
+	@$(ENGINE); WAIFU_WHEELHOUSE=$${WAIFU_WHEELHOUSE:-1} PYTHON=$(PY) .ci/images && \
 		WAIFU_TEST_COMPOSE=1 $(PY) -m pytest tests/compose $(ARGS)

@@ -87,6 +87,8 @@ def _database_path() -> str:
 
 
 def pytest_report_header(config: pytest.Config) -> str:
+    if os.environ.get("WAIFU_TEST_COMPOSE") == "1":
+        return "database: docker-compose stacks of their own (tests/compose: db, or PL/Proxy + partitions)"
     path = _database_path()
     if path == "docker":
         image = os.environ.get("WAIFU_TEST_DB_IMAGE") or "built from db/Dockerfile for this run"

@@ -62,7 +62,7 @@ def test_the_image_installs_the_pinned_versions():
     assert "bot/dev" in (ROOT / ".dockerignore").read_text()  # the Telegram stand-in stays out of the image
 
 
-COMPOSE_FILES = ["docker-compose.yml", "docker-compose.partitions.yml", "docker-compose.dev.yml"]
+COMPOSE_FILES = ["docker-compose.yml", "docker-compose.partitions.yml", "tests/compose/docker-compose.dev.yml"]
 
 
 def test_compose_1_29_can_read_the_files() -> None:
@@ -84,7 +84,7 @@ def test_every_published_port_binds_the_loopback_unless_env_says_otherwise() -> 
 
 def test_the_telegram_stand_in_is_only_in_the_dev_override() -> None:
     assert "telegram" not in SERVICES and "bot/dev" not in (ROOT / "docker-compose.yml").read_text()
-    dev = yaml.safe_load((ROOT / "docker-compose.dev.yml").read_text())["services"]
+    dev = yaml.safe_load((ROOT / "tests/compose/docker-compose.dev.yml").read_text())["services"]
     assert set(dev) == {"telegram", "bot"}
 
 

@@ -8,7 +8,8 @@ small control API for a test outside the stack, playing the users:
     GET  /_control/last/{user_id}                              the bot's latest message there
     GET  /_control/answers/{callback_id}                       the bot's answers to a tap
 
-Only in docker-compose.dev.yml (a test double never reaches the production file or image).
+Only in tests/compose/docker-compose.dev.yml: a test double never reaches the production
+file or an image.
 """
 
 from __future__ import annotations

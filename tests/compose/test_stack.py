@@ -1,6 +1,6 @@
 """docker-compose.yml end to end, as an operator runs it: the images `make images` built, a
 throwaway project (its own name, ports, volumes), the Telegram stand-in of
-docker-compose.dev.yml, and a player driven through the stand-in. `make test-compose`.
+tests/compose/docker-compose.dev.yml, and a player driven through the stand-in. `make test-compose`.
 
 Works with Compose v2 (`docker compose`) and 1.29 (`docker-compose`); WAIFU_COMPOSE picks
 one. The project is removed with `down -v` at the end, also when a test fails.
@@ -28,6 +28,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "123456:TEST-token_for-the-stand-in"
 PLAYER = 4242
+DEV_FILE = "tests/compose/docker-compose.dev.yml"  # the stand-in; paths in it are relative to ROOT
 
 
 def compose_command() -> list[str]:
@@ -53,11 +54,14 @@ class Stack:
     files: list[str]
     env_file: Path
     ports: dict[str, int]
+    profile: str | None = None
 
     def compose(self, *args: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess[str]:
         command = [*compose_command(), "--project-name", self.project, "--env-file", str(self.env_file)]
         for f in self.files:
             command += ["-f", f]
+        if self.profile:
+            command += ["--profile", self.profile]
         done = subprocess.run([*command, *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout)
         if check and done.returncode != 0:
             raise AssertionError(f"{' '.join(args)} -> {done.returncode}\n{done.stdout}\n{done.stderr}")
@@ -155,7 +159,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         f"TELEGRAM_STANDIN_PORT={ports['telegram']}",
         "NOTIFY_ENABLED=false",
     ]) + "\n")
-    s = Stack(f"waifutest{os.getpid()}", ["docker-compose.yml", "docker-compose.dev.yml"], env_file, ports)
+    s = Stack(f"waifutest{os.getpid()}", ["docker-compose.yml", DEV_FILE], env_file, ports)
     try:
         started = time.monotonic()
         s.compose("up", "-d", "--no-build")
