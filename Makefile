@@ -24,7 +24,7 @@ APT_PACKAGES := postgresql-15:/usr/lib/postgresql/15/bin/pg_ctl \
 	python3-venv:
 
 .PHONY: help test lint setup lock system-deps db db-stop db-destroy migrate schema release-migrations psql bot play \
-	bench bench-quick clean
+	bench bench-quick clean backup restore
 
 help:
 	@echo "make test        run every test against a real PostgreSQL 15 + pg_cron (installs what it needs)"
@@ -39,6 +39,9 @@ help:
 	@echo "make lock        refresh requirements.lock (newest versions pyproject.toml allows, from PyPI)"
 	@echo "make psql        psql into the local database as superuser"
 	@echo "make bench       run the benchmarks at full size (slow); bench-quick: small sizes"
+	@echo "make backup      pgBackRest backup of the local database (WAL archiving set up on the first run;"
+	@echo "                 TYPE=full|diff|incr, default incr: a full one when there is none)"
+	@echo "make restore TIME='2026-12-07 12:00:00+00'   point-in-time restore of the local database, in place"
 	@echo "make db-stop / db-destroy / clean"
 
 test: setup
@@ -112,6 +115,16 @@ release-migrations:
 
 psql:
 	psql "$$($(PY) -m db.localdb url --name $(DB))"
+
+# Backups (db/backup/, README "Operations"): pgBackRest, repository in .localdb/<DB>-backup
+# (BACKUP_REPO=dir elsewhere). INTO=name restores into a new local cluster instead.
+TYPE ?= incr
+backup: setup
+	$(PY) -m db.backup backup --name $(DB) --type $(TYPE)
+
+restore: setup
+	@test -n "$(TIME)" || { echo "usage: make restore TIME='2026-12-07 12:00:00+00' [INTO=name]"; exit 2; }
+	$(PY) -m db.backup restore --name $(DB) --time "$(TIME)" $(if $(INTO),--into $(INTO))
 
 bot: setup
 	$(PY) -m bot $(ARGS)
