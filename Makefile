@@ -24,7 +24,8 @@ APT_PACKAGES := postgresql-15:/usr/lib/postgresql/15/bin/pg_ctl \
 	python3-venv:
 
 .PHONY: help test lint setup lock system-deps db db-stop db-destroy migrate schema release-migrations psql bot play \
-	bench bench-quick clean backup restore
+	bench bench-quick bench-quick-run clean messages compile-messages \
+	docker-engine docker-engine-stop images test-containers test-compose backup restore
 
 help:
 	@echo "make test        run every test against a real PostgreSQL 15 + pg_cron (installs what it needs)"
@@ -39,10 +40,17 @@ help:
 	@echo "make lock        refresh requirements.lock (newest versions pyproject.toml allows, from PyPI)"
 	@echo "make psql        psql into the local database as superuser"
 	@echo "make bench       run the benchmarks at full size (slow); bench-quick: small sizes"
+	@echo "make messages    extract the texts into bot/locales/messages.pot and merge it into every .po file"
+	@echo "make compile-messages   compile the .po catalogues into the .mo files the bot loads (commit both)"
 	@echo "make backup      pgBackRest backup of the local database (WAL archiving set up on the first run;"
 	@echo "                 TYPE=full|diff|incr, default incr: a full one when there is none)"
 	@echo "make restore TIME='2026-12-07 12:00:00+00'   point-in-time restore of the local database, in place"
 	@echo "make db-stop / db-destroy / clean"
+	@echo "make docker-engine       use the Docker engine that answers, or start a private one (root); prints DOCKER_HOST"
+	@echo "make docker-engine-stop  stop the engine make docker-engine started (by its pid)"
+	@echo "make images              build waifu-bot/db, waifu-bot/db-proxy and waifu-bot/bot (no registry needed)"
+	@echo "make test-containers     tests/core and tests/bot with the database in a container (testcontainers)"
+	@echo "make test-compose        the docker-compose stack end to end (up, play through a Telegram stand-in, down -v)"
 
 test: setup
 	$(PY) -m pytest
@@ -87,9 +95,14 @@ system-deps:
 		fi; \
 	fi
 
+# The local clusters' passwords are in .localdb/pgpass (db/localdb.py): libpq reads them
+# through PGPASSFILE, so no URL or command line carries one.
+LOCAL_PGPASSFILE = $${PGPASSFILE:-$(CURDIR)/.localdb/pgpass}
+
 db: setup
 	$(PY) -m db.localdb start --name $(DB)
-	MIGRATION_DATABASE_URL="$$($(PY) -m db.localdb url --name $(DB))" $(PY) -m db.migrate apply
+	PGPASSFILE="$(LOCAL_PGPASSFILE)" MIGRATION_DATABASE_URL="$$($(PY) -m db.localdb url --name $(DB))" \
+		$(PY) -m db.migrate apply
 	@$(PY) -m db.localdb env --name $(DB)
 
 db-stop:
@@ -99,6 +112,7 @@ db-destroy:
 	$(PY) -m db.localdb destroy --name $(DB)
 
 migrate: setup
+	if [ -z "$$MIGRATION_DATABASE_URL" ]; then export PGPASSFILE="$(LOCAL_PGPASSFILE)"; fi; \
 	$(PY) -m db.migrate apply --database "$${MIGRATION_DATABASE_URL:-$$($(PY) -m db.localdb url --name $(DB))}"
 
 # db/schema.sql from a throwaway cluster migrated from scratch (tests/core/test_migrations.py
@@ -114,7 +128,7 @@ release-migrations:
 	done
 
 psql:
-	psql "$$($(PY) -m db.localdb url --name $(DB))"
+	PGPASSFILE="$(LOCAL_PGPASSFILE)" psql "$$($(PY) -m db.localdb url --name $(DB))"
 
 # Backups (db/backup/, README "Operations"): pgBackRest, repository in .localdb/<DB>-backup
 # (BACKUP_REPO=dir elsewhere). INTO=name restores into a new local cluster instead.
@@ -133,6 +147,24 @@ bot: setup
 play: setup
 	$(PY) -m bot.dev.terminal $(ARGS)
 
+# Translations (README "Translations"): gettext catalogues in bot/locales/<lang>/LC_MESSAGES/.
+# `messages` extracts the _() / ngettext() texts of bot/ (babel.cfg) into the template and
+# merges it into every catalogue: a new text arrives untranslated, a changed one fuzzy
+# (tests/bot/test_catalogues.py fails on both until a translator settles them). No
+# locations: a line moved in bot/messages.py does not touch every catalogue.
+# `compile-messages` writes the .mo files the bot loads; they are committed, so an install
+# (pip, the Docker image) needs no build step; a test fails when one is stale.
+LOCALES := bot/locales
+BABEL_EXTRACT := --no-default-keywords -k _ -k __ -k ngettext:1,2 --add-comments=Translators: \
+	--no-location --no-wrap --project=waifu-bot --version=0.1.0
+
+messages: setup
+	$(VENV)/bin/pybabel extract -F babel.cfg $(BABEL_EXTRACT) -o $(LOCALES)/messages.pot .
+	$(VENV)/bin/pybabel update -i $(LOCALES)/messages.pot -d $(LOCALES) -D messages --no-wrap --ignore-obsolete
+
+compile-messages: setup
+	$(VENV)/bin/pybabel compile -d $(LOCALES) -D messages --statistics
+
 bench: setup
 	$(PY) -m tests.benchmarks.bench_core
 	$(PY) -m tests.benchmarks.bench_bot
@@ -140,7 +172,14 @@ bench: setup
 	$(PY) -m tests.benchmarks.bench_proxy
 	$(PY) -m tests.benchmarks.bench_notify
 
+# Small sizes, then the regression gate (tests/benchmarks/gate.py); a gated figure more than
+# 20% worse than tests/benchmarks/baseline.json fails only if it does so in a second run too.
 bench-quick: setup
+	$(MAKE) --no-print-directory bench-quick-run
+	$(PY) -m tests.benchmarks.gate || { echo "running the quick benchmarks once more before failing"; \
+		$(MAKE) --no-print-directory bench-quick-run && $(PY) -m tests.benchmarks.gate; }
+
+bench-quick-run:
 	$(PY) -m tests.benchmarks.bench_core --waifus 20000 --participate-waifus 1000 --seconds 2
 	$(PY) -m tests.benchmarks.ab_core --waifus 20000 --runs 1 --seconds 1 --calls 200
 	$(PY) -m tests.benchmarks.bench_bot --quick
@@ -151,3 +190,29 @@ bench-quick: setup
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis bench-results test-artifacts
+
+# --- Containers (docker-compose, testcontainers) ------------------------------------------
+# Each target uses the engine that answers (DOCKER_HOST, /var/run/docker.sock) or starts the
+# project's own (.ci/docker-engine: as root, installing docker.io when missing), which
+# keeps running until `make docker-engine-stop`.
+ENGINE := host=$$(.ci/docker-engine start) || exit 1; eval "$$host"
+
+docker-engine:
+	@.ci/docker-engine start
+
+docker-engine-stop:
+	@.ci/docker-engine stop
+
+# The Python packages come from a wheelhouse made on the host (requirements.lock's pins), so
+# the build needs no PyPI access of its own; WAIFU_WHEELHOUSE=0: pip in the build uses PyPI.
+images: setup
+	@$(ENGINE); WAIFU_WHEELHOUSE=$${WAIFU_WHEELHOUSE:-1} PYTHON=$(PY) .ci/images
+
+# The db image is built once here; every test session then starts containers from it.
+test-containers: setup
+	@$(ENGINE); PYTHON=$(PY) .ci/images db && \
+		WAIFU_TEST_DB_IMAGE=waifu-bot/db TEST_REQUIRE_DOCKER=1 $(PY) -m pytest tests/core tests/bot $(ARGS)
+
+test-compose: setup
+	@$(ENGINE); WAIFU_WHEELHOUSE=$${WAIFU_WHEELHOUSE:-1} PYTHON=$(PY) .ci/images && \
+		WAIFU_TEST_COMPOSE=1 $(PY) -m pytest tests/compose $(ARGS)

@@ -42,6 +42,7 @@ from bot import metrics
 from bot.config import Settings
 from bot.game import Game, GameUnavailable
 from bot.handlers import build_routers
+from bot.i18n import I18N, PlayerLocale
 from bot.languages import PlayerLanguages
 from bot.middlewares import RetryAfter, UpdateContext
 from bot.notifier import Notifier
@@ -77,6 +78,7 @@ def create_dispatcher(game: Game, settings: Settings, **workflow_data: Any) -> D
     dp = Dispatcher(disable_fsm=True, game=game, settings=settings, update_context=update_context,
                     player_languages=PlayerLanguages(), **workflow_data)
     dp.update.outer_middleware(update_context)
+    dp.update.outer_middleware(PlayerLocale(I18N))  # after update_context: its `texts` name the language
     dp.include_routers(*build_routers())
     dp.startup.register(on_startup)
     dp.shutdown.register(on_shutdown)
@@ -171,7 +173,7 @@ async def run(settings: Settings, database_url: str) -> None:
         try:
             polling_lock = await PollingLock.acquire(
                 database_url, settings.bot_token.get_secret_value(),
-                on_lost=lambda: asyncio.ensure_future(dp.stop_polling()))
+                on_lost=lambda: _stop_polling(dp))
         except AnotherPoller as exc:
             log.error(str(exc))
             await game.close()
@@ -209,6 +211,22 @@ async def run(settings: Settings, database_url: str) -> None:
         with suppress(TelegramAPIError):
             await bot.session.close()
         log.info("stopped")
+
+
+def _stop_polling(dp: Dispatcher) -> None:
+    """Stop polling (the lock is gone) without leaving a failed task unretrieved: polling
+    that has not started yet or has already stopped is nothing to stop."""
+
+    async def stop() -> None:
+        with suppress(RuntimeError):  # aiogram: "Polling is not started"
+            await dp.stop_polling()
+
+    task = asyncio.ensure_future(stop())
+    _BACKGROUND.add(task)
+    task.add_done_callback(_BACKGROUND.discard)
+
+
+_BACKGROUND: set[asyncio.Future[None]] = set()  # held until done (the loop keeps only weak references)
 
 
 async def _wait_for_signal() -> None:

@@ -1617,7 +1617,9 @@ BEGIN
                    'waifu_id', r.id, 'name', r.name, 'energy', game.max_energy()) ORDER BY r.id)),
                fill_waifus.at, fill_waifus.at
         FROM restored AS r
-        JOIN game.players AS p ON p.telegram_id = r.owner_id AND p.notifications
+        -- A look-up by key per filled waifu: as a join the planner chose a hash join over
+        -- every player (a scan of all of them in each batch).
+        WHERE (SELECT p.notifications FROM game.players AS p WHERE p.telegram_id = r.owner_id)
         GROUP BY r.owner_id
         RETURNING 1
     )
@@ -2848,7 +2850,7 @@ COMMENT ON FUNCTION ops.set_config(ledger_retention interval, notification_reten
 ledger_retention (7 days..10 years, default 30 days): ledger partitions wholly older are dropped by the
 job ledger-partitions. notification_retention (1 hour..1 year, default 7 days): finished notifications
 are purged after it. notification_max_age (1 minute..7 days, default 30 minutes): a notification not sent
-by then ends as expired. tick_batch_size (100..100000, default 2000): waifus the tick fills per transaction.
+by then ends as expired. tick_batch_size (100..100000, default 1000): waifus the tick fills per transaction.
 Example: SELECT ops.set_config(ledger_retention => ''90 days'');
 Errors: WF006 out of range.';
 
@@ -3034,7 +3036,7 @@ CREATE TABLE game.config (
     ledger_retention interval DEFAULT '30 days'::interval NOT NULL,
     notification_retention interval DEFAULT '7 days'::interval NOT NULL,
     notification_max_age interval DEFAULT '00:30:00'::interval NOT NULL,
-    tick_batch_size integer DEFAULT 2000 NOT NULL,
+    tick_batch_size integer DEFAULT 1000 NOT NULL,
     CONSTRAINT config_ledger_retention_check CHECK ((ledger_retention >= '7 days'::interval)),
     CONSTRAINT config_notification_max_age_check CHECK (((notification_max_age >= '00:01:00'::interval) AND (notification_max_age <= '7 days'::interval))),
     CONSTRAINT config_notification_retention_check CHECK ((notification_retention >= '01:00:00'::interval)),
