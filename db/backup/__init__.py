@@ -45,7 +45,10 @@ def _as_server_user(args: list[str]) -> list[str]:
 def pgbackrest(cluster: localdb.Cluster, command: str, *options: str, timeout: float = 3600) -> str:
     """Run `pgbackrest <command>` for this cluster's stanza as the server's OS user."""
     args = [PGBACKREST, f"--config={config_path(cluster)}", f"--stanza={STANZA}", *options, command]
-    done = subprocess.run(_as_server_user(args), capture_output=True, text=True, timeout=timeout)
+    # It logs in as the superuser over the socket: the password in the child's environment
+    # (db/localdb.py's way), never on a command line.
+    done = subprocess.run(_as_server_user(args), capture_output=True, text=True, timeout=timeout,
+                          env=dict(os.environ, PGPASSWORD=localdb.password(localdb.SUPERUSER)))
     if done.returncode != 0:
         raise BackupError(f"pgbackrest {command} failed ({done.returncode}):\n{done.stdout}{done.stderr}")
     return done.stdout
