@@ -25,7 +25,7 @@ APT_PACKAGES := postgresql-15:/usr/lib/postgresql/15/bin/pg_ctl \
 
 .PHONY: help test lint setup lock system-deps db db-stop db-destroy migrate schema release-migrations psql bot play \
 	bench bench-quick bench-quick-run clean messages compile-messages \
-	docker-engine docker-engine-stop images test-containers test-compose
+	docker-engine docker-engine-stop images test-containers test-compose backup restore
 
 help:
 	@echo "make test        run every test against a real PostgreSQL 15 + pg_cron (installs what it needs)"
@@ -42,6 +42,9 @@ help:
 	@echo "make bench       run the benchmarks at full size (slow); bench-quick: small sizes"
 	@echo "make messages    extract the texts into bot/locales/messages.pot and merge it into every .po file"
 	@echo "make compile-messages   compile the .po catalogues into the .mo files the bot loads (commit both)"
+	@echo "make backup      pgBackRest backup of the local database (WAL archiving set up on the first run;"
+	@echo "                 TYPE=full|diff|incr, default incr: a full one when there is none)"
+	@echo "make restore TIME='2026-12-07 12:00:00+00'   point-in-time restore of the local database, in place"
 	@echo "make db-stop / db-destroy / clean"
 	@echo "make docker-engine       use the Docker engine that answers, or start a private one (root); prints DOCKER_HOST"
 	@echo "make docker-engine-stop  stop the engine make docker-engine started (by its pid)"
@@ -126,6 +129,16 @@ release-migrations:
 
 psql:
 	PGPASSFILE="$(LOCAL_PGPASSFILE)" psql "$$($(PY) -m db.localdb url --name $(DB))"
+
+# Backups (db/backup/, README "Operations"): pgBackRest, repository in .localdb/<DB>-backup
+# (BACKUP_REPO=dir elsewhere). INTO=name restores into a new local cluster instead.
+TYPE ?= incr
+backup: setup
+	$(PY) -m db.backup backup --name $(DB) --type $(TYPE)
+
+restore: setup
+	@test -n "$(TIME)" || { echo "usage: make restore TIME='2026-12-07 12:00:00+00' [INTO=name]"; exit 2; }
+	$(PY) -m db.backup restore --name $(DB) --time "$(TIME)" $(if $(INTO),--into $(INTO))
 
 bot: setup
 	$(PY) -m bot $(ARGS)
