@@ -120,7 +120,7 @@ play: setup
 	$(PY) -m bot.dev.terminal $(ARGS)
 
 # Translations (README "Translations"): gettext catalogues in bot/locales/<lang>/LC_MESSAGES/.
-# `messages` extracts the _() / ngettext() texts of bot/ (babel.cfg) into the template and
+# `messages` extracts the _() / ngettext() texts of bot/ (bot/locales/babel.cfg) into the template and
 # merges it into every catalogue: a new text arrives untranslated, a changed one fuzzy
 # (tests/bot/test_catalogues.py fails on both until a translator settles them). No
 # locations: a line moved in bot/messages.py does not touch every catalogue.
@@ -131,7 +131,7 @@ BABEL_EXTRACT := --no-default-keywords -k _ -k __ -k ngettext:1,2 --add-comments
 	--no-location --no-wrap --project=waifu-bot --version=0.1.0
 
 messages: setup
-	$(VENV)/bin/pybabel extract -F babel.cfg $(BABEL_EXTRACT) -o $(LOCALES)/messages.pot .
+	$(VENV)/bin/pybabel extract -F $(LOCALES)/babel.cfg $(BABEL_EXTRACT) -o $(LOCALES)/messages.pot .
 	$(VENV)/bin/pybabel update -i $(LOCALES)/messages.pot -d $(LOCALES) -D messages --no-wrap --ignore-obsolete
 
 compile-messages: setup
