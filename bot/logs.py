@@ -15,9 +15,8 @@ from typing import IO, Any
 
 from aiohttp.http_exceptions import HttpProcessingError
 
-from bot.ratelimit import RateLimiter
-
 from bot import metrics
+from bot.ratelimit import RateLimiter
 
 update_logger = logging.getLogger("bot.updates")
 
