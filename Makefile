@@ -32,6 +32,7 @@ help:
 	@echo "make lint        ruff (lint, import order) and mypy (strict for bot/ and db/)"
 	@echo "make play        play in the terminal without Telegram (local database started on the way);"
 	@echo "                 options: make play ARGS=\"--name Ann --language ru\""
+	@echo "make webapp      the Mini App with data on 127.0.0.1:8080, offline, for a local player (prints its URL)"
 	@echo "make bot         run the bot (python -m bot; BOT_TOKEN etc. from the environment or .env)"
 	@echo "make db          start the local database (.localdb/$(DB)) and apply the migrations"
 	@echo "make migrate     apply migrations to \$$MIGRATION_DATABASE_URL (unset: the local database)"
@@ -133,6 +134,11 @@ bot: setup
 # Options after ARGS= (make's own parser would take `make play --name Ann` for itself).
 play: setup
 	$(PY) -m bot.dev.terminal $(ARGS)
+
+# The Mini App as a local player sees it, without Telegram or the internet (bot/dev/webapp.py):
+# prints a URL with signed initData; options after ARGS=, e.g. ARGS="--port 8090 --language ru".
+webapp: setup
+	$(PY) -m bot.dev.webapp $(ARGS)
 
 # Translations (README "Translations"): gettext catalogues in bot/locales/<lang>/LC_MESSAGES/.
 # `messages` extracts the _() / ngettext() texts of bot/ (bot/locales/babel.cfg) into the template and

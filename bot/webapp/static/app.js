@@ -518,9 +518,11 @@
   }
 
   async function start() {
-    // Telegram's language first; /me then gives the player's own choice.
+    // ?lang= (a link or a tester's choice) first, then Telegram's language, then the
+    // browser's; /me then gives the player's own choice.
     const user = tg && tg.initDataUnsafe && tg.initDataUnsafe.user;
-    await loadTexts((user && user.language_code) || navigator.language || "");
+    const asked = new URLSearchParams(window.location.search).get("lang");
+    await loadTexts(asked || (user && user.language_code) || (navigator.languages || [])[0] || navigator.language || "");
     if (!tg || !tg.initData) {
       showStatus(t("web_outside_telegram"), "notice");
       return;
