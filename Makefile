@@ -31,7 +31,7 @@ help:
 	@echo "make test        run every test against a real PostgreSQL 15 + pg_cron (installs what it needs)"
 	@echo "make lint        ruff (lint, import order) and mypy (strict for bot/ and db/)"
 	@echo "make play        play in the terminal without Telegram (local database started on the way);"
-	@echo "                 options: make play ARGS=\"--name Ann --language ru\""
+	@echo "                 options: make play ARGS=\"--name Ann --language ru\"; ARGS=\"--fast-clock\": she is rested sooner"
 	@echo "make webapp      the Mini App with data on 127.0.0.1:8080, offline, for a local player (prints its URL)"
 	@echo "make bot         run the bot (python -m bot; BOT_TOKEN etc. from the environment or .env)"
 	@echo "make db          start the local database (.localdb/$(DB)) and apply the migrations"
