@@ -85,11 +85,12 @@ MESSAGES: dict[str, Message] = {
     "result_toast": _("+{xp} XP"),
     "result_replayed_toast": _("Already done: counted once."),
     # help
+    # /help: this, then a line per command (texts.COMMANDS) with its cmd_* description
     "help": _("<b>How to play</b>\n"
               "Your companion has energy, mood and loyalty. Taking part in events costs energy and "
               "brings XP; energy comes back by itself, +1 every minute.\n\n"
-              "/menu: the main menu\n/profile: your companion's stats\n/events: what you can do now\n"
-              "/start: choose your first companion (afterwards it opens the menu)\n/help: this text"),
+              "<b>Commands</b>"),
+    "help_command": _("/{command}: {description}"),
     "unknown_text": _("I answer to buttons and commands. Try /menu or /help."),
     "stale_button": _("This button is out of date. Send /menu for fresh ones."),
     # refusals: chosen by the error's code, numbers from its detail, never its message
@@ -212,6 +213,8 @@ MESSAGES: dict[str, Message] = {
     "err_daily_claimed": _("You already took today's reward. The next one is ready in {wait}."),
     "cmd_daily": _("Daily reward"),
     "cmd_settings": _("Settings and notifications"),
+    "cmd_notify": _("Turn notifications on or off (/notify on, /notify off)"),
+    "cmd_timezone": _("Your timezone for the daily reward (/timezone Europe/Moscow)"),
     # a duration of two units: {larger} '1 h', {smaller} '20 min'
     "dur_pair": _("{larger} {smaller}"),
 }

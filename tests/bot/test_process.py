@@ -89,7 +89,7 @@ async def test_long_polling_process(stub: TelegramStub, database, admin, tmp_pat
     try:
         await stub.wait_for(lambda: stub.calls_of("getUpdates"), timeout=15)
         assert [c["command"] for c in stub.commands[None]] == ["start", "menu", "profile", "events", "daily",
-                                                                "settings", "help"]
+                                                                "settings", "notify", "timezone", "help"]
         assert stub.menu_button["web_app"]["url"] == "https://waifu.example.test/webapp/"
         assert await connections(admin, bot.app_name) >= 1
 
