@@ -255,3 +255,13 @@ def test_restarts_lose_nothing(stack: Stack) -> None:
              every=1)
     assert stack.psql(state) == before
     assert stack.send("/start")["text"] == "Hi, Ann! What shall we do?"  # the bot polls and answers again
+
+
+def test_a_missing_env_value_is_named_before_anything_starts(tmp_path: Path) -> None:
+    env_file = tmp_path / "env"
+    env_file.write_text(f"BOT_TOKEN={TOKEN}\nBOT_DB_PASSWORD=x\n")  # no POSTGRES_PASSWORD
+    s = Stack(f"waifuempty{os.getpid()}", ["docker-compose.yml"], env_file, {})
+    done = s.compose("config", check=False)
+    assert done.returncode != 0
+    assert "set POSTGRES_PASSWORD in .env" in done.stderr
+    assert not s.containers("db")
