@@ -60,7 +60,7 @@ def test_every_bot_setting_is_described_in_env_example():
 
 def test_the_image_installs_the_pinned_versions():
     dockerfile = (ROOT / "bot" / "Dockerfile").read_text()
-    assert "COPY pyproject.toml requirements.lock .wheelhouse* ./wheels/" in dockerfile
+    assert "COPY pyproject.toml requirements.lock .localdb/wheelhouse* ./wheels/" in dockerfile
     assert "pip install --quiet -c wheels/requirements.lock -r requirements.txt" in dockerfile
     assert "bot/dev" in (ROOT / ".dockerignore").read_text()  # the Telegram stand-in stays out of the image
 
