@@ -6,7 +6,9 @@ tests/compose runs the stack for real (make test-compose)."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -102,8 +104,9 @@ def test_no_wheelhouse_or_registry_frontend_in_the_images() -> None:
     assert "wheel" not in final_stage.replace("wheelhouse", "").lower() and "ARG " not in final_stage
 
 
-def engine_script(*args: str, env: dict[str, str], user: str | None = None) -> subprocess.CompletedProcess[str]:
-    command = [str(ROOT / ".ci" / "docker-engine"), *args]
+def engine_script(*args: str, env: dict[str, str], script: Path | None = None,
+                  user: str | None = None) -> subprocess.CompletedProcess[str]:
+    command = [str(script or ROOT / ".ci" / "docker-engine"), *args]
     if user:
         command = ["runuser", "-u", user, "--", *command]
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
@@ -117,11 +120,20 @@ def test_an_engine_that_does_not_answer_is_named_not_replaced(tmp_path: Path) ->
     assert "Traceback" not in done.stderr and not (tmp_path / "dockerd.pid").exists()
 
 
-def test_no_engine_and_not_root_says_what_to_install(tmp_path: Path) -> None:
+def test_no_engine_and_not_root_says_what_to_install() -> None:
     if os.geteuid() != 0:
         pytest.skip("plays a user without root through runuser: needs root (CI runs as root)")
-    tmp_path.chmod(0o777)
-    env = {k: v for k, v in os.environ.items() if k != "DOCKER_HOST"} | {"WAIFU_DOCKER_DIR": str(tmp_path)}
-    done = engine_script("start", env=env, user="nobody")
+    # A copy the unprivileged user can reach (the checkout and pytest's tmp dirs may be 0700).
+    home = Path(tempfile.mkdtemp(prefix="waifu-engine-"))
+    try:
+        home.chmod(0o755)
+        script = home / "docker-engine"
+        shutil.copy(ROOT / ".ci" / "docker-engine", script)
+        script.chmod(0o755)
+        (home / "engine").mkdir(mode=0o777)
+        env = {k: v for k, v in os.environ.items() if k != "DOCKER_HOST"} | {"WAIFU_DOCKER_DIR": str(home / "engine")}
+        done = engine_script("start", env=env, script=script, user="nobody")
+    finally:
+        shutil.rmtree(home)
     assert done.returncode == 1 and done.stdout == ""
     assert "starting one needs root" in done.stderr and "apt-get install -y docker.io docker-compose" in done.stderr

@@ -202,6 +202,10 @@ def test_the_bot_runs_as_non_root_without_the_superuser_password(stack: Stack) -
     password = dict(line.split("=", 1) for line in stack.env_file.read_text().split())["POSTGRES_PASSWORD"]
     assert password not in json.dumps(bot["Config"])
     assert not [e for e in bot["Config"]["Env"] if e.startswith(("POSTGRES_", "MIGRATION_"))]
+    # Nor a wheel of the build's wheelhouse, nor pip: only the installed packages.
+    leftovers = stack.compose("exec", "-T", "bot", "sh", "-c",
+                              "find / -xdev \\( -name '*.whl' -o -name 'pip' \\) -print 2>/dev/null; true").stdout
+    assert leftovers.strip() == ""
 
 
 def test_a_player_plays_through_the_stand_in(stack: Stack) -> None:
