@@ -474,10 +474,11 @@ BEGIN
                 'xp', participation_json.p.xp_gained,
                 'mood', participation_json.p.mood_change,
                 'loyalty', participation_json.p.loyalty_change,
-                'coins', participation_json.p.coins_gained,
+                'coins', participation_json.p.coins_gained,  -- 0013 (added)
                 'level_before', participation_json.p.level_before,
                 'level_after', participation_json.p.level_after,
                 'leveled_up', participation_json.p.level_after > participation_json.p.level_before),
+            -- 0013 (added): the wallet after it
             'coins', (SELECT x.coins FROM game.wallets AS x WHERE x.telegram_id = participation_json.p.telegram_id),
             'replayed', participation_json.replayed);
 END
@@ -591,22 +592,22 @@ BEGIN
     RETURNING x.* INTO w;
     after := w.dynamic;
 
-    -- The player's wallet (after the waifu: the lock order of every function): coins with
-    -- their ledger row, and the leaderboards' XP.
+    -- 0013 (added): the player's wallet (after the waifu: the lock order of every
+    -- function): coins with their ledger row, and the leaderboards' XP.
     PERFORM game.earn(participate_in_event.telegram_id, e.coin_reward,
                       (after ->> 'xp')::bigint - (before ->> 'xp')::bigint, 'event', participate_in_event.request_key,
                       at);
 
     INSERT INTO game.participations AS p (participated_at, telegram_id, waifu_id, xp_gained, level_before,
                                           level_after, energy_spent, mood_change, loyalty_change, event_code,
-                                          request_key, coins_gained)
+                                          request_key, coins_gained)  -- 0013: coins_gained
     VALUES (at, participate_in_event.telegram_id, w.id,
             (after ->> 'xp')::bigint - (before ->> 'xp')::bigint,
             game.level_for_xp((before ->> 'xp')::bigint), game.level_for_xp((after ->> 'xp')::bigint),
             e.energy_cost,
             (after ->> 'mood')::integer - (before ->> 'mood')::integer,
             (after ->> 'loyalty')::integer - (before ->> 'loyalty')::integer,
-            e.code, participate_in_event.request_key, e.coin_reward)
+            e.code, participate_in_event.request_key, e.coin_reward)  -- 0013: e.coin_reward
     RETURNING p.* INTO rec;
     RETURN game.participation_json(w, after, at, rec, e.title, false);
 END
@@ -653,7 +654,8 @@ BEGIN
         'last_day', last,
         'next_streak', next_streak,
         'next_reward', jsonb_build_object('energy', reward.energy, 'xp', reward.xp, 'mood', reward.mood,
-                                          'loyalty', reward.loyalty, 'coins', game.daily_coins(next_streak)));
+                                          'loyalty', reward.loyalty,
+                                          'coins', game.daily_coins(next_streak)));  -- 0013 (added)
 END
 $$;
 
@@ -669,10 +671,10 @@ DECLARE
     ready_at timestamptz;
     streak integer;
     reward game.daily_rewards;
-    coins integer;
+    coins integer;  -- 0013 (added)
     waifus jsonb;
-    xp_gained bigint;
-    balance bigint;
+    xp_gained bigint;  -- 0013 (added)
+    balance bigint;  -- 0013 (added)
     result jsonb;
 BEGIN
     PERFORM game.check_id('telegram_id', claim_daily.telegram_id);
@@ -709,7 +711,7 @@ BEGIN
 
     streak := CASE WHEN p.daily_last = today - 1 THEN p.daily_streak + 1 ELSE 1 END;
     reward := game.daily_reward(streak);
-    coins := game.daily_coins(streak);
+    coins := game.daily_coins(streak);  -- 0013 (added)
     -- Every waifu of the player gets the reward: the streak is the player's, and a
     -- player who cares for several should not have to choose. Locked in id order.
     WITH before AS (
@@ -731,12 +733,12 @@ BEGIN
                'mood', ((c.waifu).dynamic ->> 'mood')::integer - (c.before ->> 'mood')::integer,
                'loyalty', ((c.waifu).dynamic ->> 'loyalty')::integer - (c.before ->> 'loyalty')::integer))
            ORDER BY (c.waifu).id),
-           sum(((c.waifu).dynamic ->> 'xp')::bigint - (c.before ->> 'xp')::bigint)::bigint
-    INTO waifus, xp_gained
+           sum(((c.waifu).dynamic ->> 'xp')::bigint - (c.before ->> 'xp')::bigint)::bigint  -- 0013 (added)
+    INTO waifus, xp_gained  -- 0013: xp_gained
     FROM changed AS c;
 
-    -- The wallet after the waifus (the lock order): the coins with their ledger row, the XP
-    -- of every waifu for the leaderboards.
+    -- 0013 (added): the wallet after the waifus (the lock order): the coins with their
+    -- ledger row, the XP of every waifu for the leaderboards.
     balance := game.earn(p.telegram_id, coins, xp_gained, 'daily', claim_daily.request_key, at);
 
     UPDATE game.players AS x SET daily_streak = streak, daily_last = today, daily_last_at = at
@@ -747,9 +749,9 @@ BEGIN
         'day', today,
         'streak', streak,
         'reward', jsonb_build_object('energy', reward.energy, 'xp', reward.xp, 'mood', reward.mood,
-                                     'loyalty', reward.loyalty, 'coins', coins),
+                                     'loyalty', reward.loyalty, 'coins', coins),  -- 0013: 'coins'
         'waifus', waifus,
-        'coins', balance,
+        'coins', balance,  -- 0013 (added)
         'claimed_at', at,
         'next_at', game.daily_available_at(p),
         'request_key', claim_daily.request_key,
