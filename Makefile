@@ -18,6 +18,7 @@ APT_PACKAGES := postgresql-15:/usr/lib/postgresql/15/bin/pg_ctl \
 	postgresql-15-plpgsql-check:/usr/share/postgresql/15/extension/plpgsql_check.control \
 	postgresql-15-plproxy:/usr/share/postgresql/15/extension/plproxy.control \
 	chromium:/usr/bin/chromium \
+	fonts-dejavu-core:/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf \
 	python3-venv:
 
 .PHONY: help test lint setup lock system-deps db db-stop db-destroy migrate schema release-migrations psql bot play \

@@ -954,7 +954,8 @@ DECLARE
     mine game.wallets;
     my_xp bigint;
     top jsonb;
-    me record;
+    my_place bigint;
+    my_exact boolean;
 BEGIN
     IF leaderboard.board IS NULL OR leaderboard.board NOT IN ('all', 'week') THEN
         PERFORM game.invalid_argument('board', leaderboard.board, 'board must be all or week');
@@ -987,29 +988,28 @@ BEGIN
                         ORDER BY x.xp_week DESC, x.telegram_id LIMIT 10) AS w
                   JOIN game.players AS pl ON pl.telegram_id = w.telegram_id) AS t;
         END IF;
-        me := game.global_rank(leaderboard.board, my_xp, week);
+        SELECT g.place, g.exact INTO my_place, my_exact FROM game.global_rank(leaderboard.board, my_xp, week) AS g;
     ELSE
         -- A group's board: its members only (a group has at most thousands: counted exactly).
-        WITH members AS (
+        -- Each member's wallet by its key (a correlated look-up: the planner would otherwise
+        -- hash the whole wallets table for a group of fifty).
+        WITH members AS MATERIALIZED (
             SELECT m.telegram_id,
-                   CASE WHEN leaderboard.board = 'all' THEN coalesce(w.xp_total, 0)
-                        WHEN w.week_start = week THEN w.xp_week ELSE 0 END AS xp
+                   coalesce((SELECT CASE WHEN leaderboard.board = 'all' THEN w.xp_total
+                                         WHEN w.week_start = week THEN w.xp_week ELSE 0 END
+                             FROM game.wallets AS w WHERE w.telegram_id = m.telegram_id), 0) AS xp
             FROM game.group_members AS m
-            LEFT JOIN game.wallets AS w ON w.telegram_id = m.telegram_id
             WHERE m.chat_id = leaderboard.chat_id
         )
-        SELECT jsonb_agg(jsonb_build_object('rank', t.rank, 'telegram_id', t.telegram_id, 'name', t.name,
-                                            'xp', t.xp) ORDER BY t.xp DESC, t.telegram_id)
-        INTO top
-        FROM (SELECT x.telegram_id, x.xp, rank() OVER (ORDER BY x.xp DESC) AS rank,
-                     left(coalesce(pl.first_name, pl.username, ''), 64) AS name
-              FROM (SELECT * FROM members AS y WHERE y.xp > 0 ORDER BY y.xp DESC, y.telegram_id LIMIT 10) AS x
-              JOIN game.players AS pl ON pl.telegram_id = x.telegram_id) AS t;
-        SELECT 1 + count(*) AS place, true AS exact INTO me
-        FROM game.group_members AS m JOIN game.wallets AS w ON w.telegram_id = m.telegram_id
-        WHERE m.chat_id = leaderboard.chat_id
-          AND CASE WHEN leaderboard.board = 'all' THEN w.xp_total
-                   WHEN w.week_start = week THEN w.xp_week ELSE 0 END > my_xp;
+        SELECT (SELECT jsonb_agg(jsonb_build_object('rank', t.rank, 'telegram_id', t.telegram_id, 'name', t.name,
+                                                    'xp', t.xp) ORDER BY t.xp DESC, t.telegram_id)
+                FROM (SELECT x.telegram_id, x.xp, rank() OVER (ORDER BY x.xp DESC) AS rank,
+                             left(coalesce(pl.first_name, pl.username, ''), 64) AS name
+                      FROM (SELECT * FROM members AS y WHERE y.xp > 0 ORDER BY y.xp DESC, y.telegram_id LIMIT 10) AS x
+                      JOIN game.players AS pl ON pl.telegram_id = x.telegram_id) AS t),
+               (SELECT 1 + count(*) FILTER (WHERE y.xp > my_xp) FROM members AS y),
+               true
+        INTO top, my_place, my_exact;
     END IF;
     RETURN jsonb_build_object(
         'board', leaderboard.board,
@@ -1017,8 +1017,8 @@ BEGIN
         'week_start', CASE WHEN leaderboard.board = 'week' THEN week END,
         'week_ends', CASE WHEN leaderboard.board = 'week' THEN week + interval '1 week' END,
         'top', coalesce(top, '[]'::jsonb),
-        'me', jsonb_build_object('telegram_id', p.telegram_id, 'xp', my_xp, 'rank', me.place,
-                                 'exact', me.exact, 'in_top', me.place <= 10 AND my_xp > 0));
+        'me', jsonb_build_object('telegram_id', p.telegram_id, 'xp', my_xp, 'rank', my_place,
+                                 'exact', my_exact, 'in_top', my_place <= 10 AND my_xp > 0));
 END
 $$;
 
@@ -1028,7 +1028,7 @@ $$;
 
 COMMENT ON FUNCTION api.leaderboard(telegram_id bigint, board text, chat_id bigint, now timestamp with time zone) IS 'The top 10 players by XP and the caller''s own place. board: all (all-time XP) or week (XP gained since Monday
 00:00 UTC). chat_id: a group''s board (its members only; the caller must be one), NULL: everybody.
-Ties share a rank. The own rank is exact up to place 10,000; below it, within 1,000 places as of the last
+Ties share a rank. The own rank is exact up to place 1,000; below it, within 100 places as of the last
 refresh of game.rank_steps (exact: false).
 Returns {board, chat_id, week_start, week_ends, top: [{rank, telegram_id, name, xp}], me: {telegram_id, xp, rank,
 exact, in_top}}.
@@ -2563,8 +2563,13 @@ BEGIN
     END IF;
     exact := above < game.rank_exact_limit();
     IF NOT exact THEN
-        above := greatest(above, coalesce((SELECT max(r.place) FROM game.rank_steps AS r
-                                           WHERE r.board = global_rank.board AND r.xp > global_rank.xp), 0));
+        -- The deepest step still above: the steps' XP falls as the place grows, so it is the
+        -- last step with the least XP above `xp` (two look-ups on rank_steps_xp_idx).
+        above := greatest(above, coalesce((
+            SELECT max(r.place) FROM game.rank_steps AS r
+            WHERE r.board = global_rank.board
+              AND r.xp = (SELECT min(x.xp) FROM game.rank_steps AS x
+                          WHERE x.board = global_rank.board AND x.xp > global_rank.xp)), 0));
     END IF;
     place := above + 1;
 END
@@ -3208,13 +3213,27 @@ COMMENT ON FUNCTION game.purge_rate_limits() IS 'Drop full rate-limit buckets an
 
 CREATE FUNCTION game.rank_exact_limit() RETURNS integer
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
-    RETURN 10000;
+    RETURN 1000;
 
 --
 -- Name: FUNCTION rank_exact_limit(); Type: COMMENT; Schema: game; Owner: -
 --
 
 COMMENT ON FUNCTION game.rank_exact_limit() IS 'Ranks up to this place are counted exactly; below it they are read from game.rank_steps.';
+
+--
+-- Name: rank_step(); Type: FUNCTION; Schema: game; Owner: -
+--
+
+CREATE FUNCTION game.rank_step() RETURNS integer
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    RETURN 100;
+
+--
+-- Name: FUNCTION rank_step(); Type: COMMENT; Schema: game; Owner: -
+--
+
+COMMENT ON FUNCTION game.rank_step() IS 'game.rank_steps keeps every rank_step()-th place: ranks below the exact limit are within it.';
 
 --
 -- Name: tick_state; Type: TABLE; Schema: game; Owner: -
@@ -3302,12 +3321,12 @@ BEGIN
     SELECT 'all', s.place, s.xp, now()
     FROM (SELECT w.xp_total AS xp, row_number() OVER (ORDER BY w.xp_total DESC) AS place
           FROM game.wallets AS w WHERE w.xp_total > 0) AS s
-    WHERE s.place % 1000 = 0
+    WHERE s.place % game.rank_step() = 0
     UNION ALL
     SELECT 'week', s.place, s.xp, now()
     FROM (SELECT w.xp_week AS xp, row_number() OVER (ORDER BY w.xp_week DESC) AS place
           FROM game.wallets AS w WHERE w.week_start = week AND w.xp_week > 0) AS s
-    WHERE s.place % 1000 = 0;
+    WHERE s.place % game.rank_step() = 0;
     GET DIAGNOSTICS steps = ROW_COUNT;
     RETURN jsonb_build_object('steps', steps);
 END
@@ -4795,7 +4814,7 @@ CREATE TABLE game.rank_steps (
 -- Name: TABLE rank_steps; Type: COMMENT; Schema: game; Owner: -
 --
 
-COMMENT ON TABLE game.rank_steps IS 'XP at every 1,000th place of the all-time and weekly boards (job leaderboard-steps, every 5 minutes).';
+COMMENT ON TABLE game.rank_steps IS 'XP at every game.rank_step()-th place of the all-time and weekly boards (job leaderboard-steps, every 5 minutes).';
 
 --
 -- Name: rate_buckets; Type: TABLE; Schema: game; Owner: -
@@ -5803,6 +5822,12 @@ CREATE UNIQUE INDEX participations_default_request_once ON game.participations_d
 CREATE INDEX purchases_at_brin ON game.purchases USING brin (bought_at);
 
 --
+-- Name: rank_steps_xp_idx; Type: INDEX; Schema: game; Owner: -
+--
+
+CREATE INDEX rank_steps_xp_idx ON game.rank_steps USING btree (board, xp, place);
+
+--
 -- Name: request_keys_at_brin; Type: INDEX; Schema: game; Owner: -
 --
 
@@ -6616,6 +6641,12 @@ GRANT ALL ON FUNCTION game.purge_rate_limits() TO waifu_ops;
 --
 
 REVOKE ALL ON FUNCTION game.rank_exact_limit() FROM PUBLIC;
+
+--
+-- Name: FUNCTION rank_step(); Type: ACL; Schema: game; Owner: -
+--
+
+REVOKE ALL ON FUNCTION game.rank_step() FROM PUBLIC;
 
 --
 -- Name: TABLE tick_state; Type: ACL; Schema: game; Owner: -

@@ -13,6 +13,7 @@ DROP VIEW ops.items;
 DROP FUNCTION api.leaderboard(bigint, text, bigint, timestamptz);
 DROP FUNCTION game.global_rank(text, bigint, timestamptz);
 DROP FUNCTION game.refresh_rank_steps();
+DROP FUNCTION game.rank_step();
 DROP FUNCTION game.rank_exact_limit();
 DROP TABLE game.rank_steps;
 DROP FUNCTION api.give_gift(bigint, bigint, text, text, bigint, timestamptz);

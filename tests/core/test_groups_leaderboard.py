@@ -186,7 +186,7 @@ async def test_group_board_counts_its_members_only(bot_conn, admin):
 
 async def test_rank_below_the_exact_limit_comes_from_the_steps(admin, bot_conn):
     await register(bot_conn, 1)
-    # 10,500 players above player 1 on the all-time board
+    # 10,500 players above player 1 on the all-time board: player 1000 + g holds place g
     await admin.execute(
         "INSERT INTO game.players (telegram_id, first_name) SELECT 1000 + g, 'P' FROM generate_series(1, 10500) AS g")
     await admin.execute("""
@@ -194,10 +194,14 @@ async def test_rank_below_the_exact_limit_comes_from_the_steps(admin, bot_conn):
         SELECT 1000 + g, 100000 - g, $1, 0 FROM generate_series(1, 10500) AS g""", WEEK_START)
     await admin.execute("SELECT ops.adjust_coins(1, 1, 'row')")
     await admin.execute("UPDATE game.wallets SET xp_total = 5 WHERE telegram_id = 1")
-    assert await admin.fetchval("SELECT game.refresh_rank_steps()") == {"steps": 10}
+    assert await admin.fetchval("SELECT game.refresh_rank_steps()") == {"steps": 105}  # every 100th place
     me = (await board(bot_conn, 1, "all"))["me"]
-    assert me["exact"] is False and me["rank"] == 10001  # within 1,000 of the true 10,501
-    # a player with 99,000 XP is at most 1,000 down: counted exactly
+    assert me["exact"] is False and me["rank"] == 10501  # everybody is above: the last step
+    # 4,999 players above: from the steps, within 100 places
+    await admin.execute("UPDATE game.wallets SET xp_total = 95000 WHERE telegram_id = 1")
+    me = (await board(bot_conn, 1, "all"))["me"]
+    assert me["exact"] is False and me["rank"] == 4901
+    # 999 players above: counted exactly
     await admin.execute("UPDATE game.wallets SET xp_total = 99000 WHERE telegram_id = 1")
     me = (await board(bot_conn, 1, "all"))["me"]
     assert me == {"telegram_id": 1, "xp": 99000, "rank": 1000, "exact": True, "in_top": False}
