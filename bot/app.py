@@ -38,9 +38,11 @@ from aiogram.types import BotCommand, MenuButtonWebApp, WebAppInfo
 from aiogram.webhook.aiohttp_server import setup_application
 from aiohttp import web
 
+from bot import metrics
 from bot.config import Settings
 from bot.game import Game, GameUnavailable
 from bot.handlers import build_routers
+from bot.i18n import I18N, PlayerLocale
 from bot.languages import PlayerLanguages
 from bot.middlewares import RetryAfter, UpdateContext
 from bot.notifier import Notifier
@@ -76,6 +78,7 @@ def create_dispatcher(game: Game, settings: Settings, **workflow_data: Any) -> D
     dp = Dispatcher(disable_fsm=True, game=game, settings=settings, update_context=update_context,
                     player_languages=PlayerLanguages(), **workflow_data)
     dp.update.outer_middleware(update_context)
+    dp.update.outer_middleware(PlayerLocale(I18N))  # after update_context: its `texts` name the language
     dp.include_routers(*build_routers())
     dp.startup.register(on_startup)
     dp.shutdown.register(on_shutdown)
@@ -170,7 +173,7 @@ async def run(settings: Settings, database_url: str) -> None:
         try:
             polling_lock = await PollingLock.acquire(
                 database_url, settings.bot_token.get_secret_value(),
-                on_lost=lambda: asyncio.ensure_future(dp.stop_polling()))
+                on_lost=lambda: _stop_polling(dp))
         except AnotherPoller as exc:
             log.error(str(exc))
             await game.close()
@@ -178,7 +181,10 @@ async def run(settings: Settings, database_url: str) -> None:
             raise SystemExit(EX_TEMPFAIL) from None
     freeze_startup_objects()
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    metrics_runner = None
     try:
+        metrics_runner = await metrics.start(settings, mode="webhook" if settings.webhook_url else "polling",
+                                             notifier=notifier)
         await runner.setup()  # webhook mode: the dispatcher's startup runs here
         site = web.TCPSite(runner, settings.web_host, settings.web_port)
         await site.start()
@@ -193,6 +199,8 @@ async def run(settings: Settings, database_url: str) -> None:
                                    allowed_updates=["message", "callback_query"])
     finally:
         await runner.cleanup()  # webhook mode: the dispatcher's shutdown waits for in-flight updates
+        if metrics_runner is not None:
+            await metrics_runner.cleanup()
         await dp["update_context"].wait_idle(SHUTDOWN_GRACE_SECONDS)
         if notifier is not None:
             await notifier.stop()  # gives back the rows it holds: another process sends them
@@ -203,6 +211,22 @@ async def run(settings: Settings, database_url: str) -> None:
         with suppress(TelegramAPIError):
             await bot.session.close()
         log.info("stopped")
+
+
+def _stop_polling(dp: Dispatcher) -> None:
+    """Stop polling (the lock is gone) without leaving a failed task unretrieved: polling
+    that has not started yet or has already stopped is nothing to stop."""
+
+    async def stop() -> None:
+        with suppress(RuntimeError):  # aiogram: "Polling is not started"
+            await dp.stop_polling()
+
+    task = asyncio.ensure_future(stop())
+    _BACKGROUND.add(task)
+    task.add_done_callback(_BACKGROUND.discard)
+
+
+_BACKGROUND: set[asyncio.Future[None]] = set()  # held until done (the loop keeps only weak references)
 
 
 async def _wait_for_signal() -> None:

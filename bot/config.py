@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from pydantic import SecretStr, ValidationError, field_validator
+from pydantic import SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # sysexits.h EX_CONFIG: a configuration error, which restarting never fixes.
@@ -70,6 +70,11 @@ class Settings(BaseSettings):
     # Polling fallback when no NOTIFY arrives (the LISTEN connection is down).
     notify_poll_seconds: float = 10.0
     log_level: str = "INFO"
+    # Prometheus metrics (bot/metrics.py) on a port of their own, never the public web
+    # port; unset or 0: off. Keep the host private (loopback, or a network only the
+    # scraper reaches): the figures are no secret, but nobody else needs them.
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int | None = None
 
     @field_validator("bot_token")
     @classmethod
@@ -80,6 +85,15 @@ class Settings(BaseSettings):
         if not _TOKEN_SHAPE.fullmatch(token):
             raise ValueError(BAD_TOKEN)
         return SecretStr(token)
+
+
+    @model_validator(mode="after")
+    def _metrics_apart(self) -> Settings:
+        if self.metrics_port and self.metrics_port == self.web_port:
+            raise ValueError("METRICS_PORT must differ from WEB_PORT: the metrics are never served on the public port")
+        if self.metrics_port is not None and not 0 <= self.metrics_port <= 65535:
+            raise ValueError("METRICS_PORT must be a TCP port (1-65535), or 0/unset for no metrics")
+        return self
 
 
 class ConfigError(Exception):

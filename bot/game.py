@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from typing import Any, ClassVar
 
 import asyncpg
+
+from bot import metrics
 
 
 class GameError(Exception):
@@ -165,14 +168,25 @@ class Game:
         await self.pool.close()
 
     async def _call(self, sql: str, *args: Any) -> Any:
+        # Metrics (bot/metrics.py): the wait for a turn, the call's latency by api
+        # function and failures by SQLSTATE, counted here for every call.
+        started = time.perf_counter()
         try:
             async with self._turns:
-                return await self.pool.fetchval(sql, *args)
+                metrics.POOL_WAIT.observe(time.perf_counter() - started)
+                metrics.POOL_IN_USE.inc()
+                try:
+                    return await self.pool.fetchval(sql, *args)
+                finally:
+                    metrics.POOL_IN_USE.dec()
         except Exception as exc:
+            metrics.db_error(exc)
             translated = _translate(exc)
             if translated is None:
                 raise
             raise translated from exc
+        finally:
+            metrics.db_call_histogram(sql).observe(time.perf_counter() - started)
 
     async def ping(self) -> bool:
         """True if the database answers (for /healthz)."""

@@ -26,11 +26,20 @@ from typing import Any
 
 from aiogram import BaseMiddleware, Bot
 from aiogram.client.session.middlewares.base import BaseRequestMiddleware, NextRequestMiddlewareType
-from aiogram.exceptions import TelegramRetryAfter
+from aiogram.exceptions import (
+    TelegramAPIError,
+    TelegramBadRequest,
+    TelegramForbiddenError,
+    TelegramNetworkError,
+    TelegramNotFound,
+    TelegramRetryAfter,
+    TelegramServerError,
+)
 from aiogram.methods import TelegramMethod
 from aiogram.methods.base import Response, TelegramType
 from aiogram.types import TelegramObject, Update
 
+from bot import metrics
 from bot.game import Game, GameError, GameUnavailable
 from bot.languages import PlayerLanguages
 from bot.logs import UpdateLog, update_logger
@@ -89,14 +98,18 @@ class UpdateContext(BaseMiddleware):
 
     def _skip(self, update_log: UpdateLog, outcome: str) -> None:
         """One line per user per minute for updates not handled (a flood is one line)."""
+        metrics.update_done(update_log.kind, outcome)
         self._skipped.log((outcome, update_log.user_id), "update", update_id=update_log.update_id,
                           user_id=update_log.user_id, action=update_log.action, outcome=outcome, latency_ms=0)
 
     async def _admit(self, game: Game, bot: Bot, update: Update, user_id: int | None) -> str | None:
         """None to handle the update, else why not ('duplicate', 'limited')."""
         chat_id = chat_of(update)
-        if (user_id is not None and self.refusals.wait(("user", user_id))) or (
-                chat_id is not None and chat_id < 0 and self.refusals.wait(("group", chat_id))):
+        if user_id is not None and self.refusals.wait(("user", user_id)):
+            metrics.rate_limited("chat_user")
+            return "limited"
+        if chat_id is not None and chat_id < 0 and self.refusals.wait(("group", chat_id)):
+            metrics.rate_limited("group_chat")
             return "limited"
         try:
             verdict = await game.admit_update(bot.id, update.update_id, user_id, chat_id)
@@ -106,6 +119,7 @@ class UpdateContext(BaseMiddleware):
             return None
         if verdict.get("reason") == "limited":
             key = ("group", chat_id) if verdict.get("scope") == "group" else ("user", user_id)
+            metrics.rate_limited("group_chat" if key[0] == "group" else "chat_user")
             self.refusals.refuse(key, float(verdict.get("retry_after") or 1.0))
             return "limited"
         return "duplicate"
@@ -204,13 +218,33 @@ class RetryAfter(BaseRequestMiddleware):
         bot: Bot,
         method: TelegramMethod[TelegramType],
     ) -> Response[TelegramType]:
+        name = type(method).__name__
         for attempt in range(1, self.attempts + 1):
             try:
-                return await make_request(bot, method)
+                response = await make_request(bot, method)
             except TelegramRetryAfter as exc:
+                metrics.telegram_request(name, "retry_after")
                 if attempt == self.attempts or exc.retry_after > self.max_wait:
                     raise
                 log.warning("429 from Telegram, retrying", extra={
                     "method": type(method).__name__, "retry_after": exc.retry_after, "attempt": attempt})
                 await asyncio.sleep(exc.retry_after)
+                continue
+            except TelegramForbiddenError:
+                metrics.telegram_request(name, "forbidden")
+                raise
+            except (TelegramBadRequest, TelegramNotFound):
+                metrics.telegram_request(name, "bad_request")
+                raise
+            except TelegramServerError:
+                metrics.telegram_request(name, "server_error")
+                raise
+            except (TelegramNetworkError, OSError, TimeoutError):
+                metrics.telegram_request(name, "network_error")
+                raise
+            except TelegramAPIError:
+                metrics.telegram_request(name, "other_error")
+                raise
+            metrics.telegram_request(name, "ok")
+            return response
         raise AssertionError("unreachable")

@@ -33,8 +33,9 @@ def bot_id(bot_token: str) -> int:
 
 
 class PollingLock:
-    def __init__(self, conn: asyncpg.Connection) -> None:
+    def __init__(self, conn: asyncpg.Connection, on_lost: Callable[[object], None]) -> None:
         self._conn = conn
+        self._on_lost = on_lost
 
     @classmethod
     async def acquire(cls, database_url: str, bot_token: str, on_lost: Callable[[], object]) -> PollingLock:
@@ -56,9 +57,11 @@ class PollingLock:
             on_lost()
 
         conn.add_termination_listener(lost)
-        return cls(conn)
+        return cls(conn, lost)
 
     async def release(self) -> None:
+        # Closing on purpose is no loss: asyncpg calls termination listeners on close too.
+        self._conn.remove_termination_listener(self._on_lost)
         if not self._conn.is_closed():
             with_timeout = asyncio.wait_for(self._conn.close(), 5)
             try:

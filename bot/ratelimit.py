@@ -11,7 +11,8 @@ and uses the same memory.
 
 `RateLimiter` is the same algorithm (GCRA: one float per key, the time at which the key's
 bucket would be full again) in this process's memory, for what must not touch the
-database: the bounded log below, and the health endpoints. `BoundedLog` writes at most one
+database: the bounded log below, and the health endpoints (bot/webapp/health.py). The
+HTTP side of the Mini App's limits (429 answers, body size) is bot/webapp/guards.py. `BoundedLog` writes at most one
 line per key per interval and counts the lines it held back.
 """
 
@@ -27,6 +28,10 @@ from typing import Any
 from bot.game import Game, GameError
 
 log = logging.getLogger("bot.ratelimit")
+
+# Buckets of ops.rate_limits the Mini App draws on (the chat's are api.admit_update's own).
+ADDRESS_BUCKET = "web_address"
+ACTION_BUCKET = "web_action"
 
 
 class RateLimiter:

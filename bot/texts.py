@@ -1,10 +1,12 @@
-"""Every player-facing text, in one place, in English and Russian.
+"""Every player-facing text, in the player's language: gettext catalogues, used by key.
 
 Chat messages, buttons, the command menu, the web API's error messages and the Mini
-App page's strings all come from MESSAGES (the page fetches its share, PAGE_KEYS, from
-the server). Handlers never hold text. Texts are Telegram HTML: every value put into a
-template is escaped unless it is already `Html` (built here), so a player named `<b>` or
-a waifu called `Tom & Jerry` cannot break a message.
+App page's strings all come from bot/messages.py (English, by key), translated by the
+catalogues bot/locales/<lang>/LC_MESSAGES/messages.po through aiogram's I18n (bot/i18n.py;
+the page fetches its share, PAGE_KEYS, from the server). Handlers never hold text.
+Texts are Telegram HTML: every value put into a template is escaped unless it is already
+`Html` (built here), so a player named `<b>` or a waifu called `Tom & Jerry` cannot break
+a message.
 
 Which language: `effective_language(setting, language_code)`; the database answers the
 same question for a registered player (game.effective_language in 0008.i18n.sql) and
@@ -16,9 +18,13 @@ from __future__ import annotations
 import html
 import math
 import re
-import string
 from datetime import UTC, datetime
 from typing import Any
+
+from babel import Locale
+
+from bot.i18n import I18N
+from bot.messages import MESSAGES, Message
 
 # Telegram's limits, counted on the text after entity parsing.
 MESSAGE_LIMIT = 4096
@@ -36,355 +42,9 @@ def escape(value: Any) -> Html:
     return Html(html.escape(str(value), quote=False))
 
 
-# Placeholders are str.format fields. A word that goes with a number is a plural field:
-# `{n:minute|minutes}` in English (one|other), `{n:минуту|минуты|минут}` in Russian
-# (one|few|many); the field prints the form for n, the number itself is a plain `{n}`.
-# Every language has every key with the same fields (tests/bot/test_i18n.py): add a key
-# to all of them at once. Keys `web_*` and `dur_*` (and PAGE_KEYS) also reach the Mini App.
-# Russian addresses the player as «ты», as games in Telegram do, and avoids gendered
-# verbs about the player.
-MESSAGES: dict[str, dict[str, str]] = {
-    "en": {
-        # /start and adoption
-        "welcome_new": "Welcome, {name}! 🌸\nChoose your companion. She will be waiting for you here:",
-        "starter_line": "<b>{name}</b> · {description}",
-        "starter_button": "💕 {name}",
-        "no_starters": "There is nobody to adopt right now. Please come back a little later.",
-        "adopted": "🎉 <b>{waifu}</b> is now your companion! Take good care of her.",
-        "adopted_toast": "Welcome home, {waifu}!",
-        # main menu
-        "menu": "Hi, {name}! What shall we do?",
-        "menu_no_waifu": "Hi, {name}! You have no companion yet. Send /start to meet one.",
-        "btn_card": "📊 Stats",
-        "btn_card_of": "📊 {name}",
-        "btn_events": "🎉 Events",
-        "btn_webapp": "📱 Open the app",
-        "btn_help": "❓ Help",
-        "btn_menu": "⬅️ Menu",
-        "btn_refresh": "🔄 Refresh",
-        "btn_again": "🔁 Again: {title}",
-        "menu_button_webapp": "Stats",
-        "pick_waifu": "Which companion?",
-        # stat card
-        "card_title": "<b>{name}</b> · level {level}",
-        "card_xp": "✨ XP {bar} {xp_in_level}/{xp_for_level}",
-        "card_xp_total": "   {xp} XP in total, {to_next} to level {next_level}",
-        "card_energy": "⚡ Energy {bar} {energy}/{max_energy}",
-        "card_energy_next": "   next +1 in {next} · full in {full}",
-        "card_energy_full": "   full",
-        "card_mood": "😊 Mood {bar} {mood}/{max_stat}",
-        "card_loyalty": "💞 Loyalty {bar} {loyalty}/{max_stat}",
-        "refreshed_toast": "Up to date",
-        # events
-        "events_title": "<b>Events for {name}</b> (⚡ {energy}/{max_energy})",
-        "events_none": "No events are open right now. Check again later!",
-        "event_line": "<b>{title}</b>: {cost} ⚡ → +{xp} XP, mood {mood}, loyalty {loyalty}",
-        "event_cooldown": "   cooldown {cooldown}",
-        "event_no_cooldown": "   no cooldown",
-        "event_wait": "   ⏳ ready again in {wait}",
-        "event_low_energy": "   🪫 needs more energy",
-        "event_button": "{title} · {cost}⚡",
-        "event_button_wait": "⏳ {title}",
-        "event_button_low": "🪫 {title} · {cost}⚡",
-        "more_events": "…and {count} more",
-        # taking part
-        "result_title": "✅ <b>{waifu}</b>: {event}",
-        "result_changes": "+{xp} XP · {energy} ⚡ · mood {mood} · loyalty {loyalty}",
-        "result_level_up": "🎉 Level up! {before} → {after}",
-        "result_toast": "+{xp} XP",
-        "result_replayed_toast": "Already done: counted once.",
-        # help
-        "help": (
-            "<b>How to play</b>\n"
-            "Your companion has energy, mood and loyalty. Taking part in events costs energy and "
-            "brings XP; energy comes back by itself, +1 every minute.\n\n"
-            "/menu: the main menu\n/profile: your companion's stats\n/events: what you can do now\n"
-            "/start: choose your first companion (afterwards it opens the menu)\n/help: this text"
-        ),
-        "unknown_text": "I answer to buttons and commands. Try /menu or /help.",
-        "stale_button": "This button is out of date. Send /menu for fresh ones.",
-        # refusals: chosen by the error's code, numbers from its detail, never its message
-        "err_not_enough_energy": "Not enough energy: this needs {needed} ⚡, there is {energy}. Enough in {wait}.",
-        "err_on_cooldown": "She needs a break from this one. Ready again in {wait}.",
-        "err_event_not_open": "This event is not open right now. Send /events for the current ones.",
-        "err_waifu_not_found": "That companion is not one of yours. Send /menu for fresh buttons.",
-        "err_player_not_registered": "We have not met yet! Send /start to the bot first.",
-        "err_invalid_argument": "Something in that request was not right. Send /menu and try again.",
-        "err_request_key_conflict": "That button was already used. Send /menu for fresh ones.",
-        "err_choice_already_made": "You already chose from this list.",
-        "err_limit_reached": "That is the limit for now.",
-        "err_already_adopted": "She is already yours: each companion joins you once. Send /menu to see her.",
-        "err_unavailable": "I can't reach my memory right now. Please try again in a moment.",
-        "err_unexpected": "Oops, something went wrong on my side. Please try again.",
-        # refusals of the Mini App's API (the web layer's own codes)
-        "err_auth_expired": "This session has expired. Close the app and open it again from the bot.",
-        "err_auth_invalid": "Telegram did not confirm who you are. Close the app and open it again from the bot.",
-        "err_webapp_not_configured": "The web app is not set up on this server yet.",
-        "err_not_found": "There is nothing here.",
-        "err_rate_limited": "Too many requests. Please wait a moment.",
-        # durations: "in {wait}" reads "in 9 min 42 s"
-        "dur_now": "a moment",
-        "dur_s": "{n} s",
-        "dur_min": "{n} min",
-        "dur_min_s": "{m} min {s} s",
-        "dur_h": "{h} h",
-        "dur_h_min": "{h} h {m} min",
-        # bot commands (set_my_commands)
-        "cmd_start": "Begin, or open the menu",
-        "cmd_menu": "Main menu",
-        "cmd_profile": "Your companion's stats",
-        "cmd_events": "Events you can take part in",
-        "cmd_help": "How to play",
-        # the Mini App page
-        "web_title": "Your companions",
-        "web_loading": "Loading…",
-        "web_outside_telegram": ("This is the game's Telegram Mini App. Open it from the bot in Telegram (the "
-                                 "“Open the app” button or the menu button): outside Telegram it cannot tell "
-                                 "who you are."),
-        "web_greeting": "Hi, {name}!",
-        "web_no_waifu": "No companion yet: open the bot and pick one with /start.",
-        "web_level": "Level {level}",
-        "web_xp": "XP",
-        "web_xp_label": "XP to the next level",
-        "web_energy": "Energy",
-        "web_mood": "Mood",
-        "web_loyalty": "Loyalty",
-        "web_energy_full": "Full",
-        "web_energy_next": "+1 in {wait}",
-        "web_energy_full_in": "full in {wait}",
-        "web_events": "Events",
-        "web_events_loading": "Loading events…",
-        "web_go": "Go",
-        "web_daily": "Daily reward",
-        "web_daily_claim": "Claim",
-        "web_daily_ready": "Ready: day {n} of your streak.",
-        "web_daily_wait": "Next one in {time}. Streak: {n} {n:day|days}.",
-        "web_daily_claimed": "Daily reward claimed! Streak: {n} {n:day|days}.",
-        "web_notifications": "Tell me when she is rested",
-        "web_wait": "⏳ {wait}",
-        "web_need_energy": "Need ⚡{cost}",
-        "web_term_xp": "+{xp} XP",
-        "web_term_mood": "mood {delta}",
-        "web_term_loyalty": "loyalty {delta}",
-        "web_term_cooldown": "cooldown {wait}",
-        "web_result": "{title}: {changes}",
-        "web_network": "No connection to the game.",
-        "web_failed": "That did not work.",
-        # notifications (H5)
-        "rested_one": "🌸 <b>{name}</b> is rested: ⚡ {energy}. She is waiting for you!",
-        "rested_many_title": "🌸 Your companions are rested:",
-        "rested_line": "• <b>{name}</b> ⚡ {energy}",
-        "btn_events_of": "🎉 {name}",
-        "btn_notify_off": "🔕 Stop these messages",
-        # settings (H5)
-        "btn_settings": "⚙️ Settings",
-        "settings_title": "⚙️ <b>Settings</b>",
-        "settings_notifications_on": "🔔 Notifications: on. I write when a companion is rested.",
-        "settings_notifications_off": "🔕 Notifications: off.",
-        "settings_language": "🌐 Language: {language}",
-        "settings_timezone": "🕒 Timezone: {timezone} (the daily reward follows your day there; "
-                             "change it with /timezone Europe/Moscow)",
-        "settings_daily_ready": "🎁 Daily reward: ready! Streak: {streak} {streak:day|days}.",
-        "settings_daily_wait": "🎁 Daily reward: ready in {wait}. Streak: {streak} {streak:day|days}.",
-        "lang_auto": "Auto",
-        "lang_en": "English",
-        "lang_ru": "Русский",
-        "lang_selected": "✅ {language}",
-        "btn_notify_on": "🔔 Turn notifications on",
-        "btn_notify_off_settings": "🔕 Turn notifications off",
-        "notify_on_done": "🔔 Notifications are on: I will write when a companion is rested.",
-        "notify_off_done": "🔕 Notifications are off. Send /notify on to turn them back on.",
-        "notify_usage": "Send /notify on or /notify off.",
-        "notify_on_toast": "Notifications on",
-        "notify_off_toast": "Notifications off. /notify on brings them back.",
-        "language_toast": "Language: {language}",
-        "timezone_set": "🕒 Timezone: {timezone}. The daily reward now follows your day there.",
-        "timezone_usage": ("Your timezone is {timezone}. To change it, send e.g. /timezone Europe/Moscow "
-                           "or /timezone UTC."),
-        "timezone_unknown": ("I don't know the timezone “{value}”. Try a name like Europe/Moscow, "
-                             "America/New_York or UTC."),
-        # daily reward (H5)
-        "btn_daily_ready": "🎁 Daily reward",
-        "btn_daily_wait": "🎁 Daily in {wait}",
-        "daily_title": "🎁 <b>Daily reward</b>: day {streak} of your streak!",
-        "daily_reward": "Each companion: +{energy} ⚡ · +{xp} XP · mood +{mood} · loyalty +{loyalty}",
-        "daily_line": "• <b>{name}</b>: ⚡ {energy}/{max_energy} · level {level}",
-        "daily_next": "The next one is ready in {wait}: come back then to keep the streak going.",
-        "daily_toast": "+{energy} ⚡ · +{xp} XP",
-        "daily_replayed_toast": "Already claimed: counted once.",
-        "daily_no_waifu": "There is nobody to reward yet. Send /start to meet a companion.",
-        "err_daily_claimed": "You already took today's reward. The next one is ready in {wait}.",
-        "cmd_daily": "Daily reward",
-        "cmd_settings": "Settings and notifications",
-    },
-    "ru": {
-        "welcome_new": "Добро пожаловать, {name}! 🌸\nВыбери себе спутницу. Она будет ждать тебя здесь:",
-        "starter_line": "<b>{name}</b> · {description}",
-        "starter_button": "💕 {name}",
-        "no_starters": "Сейчас выбрать некого. Загляни чуть позже.",
-        "adopted": "🎉 <b>{waifu}</b> теперь твоя спутница! Береги её.",
-        "adopted_toast": "{waifu}, добро пожаловать домой!",
-        "menu": "Привет, {name}! Чем займёмся?",
-        "menu_no_waifu": "Привет, {name}! У тебя пока нет спутницы. Отправь /start, чтобы познакомиться.",
-        "btn_card": "📊 Показатели",
-        "btn_card_of": "📊 {name}",
-        "btn_events": "🎉 События",
-        "btn_webapp": "📱 Открыть приложение",
-        "btn_help": "❓ Помощь",
-        "btn_menu": "⬅️ Меню",
-        "btn_refresh": "🔄 Обновить",
-        "btn_again": "🔁 Ещё раз: {title}",
-        "menu_button_webapp": "Показатели",
-        "pick_waifu": "Какую спутницу?",
-        "card_title": "<b>{name}</b> · уровень {level}",
-        "card_xp": "✨ Опыт {bar} {xp_in_level}/{xp_for_level}",
-        "card_xp_total": "   всего опыта: {xp}, до уровня {next_level} ещё {to_next}",
-        "card_energy": "⚡ Энергия {bar} {energy}/{max_energy}",
-        "card_energy_next": "   +1 через {next} · полная через {full}",
-        "card_energy_full": "   полная",
-        "card_mood": "😊 Настроение {bar} {mood}/{max_stat}",
-        "card_loyalty": "💞 Преданность {bar} {loyalty}/{max_stat}",
-        "refreshed_toast": "Всё актуально",
-        "events_title": "<b>{name}: события</b> (⚡ {energy}/{max_energy})",
-        "events_none": "Сейчас открытых событий нет. Загляни позже!",
-        "event_line": "<b>{title}</b>: {cost} ⚡ → +{xp} опыта, настроение {mood}, преданность {loyalty}",
-        "event_cooldown": "   не чаще раза в {cooldown}",
-        "event_no_cooldown": "   без перерыва",
-        "event_wait": "   ⏳ снова можно через {wait}",
-        "event_low_energy": "   🪫 не хватает энергии",
-        "event_button": "{title} · {cost}⚡",
-        "event_button_wait": "⏳ {title}",
-        "event_button_low": "🪫 {title} · {cost}⚡",
-        "more_events": "…и ещё {count}",
-        "result_title": "✅ <b>{waifu}</b>: {event}",
-        "result_changes": "+{xp} опыта · {energy} ⚡ · настроение {mood} · преданность {loyalty}",
-        "result_level_up": "🎉 Новый уровень! {before} → {after}",
-        "result_toast": "+{xp} опыта",
-        "result_replayed_toast": "Уже сделано: засчитано один раз.",
-        "help": (
-            "<b>Как играть</b>\n"
-            "У твоей спутницы есть энергия, настроение и преданность. Участие в событиях тратит энергию "
-            "и приносит опыт; энергия восстанавливается сама, +1 каждую минуту.\n\n"
-            "/menu: главное меню\n/profile: показатели спутницы\n/events: что можно сделать сейчас\n"
-            "/start: выбрать первую спутницу (потом открывает меню)\n/help: эта справка"
-        ),
-        "unknown_text": "Я понимаю кнопки и команды. Попробуй /menu или /help.",
-        "stale_button": "Эта кнопка устарела. Отправь /menu, чтобы получить свежие.",
-        "err_not_enough_energy": "Не хватает энергии: нужно {needed} ⚡, есть {energy}. Хватит через {wait}.",
-        "err_on_cooldown": "Ей нужен перерыв от этого занятия. Снова можно через {wait}.",
-        "err_event_not_open": "Это событие сейчас закрыто. Отправь /events, чтобы увидеть открытые.",
-        "err_waifu_not_found": "Это не твоя спутница. Отправь /menu, чтобы получить свежие кнопки.",
-        "err_player_not_registered": "Мы ещё не знакомы! Сначала отправь боту /start.",
-        "err_invalid_argument": "В запросе что-то не так. Отправь /menu и попробуй ещё раз.",
-        "err_request_key_conflict": "Эта кнопка уже использована. Отправь /menu, чтобы получить свежие.",
-        "err_choice_already_made": "Из этого списка уже выбрано.",
-        "err_limit_reached": "Пока это предел.",
-        "err_already_adopted": ("Она уже твоя: каждая спутница приходит только один раз. "
-                                "Отправь /menu, чтобы её увидеть."),
-        "err_unavailable": "Не могу сейчас достучаться до своей памяти. Попробуй чуть позже.",
-        "err_unexpected": "Ой, у меня что-то пошло не так. Попробуй ещё раз.",
-        "err_auth_expired": "Сессия истекла. Закрой приложение и открой его снова из бота.",
-        "err_auth_invalid": "Telegram не подтвердил, кто ты. Закрой приложение и открой его снова из бота.",
-        "err_webapp_not_configured": "Приложение на этом сервере ещё не настроено.",
-        "err_not_found": "Здесь ничего нет.",
-        "err_rate_limited": "Слишком много запросов. Подожди немного.",
-        # Durations follow «через»: the accusative (1 минуту, 2 минуты, 5 минут).
-        "dur_now": "мгновение",
-        "dur_s": "{n} {n:секунду|секунды|секунд}",
-        "dur_min": "{n} {n:минуту|минуты|минут}",
-        "dur_min_s": "{m} {m:минуту|минуты|минут} {s} {s:секунду|секунды|секунд}",
-        "dur_h": "{h} {h:час|часа|часов}",
-        "dur_h_min": "{h} {h:час|часа|часов} {m} {m:минуту|минуты|минут}",
-        "cmd_start": "Начать или открыть меню",
-        "cmd_menu": "Главное меню",
-        "cmd_profile": "Показатели спутницы",
-        "cmd_events": "События, в которых можно участвовать",
-        "cmd_help": "Как играть",
-        "web_title": "Твои спутницы",
-        "web_loading": "Загрузка…",
-        "web_outside_telegram": ("Это мини-приложение игры в Telegram. Открой его из бота в Telegram (кнопка "
-                                 "«Открыть приложение» или кнопка меню): вне Telegram оно не знает, кто ты."),
-        "web_greeting": "Привет, {name}!",
-        "web_no_waifu": "Спутницы пока нет: открой бота и выбери её через /start.",
-        "web_level": "Уровень {level}",
-        "web_xp": "Опыт",
-        "web_xp_label": "Опыт до следующего уровня",
-        "web_energy": "Энергия",
-        "web_mood": "Настроение",
-        "web_loyalty": "Преданность",
-        "web_energy_full": "Полная",
-        "web_energy_next": "+1 через {wait}",
-        "web_energy_full_in": "полная через {wait}",
-        "web_events": "События",
-        "web_events_loading": "Загрузка событий…",
-        "web_go": "Вперёд",
-        "web_daily": "Ежедневная награда",
-        "web_daily_claim": "Забрать",
-        "web_daily_ready": "Готово: день {n} серии.",
-        "web_daily_wait": "Следующая через {time}. Серия: {n} {n:день|дня|дней}.",
-        "web_daily_claimed": "Награда получена! Серия: {n} {n:день|дня|дней}.",
-        "web_notifications": "Сообщать, когда она отдохнула",
-        "web_wait": "⏳ {wait}",
-        "web_need_energy": "Нужно ⚡{cost}",
-        "web_term_xp": "+{xp} опыта",
-        "web_term_mood": "настроение {delta}",
-        "web_term_loyalty": "преданность {delta}",
-        "web_term_cooldown": "не чаще раза в {wait}",
-        "web_result": "{title}: {changes}",
-        "web_network": "Нет связи с игрой.",
-        "web_failed": "Не получилось.",
-        # notifications
-        "rested_one": "🌸 <b>{name}</b> отдохнула: ⚡ {energy}. Она ждёт тебя!",
-        "rested_many_title": "🌸 Твои спутницы отдохнули:",
-        "rested_line": "• <b>{name}</b> ⚡ {energy}",
-        "btn_events_of": "🎉 {name}",
-        "btn_notify_off": "🔕 Не присылать такие сообщения",
-        # settings
-        "btn_settings": "⚙️ Настройки",
-        "settings_title": "⚙️ <b>Настройки</b>",
-        "settings_notifications_on": "🔔 Уведомления: включены. Я напишу, когда спутница отдохнёт.",
-        "settings_notifications_off": "🔕 Уведомления: выключены.",
-        "settings_language": "🌐 Язык: {language}",
-        "settings_timezone": "🕒 Часовой пояс: {timezone} (по нему считается день ежедневной награды; "
-                             "сменить: /timezone Europe/Moscow)",
-        "settings_daily_ready": "🎁 Ежедневная награда: готова! Серия: {streak} {streak:день|дня|дней}.",
-        "settings_daily_wait": "🎁 Ежедневная награда: через {wait}. Серия: {streak} {streak:день|дня|дней}.",
-        "lang_auto": "Авто",
-        "lang_en": "English",
-        "lang_ru": "Русский",
-        "lang_selected": "✅ {language}",
-        "btn_notify_on": "🔔 Включить уведомления",
-        "btn_notify_off_settings": "🔕 Выключить уведомления",
-        "notify_on_done": "🔔 Уведомления включены: я напишу, когда спутница отдохнёт.",
-        "notify_off_done": "🔕 Уведомления выключены. Отправь /notify on, чтобы включить их снова.",
-        "notify_usage": "Отправь /notify on или /notify off.",
-        "notify_on_toast": "Уведомления включены",
-        "notify_off_toast": "Уведомления выключены. /notify on вернёт их.",
-        "language_toast": "Язык: {language}",
-        "timezone_set": "🕒 Часовой пояс: {timezone}. Теперь день ежедневной награды считается по нему.",
-        "timezone_usage": ("Твой часовой пояс: {timezone}. Чтобы сменить, отправь, например, "
-                           "/timezone Europe/Moscow или /timezone UTC."),
-        "timezone_unknown": ("Я не знаю часовой пояс «{value}». Попробуй название вроде Europe/Moscow, "
-                             "America/New_York или UTC."),
-        # daily reward
-        "btn_daily_ready": "🎁 Ежедневная награда",
-        "btn_daily_wait": "🎁 Награда через {wait}",
-        "daily_title": "🎁 <b>Ежедневная награда</b>: день серии — {streak}!",
-        "daily_reward": "Каждой спутнице: +{energy} ⚡ · +{xp} опыта · настроение +{mood} · преданность +{loyalty}",
-        "daily_line": "• <b>{name}</b>: ⚡ {energy}/{max_energy} · уровень {level}",
-        "daily_next": "Следующая будет через {wait}: возвращайся, чтобы не прервать серию.",
-        "daily_toast": "+{energy} ⚡ · +{xp} опыта",
-        "daily_replayed_toast": "Уже получено: засчитано один раз.",
-        "daily_no_waifu": "Пока некого награждать. Отправь /start, чтобы познакомиться со спутницей.",
-        "err_daily_claimed": "Сегодняшняя награда уже получена. Следующая будет через {wait}.",
-        "cmd_daily": "Ежедневная награда",
-        "cmd_settings": "Настройки и уведомления",
-    },
-}
-
-
 DEFAULT_LANGUAGE = "en"
-LANGUAGES = tuple(MESSAGES)
+# English is the source language (bot/messages.py); the others are the compiled catalogues.
+LANGUAGES = (DEFAULT_LANGUAGE, *sorted(set(I18N.available_locales) - {DEFAULT_LANGUAGE}))
 # The player's setting (players.language): 'auto' follows Telegram's language_code.
 LANGUAGE_SETTINGS = ("auto", *LANGUAGES)
 # Telegram language codes answered in Russian when the player chose nothing: Russian, and
@@ -395,7 +55,7 @@ LANGUAGE_SETTINGS = ("auto", *LANGUAGES)
 RUSSIAN_READERS = frozenset({"ru", "be", "kk", "ky"})
 COMMANDS = ("start", "menu", "profile", "events", "daily", "settings", "help")
 # Texts the Mini App page needs (besides the web_* and dur_* keys): served by the web app.
-PAGE_KEYS = tuple(sorted({k for k in MESSAGES[DEFAULT_LANGUAGE] if k.startswith(("web_", "dur_"))}
+PAGE_KEYS = tuple(sorted({k for k in MESSAGES if k.startswith(("web_", "dur_"))}
                          | {"events_none", "result_changes", "result_level_up"}))
 
 
@@ -407,12 +67,12 @@ _API_ERROR_KEYS = {"auth_missing": "auth_invalid", "auth_malformed": "auth_inval
 def effective_language(setting: str | None, language_code: str | None) -> str:
     """The language to speak: the player's setting, else Telegram's language_code
     ('en-US' -> 'en'; RUSSIAN_READERS -> 'ru'), else the default."""
-    if setting in MESSAGES:
+    if setting in LANGUAGES:
         return setting
     base = (language_code or "").split("-")[0].lower()
     if base in RUSSIAN_READERS:
         return "ru"
-    return base if base in MESSAGES else DEFAULT_LANGUAGE
+    return base if base in LANGUAGES else DEFAULT_LANGUAGE
 
 
 def command_menus() -> dict[str | None, str]:
@@ -423,32 +83,12 @@ def command_menus() -> dict[str | None, str]:
 
 
 def plural_index(language: str, n: int) -> int:
-    """Which form a count takes: English one|other; Russian one|few|many (CLDR rules for
-    integers: 1, 21, 101 минута; 2-4, 22-24 минуты; 0, 5-20, 25-30, 111-114 минут)."""
-    n = abs(n)
-    if language == "ru":
-        if n % 10 == 1 and n % 100 != 11:
-            return 0
-        if 2 <= n % 10 <= 4 and not 12 <= n % 100 <= 14:
-            return 1
-        return 2
-    return 0 if n == 1 else 1
-
-
-class _Formatter(string.Formatter):
-    """str.format plus plural fields: `{n:one|few|many}` prints the form for n."""
-
-    def __init__(self, language: str) -> None:
-        self.language = language
-
-    def format_field(self, value: Any, format_spec: str) -> Any:
-        if "|" in format_spec:
-            forms = format_spec.split("|")
-            return forms[min(plural_index(self.language, int(value)), len(forms) - 1)]
-        return super().format_field(value, format_spec)
-
-
-_FORMATTERS = {language: _Formatter(language) for language in MESSAGES}
+    """Which plural form a count takes: the rule of the language's catalogue (its
+    Plural-Forms header); English, the source language, one|other."""
+    translations = I18N.locales.get(language)
+    if translations is None:
+        return 0 if n == 1 else 1
+    return int(translations.plural(abs(n)))  # type: ignore[attr-defined]  # set from the header
 
 
 def bar(value: int, maximum: int, width: int = 10) -> str:
@@ -496,15 +136,15 @@ class Texts:
         self._set(language)
 
     def _set(self, language: str) -> None:
-        self.language = language if language in MESSAGES else DEFAULT_LANGUAGE
-        self._messages = MESSAGES[self.language]
-        self._formatter = _FORMATTERS[self.language]
+        self.language = language if language in LANGUAGES else DEFAULT_LANGUAGE
 
     def use(self, language: str | None) -> None:
         """Speak the language the database gave for the player (`language` of a profile)."""
-        if language in MESSAGES:
+        if language in LANGUAGES:
             self._set(language)
             self.from_player = True
+            if I18N.get_current(no_error=True) is I18N:  # inside bot.i18n.PlayerLocale: aiogram's too
+                I18N.current_locale = self.language
 
     @classmethod
     def for_user(cls, language_code: str | None, setting: str | None = None) -> Texts:
@@ -512,14 +152,18 @@ class Texts:
 
     def __call__(self, key: str, **values: Any) -> Html:
         safe = {k: (v if isinstance(v, (int, float, Html)) else escape(v)) for k, v in values.items()}
-        template = self._messages[key]
-        if "|" in template:
-            return Html(self._formatter.vformat(template, (), safe))
-        return Html(template.format(**safe))
+        message = MESSAGES[key]
+        count = int(values[message.count]) if message.count else 1
+        return Html(self.template(message, count).format(**safe))
 
-    def page(self) -> dict[str, str]:
-        """The Mini App page's texts in this language (templates, unformatted)."""
-        return {key: self._messages[key] for key in PAGE_KEYS}
+    def template(self, message: Message, count: int = 1) -> str:
+        """A message's text in this language, in the plural form for `count`."""
+        return I18N.gettext(message.singular, message.plural, count, locale=self.language)
+
+    def page(self) -> dict[str, str | dict[str, Any]]:
+        """The Mini App page's texts in this language (templates, unformatted); a text with
+        plural forms is `{"count": field, "forms": {CLDR category: template}}`."""
+        return {key: _page_text(self, MESSAGES[key]) for key in PAGE_KEYS}
 
     # -- pieces -------------------------------------------------------------------------
 
@@ -534,12 +178,25 @@ class Texts:
             return self("dur_s", n=s)
         if s < 600:
             m, rest = divmod(s, 60)
-            return self("dur_min_s", m=m, s=rest) if rest else self("dur_min", n=m)
+            return self._pair(self("dur_min", n=m), self("dur_s", n=rest)) if rest else self("dur_min", n=m)
         minutes = math.ceil(s / 60)
         if minutes < 60:
             return self("dur_min", n=minutes)
         h, m = divmod(minutes, 60)
-        return self("dur_h", h=h) if m == 0 else self("dur_h_min", h=h, m=m)
+        return self("dur_h", h=h) if m == 0 else self._pair(self("dur_h", h=h), self("dur_min", n=m))
+
+    def _pair(self, larger: Html, smaller: Html) -> Html:
+        return self("dur_pair", larger=larger, smaller=smaller)
+
+    def period(self, seconds: float) -> Html:
+        """How often something may happen, for "once every ...": a duration, but exactly one
+        hour or minute is a word of its own in some languages (ru «раз в час», not «в 1 час»).
+        (app.js `period` is the same.)"""
+        if round(seconds) == 3600:
+            return self("dur_per_h")
+        if round(seconds) == 60:
+            return self("dur_per_min")
+        return self.duration(seconds)
 
     def until(self, moment: str | None, now: datetime | str | None) -> Html:
         """Time from `now` (the database's as_of when we have it) to `moment`."""
@@ -617,7 +274,7 @@ class Texts:
             if e.get("cooldown_remaining_seconds"):
                 lines.append(self("event_wait", wait=self.duration(e["cooldown_remaining_seconds"])))
             elif e.get("cooldown_seconds"):
-                lines.append(self("event_cooldown", cooldown=self.duration(e["cooldown_seconds"])))
+                lines.append(self("event_cooldown", cooldown=self.period(e["cooldown_seconds"])))
             else:
                 lines.append(self("event_no_cooldown"))
             if not e.get("enough_energy", True):
@@ -660,12 +317,24 @@ class Texts:
         if code == "limit_reached" and detail.get("limit") == "daily":
             return self("err_daily_claimed", wait=self.until(detail.get("available_at"), None))
         key = f"err_{code}"
-        return self(key) if key in self._messages else self("err_unexpected")
+        return self(key) if key in MESSAGES else self("err_unexpected")
 
     def api_error(self, code: str, detail: dict[str, Any] | None = None) -> str | None:
         """The Mini App API's message for an error code (plain text), or None for codes
         meant for developers only (a malformed request no page of ours sends)."""
         code = _API_ERROR_KEYS.get(code, code)
-        if f"err_{code}" not in self._messages:
+        if f"err_{code}" not in MESSAGES:
             return None
         return plain(self.refusal(code, detail or {}))
+
+
+def _page_text(texts: Texts, message: Message) -> str | dict[str, Any]:
+    """A page text; one with plural forms as its forms by CLDR category ("one", "few",
+    "many", "other"), which the page picks with the browser's Intl.PluralRules."""
+    if message.count is None:
+        return texts.template(message)
+    locale = Locale.parse(texts.language)
+    forms: dict[str, str] = {}
+    for n in range(200):  # every CLDR rule shows each of its integer categories below 200
+        forms.setdefault(locale.plural_form(n), texts.template(message, n))
+    return {"count": message.count, "forms": forms}

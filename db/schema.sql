@@ -2529,7 +2529,9 @@ BEGIN
                    'waifu_id', r.id, 'name', r.name, 'energy', game.max_energy()) ORDER BY r.id)),
                fill_waifus.at, fill_waifus.at
         FROM restored AS r
-        JOIN game.players AS p ON p.telegram_id = r.owner_id AND p.notifications
+        -- A look-up by key per filled waifu: as a join the planner chose a hash join over
+        -- every player (a scan of all of them in each batch).
+        WHERE (SELECT p.notifications FROM game.players AS p WHERE p.telegram_id = r.owner_id)
         GROUP BY r.owner_id
         RETURNING 1
     )
@@ -3971,6 +3973,178 @@ Example: SELECT ops.delete_translation(''event'', ''picnic'', ''ru'');
 Returns true if there was one. Errors: WF006 invalid kind or language.';
 
 --
+-- Name: metrics(); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops.metrics(OUT players bigint, OUT waifus bigint, OUT waifus_regenerating bigint, OUT tick_last_duration_seconds double precision, OUT tick_last_filled integer, OUT tick_last_batches integer, OUT tick_last_skipped integer, OUT tick_last_finished_age_seconds double precision, OUT tick_runs_total bigint, OUT tick_filled_total bigint, OUT tick_notified_total bigint, OUT tick_waiting_retry bigint, OUT outbox_waiting bigint, OUT outbox_oldest_age_seconds double precision, OUT ledger_partitions integer, OUT ledger_bytes bigint, OUT ledger_expired_partitions integer, OUT ledger_oldest_age_seconds double precision, OUT ledger_retention_seconds double precision, OUT ledger_inserted_rows_total bigint, OUT database_bytes bigint) RETURNS record
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    at timestamptz := clock_timestamp();
+    keep interval := (SELECT c.ledger_retention FROM game.config AS c);
+BEGIN
+    players := (SELECT count(*) FROM game.players);
+    waifus := (SELECT count(*) FROM game.waifus);
+    -- Stored below the cap and not yet full by the clock: the index (full_at, id) answers.
+    waifus_regenerating := (SELECT count(*) FROM game.waifus AS w WHERE w.full_at > extract(epoch FROM at));
+
+    SELECT s.last_duration_ms / 1000.0, s.last_filled, s.last_batches, s.last_skipped,
+           extract(epoch FROM at - s.last_finished_at)::double precision, s.runs, s.filled_total, s.notified_total
+    INTO tick_last_duration_seconds, tick_last_filled, tick_last_batches, tick_last_skipped,
+         tick_last_finished_age_seconds, tick_runs_total, tick_filled_total, tick_notified_total
+    FROM game.tick_state AS s;
+    tick_waiting_retry := (SELECT count(*) FROM game.tick_retry);
+
+    -- The waiting rows are the partial index notifications_queue_idx: cheap however many
+    -- finished rows the table keeps.
+    SELECT count(*), greatest(coalesce(extract(epoch FROM at - min(n.created_at)), 0), 0)::double precision
+    INTO outbox_waiting, outbox_oldest_age_seconds
+    FROM game.notifications AS n
+    WHERE n.sent_at IS NULL;
+
+    -- Weekly partitions (ops.ledger): one whose whole week is older than the retention
+    -- should have been dropped by the hourly job ledger-partitions.
+    SELECT count(*)::integer, coalesce(sum(l.bytes), 0)::bigint,
+           (count(*) FILTER (WHERE l.ends_at < at - keep))::integer,
+           coalesce(extract(epoch FROM at - min(l.starts_at)), 0)::double precision
+    INTO ledger_partitions, ledger_bytes, ledger_expired_partitions, ledger_oldest_age_seconds
+    FROM ops.ledger AS l;
+    ledger_retention_seconds := extract(epoch FROM keep)::double precision;
+    -- Rows ever inserted into the ledger's partitions (statistics: they lag up to ~10 s,
+    -- and a dropped partition takes its count with it, which Prometheus reads as a reset).
+    ledger_inserted_rows_total := (
+        SELECT coalesce(sum(st.n_tup_ins), 0)::bigint
+        FROM pg_catalog.pg_inherits AS i
+        JOIN pg_catalog.pg_stat_user_tables AS st ON st.relid = i.inhrelid
+        WHERE i.inhparent = 'game.participations'::regclass);
+    database_bytes := pg_catalog.pg_database_size(pg_catalog.current_database());
+END
+$$;
+
+--
+-- Name: FUNCTION metrics(OUT players bigint, OUT waifus bigint, OUT waifus_regenerating bigint, OUT tick_last_duration_seconds double precision, OUT tick_last_filled integer, OUT tick_last_batches integer, OUT tick_last_skipped integer, OUT tick_last_finished_age_seconds double precision, OUT tick_runs_total bigint, OUT tick_filled_total bigint, OUT tick_notified_total bigint, OUT tick_waiting_retry bigint, OUT outbox_waiting bigint, OUT outbox_oldest_age_seconds double precision, OUT ledger_partitions integer, OUT ledger_bytes bigint, OUT ledger_expired_partitions integer, OUT ledger_oldest_age_seconds double precision, OUT ledger_retention_seconds double precision, OUT ledger_inserted_rows_total bigint, OUT database_bytes bigint); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops.metrics(OUT players bigint, OUT waifus bigint, OUT waifus_regenerating bigint, OUT tick_last_duration_seconds double precision, OUT tick_last_filled integer, OUT tick_last_batches integer, OUT tick_last_skipped integer, OUT tick_last_finished_age_seconds double precision, OUT tick_runs_total bigint, OUT tick_filled_total bigint, OUT tick_notified_total bigint, OUT tick_waiting_retry bigint, OUT outbox_waiting bigint, OUT outbox_oldest_age_seconds double precision, OUT ledger_partitions integer, OUT ledger_bytes bigint, OUT ledger_expired_partitions integer, OUT ledger_oldest_age_seconds double precision, OUT ledger_retention_seconds double precision, OUT ledger_inserted_rows_total bigint, OUT database_bytes bigint) IS 'The database''s figures for Prometheus (db/monitoring/queries.yaml) and operators: one row.
+players, waifus, waifus_regenerating (stored below the cap); the restore tick''s last complete run
+(tick_last_duration_seconds, _filled, _batches, _skipped; tick_last_finished_age_seconds: since it ended)
+and its totals (tick_runs_total, tick_filled_total, tick_notified_total), tick_waiting_retry (waifus
+skipped because a call held them); outbox_waiting (rows not yet finished) and outbox_oldest_age_seconds;
+the ledger: partitions, bytes, ledger_expired_partitions (wholly older than the retention: the hourly
+job should have dropped them), the oldest partition''s age, the retention, rows ever inserted
+(ledger_inserted_rows_total, from the statistics); database_bytes. Example: SELECT * FROM ops.metrics();';
+
+--
+-- Name: metrics_cron(); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops.metrics_cron() RETURNS TABLE(cron_job text, last_success_age_seconds double precision, last_run_seconds double precision, last_failed integer, succeeded_1h bigint, failed_1h bigint)
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    BEGIN ATOMIC
+ SELECT (j.jobname)::text AS jobname,
+     (EXTRACT(epoch FROM (clock_timestamp() - COALESCE(ok.end_time, pg_postmaster_start_time()))))::double precision AS "extract",
+     (EXTRACT(epoch FROM (last.end_time - last.start_time)))::double precision AS "extract",
+         CASE
+             WHEN (last.status = 'failed'::text) THEN 1
+             ELSE 0
+         END AS "case",
+     ( SELECT count(*) AS count
+            FROM cron.job_run_details d
+           WHERE ((d.jobid = j.jobid) AND (d.status = 'succeeded'::text) AND (d.start_time > (now() - '01:00:00'::interval)))) AS count,
+     ( SELECT count(*) AS count
+            FROM cron.job_run_details d
+           WHERE ((d.jobid = j.jobid) AND (d.status = 'failed'::text) AND (d.start_time > (now() - '01:00:00'::interval)))) AS count
+    FROM ((cron.job j
+      LEFT JOIN LATERAL ( SELECT max(d.end_time) AS end_time
+            FROM cron.job_run_details d
+           WHERE ((d.jobid = j.jobid) AND (d.status = 'succeeded'::text))) ok ON (true))
+      LEFT JOIN LATERAL ( SELECT d.start_time,
+             d.end_time,
+             d.status
+            FROM cron.job_run_details d
+           WHERE ((d.jobid = j.jobid) AND (d.status = ANY (ARRAY['succeeded'::text, 'failed'::text])))
+           ORDER BY d.start_time DESC NULLS LAST
+          LIMIT 1) last ON (true))
+   WHERE ((j.database = current_database()) AND (j.jobname IS NOT NULL))
+   ORDER BY ((j.jobname)::text);
+END;
+
+--
+-- Name: FUNCTION metrics_cron(); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops.metrics_cron() IS 'pg_cron''s jobs of this database for Prometheus: one row per job (restore-energy is the tick).
+last_success_age_seconds: since its last successful run ended (never: since the server started);
+last_run_seconds: how long its last finished run took; last_failed: 1 if that run failed;
+succeeded_1h, failed_1h: runs in the last hour. Example: SELECT * FROM ops.metrics_cron();';
+
+--
+-- Name: notifications; Type: TABLE; Schema: game; Owner: -
+--
+
+CREATE TABLE game.notifications (
+    id bigint NOT NULL,
+    telegram_id bigint NOT NULL,
+    kind text NOT NULL,
+    payload jsonb NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    available_at timestamp with time zone DEFAULT now() NOT NULL,
+    attempts integer DEFAULT 0 NOT NULL,
+    claimed_by text,
+    sent_at timestamp with time zone,
+    outcome text,
+    CONSTRAINT notifications_outcome_check CHECK ((outcome = ANY (ARRAY['sent'::text, 'blocked'::text, 'off'::text, 'failed'::text, 'expired'::text, 'stale'::text])))
+);
+
+--
+-- Name: TABLE notifications; Type: COMMENT; Schema: game; Owner: -
+--
+
+COMMENT ON TABLE game.notifications IS 'Outbox of chat messages to players, written in the transaction that caused them; the bot sends them.';
+
+--
+-- Name: COLUMN notifications.available_at; Type: COMMENT; Schema: game; Owner: -
+--
+
+COMMENT ON COLUMN game.notifications.available_at IS 'Not before: creation, the end of a claim''s lease, or a retry_after.';
+
+--
+-- Name: COLUMN notifications.outcome; Type: COMMENT; Schema: game; Owner: -
+--
+
+COMMENT ON COLUMN game.notifications.outcome IS 'How the row ended (sent_at is then its time): sent, blocked (403: notifications turned off), off (the player
+turned them off before it went out), failed (refused for good or too many attempts), expired (not sent within
+game.config.notification_max_age), stale (a "rested" whose waifus were no longer rested when it was claimed).';
+
+--
+-- Name: metrics_outbox(); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops.metrics_outbox() RETURNS TABLE(outcome text, notifications bigint)
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    BEGIN ATOMIC
+ SELECT o.outcome,
+     COALESCE(c.n, (0)::bigint) AS "coalesce"
+    FROM (unnest(ARRAY['waiting'::text, 'sent'::text, 'blocked'::text, 'off'::text, 'failed'::text, 'expired'::text, 'stale'::text]) o(outcome)
+      LEFT JOIN ( SELECT COALESCE(n.outcome, 'waiting'::text) AS outcome,
+             count(*) AS n
+            FROM game.notifications n
+           GROUP BY COALESCE(n.outcome, 'waiting'::text)) c ON ((c.outcome = o.outcome)))
+   ORDER BY o.outcome;
+END;
+
+--
+-- Name: FUNCTION metrics_outbox(); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops.metrics_outbox() IS 'The outbox''s rows by outcome (waiting: not finished yet; sent, blocked, off, failed, expired, stale:
+finished, kept for game.config.notification_retention). Reads the whole table: the exporter runs it
+every few minutes (db/monitoring/queries.yaml). Example: SELECT * FROM ops.metrics_outbox();';
+
+--
 -- Name: reset_tick(timestamp with time zone); Type: FUNCTION; Schema: ops; Owner: -
 --
 
@@ -4042,7 +4216,7 @@ COMMENT ON FUNCTION ops.set_config(ledger_retention interval, notification_reten
 ledger_retention (7 days..10 years, default 30 days): ledger partitions wholly older are dropped by the
 job ledger-partitions. notification_retention (1 hour..1 year, default 7 days): finished notifications
 are purged after it. notification_max_age (1 minute..7 days, default 30 minutes): a notification not sent
-by then ends as expired. tick_batch_size (100..100000, default 2000): waifus the tick fills per transaction.
+by then ends as expired. tick_batch_size (100..100000, default 1000): waifus the tick fills per transaction.
 Example: SELECT ops.set_config(ledger_retention => ''90 days'');
 Errors: WF006 out of range.';
 
@@ -4417,7 +4591,7 @@ CREATE TABLE game.config (
     ledger_retention interval DEFAULT '30 days'::interval NOT NULL,
     notification_retention interval DEFAULT '7 days'::interval NOT NULL,
     notification_max_age interval DEFAULT '00:30:00'::interval NOT NULL,
-    tick_batch_size integer DEFAULT 2000 NOT NULL,
+    tick_batch_size integer DEFAULT 1000 NOT NULL,
     CONSTRAINT config_ledger_retention_check CHECK ((ledger_retention >= '7 days'::interval)),
     CONSTRAINT config_notification_max_age_check CHECK (((notification_max_age >= '00:01:00'::interval) AND (notification_max_age <= '7 days'::interval))),
     CONSTRAINT config_notification_retention_check CHECK ((notification_retention >= '01:00:00'::interval)),
@@ -4699,44 +4873,6 @@ CREATE TABLE game.item_translations (
 --
 
 COMMENT ON TABLE game.item_translations IS 'Names and descriptions of shop items in languages other than English. Edit with ops.set_item_translation.';
-
---
--- Name: notifications; Type: TABLE; Schema: game; Owner: -
---
-
-CREATE TABLE game.notifications (
-    id bigint NOT NULL,
-    telegram_id bigint NOT NULL,
-    kind text NOT NULL,
-    payload jsonb NOT NULL,
-    created_at timestamp with time zone DEFAULT now() NOT NULL,
-    available_at timestamp with time zone DEFAULT now() NOT NULL,
-    attempts integer DEFAULT 0 NOT NULL,
-    claimed_by text,
-    sent_at timestamp with time zone,
-    outcome text,
-    CONSTRAINT notifications_outcome_check CHECK ((outcome = ANY (ARRAY['sent'::text, 'blocked'::text, 'off'::text, 'failed'::text, 'expired'::text, 'stale'::text])))
-);
-
---
--- Name: TABLE notifications; Type: COMMENT; Schema: game; Owner: -
---
-
-COMMENT ON TABLE game.notifications IS 'Outbox of chat messages to players, written in the transaction that caused them; the bot sends them.';
-
---
--- Name: COLUMN notifications.available_at; Type: COMMENT; Schema: game; Owner: -
---
-
-COMMENT ON COLUMN game.notifications.available_at IS 'Not before: creation, the end of a claim''s lease, or a retry_after.';
-
---
--- Name: COLUMN notifications.outcome; Type: COMMENT; Schema: game; Owner: -
---
-
-COMMENT ON COLUMN game.notifications.outcome IS 'How the row ended (sent_at is then its time): sent, blocked (403: notifications turned off), off (the player
-turned them off before it went out), failed (refused for good or too many attempts), expired (not sent within
-game.config.notification_max_age), stale (a "rested" whose waifus were no longer rested when it was claimed).';
 
 --
 -- Name: notifications_id_seq; Type: SEQUENCE; Schema: game; Owner: -
@@ -5230,13 +5366,20 @@ UNION ALL
    FROM (pg_class c
      JOIN pg_namespace n ON ((n.oid = c.relnamespace)))
   WHERE ((n.nspname = 'ops'::name) AND (c.relkind = 'v'::"char"))
+UNION ALL
+ SELECT a.name,
+    'alert'::text AS kind,
+    NULL::text AS arguments,
+    NULL::text AS returns,
+    a.description
+   FROM ( VALUES ('WaifuTickNotRunning'::text,('The restore tick has not succeeded for 3 minutes: SELECT * FROM ops.cron_jobs; '::text || 'then ops.cron_failures. Energy is still right on every read; fills and "she is rested" wait.'::text)), ('WaifuTickSlow'::text,('The last restore tick took over 10 s: SELECT * FROM ops.tick; (filled, batches, skipped); '::text || 'check autovacuum of game.waifus and the server''s load.'::text)), ('WaifuOutboxStale'::text,('A notification has waited over 10 minutes: is a bot process with its sender up? '::text || 'Its log, waifu_notifier_* metrics; SELECT * FROM ops.metrics_outbox();'::text)), ('WaifuErrorRate'::text,('Over 5% of updates ended in an error or an unavailable database for 5 minutes: '::text || 'the bot''s log (outcome error:*), waifu_db_errors_total by SQLSTATE.'::text)), ('WaifuDatabaseUnreachable'::text,('The exporter cannot query the database (or is down): is PostgreSQL up? '::text || 'pg_isready; its log; disk space.'::text)), ('WaifuBotDown'::text,'Prometheus cannot scrape a bot process: is it running? docker compose ps; its log.'::text), ('WaifuLedgerPastRetention'::text,('A ledger partition older than the retention is still there: '::text || 'SELECT * FROM ops.ledger; SELECT * FROM ops.cron_failures; then SELECT game.maintain_ledger();'::text)), ('WaifuCronJobFailing'::text,'A pg_cron job failed in the last hour: SELECT * FROM ops.cron_failures;'::text)) a(name, description)
   ORDER BY 2, 1;
 
 --
 -- Name: VIEW help; Type: COMMENT; Schema: ops; Owner: -
 --
 
-COMMENT ON VIEW ops.help IS 'The operator''s manual: every ops/api function and ops view with its arguments and first line of its comment.';
+COMMENT ON VIEW ops.help IS 'The operator''s manual: every ops/api function and ops view with its arguments and first line of its comment, and every alert with the first thing to do.';
 
 --
 -- Name: items; Type: VIEW; Schema: ops; Owner: -
@@ -6037,6 +6180,7 @@ GRANT USAGE ON SCHEMA game TO waifu_cron;
 --
 
 GRANT USAGE ON SCHEMA ops TO waifu_ops;
+GRANT USAGE ON SCHEMA ops TO waifu_monitor;
 
 --
 -- Name: FUNCTION admit_update(bot_id bigint, update_id bigint, user_id bigint, chat_id bigint); Type: ACL; Schema: api; Owner: -
@@ -6788,6 +6932,36 @@ REVOKE ALL ON FUNCTION ops.delete_translation(kind text, code text, language tex
 GRANT ALL ON FUNCTION ops.delete_translation(kind text, code text, language text) TO waifu_ops;
 
 --
+-- Name: FUNCTION metrics(OUT players bigint, OUT waifus bigint, OUT waifus_regenerating bigint, OUT tick_last_duration_seconds double precision, OUT tick_last_filled integer, OUT tick_last_batches integer, OUT tick_last_skipped integer, OUT tick_last_finished_age_seconds double precision, OUT tick_runs_total bigint, OUT tick_filled_total bigint, OUT tick_notified_total bigint, OUT tick_waiting_retry bigint, OUT outbox_waiting bigint, OUT outbox_oldest_age_seconds double precision, OUT ledger_partitions integer, OUT ledger_bytes bigint, OUT ledger_expired_partitions integer, OUT ledger_oldest_age_seconds double precision, OUT ledger_retention_seconds double precision, OUT ledger_inserted_rows_total bigint, OUT database_bytes bigint); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops.metrics(OUT players bigint, OUT waifus bigint, OUT waifus_regenerating bigint, OUT tick_last_duration_seconds double precision, OUT tick_last_filled integer, OUT tick_last_batches integer, OUT tick_last_skipped integer, OUT tick_last_finished_age_seconds double precision, OUT tick_runs_total bigint, OUT tick_filled_total bigint, OUT tick_notified_total bigint, OUT tick_waiting_retry bigint, OUT outbox_waiting bigint, OUT outbox_oldest_age_seconds double precision, OUT ledger_partitions integer, OUT ledger_bytes bigint, OUT ledger_expired_partitions integer, OUT ledger_oldest_age_seconds double precision, OUT ledger_retention_seconds double precision, OUT ledger_inserted_rows_total bigint, OUT database_bytes bigint) FROM PUBLIC;
+GRANT ALL ON FUNCTION ops.metrics(OUT players bigint, OUT waifus bigint, OUT waifus_regenerating bigint, OUT tick_last_duration_seconds double precision, OUT tick_last_filled integer, OUT tick_last_batches integer, OUT tick_last_skipped integer, OUT tick_last_finished_age_seconds double precision, OUT tick_runs_total bigint, OUT tick_filled_total bigint, OUT tick_notified_total bigint, OUT tick_waiting_retry bigint, OUT outbox_waiting bigint, OUT outbox_oldest_age_seconds double precision, OUT ledger_partitions integer, OUT ledger_bytes bigint, OUT ledger_expired_partitions integer, OUT ledger_oldest_age_seconds double precision, OUT ledger_retention_seconds double precision, OUT ledger_inserted_rows_total bigint, OUT database_bytes bigint) TO waifu_ops;
+GRANT ALL ON FUNCTION ops.metrics(OUT players bigint, OUT waifus bigint, OUT waifus_regenerating bigint, OUT tick_last_duration_seconds double precision, OUT tick_last_filled integer, OUT tick_last_batches integer, OUT tick_last_skipped integer, OUT tick_last_finished_age_seconds double precision, OUT tick_runs_total bigint, OUT tick_filled_total bigint, OUT tick_notified_total bigint, OUT tick_waiting_retry bigint, OUT outbox_waiting bigint, OUT outbox_oldest_age_seconds double precision, OUT ledger_partitions integer, OUT ledger_bytes bigint, OUT ledger_expired_partitions integer, OUT ledger_oldest_age_seconds double precision, OUT ledger_retention_seconds double precision, OUT ledger_inserted_rows_total bigint, OUT database_bytes bigint) TO waifu_monitor;
+
+--
+-- Name: FUNCTION metrics_cron(); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops.metrics_cron() FROM PUBLIC;
+GRANT ALL ON FUNCTION ops.metrics_cron() TO waifu_ops;
+GRANT ALL ON FUNCTION ops.metrics_cron() TO waifu_monitor;
+
+--
+-- Name: TABLE notifications; Type: ACL; Schema: game; Owner: -
+--
+
+GRANT SELECT ON TABLE game.notifications TO waifu_ops;
+
+--
+-- Name: FUNCTION metrics_outbox(); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops.metrics_outbox() FROM PUBLIC;
+GRANT ALL ON FUNCTION ops.metrics_outbox() TO waifu_ops;
+GRANT ALL ON FUNCTION ops.metrics_outbox() TO waifu_monitor;
+
+--
 -- Name: FUNCTION reset_tick(since timestamp with time zone); Type: ACL; Schema: ops; Owner: -
 --
 
@@ -6934,12 +7108,6 @@ GRANT SELECT ON TABLE game.inventory TO waifu_ops;
 --
 
 GRANT SELECT ON TABLE game.item_translations TO waifu_ops;
-
---
--- Name: TABLE notifications; Type: ACL; Schema: game; Owner: -
---
-
-GRANT SELECT ON TABLE game.notifications TO waifu_ops;
 
 --
 -- Name: TABLE participations_default; Type: ACL; Schema: game; Owner: -

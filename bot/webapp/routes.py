@@ -1,4 +1,4 @@
-"""HTTP routes of the Mini App: the page, the JSON API and /healthz.
+"""HTTP routes of the Mini App: the page and the JSON API (health: bot/webapp/health.py).
 
 Every API answer is JSON, never cached, and errors have one shape:
 `{"error": {"code": ..., "message": ..., "detail": {...}}}`. Game refusals take their
@@ -8,7 +8,6 @@ authentication is checked before anything touches the database.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 import time
@@ -22,7 +21,9 @@ from bot.config import Settings
 from bot.game import Game, GameError, WaifuNotFound
 from bot.texts import Texts
 from bot.webapp.auth import Authenticator, AuthError, WebAppIdentity
-from bot.webapp.limits import LIMITS_KEY, Limits, limit_action, limits_middleware
+from bot.webapp.errors import NO_STORE, ApiError, error_response
+from bot.webapp.guards import LIMITS_KEY, Limits, limit_action, limits_middleware
+from bot.webapp.health import setup_health
 
 log = logging.getLogger("bot.webapp")
 
@@ -39,9 +40,7 @@ IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
 IDEMPOTENCY_KEY_RE = re.compile(r"[A-Za-z0-9_-]{8,64}")
 EVENT_CODE_RE = re.compile(r"[a-z0-9_]{1,32}")
 MAX_BIGINT = 2**63 - 1
-HEALTH_TIMEOUT_SECONDS = 3.0
 
-NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache", "X-Content-Type-Options": "nosniff"}
 # The page is revalidated on every load (its files are small; a stale app.js after a
 # deploy would talk to a newer API).
 PAGE_HEADERS = {
@@ -52,20 +51,6 @@ PAGE_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; script-src 'self' https://telegram.org; style-src 'self'; "
                                "img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'",
 }
-
-
-class ApiError(Exception):
-    """A refusal decided by the web layer itself (bad path or header)."""
-
-    def __init__(self, status: int, code: str, message: str, detail: dict[str, Any] | None = None) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message, self.detail = status, code, message, detail or {}
-
-
-def error_response(status: int, code: str, message: str, detail: dict[str, Any] | None = None,
-                   headers: dict[str, str] | None = None) -> web.Response:
-    return web.json_response({"error": {"code": code, "message": message, "detail": detail or {}}},
-                             status=status, headers={**NO_STORE, **(headers or {})})
 
 
 def request_texts(request: web.Request) -> Texts:
@@ -211,17 +196,6 @@ async def api_not_found(request: web.Request) -> web.Response:
     raise web.HTTPNotFound(reason="No such API endpoint.")
 
 
-async def healthz(request: web.Request) -> web.Response:
-    game = request.app[GAME_KEY]
-    try:
-        ok = await asyncio.wait_for(game.ping(), HEALTH_TIMEOUT_SECONDS)
-    except TimeoutError:
-        ok = False
-    if ok:
-        return web.json_response({"status": "ok", "database": "ok"}, headers=NO_STORE)
-    return web.json_response({"status": "unavailable", "database": "unreachable"}, status=503, headers=NO_STORE)
-
-
 def _page_handler(filename: str) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     path = STATIC_DIR / filename
 
@@ -262,10 +236,10 @@ def build_api(game: Game, settings: Settings) -> web.Application:
 
 
 def setup_webapp(app: web.Application, *, game: Game, settings: Settings) -> None:
-    """Mount the Mini App page (/webapp/), its API (/api/) and /healthz on `app`."""
+    """Mount the Mini App page (/webapp/), its API (/api/), /healthz and /readyz on `app`."""
     app[GAME_KEY] = game
     app.add_subapp("/api/", build_api(game, settings))
-    app.router.add_get("/healthz", healthz)
+    setup_health(app, game, settings)
     app.router.add_get("/webapp", redirect_to_page)
     app.router.add_get("/webapp/texts.json", page_texts)
     for route, filename in PAGE_FILES.items():

@@ -99,7 +99,7 @@ $$;
 ALTER TABLE game.config
     ADD COLUMN notification_max_age interval NOT NULL DEFAULT '30 minutes'
         CHECK (notification_max_age BETWEEN interval '1 minute' AND interval '7 days'),
-    ADD COLUMN tick_batch_size integer NOT NULL DEFAULT 2000 CHECK (tick_batch_size BETWEEN 100 AND 100000);
+    ADD COLUMN tick_batch_size integer NOT NULL DEFAULT 1000 CHECK (tick_batch_size BETWEEN 100 AND 100000);
 COMMENT ON COLUMN game.config.notification_max_age IS
     'A notification not sent within this long ends as expired (a late "she is rested" misleads).';
 COMMENT ON COLUMN game.config.tick_batch_size IS
@@ -151,7 +151,7 @@ $$Change game settings; a NULL argument keeps the current value. Returns every s
 ledger_retention (7 days..10 years, default 30 days): ledger partitions wholly older are dropped by the
 job ledger-partitions. notification_retention (1 hour..1 year, default 7 days): finished notifications
 are purged after it. notification_max_age (1 minute..7 days, default 30 minutes): a notification not sent
-by then ends as expired. tick_batch_size (100..100000, default 2000): waifus the tick fills per transaction.
+by then ends as expired. tick_batch_size (100..100000, default 1000): waifus the tick fills per transaction.
 Example: SELECT ops.set_config(ledger_retention => '90 days');
 Errors: WF006 out of range.$$;
 REVOKE ALL ON FUNCTION ops.set_config(interval, interval, interval, integer) FROM PUBLIC;
@@ -232,7 +232,9 @@ BEGIN
                    'waifu_id', r.id, 'name', r.name, 'energy', game.max_energy()) ORDER BY r.id)),
                fill_waifus.at, fill_waifus.at
         FROM restored AS r
-        JOIN game.players AS p ON p.telegram_id = r.owner_id AND p.notifications
+        -- A look-up by key per filled waifu: as a join the planner chose a hash join over
+        -- every player (a scan of all of them in each batch).
+        WHERE (SELECT p.notifications FROM game.players AS p WHERE p.telegram_id = r.owner_id)
         GROUP BY r.owner_id
         RETURNING 1
     )

@@ -76,38 +76,54 @@ async def test_a_flood_from_one_user_does_not_slow_down_another(harness: Harness
         caplog.clear()
         before = dict(game.counts)
 
-        async def flood() -> None:
+        async def flood() -> float:
+            """A thousand updates in a second, evenly; returns how long they took to send."""
             started = time.monotonic()
             tasks = []
             for n in range(FLOOD):
                 tasks.append(asyncio.ensure_future(h.send(flooder.message("/profile"))))
-                # A thousand in a second, evenly.
                 await asyncio.sleep(max(0.0, started + (n + 1) / FLOOD - time.monotonic()))
             await asyncio.gather(*tasks)
+            return time.monotonic() - started
 
         flooding = asyncio.ensure_future(flood())
         during = await replies_of(h, others, 10, 0.2)
-        await flooding
+        flood_seconds = await flooding
+        after = dict(game.counts)
+        lines = [r for r in caplog.records if getattr(r, "user_id", None) == flooder.id]
+        # The flood alone, in CPU time of this process (what it takes from the others'
+        # event loop; CPU time, unlike latency, does not count waiting for a busy machine).
+        await asyncio.sleep(4)
+        cpu_before = time.process_time()
+        await flood()
+        flood_cpu = time.process_time() - cpu_before
     finally:
         await game.close()
 
     limits = await h.admin.fetchrow("SELECT rate, burst FROM game.rate_limits WHERE bucket = 'chat_user'")
-    profiles = game.counts.get("api.player_profile", 0) - before.get("api.player_profile", 0)
-    admits = game.counts.get("api.admit_update", 0) - before.get("api.admit_update", 0)
-    allowed = limits["burst"] + limits["rate"] * 3  # the burst and three seconds of the rate at most
+    profiles = after.get("api.player_profile", 0) - before.get("api.player_profile", 0)
+    admits = after.get("api.admit_update", 0) - before.get("api.admit_update", 0)
+    # The burst and what the rate refills while the flood lasts (a second, longer on a busy
+    # machine), plus two seconds of slack.
+    allowed = limits["burst"] + limits["rate"] * (flood_seconds + 2)
     # The others' 100 and the flooder's burst plus what the rate allows are handled;
     # every other flood update is dropped, nearly all without asking the database (the
     # refusal is remembered until its wait ends).
     assert 100 + limits["burst"] <= profiles <= 100 + allowed, profiles
     assert admits <= 100 + allowed + 100, admits  # some asked while the first refusal was on its way
     # A flood is a line or two of log, not a thousand.
-    lines = [r for r in caplog.records if getattr(r, "user_id", None) == flooder.id]
     assert len(lines) <= allowed + 3, len(lines)
-    # Every other player's update was answered. How much the flood moves their latency is
-    # a figure, not a pass/fail here (timed tests on a shared machine measure the machine):
-    # `python -m tests.benchmarks.bench_bot --flood` reports it against the 20 ms target.
+    # Every other player's update was answered. How much the flood moves their p99 latency
+    # is a figure, not a pass/fail here (timed tests on a shared machine measure the
+    # machine): it is printed here (`pytest -s`) against the 20 ms target; the CPU time
+    # below is the part of it this process decides.
     assert len(during) == len(alone) == 100
-    print(f"others' p99: alone {p99(alone):.1f} ms, during the flood {p99(during):.1f} ms")
+    # What the flood takes from the others is this process's time: 1,000 updates refused
+    # from memory cost well under half a second of CPU (measured 0.36 s on a loaded
+    # machine), so the event loop keeps most of its time for the others.
+    assert flood_cpu < 0.7, flood_cpu
+    print(f"others' p99: alone {p99(alone):.1f} ms, during the flood {p99(during):.1f} ms; "
+          f"flood CPU {flood_cpu * 1000:.0f} ms")
 
 
 @pytest.mark.parametrize("concurrently", [False, True])

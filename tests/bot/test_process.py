@@ -116,6 +116,16 @@ async def test_long_polling_process(stub: TelegramStub, database, admin, tmp_pat
     assert updates[start["update_id"]]["latency_ms"] > 0
     # aiogram's own per-update lines are replaced by ours: exactly one line per update.
     assert sum(1 for line in lines if line.get("update_id") == start["update_id"]) == 1
+    assert_clean_stop(bot)
+
+
+def assert_clean_stop(bot: BotProcess) -> None:
+    """A clean stop logs no error: no error line, no traceback, nothing but JSON lines."""
+    text = bot.stderr.decode()
+    assert "Traceback" not in text and "Task exception was never retrieved" not in text, text[-3000:]
+    assert [line for line in text.splitlines() if not line.startswith("{")] == [], text[-3000:]
+    assert [line for line in bot.log_lines() if line["level"] in ("error", "critical")] == []
+    assert bot.log_lines()[-1]["msg"] == "stopped"
 
 
 async def test_webhook_process(stub: TelegramStub, database, admin, tmp_path: Path) -> None:
@@ -143,6 +153,7 @@ async def test_webhook_process(stub: TelegramStub, database, admin, tmp_path: Pa
         rc = await bot.stop()
     assert rc == 0, bot.stderr.decode()[-2000:]
     assert await connections(admin, bot.app_name) == 0
+    assert_clean_stop(bot)
 
 
 async def test_without_a_token_it_stops_at_once_and_says_where_to_get_one(tmp_path: Path) -> None:

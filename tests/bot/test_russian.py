@@ -29,7 +29,7 @@ async def test_a_russian_player_plays_a_round_in_russian(harness: Harness) -> No
     iva = h.stub.user(3101, "Ива", language_code="ru")
     await h.send(iva.message("/start"))
     welcome = iva.last()
-    assert welcome["text"].startswith("Добро пожаловать, Ива! 🌸\nВыбери себе спутницу.")
+    assert welcome["text"].startswith("Добро пожаловать, Ива! 🌸\nВыбери себе спутницу — она будет ждать тебя здесь:")
     assert "Сакура · Весёлая и бесконечно любопытная" in welcome["text"]
     assert [b["text"] for b in Player.buttons(welcome)] == [
         "💕 Аканэ", "💕 Рин", "💕 Сакура", "💕 Хана", "💕 Юки"]
@@ -46,9 +46,9 @@ async def test_a_russian_player_plays_a_round_in_russian(harness: Harness) -> No
     await h.send(iva.press("🎉 События"))
     events = iva.last()["text"]
     assert events.startswith("Сакура: события (⚡ 100/100)")
-    assert "Прогулка в парке: 10 ⚡ → +15 опыта, настроение +4, преданность +1\n   без перерыва" in events
-    assert "Свидание в кафе: 20 ⚡ → +35 опыта, настроение +8, преданность +4\n   не чаще раза в 30 минут" in events
-    assert "Тренировка: 30 ⚡ → +60 опыта, настроение −6, преданность +3\n   не чаще раза в 1 час" in events
+    assert "Прогулка в парке: 10 ⚡ → +15 опыта, настроение +4, преданность +1\n   можно повторять сразу" in events
+    assert "Свидание в кафе: 20 ⚡ → +35 опыта, настроение +8, преданность +4\n   можно раз в 30 минут" in events
+    assert "Тренировка: 30 ⚡ → +60 опыта, настроение −6, преданность +3\n   можно раз в час" in events
 
     tap = iva.press("Свидание в кафе · 20⚡")
     await h.send(tap)
@@ -61,7 +61,7 @@ async def test_a_russian_player_plays_a_round_in_russian(harness: Harness) -> No
     tap = iva.press("🔁 Ещё раз: Свидание в кафе")
     await h.send(tap)
     refusal = answer_text(h, tap)
-    m = re.fullmatch(r"Ей нужен перерыв от этого занятия\. Снова можно через (\d+) (минуту|минуты|минут)\.",
+    m = re.fullmatch(r"Она пока не хочет повторять\. Снова можно через (\d+) (минуту|минуты|минут)\.",
                      refusal)
     assert m and m[1] in ("29", "30") and plural_ok(m[1], m[2], ("минуту", "минуты", "минут")), refusal
 
@@ -70,7 +70,7 @@ async def test_a_russian_player_plays_a_round_in_russian(harness: Harness) -> No
                           "'last_restore', extract(epoch FROM now()) - 38) WHERE id = $1", waifu_id)
     await h.send(iva.message("/profile"))
     card = iva.last()["text"]
-    m = re.search(r"\+1 через (\d+) (секунду|секунды|секунд) · полная через 1 минуту (\d+) (секунду|секунды|секунд)",
+    m = re.search(r"\+1 через (\d+) (секунду|секунды|секунд) · полностью через 1 минуту (\d+) (секунду|секунды|секунд)",
                   card)
     assert m, card
     assert plural_ok(m[1], m[2], ("секунду", "секунды", "секунд"))
@@ -141,3 +141,33 @@ async def test_the_command_menu_in_both_languages(harness: Harness) -> None:
         assert [c["description"] for c in commands] == [texts(f"cmd_{c}") for c in COMMANDS]
     assert h.stub.commands["ru"][0]["description"] == "Начать или открыть меню"
     assert set(h.stub.commands) == {None, "ru", "be", "kk", "ky"}  # not uk: English, like its chat
+
+
+async def test_aiogram_s_gettext_speaks_the_player_s_language(harness: Harness) -> None:
+    """bot.i18n.PlayerLocale: a handler using aiogram.utils.i18n.gettext gets the language
+    `texts` speaks, also after the database told the handler better (texts.use)."""
+    from aiogram import Router
+    from aiogram.filters import Command
+    from aiogram.types import Message
+    from aiogram.utils.i18n import gettext
+
+    from bot.messages import MESSAGES
+
+    h = harness
+    seen: list[str] = []
+    router = Router()
+
+    @router.message(Command("probe"))
+    async def probe(message: Message, texts: Texts) -> None:
+        seen.append(gettext(MESSAGES["btn_menu"].singular))
+        texts.use("ru")  # as a handler does with the profile's `language`
+        seen.append(gettext(MESSAGES["btn_menu"].singular))
+
+    dp = h.fresh_dispatcher()
+    dp.include_router(router)
+    dp.sub_routers.insert(0, dp.sub_routers.pop())  # before the fallback router
+    ann = h.stub.user(3109, "Ann", language_code="en")
+    await dp.feed_raw_update(h.bot, ann.message("/probe"))
+    nia = h.stub.user(3110, "Ния", language_code="ru")
+    await dp.feed_raw_update(h.bot, nia.message("/probe"))
+    assert seen == ["⬅️ Menu", "⬅️ Меню", "⬅️ Меню", "⬅️ Меню"]

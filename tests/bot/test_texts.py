@@ -4,17 +4,25 @@ worded, durations for people, escaping, and callback data within Telegram's 64 b
 from __future__ import annotations
 
 import pytest
+from babel.messages.pofile import read_po
 
 from bot import game, keyboards
-from bot.texts import MESSAGES, Html, Texts, visible_length
+from bot.i18n import LOCALES
+from bot.messages import MESSAGES
+from bot.texts import LANGUAGES, Html, Texts, visible_length
 
 T = Texts("en")
 
 
 def test_every_language_has_every_key() -> None:
-    reference = set(MESSAGES["en"])
-    for language, messages in MESSAGES.items():
-        assert set(messages) == reference, language
+    """Every key is in every catalogue, translated (gettext would fall back to English
+    without a word; tests/bot/test_catalogues.py checks the catalogues in full)."""
+    for language in LANGUAGES[1:]:
+        with (LOCALES / language / "LC_MESSAGES" / "messages.po").open("rb") as f:
+            catalog = read_po(f, locale=language)
+        for key, message in MESSAGES.items():
+            entry = catalog.get(message.singular)
+            assert entry is not None and all(entry.string if message.plural else [entry.string]), (language, key)
 
 
 def _descendants(cls: type) -> set[type]:

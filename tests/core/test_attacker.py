@@ -383,7 +383,8 @@ class Context:
 async def call_crafted(conn: asyncpg.Connection, ctx: Context, f: asyncpg.Record) -> list[str]:
     """Each argument in turn takes each crafted value of its type; the others are valid.
     Returns the calls that ended in anything but an answer or a WF... refusal."""
-    names, types = list(f["argnames"]), list(f["argtypes"])
+    types = list(f["argtypes"])
+    names = list(f["argnames"])[:len(types)]  # the input arguments (OUT / TABLE columns come after them)
     required = f["nargs"] - f["ndefaults"]
     findings = []
     for i, (arg, argtype) in enumerate(zip(names, types, strict=True)):

@@ -43,6 +43,18 @@ SURFACE = {
     "tick_batch_size integer DEFAULT NULL::integer) -> jsonb",
     "ops.reset_tick(since timestamp with time zone DEFAULT (now() - '1 day'::interval)) -> jsonb",
     "ops.set_rate_limit(bucket text, rate double precision, burst integer) -> jsonb",
+    # 0012: the database's figures for Prometheus (also granted to the exporter's login).
+    "ops.metrics(OUT players bigint, OUT waifus bigint, OUT waifus_regenerating bigint, "
+    "OUT tick_last_duration_seconds double precision, OUT tick_last_filled integer, OUT tick_last_batches integer, "
+    "OUT tick_last_skipped integer, OUT tick_last_finished_age_seconds double precision, OUT tick_runs_total bigint, "
+    "OUT tick_filled_total bigint, OUT tick_notified_total bigint, OUT tick_waiting_retry bigint, "
+    "OUT outbox_waiting bigint, OUT outbox_oldest_age_seconds double precision, OUT ledger_partitions integer, "
+    "OUT ledger_bytes bigint, OUT ledger_expired_partitions integer, OUT ledger_oldest_age_seconds double precision, "
+    "OUT ledger_retention_seconds double precision, OUT ledger_inserted_rows_total bigint, "
+    "OUT database_bytes bigint) -> record",
+    "ops.metrics_cron() -> TABLE(cron_job text, last_success_age_seconds double precision, "
+    "last_run_seconds double precision, last_failed integer, succeeded_1h bigint, failed_1h bigint)",
+    "ops.metrics_outbox() -> TABLE(outcome text, notifications bigint)",
     "api.rate_limit(bucket text, key text) -> double precision",
     "api.admit_update(bot_id bigint, update_id bigint, user_id bigint, chat_id bigint) -> jsonb",
     "api.forget_update(bot_id bigint, update_id bigint) -> boolean",
@@ -101,6 +113,8 @@ BOT_ONLY = {"register_player", "adopt_waifu", "participate_in_event", "claim_dai
 CRON_CALLS = {"api.restore_energy", "game.maintain_ledger", "game.purge_cron_history", "game.purge_player_history",
               "game.tick_batch", "game.restore_energy_job", "game.purge_rate_limits", "game.group_events_job",
               "game.refresh_rank_steps"}
+# The metrics exporter's login (0012): these and nothing else.
+MONITOR_CALLS = {"metrics", "metrics_cron", "metrics_outbox"}
 SAFE_SEARCH_PATH = ["search_path=pg_catalog, pg_temp"]
 
 EXPOSED_SQL = """
@@ -190,6 +204,8 @@ async def test_execute_grants_are_exactly_as_designed(admin, exposed):
                WHERE a.privilege_type = 'EXECUTE' AND r.rolname <> current_user
                  AND r.rolname <> $2  -- the tests' own role (tests/conftest.py)""", r["oid"], CLOCK_BOT_ROLE)}
         expected = {"waifu_ops"} if r["schema"] == "ops" else set()
+        if r["proname"] in MONITOR_CALLS:
+            expected = {"waifu_ops", "waifu_monitor"}
         if r["schema"] == "api":
             expected = ({"waifu_bot"} if r["proname"] in BOT_CALLS else set()) | (
                 {"waifu_ops"} if r["proname"] not in BOT_ONLY else set()) | (

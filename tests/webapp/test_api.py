@@ -270,15 +270,18 @@ async def test_refusals_carry_code_status_and_detail(client, game, admin):
 # -- health and the page -------------------------------------------------------------------
 
 
-async def test_healthz_checks_the_database(client, game):
-    resp = await client.get("/healthz")
+async def test_readyz_checks_the_database_and_healthz_does_not(client, game):
+    resp = await client.get("/readyz")
     assert resp.status == 200
     assert resp.headers["Cache-Control"] == "no-store"
     assert await resp.json() == {"status": "ok", "database": "ok"}
     await game.pool.close()
-    down = await client.get("/healthz")
+    await asyncio.sleep(1.1)  # the cached answer's age
+    down = await client.get("/readyz")
     assert down.status == 503
     assert await down.json() == {"status": "unavailable", "database": "unreachable"}
+    alive = await client.get("/healthz")
+    assert alive.status == 200 and await alive.json() == {"status": "ok"}
 
 
 async def test_database_down_is_503_json(client, game):

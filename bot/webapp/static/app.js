@@ -3,7 +3,7 @@
 // Every number shown comes from the server (api.player_profile / available_events);
 // the page only counts down to the next energy point and refetches when it is due.
 // Every word shown comes from the server too: texts.json gives the page's share of
-// bot/texts.py in the player's language (`language` of /me), templates filled here.
+// bot/messages.py, translated, in the player's language (`language` of /me), templates filled here.
 // Times are read relative to the server's `as_of` and measured with a monotonic clock,
 // so a wrong clock on the phone does not move the countdown.
 // All data goes into the page with textContent: nothing from the API becomes markup.
@@ -54,27 +54,19 @@
 
   // ---------------------------------------------------------------- texts
 
-  // The plural form of n: English one|other, Russian one|few|many (as in bot/texts.py).
-  function pluralIndex(n) {
-    const a = Math.abs(n);
-    if (state.language === "ru") {
-      if (a % 10 === 1 && a % 100 !== 11) return 0;
-      if (a % 10 >= 2 && a % 10 <= 4 && !(a % 100 >= 12 && a % 100 <= 14)) return 1;
-      return 2;
-    }
-    return a === 1 ? 0 : 1;
-  }
-
-  // A text by key: `{name}` fields, and `{n:one|few|many}` plural fields.
+  // A text by key, its `{name}` fields filled. A text with plural forms comes as
+  // {count, forms: {one, few, many, other}} (bot/texts.py): the form for the number in
+  // the field `count` is chosen by the browser's CLDR rules, as the server's catalogue does.
   function t(key, values = {}) {
-    const template = state.texts[key];
+    let template = state.texts[key];
     if (template === undefined) return key;
-    return template.replace(/\{(\w+)(?::([^}]*))?\}/g, (_, name, spec) => {
+    if (typeof template === "object") {
+      const forms = template.forms;
+      const category = new Intl.PluralRules(state.language || "en").select(Number(values[template.count]));
+      template = forms[category] ?? forms.other ?? Object.values(forms).pop();
+    }
+    return template.replace(/\{(\w+)\}/g, (_, name) => {
       const value = values[name];
-      if (spec && spec.includes("|")) {
-        const forms = spec.split("|");
-        return forms[Math.min(pluralIndex(Number(value)), forms.length - 1)];
-      }
       return value === undefined ? "" : String(value);
     });
   }
@@ -88,13 +80,23 @@
     if (s < 600) {
       const m = Math.floor(s / 60);
       const rest = s % 60;
-      return rest ? t("dur_min_s", { m, s: rest }) : t("dur_min", { n: m });
+      return rest ? t("dur_pair", { larger: t("dur_min", { n: m }), smaller: t("dur_s", { n: rest }) })
+        : t("dur_min", { n: m });
     }
     const minutes = Math.ceil(s / 60);
     if (minutes < 60) return t("dur_min", { n: minutes });
     const h = Math.floor(minutes / 60);
     const m = minutes % 60;
-    return m ? t("dur_h_min", { h, m }) : t("dur_h", { h });
+    return m ? t("dur_pair", { larger: t("dur_h", { h }), smaller: t("dur_min", { n: m }) }) : t("dur_h", { h });
+  }
+
+  // How often something may happen (bot/texts.py Texts.period): exactly one hour or minute
+  // has a word of its own in some languages (ru «раз в час»).
+  function period(ms) {
+    const s = Math.round(ms / 1000);
+    if (s === 3600) return t("dur_per_h");
+    if (s === 60) return t("dur_per_min");
+    return duration(ms);
   }
 
   // Load the texts for a language (a Telegram language code or en/ru: the server picks).
@@ -294,7 +296,7 @@
     const parts = [`\u26a1${e.energy_cost}`, t("web_term_xp", { xp: e.xp_reward })];
     if (e.mood_delta) parts.push(t("web_term_mood", { delta: signed(e.mood_delta) }));
     if (e.loyalty_delta) parts.push(t("web_term_loyalty", { delta: signed(e.loyalty_delta) }));
-    if (e.cooldown_seconds > 0) parts.push(t("web_term_cooldown", { wait: duration(e.cooldown_seconds * 1000) }));
+    if (e.cooldown_seconds > 0) parts.push(t("web_term_cooldown", { wait: period(e.cooldown_seconds * 1000) }));
     return parts.join(" \u00b7 ");
   }
 

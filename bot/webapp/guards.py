@@ -1,8 +1,9 @@
-"""Limits of the Mini App API: request body size, requests per client address (before
+"""The Mini App API's guards: request body size, requests per client address (before
 authentication: costs no HMAC), and actions per player.
 
-The address and action budgets are the shared ones (bot/ratelimit.py, buckets
-`web_address` and `web_action` of ops.rate_limits): every bot and web process draws on
+The limiters are bot/ratelimit.py's (the one rate-limit module); this is the HTTP side.
+The address and action budgets are the shared ones (buckets `web_address` and
+`web_action` of ops.rate_limits): every bot and web process draws on
 the same budget, and a refused address is refused in memory until its wait ends, so a
 flood costs the database one call per refusal window. Refusals answer the API's JSON
 error shape with `Retry-After` (429) and are logged at a bounded rate (one line per key
@@ -20,20 +21,19 @@ from dataclasses import dataclass
 
 from aiohttp import hdrs, web
 
+from bot import metrics
 from bot.config import Settings
 from bot.game import Game
-from bot.ratelimit import BoundedLog, SharedLimits, retry_after_header
+from bot.ratelimit import ACTION_BUCKET, ADDRESS_BUCKET, BoundedLog, SharedLimits, retry_after_header
+from bot.webapp.errors import error_response
 
-log = logging.getLogger("bot.webapp.limits")
+log = logging.getLogger("bot.webapp.limits")  # the name operators filter on
 
 # A refused body up to this size is drained (read and dropped, aiohttp's default
 # lingering, 10 s at most) so that the client reliably reads the 413; beyond it, or
 # with no length, the connection is closed at once.
 DRAIN_LIMIT_BYTES = 1024 * 1024
 
-
-ADDRESS_BUCKET = "web_address"
-ACTION_BUCKET = "web_action"
 
 
 @dataclass
@@ -47,7 +47,7 @@ class Limits:
     def from_settings(cls, settings: Settings, game: Game) -> Limits:
         return cls(
             max_body_bytes=settings.webapp_max_body_bytes,
-            shared=SharedLimits(game),
+            shared=SharedLimits(game, on_refused=metrics.rate_limited),
             trusted_proxies=settings.webapp_trusted_proxies,
             refusals=BoundedLog(log, interval=60.0),
         )
@@ -70,18 +70,11 @@ def client_address(request: web.Request, trusted_proxies: int) -> str:
     return hops[-trusted_proxies][:64]
 
 
-def _refusal(request: web.Request, status: int, code: str, message: str, detail: dict[str, object],
-             headers: dict[str, str] | None = None) -> web.Response:
-    from bot.webapp.routes import error_response  # routes imports this module
-
-    return error_response(status, code, message, detail, headers)
-
-
 def too_many(request: web.Request, scope: str, who: str | int, wait: float) -> web.Response:
     limits = request.app[LIMITS_KEY]
     limits.refusals.log((scope, who), "webapp rate limited", scope=scope, who=who, path=request.path)
     retry_after = retry_after_header(wait)
-    return _refusal(request, 429, "rate_limited", "Too many requests: wait a moment and try again.",
+    return error_response(429, "rate_limited", "Too many requests: wait a moment and try again.",
                     {"scope": scope, "retry_after": int(retry_after)}, {"Retry-After": retry_after})
 
 
@@ -95,7 +88,7 @@ async def _refuse_body(request: web.Request, status: int, code: str, message: st
     limits = request.app[LIMITS_KEY]
     address = client_address(request, limits.trusted_proxies)
     limits.refusals.log((code, address), "webapp body refused", status=status, who=address, path=request.path)
-    response = _refusal(request, status, code, message, {"max_bytes": limits.max_body_bytes})
+    response = error_response(status, code, message, {"max_bytes": limits.max_body_bytes})
     response.force_close()  # the body is never read into the app; the connection is not reused
     length = request.content_length
     if (length is None or length > DRAIN_LIMIT_BYTES) and request.protocol is not None:
