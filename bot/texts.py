@@ -53,7 +53,8 @@ LANGUAGE_SETTINGS = ("auto", *LANGUAGES)
 # addressed in Russian; English is the neutral default, and /settings offers Russian.
 # Keep in step with game.effective_language() in 0008.i18n.sql (a test compares them).
 RUSSIAN_READERS = frozenset({"ru", "be", "kk", "ky"})
-COMMANDS = ("start", "menu", "profile", "events", "daily", "settings", "help")
+COMMANDS = ("start", "menu", "profile", "events", "daily", "waifus", "shop", "inventory", "top", "gift",
+            "group_events", "settings", "help")
 # Texts the Mini App page needs (besides the web_* and dur_* keys): served by the web app.
 PAGE_KEYS = tuple(sorted({k for k in MESSAGES if k.startswith(("web_", "dur_"))}
                          | {"events_none", "result_changes", "result_level_up"}))
@@ -235,6 +236,11 @@ class Texts:
         lines += [self("starter_line", name=t["name"], description=t["description"]) for t in templates]
         return self.lines(lines)
 
+    def help(self) -> Html:
+        """How to play, and every command of the one list (COMMANDS) with its description."""
+        return self.lines([self("help_intro"), ""]
+                          + [self("help_command", command=c, description=self(f"cmd_{c}")) for c in COMMANDS])
+
     def menu(self, name: str, waifus: list[dict[str, Any]]) -> Html:
         if not waifus:
             return self("menu_no_waifu", name=name)
@@ -312,6 +318,12 @@ class Texts:
             else:
                 wait = self.until(detail.get("available_at"), None)
             return self("err_on_cooldown", wait=wait)
+        if code == "on_cooldown" and "item_code" in detail:  # a gift given to her too recently (0013)
+            return self("err_item_on_cooldown", wait=self.duration(detail.get("remaining_seconds", 0)))
+        if code == "limit_reached" and detail.get("limit") == "waifus_per_player":
+            return self("err_collection_full", max=detail.get("max", "?"))
+        if code == "not_enough_coins":
+            return self("err_not_enough_coins", needed=detail.get("coins_needed", "?"), coins=detail.get("coins", "?"))
         if code == "limit_reached" and "template_code" in detail:
             return self("err_already_adopted")
         if code == "limit_reached" and detail.get("limit") == "daily":
