@@ -37,6 +37,16 @@ async def register_member(game: Game, chat: Chat, user: User) -> dict[str, Any]:
     return await game.register_group_member(chat.id, user.id, chat.title)
 
 
+async def reply(game: Game, responder: Responder, chat: Chat, text: str,
+                markup: InlineKeyboardMarkup | None = None) -> None:
+    """A reply; in a group only within the shared limit group_send (Telegram allows 20
+    messages a minute per group, and the group sender takes from the same budget): a reply
+    over it is dropped rather than have Telegram refuse the group's next messages."""
+    if in_group(chat) and await game.rate_limit("group_send", str(chat.id)) > 0:
+        return
+    await responder.send(text, markup)
+
+
 async def top_screen(game: Game, texts: Texts, telegram_id: int, board: str,
                      chat_id: int | None) -> tuple[Html, InlineKeyboardMarkup]:
     b = await game.leaderboard(telegram_id, board, chat_id)
@@ -62,7 +72,7 @@ async def top_command(message: Message, command: CommandObject, game: Game, text
     if in_group(message.chat):
         await register_member(game, message.chat, user)
         chat_id = message.chat.id
-    await responder.send(*await top_screen(game, texts, user.id, board, chat_id))
+    await reply(game, responder, message.chat, *await top_screen(game, texts, user.id, board, chat_id))
 
 
 async def top_button(query: CallbackQuery, callback_data: keyboards_game.Top, game: Game, texts: Texts,
@@ -86,14 +96,14 @@ async def group_events_command(message: Message, command: CommandObject, bot: Bo
         return
     choice = (command.args or "").strip().lower()
     if choice not in ("on", "off"):
-        await responder.send(texts("group_events_usage"))
+        await reply(game, responder, message.chat, texts("group_events_usage"))
         return
     update_log.action = "group_events"
     await register_member(game, message.chat, user)
     # Telegram knows who administers the group; the database trusts this answer.
     member = await bot.get_chat_member(message.chat.id, user.id)
     result = await game.set_group_events(message.chat.id, user.id, choice == "on", member.status in ADMIN_STATUSES)
-    await responder.send(texts("group_events_on" if result["events_on"] else "group_events_off"))
+    await reply(game, responder, message.chat, texts("group_events_on" if result["events_on"] else "group_events_off"))
 
 
 async def gift_command(message: Message, command: CommandObject, game: Game, texts: Texts,
@@ -105,22 +115,22 @@ async def gift_command(message: Message, command: CommandObject, game: Game, tex
         await responder.send(texts("gift_private_usage"))
         return
     await register_member(game, message.chat, user)
-    reply = message.reply_to_message
+    replied = message.reply_to_message
     item = (command.args or "").strip().lower()
-    target = reply.from_user if reply is not None else None
+    target = replied.from_user if replied is not None else None
     if target is None or target.is_bot or not item:
         items = ", ".join(i["code"] for i in (await game.inventory(user.id))["items"]) or "—"
-        await responder.send(texts("gift_usage", items=items))
+        await reply(game, responder, message.chat, texts("gift_usage", items=items))
         return
     update_log.action = "gift"
     collection = await game.player_waifus(target.id)  # WF005 if they never used the bot
     waifu_id = collection["active_waifu_id"]
     if waifu_id is None:
-        await responder.send(texts("gift_no_waifu", name=display_name(target)))
+        await reply(game, responder, message.chat, texts("gift_no_waifu", name=display_name(target)))
         return
     key = f"tg:gift:{message.chat.id}:{message.message_id}"
     result = await game.give_gift(user.id, waifu_id, item, key, message.chat.id)
-    await responder.send(gift_text(texts, result, giver=display_name(user)))
+    await reply(game, responder, message.chat, gift_text(texts, result, giver=display_name(user)))
 
 
 async def join_button(query: CallbackQuery, callback_data: keyboards_game.GroupJoin, game: Game, texts: Texts,
