@@ -25,7 +25,8 @@ APT_PACKAGES := postgresql-15:/usr/lib/postgresql/15/bin/pg_ctl \
 	python3-venv:
 
 .PHONY: help test lint setup lock system-deps db db-stop db-destroy migrate schema release-migrations psql bot play \
-	bench bench-quick bench-quick-run clean messages compile-messages
+	bench bench-quick bench-quick-run clean messages compile-messages \
+	docker-engine docker-engine-stop images test-containers test-compose
 
 help:
 	@echo "make test        run every test against a real PostgreSQL 15 + pg_cron (installs what it needs)"
@@ -43,6 +44,11 @@ help:
 	@echo "make messages    extract the texts into bot/locales/messages.pot and merge it into every .po file"
 	@echo "make compile-messages   compile the .po catalogues into the .mo files the bot loads (commit both)"
 	@echo "make db-stop / db-destroy / clean"
+	@echo "make docker-engine       use the Docker engine that answers, or start a private one (root); prints DOCKER_HOST"
+	@echo "make docker-engine-stop  stop the engine make docker-engine started (by its pid)"
+	@echo "make images              build waifu-bot/db, waifu-bot/db-proxy and waifu-bot/bot (no registry needed)"
+	@echo "make test-containers     tests/core and tests/bot with the database in a container (testcontainers)"
+	@echo "make test-compose        the docker-compose stack end to end (up, play through a Telegram stand-in, down -v)"
 
 test: setup
 	$(PY) -m pytest
@@ -87,9 +93,14 @@ system-deps:
 		fi; \
 	fi
 
+# The local clusters' passwords are in .localdb/pgpass (db/localdb.py): libpq reads them
+# through PGPASSFILE, so no URL or command line carries one.
+LOCAL_PGPASSFILE = $${PGPASSFILE:-$(CURDIR)/.localdb/pgpass}
+
 db: setup
 	$(PY) -m db.localdb start --name $(DB)
-	MIGRATION_DATABASE_URL="$$($(PY) -m db.localdb url --name $(DB))" $(PY) -m db.migrate apply
+	PGPASSFILE="$(LOCAL_PGPASSFILE)" MIGRATION_DATABASE_URL="$$($(PY) -m db.localdb url --name $(DB))" \
+		$(PY) -m db.migrate apply
 	@$(PY) -m db.localdb env --name $(DB)
 
 db-stop:
@@ -99,6 +110,7 @@ db-destroy:
 	$(PY) -m db.localdb destroy --name $(DB)
 
 migrate: setup
+	if [ -z "$$MIGRATION_DATABASE_URL" ]; then export PGPASSFILE="$(LOCAL_PGPASSFILE)"; fi; \
 	$(PY) -m db.migrate apply --database "$${MIGRATION_DATABASE_URL:-$$($(PY) -m db.localdb url --name $(DB))}"
 
 # db/schema.sql from a throwaway cluster migrated from scratch (tests/core/test_migrations.py
@@ -114,7 +126,7 @@ release-migrations:
 	done
 
 psql:
-	psql "$$($(PY) -m db.localdb url --name $(DB))"
+	PGPASSFILE="$(LOCAL_PGPASSFILE)" psql "$$($(PY) -m db.localdb url --name $(DB))"
 
 bot: setup
 	$(PY) -m bot $(ARGS)
@@ -166,3 +178,29 @@ bench-quick-run:
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis bench-results test-artifacts
+
+# --- Containers (docker-compose, testcontainers) ------------------------------------------
+# Each target uses the engine that answers (DOCKER_HOST, /var/run/docker.sock) or starts the
+# project's own (.ci/docker-engine: as root, installing docker.io when missing), which
+# keeps running until `make docker-engine-stop`.
+ENGINE := host=$$(.ci/docker-engine start) || exit 1; eval "$$host"
+
+docker-engine:
+	@.ci/docker-engine start
+
+docker-engine-stop:
+	@.ci/docker-engine stop
+
+# The Python packages come from a wheelhouse made on the host (requirements.lock's pins), so
+# the build needs no PyPI access of its own; WAIFU_WHEELHOUSE=0: pip in the build uses PyPI.
+images: setup
+	@$(ENGINE); WAIFU_WHEELHOUSE=$${WAIFU_WHEELHOUSE:-1} PYTHON=$(PY) .ci/images
+
+# The db image is built once here; every test session then starts containers from it.
+test-containers: setup
+	@$(ENGINE); PYTHON=$(PY) .ci/images db && \
+		WAIFU_TEST_DB_IMAGE=waifu-bot/db TEST_REQUIRE_DOCKER=1 $(PY) -m pytest tests/core tests/bot $(ARGS)
+
+test-compose: setup
+	@$(ENGINE); WAIFU_WHEELHOUSE=$${WAIFU_WHEELHOUSE:-1} PYTHON=$(PY) .ci/images && \
+		WAIFU_TEST_COMPOSE=1 $(PY) -m pytest tests/compose $(ARGS)

@@ -6,13 +6,22 @@ it works before anything else is installed.
 
 PostgreSQL refuses to run as root: when we are root the server runs as the `postgres`
 OS user, and the cluster lives in a folder that user can reach.
+
+Logins need passwords (scram-sha-256, over TCP and the socket alike): `postgres`, the
+bot's role and the proxy's roles get passwords generated once per checkout and kept in
+`.localdb/passwords.json`; `.localdb/pgpass` (libpq's password file, both mode 0600)
+lists them for each cluster's port, and this module points PGPASSFILE at it, so the
+URLs it gives carry no password. Nothing prints a password. pg_cron's role `waifu_cron`
+has none: its jobs run in background workers, which do not log in.
 """
 
 from __future__ import annotations
 
 import getpass
 import hashlib
+import json
 import os
+import secrets
 import shutil
 import socket
 import subprocess
@@ -27,6 +36,12 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DB_NAME = "waifu"
 SUPERUSER = "postgres"
 BOT_ROLE = "waifu_bot"
+# Login roles that get a generated password (the same in every local cluster of this
+# checkout); any other role has none and cannot log in (waifu_cron: background workers).
+PASSWORD_ROLES = (SUPERUSER, BOT_ROLE, "waifu_proxy")  # waifu_proxy_noclock: db.partitions gives it waifu_proxy's
+SECRETS_DIR = PROJECT_ROOT / ".localdb"
+PASSWORDS_FILE = SECRETS_DIR / "passwords.json"
+PGPASS_FILE = SECRETS_DIR / "pgpass"
 
 # Server settings the game needs; the rest is PostgreSQL's defaults (fsync and
 # synchronous_commit on, as in production) plus TUNING_FILE below.
@@ -68,6 +83,53 @@ def with_user(url: str, user: str, password: str | None = None) -> str:
 
 class LocalDbError(RuntimeError):
     """A problem the user can fix; the message says how."""
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write `text` to `path`, readable by its owner only (created so: never readable by others)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, path)
+
+
+def passwords() -> dict[str, str]:
+    """The generated password of each of PASSWORD_ROLES (made on first use)."""
+    try:
+        known: dict[str, str] = json.loads(PASSWORDS_FILE.read_text())
+    except (OSError, ValueError):
+        known = {}
+    if any(role not in known for role in PASSWORD_ROLES):
+        known = {role: known.get(role) or secrets.token_urlsafe(24) for role in PASSWORD_ROLES}
+        _write_private(PASSWORDS_FILE, json.dumps(known, indent=1) + "\n")
+    return known
+
+
+def password(role: str) -> str:
+    return passwords()[role]
+
+
+def use_passfile() -> Path:
+    """Point libpq and asyncpg (PGPASSFILE) at .localdb/pgpass, unless the caller chose one."""
+    os.environ.setdefault("PGPASSFILE", str(PGPASS_FILE))
+    return PGPASS_FILE
+
+
+def _pgpass_entries(port: int, add: bool) -> None:
+    """Add (or remove) the lines of one cluster's port to .localdb/pgpass."""
+    try:
+        lines = PGPASS_FILE.read_text().splitlines()
+    except OSError:
+        lines = []
+    lines = [line for line in lines if line.split(":")[1:2] != [str(port)]]
+    if add:
+        # "localhost" is what libpq compares with for a Unix socket connection.
+        lines += [f"{host}:{port}:*:{role}:{pw}" for host in ("127.0.0.1", "localhost")
+                  for role, pw in passwords().items()]
+    _write_private(PGPASS_FILE, "".join(line + "\n" for line in lines))
 
 
 def _pg_bindir() -> Path:
@@ -136,7 +198,26 @@ class Cluster:
         return int((self.home / "port").read_text().strip())
 
     def url(self, user: str = SUPERUSER, database: str = DB_NAME) -> str:
+        """A URL without password (.localdb/pgpass has it: PGPASSFILE). For a role of
+        PASSWORD_ROLES that a migration created since the start, its password is set now."""
+        use_passfile()
+        if user != SUPERUSER and user in PASSWORD_ROLES and self.running():
+            self.set_passwords([user])
         return f"postgresql://{user}@127.0.0.1:{self.port}/{database}"
+
+    def set_passwords(self, roles: list[str] | None = None) -> None:
+        """Give the existing roles of PASSWORD_ROLES (or of `roles`) that have no password theirs."""
+        known = passwords()
+        for role in roles or [r for r in PASSWORD_ROLES if r != SUPERUSER]:
+            # A DO block: the role may not exist yet (migrations create it). The password
+            # is a literal of the statement: it goes over the socket, never into a log
+            # (log_statement is off; a failing statement is not logged with it either: it
+            # does not fail).
+            # Only a role without one: a password someone set on purpose (the tests' for
+            # the bot role) stays.
+            self._psql(f"DO $$ BEGIN IF EXISTS (SELECT FROM pg_authid WHERE rolname = '{role}' "
+                       f"AND rolpassword IS NULL) THEN ALTER ROLE {role} PASSWORD '{known[role]}'; END IF; END $$",
+                       database="postgres")
 
     # -- running commands as the server's OS user -------------------------------------
     def _server_user(self) -> str | None:
@@ -183,16 +264,26 @@ class Cluster:
         if user:
             shutil.chown(self.home, user, user)
             shutil.chown(self.socket_dir, user, user)
-        self._run(
-            [
-                str(bindir / "initdb"),
-                "-D", str(self.data),
-                "-U", SUPERUSER,
-                "--auth=trust",  # loopback-only throwaway cluster
-                "--encoding=UTF8",
-                "--locale=C.UTF-8",
-            ]
-        )
+        # Every login needs its password, over TCP and the socket alike (any local OS user
+        # can reach both). The superuser's comes in a file only the server's user can read.
+        pwfile = self.home / "initdb.pw"
+        _write_private(pwfile, password(SUPERUSER) + "\n")
+        if user:
+            shutil.chown(pwfile, user, user)
+        try:
+            self._run(
+                [
+                    str(bindir / "initdb"),
+                    "-D", str(self.data),
+                    "-U", SUPERUSER,
+                    "--auth=scram-sha-256",
+                    f"--pwfile={pwfile}",
+                    "--encoding=UTF8",
+                    "--locale=C.UTF-8",
+                ]
+            )
+        finally:
+            pwfile.unlink(missing_ok=True)
         port = int(os.environ.get("LOCALDB_PORT") or _free_port())
         settings = dict(SERVER_SETTINGS, **self.settings, port=str(port),
                         unix_socket_directories=f"'{self.socket_dir}'")
@@ -204,9 +295,22 @@ class Cluster:
             fh.write(conf)
         (self.home / "port").write_text(f"{port}\n")
 
+    def _trusts(self) -> bool:
+        try:
+            hba = (self.data / "pg_hba.conf").read_text()
+        except OSError:
+            return False
+        return any(line.split()[-1:] == ["trust"] for line in hba.splitlines() if not line.startswith("#"))
+
     def start(self) -> None:
         if not self.exists():
             self.init()
+        _pgpass_entries(self.port, add=True)
+        use_passfile()
+        if self._trusts():
+            print(f"warning: the local cluster {self.name} was made before logins needed passwords and still "
+                  f"trusts every local user: python -m db.localdb destroy --name {self.name}, then start it "
+                  "again", file=sys.stderr)
         if not self.running():
             bindir = _pg_bindir()
             self._run(
@@ -216,9 +320,12 @@ class Cluster:
 
     def _psql(self, sql: str, database: str = "postgres") -> str:
         bindir = _pg_bindir()
+        # The statement on stdin and the superuser's password in the child's environment:
+        # neither shows on a command line (ps), which every local user can read.
         out = self._run(
             [str(bindir / "psql"), "-h", str(self.socket_dir), "-p", str(self.port), "-U", SUPERUSER,
-             "-d", database, "-XAtq", "-v", "ON_ERROR_STOP=1", "-c", sql]
+             "-d", database, "-XAtq", "-v", "ON_ERROR_STOP=1", "-f", "-"],
+            input=sql, env=dict(os.environ, PGPASSWORD=password(SUPERUSER)),
         )
         return out.stdout.strip()
 
@@ -233,6 +340,7 @@ class Cluster:
             raise LocalDbError("server started but does not accept connections" + self._log_tail())
         if present != "1":
             self._psql(f"CREATE DATABASE {DB_NAME}")
+        self.set_passwords()  # roles migrations made in an earlier run
         self._wait_for_cron_scheduler()
 
     def _wait_for_cron_scheduler(self) -> None:
@@ -258,6 +366,10 @@ class Cluster:
 
     def destroy(self) -> None:
         self.stop()
+        try:
+            _pgpass_entries(self.port, add=False)
+        except (OSError, ValueError):
+            pass
         shutil.rmtree(self.home, ignore_errors=True)
         link = PROJECT_ROOT / ".localdb" / self.name
         if link.is_symlink():
@@ -356,6 +468,8 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "url":
             print(c.url())
         elif args.command == "env":
+            # No password in the URLs: they are in the password file libpq and asyncpg read.
+            print(f"export PGPASSFILE={use_passfile()}")
             print(f"export MIGRATION_DATABASE_URL={c.url()}")
             print(f"export DATABASE_URL={c.url(user=BOT_ROLE)}")
         elif args.command == "destroy":

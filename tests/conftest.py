@@ -3,14 +3,19 @@
 Where it comes from, in order:
 1. TEST_DATABASE_URL (a superuser URL of a database the tests may wipe, in a server
    with pg_cron preloaded and cron.database_name naming that database);
-2. testcontainers, when a Docker engine answers (image built from db/Dockerfile);
+2. testcontainers, when a Docker engine answers (the image waifu-bot/db when
+   WAIFU_TEST_DB_IMAGE names it, as `make test-containers` does after building it once;
+   else built once for this session from db/Dockerfile and removed after);
+   TEST_REQUIRE_DOCKER=1 makes a missing engine an error instead of a fallback;
 3. a throwaway local cluster (db/localdb.py), created for this run and removed after.
+The first lines of pytest's header say which one runs.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +27,9 @@ from db import localdb, migrate
 from tests import seed_snapshot
 
 ROOT = Path(__file__).resolve().parent.parent
+# tests/compose drives a whole docker-compose stack (minutes, a Docker engine and the images
+# of `make images`): only `make test-compose` runs it.
+collect_ignore = [] if os.environ.get("WAIFU_TEST_COMPOSE") == "1" else ["compose"]
 BOT_ROLE = localdb.BOT_ROLE
 BOT_PASSWORD = "bot-test-password"
 # The bot's role plus waifu_clock: may pass an explicit `now`, so the core tests move
@@ -61,23 +69,103 @@ def _docker_engine_answers() -> bool:
             return False
 
 
+def _database_path() -> str:
+    """Which database the session's `database` fixture will use: partitions, url, docker or local."""
+    if int(os.environ.get("WAIFU_TEST_PARTITIONS") or 0):
+        return "partitions"
+    if os.environ.get("TEST_DATABASE_URL"):
+        return "url"
+    if os.environ.get("TEST_NO_DOCKER") != "1" and _docker_engine_answers():
+        return "docker"
+    if os.environ.get("TEST_REQUIRE_DOCKER") == "1":
+        pytest.exit(
+            "TEST_REQUIRE_DOCKER=1 but no Docker engine answers"
+            + (f" at DOCKER_HOST={os.environ['DOCKER_HOST']}" if os.environ.get("DOCKER_HOST") else "")
+            + ": run `make docker-engine` and export the DOCKER_HOST it prints (or use `make test-containers`)",
+            returncode=pytest.ExitCode.USAGE_ERROR)
+    return "local"
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    if os.environ.get("WAIFU_TEST_COMPOSE") == "1":
+        return "database: docker-compose stacks of their own (tests/compose: db, or PL/Proxy + partitions)"
+    path = _database_path()
+    if path == "docker":
+        image = os.environ.get("WAIFU_TEST_DB_IMAGE") or "built from db/Dockerfile for this run"
+        engine = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+        return f"database: testcontainers (image {image}, engine {engine})"
+    return {"partitions": f"database: PL/Proxy over {os.environ.get('WAIFU_TEST_PARTITIONS')} local partitions",
+            "url": "database: TEST_DATABASE_URL",
+            "local": "database: a throwaway local cluster (db/localdb.py)"
+                     + (" - TEST_NO_DOCKER=1" if os.environ.get("TEST_NO_DOCKER") == "1" else "")}[path]
+
+
+def _configure_testcontainers() -> None:
+    """Settings testcontainers reads from the environment, where the user did not set them.
+
+    Ryuk (its reaper container) is an image pulled from Docker Hub, which does not answer
+    everywhere; the fixture removes its containers itself, by id, whatever happens. The
+    connection mode: testcontainers takes a machine with /.dockerenv for a container of the
+    engine it talks to and connects through the bridge's gateway, which an engine started on
+    this very machine (make docker-engine) refuses; the published ports are on our loopback.
+    """
+    os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
+    if "TESTCONTAINERS_CONNECTION_MODE" not in os.environ and Path("/.dockerenv").exists():
+        import socket
+
+        import docker
+
+        client = docker.from_env(timeout=10)
+        try:
+            ours = client.containers.list(all=True, filters={"id": socket.gethostname()})
+        finally:
+            client.close()
+        if not ours:  # not a container of this engine: its ports are published on our host
+            os.environ["TESTCONTAINERS_CONNECTION_MODE"] = "docker_host"
+
+
+@contextmanager
+def _postgres_container() -> Iterator[str]:
+    """A superuser URL of a fresh PostgreSQL + pg_cron container; removed by id at the end."""
+    _configure_testcontainers()
+    try:  # testcontainers >= 4.15 moved it (the old module still works but warns)
+        from testcontainers.community.postgres import PostgresContainer
+    except ImportError:
+        from testcontainers.postgres import PostgresContainer  # type: ignore[no-redef]
+    from testcontainers.core.image import DockerImage
+
+    with ExitStack() as stack:
+        image = os.environ.get("WAIFU_TEST_DB_IMAGE")
+        if not image:
+            built = DockerImage(path=str(ROOT / "db"), tag=f"waifu-bot-db:test-{os.getpid()}", clean_up=True)
+            stack.enter_context(built)  # removes the image at the end
+            image = str(built)
+        container = PostgresContainer(image, username="postgres", password="postgres", dbname="waifu")
+        # Published on the loopback only, whatever the engine's default address.
+        # (docker-py's form: with_bind_ports takes no address.)
+        container.ports = {5432: ("127.0.0.1", None)}
+        stack.callback(container.stop)  # by id, also when start or a test fails
+        container.start()
+        host = container.get_container_host_ip()
+        if host == "localhost":
+            host = "127.0.0.1"  # the port is bound there, not on ::1
+        yield f"postgresql://postgres:postgres@{host}:{container.get_exposed_port(5432)}/waifu"
+
+
 @pytest.fixture(scope="session")
 def database() -> Iterator[TestDatabase]:
-    if count := int(os.environ.get("WAIFU_TEST_PARTITIONS") or 0):
+    path = _database_path()
+    if path == "partitions":
+        count = int(os.environ["WAIFU_TEST_PARTITIONS"])
         from tests.proxy.harness import partition_set
 
         with partition_set(f"test-{os.getpid()}", count) as pset:
             yield _prepare(pset.proxy_url, f"PL/Proxy over {count} partitions", tuple(pset.partition_urls))
-    elif url := os.environ.get("TEST_DATABASE_URL"):
-        yield _prepare(url, "TEST_DATABASE_URL")
-    elif os.environ.get("TEST_NO_DOCKER") != "1" and _docker_engine_answers():
-        from testcontainers.core.image import DockerImage
-        from testcontainers.postgres import PostgresContainer
-
-        with DockerImage(path=str(ROOT / "db"), tag="waifu-bot-db:test") as image:
-            with PostgresContainer(str(image), username="postgres", password="postgres", dbname="waifu") as pg:
-                url = f"postgresql://postgres:postgres@{pg.get_container_host_ip()}:{pg.get_exposed_port(5432)}/waifu"
-                yield _prepare(url, "testcontainers")
+    elif path == "url":
+        yield _prepare(os.environ["TEST_DATABASE_URL"], "TEST_DATABASE_URL")
+    elif path == "docker":
+        with _postgres_container() as url:
+            yield _prepare(url, "testcontainers")
     else:
         cluster = localdb.cluster(f"test-{os.getpid()}")
         cluster.destroy()

@@ -1,6 +1,7 @@
-"""docker-compose.yml and the images, read as files (no Docker engine here): each service
-gets only its own settings, the bot's are exactly what bot/config.py reads, a
-configuration error stops for good, and the image installs the pinned versions."""
+"""docker-compose.yml and the images, read as files: each service gets only its own
+settings, the bot's are exactly what bot/config.py reads, a configuration error stops for
+good, ports bind the loopback by default, and the image installs the pinned versions.
+tests/compose runs the stack for real (make test-compose)."""
 
 from __future__ import annotations
 
@@ -56,5 +57,43 @@ def test_every_bot_setting_is_described_in_env_example():
 
 def test_the_image_installs_the_pinned_versions():
     dockerfile = (ROOT / "bot" / "Dockerfile").read_text()
-    assert "requirements.lock" in dockerfile and "pip install -c requirements.lock" in dockerfile
+    assert "COPY pyproject.toml requirements.lock .wheelhouse* ./wheels/" in dockerfile
+    assert "pip install --quiet -c wheels/requirements.lock -r requirements.txt" in dockerfile
     assert "bot/dev" in (ROOT / ".dockerignore").read_text()  # the Telegram stand-in stays out of the image
+
+
+COMPOSE_FILES = ["docker-compose.yml", "docker-compose.partitions.yml", "tests/compose/docker-compose.dev.yml"]
+
+
+def test_compose_1_29_can_read_the_files() -> None:
+    for name in COMPOSE_FILES:
+        data = yaml.safe_load((ROOT / name).read_text())
+        assert "name" not in data, f"{name}: Compose 1.29 refuses a top-level name (COMPOSE_PROJECT_NAME in .env)"
+        assert "version" not in data  # obsolete in v2, optional in 1.29
+    assert "\nCOMPOSE_PROJECT_NAME=waifu-bot\n" in (ROOT / ".env.example").read_text()  # volume names kept
+
+
+def test_every_published_port_binds_the_loopback_unless_env_says_otherwise() -> None:
+    for name in COMPOSE_FILES:
+        services = yaml.safe_load((ROOT / name).read_text())["services"]
+        for service, spec in services.items():
+            for port in spec.get("ports", []):
+                assert port.startswith(("${WEB_BIND_ADDRESS:-127.0.0.1}:", "${DB_BIND_ADDRESS:-127.0.0.1}:",
+                                        "127.0.0.1:")), f"{name} {service}: {port}"
+
+
+def test_the_telegram_stand_in_is_only_in_the_dev_override() -> None:
+    assert "telegram" not in SERVICES and "bot/dev" not in (ROOT / "docker-compose.yml").read_text()
+    dev = yaml.safe_load((ROOT / "tests/compose/docker-compose.dev.yml").read_text())["services"]
+    assert set(dev) == {"telegram", "bot"}
+
+
+def test_no_wheelhouse_or_registry_frontend_in_the_images() -> None:
+    for dockerfile in ["bot/Dockerfile", "db/Dockerfile", "db/proxy/Dockerfile"]:
+        text = (ROOT / dockerfile).read_text()
+        assert not text.lstrip().startswith("# syntax="), dockerfile  # it would pull a frontend image
+        assert "FROM debian:bookworm-slim" in text
+    bot = (ROOT / "bot" / "Dockerfile").read_text()
+    final_stage = bot.rsplit("\nFROM ", 1)[1]
+    assert "COPY --from=build /opt/venv /opt/venv" in final_stage
+    assert "wheel" not in final_stage.replace("wheelhouse", "").lower() and "ARG " not in final_stage

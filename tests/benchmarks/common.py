@@ -124,7 +124,7 @@ def bench_database(
             cluster.stop()
             cluster.start()
         migrate.apply(cluster.url())
-        # The local cluster trusts loopback connections, so the bot role needs no password.
+        # The bot role's password is in .localdb/pgpass (PGPASSFILE, set by db.localdb).
         yield BenchDatabase(cluster.url(), bot_url or cluster.url(user=localdb.BOT_ROLE),
                             f"local cluster {cluster.home}")
     finally:

@@ -140,7 +140,7 @@ async def test_roll_back_everything_then_apply_again(scratch, migrated):
     assert out.stdout.splitlines() == [f"applied {i}" for i in ids] + [f"{len(ids)} migration(s) applied"]
     assert fingerprint(migrated) == before
 
-    # The game works again, as the bot's role (the local cluster trusts loopback).
+    # The game works again, as the bot's role (its password: .localdb/pgpass).
     bot = await asyncpg.connect(scratch.url(user=localdb.BOT_ROLE))
     admin = await asyncpg.connect(migrated)
     try:

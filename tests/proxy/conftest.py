@@ -40,7 +40,7 @@ async def proxy_admin(pset: PartitionSet) -> AsyncIterator[asyncpg.Connection]:
 
 @pytest.fixture
 async def proxy_bot(pset: PartitionSet, proxy_admin: asyncpg.Connection) -> AsyncIterator[asyncpg.Connection]:
-    """The bot's role on the proxy (the local clusters trust loopback: no password)."""
+    """The bot's role on the proxy (its password: .localdb/pgpass, PGPASSFILE)."""
     conn = await _connect(with_user(pset.proxy_url, BOT_ROLE))
     yield conn
     await conn.close()

@@ -35,7 +35,7 @@ def partition_set(name: str, count: int) -> Iterator[PartitionSet]:
     try:
         proxy, parts = localdb.start_partition_set(name, count)
         urls = [p.url() for p in parts]
-        partitions.apply(proxy.url(), urls, admin_writes=True)  # set-ups UPDATE game.* on the proxy
+        partitions.apply_local(name, admin_writes=True)  # set-ups UPDATE game.* on the proxy
         # The partitions' NOTIFY reaches the bot's LISTEN on the proxy, as in production.
         stop = threading.Event()
         relay = threading.Thread(target=partitions.relay_notifications, args=(proxy.url(), urls),

@@ -25,7 +25,7 @@ def test_partitions_and_proxy_start_only_with_the_profile() -> None:
         assert services[name]["profiles"] == ["partitions"], name
     for name in parts:
         assert services[name]["build"] == "./db"  # the game image: PostgreSQL + pg_cron
-    assert services["proxy"]["build"] == "./db/proxy"
+    assert services["proxy"]["build"] == {"context": "./db", "dockerfile": "proxy/Dockerfile"}  # db/'s entrypoint
     assert "postgresql-15-plproxy" in (ROOT / "db/proxy/Dockerfile").read_text()
 
 

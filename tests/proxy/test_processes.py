@@ -21,7 +21,7 @@ import asyncpg
 
 from bot.dev.local_botapi import TelegramStub
 from bot.polling_lock import EX_TEMPFAIL
-from db.localdb import BOT_ROLE, with_user
+from db.localdb import BOT_ROLE, password, with_user
 from tests.bot.test_process import ROOT, WEBHOOK_URL, BotProcess, free_port, start_bot
 from tests.proxy.harness import PartitionSet
 
@@ -37,7 +37,7 @@ async def test_one_update_delivered_to_two_processes_applies_once(
         pset: PartitionSet, proxy_admin: asyncpg.Connection, tmp_path: Path) -> None:
     stub = TelegramStub()
     await stub.start()
-    database = SimpleNamespace(bot_url=with_user(pset.proxy_url, BOT_ROLE))
+    database = SimpleNamespace(bot_url=with_user(pset.proxy_url, BOT_ROLE, password(BOT_ROLE)))
     env = {"WEBHOOK_URL": WEBHOOK_URL, "WEBHOOK_SECRET": SECRET["X-Telegram-Bot-Api-Secret-Token"]}
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
@@ -76,7 +76,7 @@ async def test_a_second_poller_stops_at_once_and_the_first_goes_on(
         pset: PartitionSet, proxy_admin: asyncpg.Connection, tmp_path: Path) -> None:
     stub = TelegramStub()
     await stub.start()
-    bot_url = with_user(pset.proxy_url, BOT_ROLE)
+    bot_url = with_user(pset.proxy_url, BOT_ROLE, password(BOT_ROLE))
     first = await start_bot(stub, SimpleNamespace(bot_url=bot_url), tmp_path)
     try:
         await stub.wait_for(lambda: stub.calls_of("getUpdates"), timeout=15)

@@ -9,6 +9,7 @@ import asyncpg
 import pytest
 
 from bot.game import Game, GameUnavailable, WaifuNotFound
+from bot.ratelimit import SharedLimits
 from db import partitions
 from db.localdb import BOT_ROLE, with_user
 
@@ -161,26 +162,56 @@ async def test_ops_views_aggregate_the_partitions(proxy_admin, proxy_bot, parts)
 
 
 async def test_a_partition_that_is_down_fails_only_its_players(pset, proxy_admin, proxy_bot, parts):
-    [a] = await players_on(parts, 0, 1)
+    [a, a2] = await players_on(parts, 0, 2)
     [b] = await players_on(parts, 1, 1)
     for tid in (a, b):
         await register(proxy_bot, tid)
+        await adopt(proxy_bot, tid)
+    # Both players' waifus rested, so both have a "she is rested" waiting.
+    await proxy_admin.execute("UPDATE game.waifus SET dynamic = dynamic || jsonb_build_object('energy', 99, "
+                              "'last_restore', extract(epoch FROM now()) - 61)")
+    await proxy_admin.fetchval("SELECT ops.reset_tick(now() - interval '1 hour')")
+    assert await proxy_admin.fetchval("SELECT api.restore_energy()") == 2
     cluster1 = pset.clusters()[1]
     game = await Game.connect(with_user(pset.proxy_url, BOT_ROLE), min_size=1, max_size=2)
     try:
         await parts[1].close()
         cluster1.stop()
         try:
+            # A player of the live partition plays on, from /start (the catalogue, which
+            # any partition answers) to an event, and is admitted and limited as always.
+            for _ in range(10):  # the catalogue's first pick is random: every time
+                assert [t["code"] for t in await game.waifu_templates()]
+            await game.register_player(a2, "a2", "A", "en")
+            waifu = await game.adopt_waifu(a2, (await game.waifu_templates())[0]["code"])
+            assert (await game.participate(a2, waifu, "walk", "down-1"))["waifu_id"] == waifu
             assert (await game.player_profile(a))["telegram_id"] == a
+            assert (await game.admit_update(1, 77, a, a))["admit"] is True  # a private chat: the player's partition
+            assert await game.forget_update(1, 77) is True
+            # A limit's key lives on one partition: one of the down partition is not checked
+            # (SharedLimits lets the request go on), one of the live partition is.
+            limits = SharedLimits(game)
+            for key in ("1.2.3.4", "5.6.7.8", "9.9.9.9", "a2"):
+                assert await limits.wait("web_address", key) == 0.0
+            # The notifier claims what the live partition has, and marks it sent.
+            claimed = await game.claim_notifications("w-down", 10, 60)
+            assert [c["telegram_id"] for c in claimed] == [a]
+            assert await game.finish_notifications("w-down", [c["id"] for c in claimed], "sent") == 1
+            # The down partition's players get "try again in a moment".
             with pytest.raises(GameUnavailable):
                 await game.player_profile(b)
             with pytest.raises(GameUnavailable):
                 await game.participate(b, 1 << 16 | 1, "walk", "k")
+            with pytest.raises(GameUnavailable):
+                await game.admit_update(1, 78, b, b)
             assert (await game.player_profile(a))["telegram_id"] == a
             down = await proxy_admin.fetch("SELECT partition, reachable FROM ops.partitions ORDER BY partition")
             assert [(r["partition"], r["reachable"]) for r in down] == [(0, True), (1, False)]
         finally:
             await asyncio.to_thread(cluster1.start)
+        # Back: b's message waited for the partition and is claimed now.
+        claimed = await game.claim_notifications("w-back", 10, 60)
+        assert [c["telegram_id"] for c in claimed] == [b]
         # Back: the proxy reconnects on the next call.
         assert (await game.player_profile(b))["telegram_id"] == b
         with pytest.raises(WaifuNotFound):
