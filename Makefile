@@ -26,13 +26,14 @@ APT_PACKAGES := postgresql-15:/usr/lib/postgresql/15/bin/pg_ctl \
 
 .PHONY: help test lint setup lock system-deps db db-stop db-destroy migrate schema release-migrations psql bot play \
 	bench bench-quick bench-quick-run clean messages compile-messages \
-	docker-engine docker-engine-stop images test-containers test-compose
+	docker-engine docker-engine-stop images test-containers test-compose backup restore
 
 help:
 	@echo "make test        run every test against a real PostgreSQL 15 + pg_cron (installs what it needs)"
 	@echo "make lint        ruff (lint, import order) and mypy (strict for bot/ and db/)"
 	@echo "make play        play in the terminal without Telegram (local database started on the way);"
-	@echo "                 options: make play ARGS=\"--name Ann --language ru\""
+	@echo "                 options: make play ARGS=\"--name Ann --language ru\"; ARGS=\"--fast-clock\": she is rested sooner"
+	@echo "make webapp      the Mini App with data on 127.0.0.1:8080, offline, for a local player (prints its URL)"
 	@echo "make bot         run the bot (python -m bot; BOT_TOKEN etc. from the environment or .env)"
 	@echo "make db          start the local database (.localdb/$(DB)) and apply the migrations"
 	@echo "make migrate     apply migrations to \$$MIGRATION_DATABASE_URL (unset: the local database)"
@@ -43,6 +44,9 @@ help:
 	@echo "make bench       run the benchmarks at full size (slow); bench-quick: small sizes"
 	@echo "make messages    extract the texts into bot/locales/messages.pot and merge it into every .po file"
 	@echo "make compile-messages   compile the .po catalogues into the .mo files the bot loads (commit both)"
+	@echo "make backup      pgBackRest backup of the local database (WAL archiving set up on the first run;"
+	@echo "                 TYPE=full|diff|incr, default incr: a full one when there is none)"
+	@echo "make restore TIME='2026-12-07 12:00:00+00'   point-in-time restore of the local database, in place"
 	@echo "make db-stop / db-destroy / clean"
 	@echo "make docker-engine       use the Docker engine that answers, or start a private one (root); prints DOCKER_HOST"
 	@echo "make docker-engine-stop  stop the engine make docker-engine started (by its pid)"
@@ -128,6 +132,16 @@ release-migrations:
 psql:
 	PGPASSFILE="$(LOCAL_PGPASSFILE)" psql "$$($(PY) -m db.localdb url --name $(DB))"
 
+# Backups (db/backup/, README "Operations"): pgBackRest, repository in .localdb/<DB>-backup
+# (BACKUP_REPO=dir elsewhere). INTO=name restores into a new local cluster instead.
+TYPE ?= incr
+backup: setup
+	$(PY) -m db.backup backup --name $(DB) --type $(TYPE)
+
+restore: setup
+	@test -n "$(TIME)" || { echo "usage: make restore TIME='2026-12-07 12:00:00+00' [INTO=name]"; exit 2; }
+	$(PY) -m db.backup restore --name $(DB) --time "$(TIME)" $(if $(INTO),--into $(INTO))
+
 bot: setup
 	$(PY) -m bot $(ARGS)
 
@@ -135,8 +149,13 @@ bot: setup
 play: setup
 	$(PY) -m bot.dev.terminal $(ARGS)
 
+# The Mini App as a local player sees it, without Telegram or the internet (bot/dev/webapp.py):
+# prints a URL with signed initData; options after ARGS=, e.g. ARGS="--port 8090 --language ru".
+webapp: setup
+	$(PY) -m bot.dev.webapp $(ARGS)
+
 # Translations (README "Translations"): gettext catalogues in bot/locales/<lang>/LC_MESSAGES/.
-# `messages` extracts the _() / ngettext() texts of bot/ (babel.cfg) into the template and
+# `messages` extracts the _() / ngettext() texts of bot/ (bot/locales/babel.cfg) into the template and
 # merges it into every catalogue: a new text arrives untranslated, a changed one fuzzy
 # (tests/bot/test_catalogues.py fails on both until a translator settles them). No
 # locations: a line moved in bot/messages.py does not touch every catalogue.
@@ -147,7 +166,7 @@ BABEL_EXTRACT := --no-default-keywords -k _ -k __ -k ngettext:1,2 --add-comments
 	--no-location --no-wrap --project=waifu-bot --version=0.1.0
 
 messages: setup
-	$(VENV)/bin/pybabel extract -F babel.cfg $(BABEL_EXTRACT) -o $(LOCALES)/messages.pot .
+	$(VENV)/bin/pybabel extract -F $(LOCALES)/babel.cfg $(BABEL_EXTRACT) -o $(LOCALES)/messages.pot .
 	$(VENV)/bin/pybabel update -i $(LOCALES)/messages.pot -d $(LOCALES) -D messages --no-wrap --ignore-obsolete
 
 compile-messages: setup

@@ -85,10 +85,11 @@ MESSAGES: dict[str, Message] = {
     "result_toast": _("+{xp} XP"),
     "result_replayed_toast": _("Already done: counted once."),
     # help
-    "help_intro": _("<b>How to play</b>\n"
-                    "Your companions have energy, mood and loyalty. Taking part in events costs energy and "
-                    "brings XP and coins; energy comes back by itself, +1 every minute. Spend coins in the "
-                    "shop on gifts; in a group chat, play side by side and compare on /top."),
+    # /help: this, then a line per command (texts.COMMANDS) with its cmd_* description
+    "help": _("<b>How to play</b>\n"
+              "Your companion has energy, mood and loyalty. Taking part in events costs energy and "
+              "brings XP; energy comes back by itself, +1 every minute.\n\n"
+              "<b>Commands</b>"),
     "help_command": _("/{command}: {description}"),
     "unknown_text": _("I answer to buttons and commands. Try /menu or /help."),
     "stale_button": _("This button is out of date. Send /menu for fresh ones."),
@@ -212,6 +213,8 @@ MESSAGES: dict[str, Message] = {
     "err_daily_claimed": _("You already took today's reward. The next one is ready in {wait}."),
     "cmd_daily": _("Daily reward"),
     "cmd_settings": _("Settings and notifications"),
+    "cmd_notify": _("Turn notifications on or off (/notify on, /notify off)"),
+    "cmd_timezone": _("Your timezone for the daily reward (/timezone Europe/Moscow)"),
     # a duration of two units: {larger} '1 h', {smaller} '20 min'
     "dur_pair": _("{larger} {smaller}"),
     # issue 19: the collection

@@ -210,7 +210,7 @@ class Fault:
 class TelegramStub:
     def __init__(self, token: str = "123456:TEST-token_for-the-stand-in", *, bot_id: int | None = None,
                  bot_username: str = "waifu_test_bot", lenient: bool = False,
-                 limits: Limits | bool | None = True) -> None:
+                 limits: Limits | bool | None = True, first_update_id: int = 1000) -> None:
         self.token = token
         self.bot_user = {"id": bot_id or int(token.split(":")[0]), "is_bot": True, "first_name": "Waifu Test",
                          "username": bot_username, "can_join_groups": True,
@@ -237,7 +237,7 @@ class TelegramStub:
         self.menu_button: dict[str, Any] | None = None
         self.webhook: dict[str, Any] | None = None
         self.admins: set[tuple[int, int]] = set()  # (chat id, user id): getChatMember says administrator
-        self._update_ids = itertools.count(1000)
+        self._update_ids = itertools.count(first_update_id)
         self._callback_ids = itertools.count(1)
         self._queue: list[dict[str, Any]] = []
         self._queue_changed = asyncio.Event()
