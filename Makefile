@@ -18,6 +18,7 @@ APT_PACKAGES := postgresql-15:/usr/lib/postgresql/15/bin/pg_ctl \
 	postgresql-15-plpgsql-check:/usr/share/postgresql/15/extension/plpgsql_check.control \
 	postgresql-15-plproxy:/usr/share/postgresql/15/extension/plproxy.control \
 	chromium:/usr/bin/chromium \
+	fonts-dejavu-core:/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf \
 	prometheus:/usr/bin/promtool \
 	prometheus-postgres-exporter:/usr/bin/prometheus-postgres-exporter \
 	pgbackrest:/usr/bin/pgbackrest \

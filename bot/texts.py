@@ -56,7 +56,8 @@ RUSSIAN_READERS = frozenset({"ru", "be", "kk", "ky"})
 # Every command, in the order of the command menu (set_my_commands) and of /help, each
 # with its description `cmd_<command>`: add a new command here (a test checks that every
 # command a handler answers is listed).
-COMMANDS = ("start", "menu", "profile", "events", "daily", "settings", "notify", "timezone", "help")
+COMMANDS = ("start", "menu", "profile", "events", "daily", "waifus", "shop", "inventory", "top", "gift",
+            "group_events", "settings", "notify", "timezone", "help")
 # Texts the Mini App page needs (besides the web_* and dur_* keys): served by the web app.
 PAGE_KEYS = tuple(sorted({k for k in MESSAGES if k.startswith(("web_", "dur_"))}
                          | {"events_none", "result_changes", "result_level_up"}))
@@ -320,6 +321,12 @@ class Texts:
             else:
                 wait = self.until(detail.get("available_at"), None)
             return self("err_on_cooldown", wait=wait)
+        if code == "on_cooldown" and "item_code" in detail:  # a gift given to her too recently (0013)
+            return self("err_item_on_cooldown", wait=self.duration(detail.get("remaining_seconds", 0)))
+        if code == "limit_reached" and detail.get("limit") == "waifus_per_player":
+            return self("err_collection_full", max=detail.get("max", "?"))
+        if code == "not_enough_coins":
+            return self("err_not_enough_coins", needed=detail.get("coins_needed", "?"), coins=detail.get("coins", "?"))
         if code == "limit_reached" and "template_code" in detail:
             return self("err_already_adopted")
         if code == "limit_reached" and detail.get("limit") == "daily":

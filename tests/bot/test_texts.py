@@ -33,7 +33,10 @@ def test_every_game_error_has_its_own_refusal_text() -> None:
     codes = {cls.code for cls in _descendants(game.GameError)}
     assert codes == {"not_enough_energy", "event_not_open", "on_cooldown", "waifu_not_found",
                      "player_not_registered", "invalid_argument", "request_key_conflict", "choice_already_made",
-                     "limit_reached", "unavailable"}
+                     "limit_reached", "unavailable",
+                     # 0013 (issue 19)
+                     "not_enough_coins", "item_not_found", "not_in_inventory", "not_group_member",
+                     "group_event_not_open", "not_group_admin"}
     for code in codes:
         assert T.refusal(code, {}) != T("err_unexpected"), code
     assert T.refusal("something_new", {}) == T("err_unexpected")
