@@ -178,6 +178,7 @@ bench: setup
 	$(PY) -m tests.benchmarks.bench_webapp
 	$(PY) -m tests.benchmarks.bench_proxy
 	$(PY) -m tests.benchmarks.bench_notify
+	$(PY) -m tests.benchmarks.bench_leaderboard
 
 # Small sizes, then the regression gate (tests/benchmarks/gate.py); a gated figure more than
 # 20% worse than tests/benchmarks/baseline.json fails only if it does so in a second run too.
@@ -192,6 +193,7 @@ bench-quick-run:
 	$(PY) -m tests.benchmarks.bench_bot --quick
 	$(PY) -m tests.benchmarks.bench_webapp --quick
 	$(PY) -m tests.benchmarks.bench_notify --quick
+	$(PY) -m tests.benchmarks.bench_leaderboard --quick
 	$(PY) -m tests.benchmarks.bench_proxy --waifus 20000 --participate-waifus 500 --seconds 2 --tick-runs 1
 	$(PY) -m tests.benchmarks.soak_integrity --quick
 

@@ -8,7 +8,7 @@ with the XP their waifus hold (a long tail: most players have little, a few a lo
 third of them active this week, and 2,000 groups of 50 members. Then times
 `api.leaderboard` as the bot role (`waifu_bot`) over loopback, one call at a time, for the
 answers `/top` gives: the all-time and the weekly board for a player at the top, in the
-middle and at the bottom (own rank below the first 10,000 comes from game.rank_steps),
+middle and at the bottom (own rank below the first 1,000 comes from game.rank_steps),
 and a group's board. Also: the pg_cron job that refreshes the rank steps, and the cost a
 participation pays for the counters (api.participate_in_event, one at a time).
 Targets are reported, never enforced.
