@@ -413,7 +413,13 @@ GRANT EXECUTE ON FUNCTION ops.adjust_coins(bigint, integer, text) TO waifu_ops;
 
 -- Events pay coins --------------------------------------------------------------------------------
 
-ALTER TABLE game.events ADD COLUMN coin_reward integer NOT NULL DEFAULT 0 CHECK (coin_reward BETWEEN 0 AND 1000000);
+-- Added bare, then filled and constrained: PostgreSQL 15.20 refuses ADD COLUMN ... DEFAULT on a
+-- table whose row type a SQL-body function uses (game.apply_event, event_is_open and
+-- cooldown_ends_at take a game.events), where 15.18 accepted it.
+ALTER TABLE game.events ADD COLUMN coin_reward integer;
+UPDATE game.events SET coin_reward = 0;
+ALTER TABLE game.events ALTER COLUMN coin_reward SET DEFAULT 0, ALTER COLUMN coin_reward SET NOT NULL,
+    ADD CONSTRAINT events_coin_reward_check CHECK (coin_reward BETWEEN 0 AND 1000000);
 COMMENT ON COLUMN game.events.coin_reward IS 'Coins a participation pays into the player''s wallet (ops.set_event_coins).';
 UPDATE game.events AS e SET coin_reward = r.coins
 FROM (VALUES ('walk', 2), ('cafe', 5), ('training', 8), ('movie', 6), ('gift', 1)) AS r(code, coins)
