@@ -293,6 +293,8 @@ async def test_a_sender_killed_mid_batch_loses_nothing(harness: Harness, databas
     killed_at = time.monotonic()
     delivered_before = sum(h.stub.sent_per_chat.values())
     in_flight = sum(1 for c in h.stub.calls_of("sendMessage") if c.status == 0)
+    await asyncio.sleep(0.2)  # a commit the dead sender had already sent still lands
+    marked = await h.admin.fetchval("SELECT count(*) FROM game.notifications WHERE outcome = 'sent'")
     assert await h.admin.fetchval("SELECT count(*) FROM game.notifications WHERE sent_at IS NULL") > 0
 
     # Another sender takes over once the dead one's lease is over.
@@ -304,8 +306,10 @@ async def test_a_sender_killed_mid_batch_loses_nothing(harness: Harness, databas
     counts = [h.stub.sent_per_chat[p.chat_id] for p in players]
     assert all(c >= 1 for c in counts)
     # A duplicate needs a message Telegram took but the dead sender never marked: at most
-    # the sends in flight at the kill (answered after it, or before it but not yet marked).
-    assert sum(counts) - len(players) <= in_flight + 1, (counts, in_flight, delivered_before)
+    # the sends in flight at the kill (answered after it) and those answered before it but
+    # not yet marked (more of them when the database is further away, as in a container).
+    unmarked = delivered_before - marked
+    assert sum(counts) - len(players) <= in_flight + unmarked, (counts, in_flight, delivered_before, marked)
     assert waited < 4 + 5  # the lease (4 s), then the next poll
     assert await h.admin.fetchval("SELECT count(*) FROM game.notifications WHERE sent_at IS NULL") == 0
 
