@@ -375,7 +375,12 @@ def _function_sql(f: Function, k: int) -> str:
     args = ", ".join(f"${i + 1}" for i in range(k))
     sig = ", ".join(types)
     route = f.route
-    picked = route in PICKED_ROUTES and not f.returns_set
+    # PL/Proxy takes an explicit SELECT only for a plain result (not a record of OUT
+    # arguments, not a set): other ANY functions keep PL/Proxy's own random pick.
+    plain = not f.returns_set and f.result.strip().lower() != "record" and not f.result.startswith("TABLE(")
+    picked = route in PICKED_ROUTES and plain
+    if route == "EACH" and not picked:
+        raise SystemExit(f"{f.schema}.{f.name}: EACH needs a plain result to combine")
     if route == "telegram_id":
         # PL/Proxy: bare names; the argument named telegram_id (first unless OVERRIDES says so)
         run = f"RUN ON proxy.player_hash({'telegram_id' if 'telegram_id' in names else names[0]})"
