@@ -18,6 +18,7 @@ APT_PACKAGES := postgresql-15:/usr/lib/postgresql/15/bin/pg_ctl \
 	postgresql-15-plpgsql-check:/usr/share/postgresql/15/extension/plpgsql_check.control \
 	postgresql-15-plproxy:/usr/share/postgresql/15/extension/plproxy.control \
 	chromium:/usr/bin/chromium \
+	fonts-dejavu-core:/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf \
 	prometheus:/usr/bin/promtool \
 	prometheus-postgres-exporter:/usr/bin/prometheus-postgres-exporter \
 	pgbackrest:/usr/bin/pgbackrest \
@@ -31,7 +32,8 @@ help:
 	@echo "make test        run every test against a real PostgreSQL 15 + pg_cron (installs what it needs)"
 	@echo "make lint        ruff (lint, import order) and mypy (strict for bot/ and db/)"
 	@echo "make play        play in the terminal without Telegram (local database started on the way);"
-	@echo "                 options: make play ARGS=\"--name Ann --language ru\""
+	@echo "                 options: make play ARGS=\"--name Ann --language ru\"; ARGS=\"--fast-clock\": she is rested sooner"
+	@echo "make webapp      the Mini App with data on 127.0.0.1:8080, offline, for a local player (prints its URL)"
 	@echo "make bot         run the bot (python -m bot; BOT_TOKEN etc. from the environment or .env)"
 	@echo "make db          start the local database (.localdb/$(DB)) and apply the migrations"
 	@echo "make migrate     apply migrations to \$$MIGRATION_DATABASE_URL (unset: the local database)"
@@ -147,8 +149,13 @@ bot: setup
 play: setup
 	$(PY) -m bot.dev.terminal $(ARGS)
 
+# The Mini App as a local player sees it, without Telegram or the internet (bot/dev/webapp.py):
+# prints a URL with signed initData; options after ARGS=, e.g. ARGS="--port 8090 --language ru".
+webapp: setup
+	$(PY) -m bot.dev.webapp $(ARGS)
+
 # Translations (README "Translations"): gettext catalogues in bot/locales/<lang>/LC_MESSAGES/.
-# `messages` extracts the _() / ngettext() texts of bot/ (babel.cfg) into the template and
+# `messages` extracts the _() / ngettext() texts of bot/ (bot/locales/babel.cfg) into the template and
 # merges it into every catalogue: a new text arrives untranslated, a changed one fuzzy
 # (tests/bot/test_catalogues.py fails on both until a translator settles them). No
 # locations: a line moved in bot/messages.py does not touch every catalogue.
@@ -159,7 +166,7 @@ BABEL_EXTRACT := --no-default-keywords -k _ -k __ -k ngettext:1,2 --add-comments
 	--no-location --no-wrap --project=waifu-bot --version=0.1.0
 
 messages: setup
-	$(VENV)/bin/pybabel extract -F babel.cfg $(BABEL_EXTRACT) -o $(LOCALES)/messages.pot .
+	$(VENV)/bin/pybabel extract -F $(LOCALES)/babel.cfg $(BABEL_EXTRACT) -o $(LOCALES)/messages.pot .
 	$(VENV)/bin/pybabel update -i $(LOCALES)/messages.pot -d $(LOCALES) -D messages --no-wrap --ignore-obsolete
 
 compile-messages: setup
@@ -171,6 +178,7 @@ bench: setup
 	$(PY) -m tests.benchmarks.bench_webapp
 	$(PY) -m tests.benchmarks.bench_proxy
 	$(PY) -m tests.benchmarks.bench_notify
+	$(PY) -m tests.benchmarks.bench_leaderboard
 
 # Small sizes, then the regression gate (tests/benchmarks/gate.py); a gated figure more than
 # 20% worse than tests/benchmarks/baseline.json fails only if it does so in a second run too.
@@ -185,6 +193,7 @@ bench-quick-run:
 	$(PY) -m tests.benchmarks.bench_bot --quick
 	$(PY) -m tests.benchmarks.bench_webapp --quick
 	$(PY) -m tests.benchmarks.bench_notify --quick
+	$(PY) -m tests.benchmarks.bench_leaderboard --quick
 	$(PY) -m tests.benchmarks.bench_proxy --waifus 20000 --participate-waifus 500 --seconds 2 --tick-runs 1
 	$(PY) -m tests.benchmarks.soak_integrity --quick
 

@@ -38,7 +38,7 @@ from aiogram.types import BotCommand, MenuButtonWebApp, WebAppInfo
 from aiogram.webhook.aiohttp_server import setup_application
 from aiohttp import web
 
-from bot import metrics
+from bot import group_sender, metrics
 from bot.config import Settings
 from bot.game import Game, GameUnavailable
 from bot.handlers import build_routers
@@ -120,6 +120,9 @@ def create_web_app(bot: Bot, dp: Dispatcher, game: Game, settings: Settings,
 
     app = web.Application()
     setup_webapp(app, game=game, settings=settings)
+    from bot.portraits import add_portrait_routes  # issue 19: /webapp/portraits/<code>.svg
+
+    add_portrait_routes(app)
     if settings.webhook_url:
         # Startup/shutdown of the dispatcher ride on the app's (webhook mode only; polling
         # emits them itself). Registered before the handler so that on shutdown in-flight
@@ -182,6 +185,8 @@ async def run(settings: Settings, database_url: str) -> None:
     freeze_startup_objects()
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     metrics_runner = None
+    group_stop = asyncio.Event()
+    group_task: asyncio.Task[None] | None = None
     try:
         metrics_runner = await metrics.start(settings, mode="webhook" if settings.webhook_url else "polling",
                                              notifier=notifier)
@@ -192,6 +197,8 @@ async def run(settings: Settings, database_url: str) -> None:
                                    "mode": "webhook" if settings.webhook_url else "polling"})
         if notifier is not None:
             notifier.start()
+        # issue 19: messages to groups (group events), within each group's shared limit
+        group_task = asyncio.create_task(group_sender.run(bot, game, group_stop))
         if settings.webhook_url:
             await _wait_for_signal()
         else:
@@ -202,6 +209,9 @@ async def run(settings: Settings, database_url: str) -> None:
         if metrics_runner is not None:
             await metrics_runner.cleanup()
         await dp["update_context"].wait_idle(SHUTDOWN_GRACE_SECONDS)
+        if group_task is not None:
+            group_stop.set()
+            await group_task
         if notifier is not None:
             await notifier.stop()  # gives back the rows it holds: another process sends them
             await notifier.close()

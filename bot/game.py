@@ -270,3 +270,93 @@ class Game:
         """outcome: sent, failed, retry (after retry_after_seconds), blocked (turns notifications off)."""
         return await self._call("SELECT api.finish_notifications($1, $2, $3, $4)",
                                 worker, ids, outcome, retry_after_seconds)
+
+    # -- 0013 (issue 19): the collection, coins and the shop, leaderboards, groups ---------------
+
+    async def player_waifus(self, telegram_id: int) -> dict[str, Any]:
+        """The collection: {active_waifu_id, max, owned, waifus (+ rarity, active), templates (+ waifu_id)}."""
+        return await self._call("SELECT api.player_waifus($1)", telegram_id)
+
+    async def set_active_waifu(self, telegram_id: int, waifu_id: int) -> dict[str, Any]:
+        """Pick the waifu for events; WaifuNotFound if not this player's."""
+        return await self._call("SELECT api.set_active_waifu($1, $2)", telegram_id, waifu_id)
+
+    async def shop(self, telegram_id: int) -> dict[str, Any]:
+        """{coins, items: [{code, name, description, price, mood, loyalty, energy, cooldown_seconds}]}."""
+        return await self._call("SELECT api.shop($1)", telegram_id)
+
+    async def inventory(self, telegram_id: int) -> dict[str, Any]:
+        """{coins, standing, items: [item + quantity]}."""
+        return await self._call("SELECT api.inventory($1)", telegram_id)
+
+    async def buy_item(self, telegram_id: int, item_code: str, request_key: str, quantity: int = 1) -> dict[str, Any]:
+        """Once per request key; NotEnoughCoins, ItemNotFound, RequestKeyConflict."""
+        return await self._call("SELECT api.buy_item($1, $2, $3, $4)", telegram_id, item_code, request_key, quantity)
+
+    async def give_gift(self, telegram_id: int, waifu_id: int, item_code: str, request_key: str,
+                        chat_id: int | None = None) -> dict[str, Any]:
+        """Once per request key; another player's waifu only with the group's chat_id. OnCooldown,
+        NotInInventory, NotGroupMember, ItemNotFound, WaifuNotFound."""
+        return await self._call("SELECT api.give_gift($1, $2, $3, $4, $5)",
+                                telegram_id, waifu_id, item_code, request_key, chat_id)
+
+    async def leaderboard(self, telegram_id: int, board: str, chat_id: int | None = None) -> dict[str, Any]:
+        """board 'all' or 'week'; chat_id: a group's board. {top: [{rank, name, xp}], me: {rank, xp, exact}}."""
+        return await self._call("SELECT api.leaderboard($1, $2, $3)", telegram_id, board, chat_id)
+
+    async def register_group_member(self, chat_id: int, telegram_id: int, title: str | None) -> dict[str, Any]:
+        """Record a registered player's use of the bot in a group: {chat_id, events_on, members, ...}."""
+        return await self._call("SELECT api.register_group_member($1, $2, $3)", chat_id, telegram_id, title)
+
+    async def set_group_events(self, chat_id: int, telegram_id: int, enabled: bool, is_admin: bool) -> dict[str, Any]:
+        """/group_events on|off; is_admin from Telegram's getChatMember. NotGroupAdmin, NotGroupMember."""
+        return await self._call("SELECT api.set_group_events($1, $2, $3, $4)", chat_id, telegram_id, enabled,
+                                is_admin)
+
+    async def join_group_event(self, telegram_id: int, event_id: int, waifu_id: int | None = None) -> dict[str, Any]:
+        """Join once (a second tap answers replayed); GroupEventNotOpen, NotGroupMember."""
+        return await self._call("SELECT api.join_group_event($1, $2, $3)", telegram_id, event_id, waifu_id)
+
+    async def claim_group_messages(self, worker: str, batch_size: int, lease_seconds: int) -> list[dict[str, Any]]:
+        """Due messages to groups, within each group's shared group_send limit (20 a minute)."""
+        return await self._call("SELECT api.claim_group_messages($1, $2, $3)", worker, batch_size, lease_seconds)
+
+    async def finish_group_messages(self, worker: str, ids: list[int], outcome: str,
+                                    retry_after_seconds: int | None = None) -> int:
+        """outcome: sent, failed, retry (after retry_after_seconds)."""
+        return await self._call("SELECT api.finish_group_messages($1, $2, $3, $4)",
+                                worker, ids, outcome, retry_after_seconds)
+
+
+# -- 0013 (issue 19): refusals of the shop and the groups ------------------------------------------
+
+class NotEnoughCoins(GameError):
+    sqlstate, code, http_status = "WF009", "not_enough_coins", 409
+
+
+class ItemNotFound(GameError):
+    """No such item, or (buying) not on sale."""
+
+    sqlstate, code, http_status = "WF010", "item_not_found", 404
+
+
+class NotInInventory(GameError):
+    sqlstate, code, http_status = "WF011", "not_in_inventory", 409
+
+
+class NotGroupMember(GameError):
+    """The player (or, for a gift, the waifu's owner) has not used the bot in that group."""
+
+    sqlstate, code, http_status = "WF012", "not_group_member", 403
+
+
+class GroupEventNotOpen(GameError):
+    sqlstate, code, http_status = "WF013", "group_event_not_open", 409
+
+
+class NotGroupAdmin(GameError):
+    sqlstate, code, http_status = "WF014", "not_group_admin", 403
+
+
+ERRORS_BY_SQLSTATE.update({cls.sqlstate: cls for cls in (NotEnoughCoins, ItemNotFound, NotInInventory,
+                                                         NotGroupMember, GroupEventNotOpen, NotGroupAdmin)})

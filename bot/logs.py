@@ -40,11 +40,15 @@ class JsonFormatter(logging.Formatter):
 
 
 class BoundedServerErrors(logging.Filter):
-    """aiohttp's server logs each request it cannot parse (an oversized header, a bad
-    request line) as an ERROR with a traceback: ~800 bytes a request, for any client to
-    trigger. Here a client's malformed request is a one-line warning without traceback,
-    and every kind of server error writes at most one line per `interval` seconds, with
-    the lines held back counted in the next (`suppressed`)."""
+    """Error lines a client can cause once per request or update stay bounded.
+
+    aiohttp's server logs each request it cannot parse (an oversized header, a bad request
+    line) as an ERROR with a traceback: ~800 bytes a request, for any client to trigger.
+    Here a client's malformed request is a one-line warning without traceback, and every
+    kind of error (exception type, else message) of the loggers it guards writes at most
+    one line per `interval` seconds, with the lines held back counted in the next
+    (`suppressed`). Lines below ERROR without a traceback pass untouched.
+    """
 
     def __init__(self, interval: float = 60.0, max_message: int = 200) -> None:
         super().__init__()
@@ -53,6 +57,8 @@ class BoundedServerErrors(logging.Filter):
         self._max_message = max_message
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.ERROR and not record.exc_info:
+            return True
         exc = record.exc_info[1] if record.exc_info else None
         kind = type(exc).__name__ if exc is not None else record.getMessage()[:64]
         if self._limiter.hit(kind):
@@ -69,7 +75,10 @@ class BoundedServerErrors(logging.Filter):
         return True
 
 
-SERVER_LOGGERS = ("aiohttp.server", "aiohttp.web")
+# Where a request or an update can cause an error line: aiohttp's server, aiogram's
+# dispatching, and ours (unexpected errors of handlers, the Mini App, the webhook, sends).
+SERVER_LOGGERS = ("aiohttp.server", "aiohttp.web", "aiogram.event", "aiogram.dispatcher", "bot.errors",
+                  "bot.webapp", "bot.webhook", "bot.notifier")
 
 
 def setup_logging(level: str = "INFO", stream: IO[str] | None = None) -> None:

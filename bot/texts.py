@@ -53,7 +53,11 @@ LANGUAGE_SETTINGS = ("auto", *LANGUAGES)
 # addressed in Russian; English is the neutral default, and /settings offers Russian.
 # Keep in step with game.effective_language() in 0008.i18n.sql (a test compares them).
 RUSSIAN_READERS = frozenset({"ru", "be", "kk", "ky"})
-COMMANDS = ("start", "menu", "profile", "events", "daily", "settings", "help")
+# Every command, in the order of the command menu (set_my_commands) and of /help, each
+# with its description `cmd_<command>`: add a new command here (a test checks that every
+# command a handler answers is listed).
+COMMANDS = ("start", "menu", "profile", "events", "daily", "waifus", "shop", "inventory", "top", "gift",
+            "group_events", "settings", "notify", "timezone", "help")
 # Texts the Mini App page needs (besides the web_* and dur_* keys): served by the web app.
 PAGE_KEYS = tuple(sorted({k for k in MESSAGES if k.startswith(("web_", "dur_"))}
                          | {"events_none", "result_changes", "result_level_up"}))
@@ -168,21 +172,20 @@ class Texts:
     # -- pieces -------------------------------------------------------------------------
 
     def duration(self, seconds: float) -> Html:
-        """A wait for people, in one style: '42 s', '9 min 42 s', '25 min', '1 h 20 min'.
-        Seconds are shown under ten minutes; longer waits round up to the minute.
+        """A wait for people, in one style for every wait (energy, cooldowns, the daily
+        reward): '42 s', '9 min 42 s', '59 min 59 s', '1 h 20 min'. To the second under an
+        hour, to the minute beyond; always rounded up, so a wait never reads shorter than it
+        is, and "1 h" never stands for 59 minutes.
         (bot/webapp/static/app.js formats the page's countdowns by the same rule.)"""
         s = max(0, math.ceil(seconds))
         if s == 0:
             return self("dur_now")
-        if s < 60:
-            return self("dur_s", n=s)
-        if s < 600:
+        if s < 3600:
             m, rest = divmod(s, 60)
+            if m == 0:
+                return self("dur_s", n=rest)
             return self._pair(self("dur_min", n=m), self("dur_s", n=rest)) if rest else self("dur_min", n=m)
-        minutes = math.ceil(s / 60)
-        if minutes < 60:
-            return self("dur_min", n=minutes)
-        h, m = divmod(minutes, 60)
+        h, m = divmod(math.ceil(s / 60), 60)
         return self("dur_h", h=h) if m == 0 else self._pair(self("dur_h", h=h), self("dur_min", n=m))
 
     def _pair(self, larger: Html, smaller: Html) -> Html:
@@ -227,6 +230,12 @@ class Texts:
         return shorten(plain(text), ALERT_LIMIT)
 
     # -- screens ------------------------------------------------------------------------
+
+    def help(self) -> Html:
+        """How to play, then every command with its description (the command menu's)."""
+        lines: list[str] = [self("help")]
+        lines += [self("help_command", command=c, description=self(f"cmd_{c}")) for c in COMMANDS]
+        return self.lines(lines)
 
     def welcome_new(self, name: str, templates: list[dict[str, Any]]) -> Html:
         if not templates:
@@ -312,6 +321,12 @@ class Texts:
             else:
                 wait = self.until(detail.get("available_at"), None)
             return self("err_on_cooldown", wait=wait)
+        if code == "on_cooldown" and "item_code" in detail:  # a gift given to her too recently (0013)
+            return self("err_item_on_cooldown", wait=self.duration(detail.get("remaining_seconds", 0)))
+        if code == "limit_reached" and detail.get("limit") == "waifus_per_player":
+            return self("err_collection_full", max=detail.get("max", "?"))
+        if code == "not_enough_coins":
+            return self("err_not_enough_coins", needed=detail.get("coins_needed", "?"), coins=detail.get("coins", "?"))
         if code == "limit_reached" and "template_code" in detail:
             return self("err_already_adopted")
         if code == "limit_reached" and detail.get("limit") == "daily":

@@ -84,6 +84,13 @@ OVERRIDES: dict[tuple[str, str], str] = {
     ("api", "claim_notifications"): "EACH",
     ("api", "finish_notifications"): "EACH",
     ("api", "forget_update"): "EACH",
+    # Issue 19 (0013): a group's membership and opt-in go to the calling player's partition,
+    # the group sender drains every partition. Groups, gifts between players and the global
+    # leaderboards are per partition until groups are routed by chat (docs/SCALING.md).
+    ("api", "register_group_member"): "telegram_id",
+    ("api", "set_group_events"): "telegram_id",
+    ("api", "claim_group_messages"): "EACH",
+    ("api", "finish_group_messages"): "EACH",
 }
 # Routes whose wrapper picks the partition itself (the PL/Proxy call gets its number).
 PICKED_ROUTES = frozenset({"ANY", "EACH"})
@@ -370,7 +377,8 @@ def _function_sql(f: Function, k: int) -> str:
     route = f.route
     picked = route in PICKED_ROUTES and not f.returns_set
     if route == "telegram_id":
-        run = f"RUN ON proxy.player_hash({names[0]})"  # PL/Proxy: bare names
+        # PL/Proxy: bare names; the argument named telegram_id (first unless OVERRIDES says so)
+        run = f"RUN ON proxy.player_hash({'telegram_id' if 'telegram_id' in names else names[0]})"
     elif route == "waifu_id":
         run = f"RUN ON proxy.waifu_hash({names[0]})"
     elif route in ("ANY", "ALL", "EACH"):

@@ -97,6 +97,8 @@ CREATE FUNCTION api.adopt_waifu(telegram_id bigint, template_code text, request_
 DECLARE
     t game.waifu_templates;
     existing game.waifus;
+    owned bigint;
+    max_owned integer := (SELECT e.waifus_per_player FROM game.economy AS e);
     new_id bigint;
 BEGIN
     PERFORM game.check_request_key(adopt_waifu.request_key, false);
@@ -133,6 +135,13 @@ BEGIN
                   DETAIL = jsonb_build_object('template_code', t.code, 'waifu_id', existing.id,
                                               'limit', game.templates_per_player())::text;
     END IF;
+    SELECT count(*) INTO owned FROM game.waifus AS w WHERE w.owner_id = adopt_waifu.telegram_id;
+    IF owned >= max_owned THEN
+        RAISE EXCEPTION 'player % already has % waifus, the most one player may have', adopt_waifu.telegram_id, owned
+            USING ERRCODE = 'WF008',
+                  DETAIL = jsonb_build_object('limit', 'waifus_per_player', 'max', max_owned, 'owned', owned,
+                                              'template_code', t.code)::text;
+    END IF;
 
     INSERT INTO game.waifus (owner_id, template_code, name, dynamic, adopt_key)
     VALUES (adopt_waifu.telegram_id, t.code,
@@ -151,10 +160,11 @@ $$;
 
 COMMENT ON FUNCTION api.adopt_waifu(telegram_id bigint, template_code text, request_key text) IS 'Adopt a starter waifu (full energy, starting mood and loyalty, xp 0); returns the new waifu''s id.
 She is named in the player''s language (the template''s translated name, else English).
-A player adopts each template once (a collection).
+A player adopts each template once (a collection), and owns at most game.economy.waifus_per_player.
 request_key (optional): the same key again returns the same waifu instead of a second one.
 Errors: WF005 not registered; WF006 bad argument or unknown template; WF007 key used for another
-template; WF008 template already adopted {template_code, waifu_id, limit}.';
+template; WF008 template already adopted {template_code, waifu_id, limit} or the collection is full
+{limit: "waifus_per_player", max, owned}.';
 
 --
 -- Name: available_events(bigint, timestamp with time zone); Type: FUNCTION; Schema: api; Owner: -
@@ -182,6 +192,97 @@ cooldown_remaining_seconds, available_at, starts_at, ends_at, enough_energy}].
 Errors: WF004 waifu not found.';
 
 --
+-- Name: buy_item(bigint, text, text, integer, timestamp with time zone); Type: FUNCTION; Schema: api; Owner: -
+--
+
+CREATE FUNCTION api.buy_item(telegram_id bigint, item_code text, request_key text, quantity integer DEFAULT 1, now timestamp with time zone DEFAULT now()) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    at timestamptz := game.checked_now(buy_item.now);
+    p game.players;
+    wallet game.wallets;
+    prior game.purchases;
+    i game.items;
+    cost bigint;
+    balance bigint;
+    owned integer;
+    result jsonb;
+BEGIN
+    PERFORM game.check_request_key(buy_item.request_key, true);
+    PERFORM game.check_text('item_code', buy_item.item_code, 32, true);
+    IF buy_item.quantity IS NULL OR buy_item.quantity NOT BETWEEN 1 AND 99 THEN
+        PERFORM game.invalid_argument('quantity', buy_item.quantity::text, 'quantity must be between 1 and 99');
+    END IF;
+    p := game.require_player(buy_item.telegram_id);
+    -- The wallet's row lock serialises the player's purchases and gifts: the coins checked
+    -- below are the coins spent, and a concurrent retry of the same key waits here and then
+    -- finds the purchase.
+    wallet := game.lock_wallet(p.telegram_id);
+    SELECT * INTO prior FROM game.purchases AS x
+    WHERE x.telegram_id = p.telegram_id AND x.request_key = buy_item.request_key;
+    IF FOUND THEN
+        IF prior.item_code <> buy_item.item_code OR prior.quantity <> buy_item.quantity THEN
+            PERFORM game.refuse('WF007', format('request key "%s" was already used for another action',
+                                                left(buy_item.request_key, 128)),
+                                jsonb_build_object('request_key', prior.request_key, 'item_code', prior.item_code,
+                                                   'quantity', prior.quantity));
+        END IF;
+        RETURN prior.result || jsonb_build_object('replayed', true);
+    END IF;
+
+    SELECT * INTO i FROM game.items AS x WHERE x.code = buy_item.item_code AND x.on_sale;
+    IF NOT FOUND THEN
+        PERFORM game.item_not_found(buy_item.item_code);
+    END IF;
+    cost := i.price::bigint * buy_item.quantity;
+    IF wallet.coins < cost THEN
+        PERFORM game.refuse('WF009', format('not enough coins: %s costs %s, the player has %s', i.code, cost,
+                                            wallet.coins),
+                            jsonb_build_object('coins_needed', cost, 'coins', wallet.coins, 'item_code', i.code,
+                                               'quantity', buy_item.quantity));
+    END IF;
+
+    UPDATE game.wallets AS x SET coins = x.coins - cost, updated_at = at
+    WHERE x.telegram_id = p.telegram_id
+    RETURNING x.coins INTO balance;
+    INSERT INTO game.coin_ledger (telegram_id, at, delta, balance, reason, ref)
+    VALUES (p.telegram_id, at, -cost, balance, 'purchase', buy_item.request_key);
+    INSERT INTO game.inventory AS v (telegram_id, item_code, quantity)
+    VALUES (p.telegram_id, i.code, buy_item.quantity)
+    ON CONFLICT ON CONSTRAINT inventory_pkey DO UPDATE SET quantity = v.quantity + excluded.quantity
+    RETURNING v.quantity INTO owned;
+    result := jsonb_build_object(
+        'telegram_id', p.telegram_id,
+        'item', game.item_json(i, game.effective_language(p.language, p.language_code)),
+        'quantity', buy_item.quantity,
+        'coins_spent', cost,
+        'coins', balance,
+        'owned', owned,
+        'bought_at', at,
+        'request_key', buy_item.request_key,
+        'replayed', false);
+    INSERT INTO game.purchases (telegram_id, request_key, item_code, quantity, coins_spent, bought_at, result)
+    VALUES (p.telegram_id, buy_item.request_key, i.code, buy_item.quantity, cost, at, result);
+    RETURN result;
+END
+$$;
+
+--
+-- Name: FUNCTION buy_item(telegram_id bigint, item_code text, request_key text, quantity integer, now timestamp with time zone); Type: COMMENT; Schema: api; Owner: -
+--
+
+COMMENT ON FUNCTION api.buy_item(telegram_id bigint, item_code text, request_key text, quantity integer, now timestamp with time zone) IS 'Buy `quantity` (1..99) of a shop item into the inventory: the coins are taken from the wallet and recorded in
+game.coin_ledger - one transaction, the wallet row locked.
+request_key: the same key again returns the recorded purchase ("replayed": true) and changes nothing.
+Returns {telegram_id, item, quantity, coins_spent, coins (after), owned (this item, after), bought_at,
+request_key, replayed}.
+Errors: WF005 not registered; WF006 bad argument or a `now` the caller may not choose; WF007 key used for
+another purchase; WF009 not enough coins {coins_needed, coins, item_code, quantity}; WF010 item unknown or not
+on sale {item_code}.';
+
+--
 -- Name: claim_daily(bigint, text, timestamp with time zone); Type: FUNCTION; Schema: api; Owner: -
 --
 
@@ -197,7 +298,10 @@ DECLARE
     ready_at timestamptz;
     streak integer;
     reward game.daily_rewards;
+    coins integer;  -- 0013 (added)
     waifus jsonb;
+    xp_gained bigint;  -- 0013 (added)
+    balance bigint;  -- 0013 (added)
     result jsonb;
 BEGIN
     PERFORM game.check_id('telegram_id', claim_daily.telegram_id);
@@ -234,6 +338,7 @@ BEGIN
 
     streak := CASE WHEN p.daily_last = today - 1 THEN p.daily_streak + 1 ELSE 1 END;
     reward := game.daily_reward(streak);
+    coins := game.daily_coins(streak);  -- 0013 (added)
     -- Every waifu of the player gets the reward: the streak is the player's, and a
     -- player who cares for several should not have to choose. Locked in id order.
     WITH before AS (
@@ -254,9 +359,14 @@ BEGIN
                'xp', ((c.waifu).dynamic ->> 'xp')::bigint - (c.before ->> 'xp')::bigint,
                'mood', ((c.waifu).dynamic ->> 'mood')::integer - (c.before ->> 'mood')::integer,
                'loyalty', ((c.waifu).dynamic ->> 'loyalty')::integer - (c.before ->> 'loyalty')::integer))
-           ORDER BY (c.waifu).id)
-    INTO waifus
+           ORDER BY (c.waifu).id),
+           sum(((c.waifu).dynamic ->> 'xp')::bigint - (c.before ->> 'xp')::bigint)::bigint  -- 0013 (added)
+    INTO waifus, xp_gained  -- 0013: xp_gained
     FROM changed AS c;
+
+    -- 0013 (added): the wallet after the waifus (the lock order): the coins with their
+    -- ledger row, the XP of every waifu for the leaderboards.
+    balance := game.earn(p.telegram_id, coins, xp_gained, 'daily', claim_daily.request_key, at);
 
     UPDATE game.players AS x SET daily_streak = streak, daily_last = today, daily_last_at = at
     WHERE x.telegram_id = p.telegram_id
@@ -266,8 +376,9 @@ BEGIN
         'day', today,
         'streak', streak,
         'reward', jsonb_build_object('energy', reward.energy, 'xp', reward.xp, 'mood', reward.mood,
-                                     'loyalty', reward.loyalty),
+                                     'loyalty', reward.loyalty, 'coins', coins),  -- 0013: 'coins'
         'waifus', waifus,
+        'coins', balance,  -- 0013 (added)
         'claimed_at', at,
         'next_at', game.daily_available_at(p),
         'request_key', claim_daily.request_key,
@@ -283,15 +394,81 @@ $$;
 --
 
 COMMENT ON FUNCTION api.claim_daily(telegram_id bigint, request_key text, now timestamp with time zone) IS 'Claim today''s daily reward: every waifu of the player gets the reward of the streak''s day
-(game.daily_rewards: energy up to the cap, XP, mood and loyalty up to the cap).
+(game.daily_rewards: energy up to the cap, XP, mood and loyalty up to the cap), and the wallet the day''s
+coins (game.daily_coins: 10 on day 1 up to 40 from day 7), recorded in game.coin_ledger.
 One claim per calendar day in the player''s timezone (UTC unless they set one), and at least 20 hours
 (game.daily_hours()) after the previous claim whatever the timezone does. The streak goes on after a
 claim the day before and starts again at 1 after a missed day.
 request_key: the same key again returns the recorded result ("replayed": true), any day.
-Returns {telegram_id, day, streak, reward: {energy, xp, mood, loyalty}, waifus: [api.waifu_stats
-shape + gained: {energy, xp, mood, loyalty}], claimed_at, next_at, request_key, replayed}.
+Returns {telegram_id, day, streak, reward: {energy, xp, mood, loyalty, coins}, waifus: [api.waifu_stats
+shape + gained: {energy, xp, mood, loyalty}], coins (the wallet after), claimed_at, next_at, request_key, replayed}.
 Errors: WF004 the player has no waifu; WF005 not registered; WF006 missing/too long request_key or
 a `now` this caller may not choose; WF008 not yet {limit: "daily", available_at, day, streak, timezone}.';
+
+--
+-- Name: claim_group_messages(text, integer, integer, timestamp with time zone); Type: FUNCTION; Schema: api; Owner: -
+--
+
+CREATE FUNCTION api.claim_group_messages(worker text, batch_size integer, lease_seconds integer, now timestamp with time zone DEFAULT now()) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    at timestamptz := game.checked_now(claim_group_messages.now);
+    m game.group_messages;
+    claimed jsonb := '[]'::jsonb;
+    refused_chats bigint[] := '{}'::bigint[];
+BEGIN
+    PERFORM game.check_text('worker', claim_group_messages.worker, 64, true);
+    IF claim_group_messages.batch_size IS NULL OR claim_group_messages.batch_size NOT BETWEEN 1 AND 100 THEN
+        PERFORM game.invalid_argument('batch_size', claim_group_messages.batch_size::text,
+                                      'batch_size must be between 1 and 100');
+    END IF;
+    IF claim_group_messages.lease_seconds IS NULL OR claim_group_messages.lease_seconds NOT BETWEEN 1 AND 3600 THEN
+        PERFORM game.invalid_argument('lease_seconds', claim_group_messages.lease_seconds::text,
+                                      'lease_seconds must be between 1 and 3600');
+    END IF;
+    -- A message an hour old is no use: an event's window has long closed.
+    UPDATE game.group_messages AS x SET sent_at = at, outcome = 'expired'
+    WHERE x.sent_at IS NULL AND x.created_at < at - interval '1 hour';
+    FOR m IN
+        SELECT * FROM game.group_messages AS x
+        WHERE x.sent_at IS NULL AND x.available_at <= at
+        ORDER BY x.id
+        LIMIT claim_group_messages.batch_size * 4
+        FOR UPDATE SKIP LOCKED
+    LOOP
+        EXIT WHEN jsonb_array_length(claimed) >= claim_group_messages.batch_size;
+        -- Telegram's 20 messages a minute per group, shared by every process and by the
+        -- bot's replies in the group (bucket group_send): a message without a token waits.
+        CONTINUE WHEN m.chat_id = ANY (refused_chats);
+        IF game.take_token('group_send', m.chat_id::text) > 0 THEN
+            refused_chats := refused_chats || m.chat_id;
+            CONTINUE;
+        END IF;
+        UPDATE game.group_messages AS x
+        SET claimed_by = claim_group_messages.worker, attempts = x.attempts + 1,
+            available_at = at + make_interval(secs => claim_group_messages.lease_seconds)
+        WHERE x.id = m.id
+        RETURNING x.* INTO m;
+        claimed := claimed || jsonb_build_object('id', m.id, 'chat_id', m.chat_id, 'kind', m.kind,
+                                                 'payload', m.payload, 'created_at', m.created_at,
+                                                 'attempts', m.attempts, 'lease_until', m.available_at);
+    END LOOP;
+    RETURN claimed;
+END
+$$;
+
+--
+-- Name: FUNCTION claim_group_messages(worker text, batch_size integer, lease_seconds integer, now timestamp with time zone); Type: COMMENT; Schema: api; Owner: -
+--
+
+COMMENT ON FUNCTION api.claim_group_messages(worker text, batch_size integer, lease_seconds integer, now timestamp with time zone) IS 'Claim up to batch_size (1..100) due messages to group chats for this sender, each leased for lease_seconds
+(1..3600): unfinished by then, it is claimed again. Each takes a token of the group''s shared limit group_send
+(Telegram''s 20 a minute per group; the bot''s replies in groups take from it too): a group without one waits.
+Messages over an hour old end as expired. Concurrent senders never get the same row (SKIP LOCKED).
+Returns [{id, chat_id, kind, payload, created_at, attempts, lease_until}].
+Errors: WF006 worker missing, batch_size or lease_seconds out of range, or a `now` this caller may not choose.';
 
 --
 -- Name: claim_notifications(text, integer, integer, timestamp with time zone); Type: FUNCTION; Schema: api; Owner: -
@@ -394,6 +571,51 @@ ordered by player. Errors: WF006 worker missing, batch_size not 1..1000, lease_s
 or a `now` this caller may not choose.';
 
 --
+-- Name: finish_group_messages(text, bigint[], text, integer, timestamp with time zone); Type: FUNCTION; Schema: api; Owner: -
+--
+
+CREATE FUNCTION api.finish_group_messages(worker text, ids bigint[], outcome text, retry_after_seconds integer DEFAULT NULL::integer, now timestamp with time zone DEFAULT now()) RETURNS integer
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    at timestamptz := game.checked_now(finish_group_messages.now);
+    n integer;
+BEGIN
+    PERFORM game.check_text('worker', finish_group_messages.worker, 64, true);
+    IF finish_group_messages.ids IS NULL OR cardinality(finish_group_messages.ids) > 1000 THEN
+        PERFORM game.invalid_argument('ids', 'ids must be an array of at most 1000 ids', '{}'::jsonb);
+    END IF;
+    IF finish_group_messages.outcome IS NULL OR finish_group_messages.outcome NOT IN ('sent', 'failed', 'retry') THEN
+        PERFORM game.invalid_argument('outcome', finish_group_messages.outcome, 'outcome must be sent, failed or retry');
+    END IF;
+    IF finish_group_messages.retry_after_seconds NOT BETWEEN 0 AND 3600 THEN
+        PERFORM game.invalid_argument('retry_after_seconds', finish_group_messages.retry_after_seconds::text,
+                                      'retry_after_seconds must be between 0 and 3600');
+    END IF;
+    UPDATE game.group_messages AS x
+    SET sent_at = CASE WHEN finish_group_messages.outcome = 'retry' THEN NULL ELSE at END,
+        outcome = CASE WHEN finish_group_messages.outcome = 'retry' THEN NULL ELSE finish_group_messages.outcome END,
+        available_at = CASE WHEN finish_group_messages.outcome = 'retry'
+                            THEN at + make_interval(secs => coalesce(finish_group_messages.retry_after_seconds, 5))
+                            ELSE x.available_at END
+    WHERE x.id = ANY (finish_group_messages.ids) AND x.claimed_by = finish_group_messages.worker
+      AND x.sent_at IS NULL;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END
+$$;
+
+--
+-- Name: FUNCTION finish_group_messages(worker text, ids bigint[], outcome text, retry_after_seconds integer, now timestamp with time zone); Type: COMMENT; Schema: api; Owner: -
+--
+
+COMMENT ON FUNCTION api.finish_group_messages(worker text, ids bigint[], outcome text, retry_after_seconds integer, now timestamp with time zone) IS 'Finish group messages this sender claimed: sent, failed (for good), or retry (again after retry_after_seconds,
+default 5). Rows claimed by another sender or already finished are left alone. Returns how many changed.
+Errors: WF006 bad worker, ids (at most 1000), outcome or retry_after_seconds (0..3600), or a `now` this caller
+may not choose.';
+
+--
 -- Name: finish_notifications(text, bigint[], text, integer, timestamp with time zone); Type: FUNCTION; Schema: api; Owner: -
 --
 
@@ -478,6 +700,340 @@ $$;
 --
 
 COMMENT ON FUNCTION api.forget_update(bot_id bigint, update_id bigint) IS 'Let an update taken with api.admit_update be handled again (its handling failed); true if it was taken.';
+
+--
+-- Name: give_gift(bigint, bigint, text, text, bigint, timestamp with time zone); Type: FUNCTION; Schema: api; Owner: -
+--
+
+CREATE FUNCTION api.give_gift(telegram_id bigint, waifu_id bigint, item_code text, request_key text, chat_id bigint DEFAULT NULL::bigint, now timestamp with time zone DEFAULT now()) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    at timestamptz := game.checked_now(give_gift.now);
+    giver game.players;
+    w game.waifus;
+    prior game.gifts;
+    i game.items;
+    wallet game.wallets;
+    cooldown_end timestamptz;
+    left_over integer;
+    before jsonb;
+    after jsonb;
+    own boolean;
+    standing bigint;
+    result jsonb;
+BEGIN
+    PERFORM game.check_id('waifu_id', give_gift.waifu_id);
+    PERFORM game.check_request_key(give_gift.request_key, true);
+    PERFORM game.check_text('item_code', give_gift.item_code, 32, true);
+    IF give_gift.chat_id IS NOT NULL THEN
+        PERFORM game.check_chat_id(give_gift.chat_id);
+    END IF;
+    giver := game.require_player(give_gift.telegram_id);
+
+    -- The waifu first (the lock order), then the giver's wallet: a retry of the same key
+    -- waits on one of them and then finds the gift.
+    SELECT * INTO w FROM game.waifus AS x WHERE x.id = give_gift.waifu_id FOR UPDATE;
+    IF NOT FOUND THEN
+        PERFORM game.waifu_not_found(give_gift.waifu_id);
+    END IF;
+    own := w.owner_id = giver.telegram_id;
+    IF NOT own THEN
+        -- Another player's waifu only in a group chat where both are members; outside one,
+        -- she is as unknown as a waifu that does not exist (no leak).
+        IF give_gift.chat_id IS NULL THEN
+            PERFORM game.waifu_not_found(give_gift.waifu_id);
+        END IF;
+        PERFORM game.require_member(give_gift.chat_id, giver.telegram_id);
+        PERFORM game.require_member(give_gift.chat_id, w.owner_id);
+    END IF;
+    wallet := game.lock_wallet(giver.telegram_id);
+
+    SELECT * INTO prior FROM game.gifts AS g
+    WHERE g.giver_id = giver.telegram_id AND g.request_key = give_gift.request_key;
+    IF FOUND THEN
+        IF prior.waifu_id <> w.id OR prior.item_code <> give_gift.item_code THEN
+            PERFORM game.refuse('WF007', format('request key "%s" was already used for another action',
+                                                left(give_gift.request_key, 128)),
+                                jsonb_build_object('request_key', prior.request_key, 'waifu_id', prior.waifu_id,
+                                                   'item_code', prior.item_code));
+        END IF;
+        RETURN prior.result || jsonb_build_object('replayed', true);
+    END IF;
+
+    SELECT * INTO i FROM game.items AS x WHERE x.code = give_gift.item_code;
+    IF NOT FOUND THEN
+        PERFORM game.item_not_found(give_gift.item_code);
+    END IF;
+    cooldown_end := to_timestamp((w.last_played ->> ('item:' || i.code))::double precision) + i.cooldown;
+    IF i.cooldown > interval '0' AND cooldown_end > at THEN
+        PERFORM game.refuse('WF003', format('%s was given to this waifu too recently', i.code),
+                            jsonb_build_object('item_code', i.code, 'available_at', cooldown_end,
+                                               'remaining_seconds', ceil(extract(epoch FROM (cooldown_end - at)))::integer));
+    END IF;
+    UPDATE game.inventory AS v SET quantity = v.quantity - 1
+    WHERE v.telegram_id = giver.telegram_id AND v.item_code = i.code AND v.quantity > 0
+    RETURNING v.quantity INTO left_over;
+    IF NOT FOUND THEN
+        PERFORM game.refuse('WF011', format('the player has no %s to give', i.code),
+                            jsonb_build_object('item_code', i.code, 'quantity', 0, 'price', i.price,
+                                               'on_sale', i.on_sale));
+    END IF;
+
+    before := game.regen(w.dynamic, at);
+    UPDATE game.waifus AS x
+    SET dynamic = game.apply_item(before, i),
+        last_played = x.last_played || jsonb_build_object('item:' || i.code, extract(epoch FROM at))
+    WHERE x.id = w.id
+    RETURNING x.* INTO w;
+    after := w.dynamic;
+
+    standing := wallet.standing;
+    IF NOT own AND (after ->> 'loyalty')::integer > (before ->> 'loyalty')::integer THEN
+        -- A gift to another's waifu moves the giver's standing (the loyalty it gave), and
+        -- nothing of the receiver's but the item's effect on her.
+        UPDATE game.wallets AS x
+        SET standing = x.standing + ((after ->> 'loyalty')::integer - (before ->> 'loyalty')::integer), updated_at = at
+        WHERE x.telegram_id = giver.telegram_id
+        RETURNING x.standing INTO standing;
+    END IF;
+
+    result := game.stats_json(w, after, at) || jsonb_build_object(
+        'giver_id', giver.telegram_id,
+        'chat_id', give_gift.chat_id,
+        'item', game.item_json(i, game.effective_language(giver.language, giver.language_code)),
+        'changes', jsonb_build_object(
+            'energy', (after ->> 'energy')::integer - (before ->> 'energy')::integer,
+            'mood', (after ->> 'mood')::integer - (before ->> 'mood')::integer,
+            'loyalty', (after ->> 'loyalty')::integer - (before ->> 'loyalty')::integer),
+        'left', left_over,
+        'standing', standing,
+        'given_at', at,
+        'request_key', give_gift.request_key,
+        'replayed', false);
+    INSERT INTO game.gifts (giver_id, request_key, waifu_id, owner_id, item_code, chat_id, given_at, mood_change,
+                            loyalty_change, energy_change, result)
+    VALUES (giver.telegram_id, give_gift.request_key, w.id, w.owner_id, i.code, give_gift.chat_id, at,
+            (after ->> 'mood')::integer - (before ->> 'mood')::integer,
+            (after ->> 'loyalty')::integer - (before ->> 'loyalty')::integer,
+            (after ->> 'energy')::integer - (before ->> 'energy')::integer, result);
+    RETURN result;
+END
+$$;
+
+--
+-- Name: FUNCTION give_gift(telegram_id bigint, waifu_id bigint, item_code text, request_key text, chat_id bigint, now timestamp with time zone); Type: COMMENT; Schema: api; Owner: -
+--
+
+COMMENT ON FUNCTION api.give_gift(telegram_id bigint, waifu_id bigint, item_code text, request_key text, chat_id bigint, now timestamp with time zone) IS 'Give an item from the inventory to a waifu: her mood and loyalty move by the item''s effect (clamped), her energy
+rises (up to the cap); one of that item per waifu per the item''s cooldown. To another player''s waifu only in a
+group chat (chat_id) where both are members: it moves the giver''s standing by the loyalty given, and nothing of
+the receiver''s beyond the item''s effect. One transaction, the waifu''s and the giver''s wallet rows locked.
+request_key: the same key again returns the recorded gift ("replayed": true) and changes nothing.
+Returns the api.waifu_stats shape of the waifu plus {giver_id, chat_id, item, changes: {energy, mood, loyalty},
+left (of this item), standing, given_at, request_key, replayed}.
+Errors: WF003 this item was given to her too recently {item_code, available_at, remaining_seconds}; WF004 waifu
+not found, or another''s outside a group; WF005 not registered; WF006 bad argument or a `now` the caller may not
+choose; WF007 key used for another action; WF010 unknown item; WF011 none in the inventory {item_code, quantity};
+WF012 the giver or the waifu''s owner is not a member of chat_id.';
+
+--
+-- Name: inventory(bigint); Type: FUNCTION; Schema: api; Owner: -
+--
+
+CREATE FUNCTION api.inventory(telegram_id bigint) RETURNS jsonb
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    p game.players := game.require_player(inventory.telegram_id);
+    reader text := game.effective_language(p.language, p.language_code);
+    w game.wallets;
+BEGIN
+    SELECT * INTO w FROM game.wallets AS x WHERE x.telegram_id = p.telegram_id;
+    RETURN jsonb_build_object(
+        'telegram_id', p.telegram_id,
+        'coins', coalesce(w.coins, 0),
+        'standing', coalesce(w.standing, 0),
+        'items', coalesce((SELECT jsonb_agg(game.item_json(i, reader) || jsonb_build_object('quantity', v.quantity)
+                                            ORDER BY i.price, i.code)
+                           FROM game.inventory AS v JOIN game.items AS i ON i.code = v.item_code
+                           WHERE v.telegram_id = p.telegram_id AND v.quantity > 0), '[]'::jsonb));
+END
+$$;
+
+--
+-- Name: FUNCTION inventory(telegram_id bigint); Type: COMMENT; Schema: api; Owner: -
+--
+
+COMMENT ON FUNCTION api.inventory(telegram_id bigint) IS 'The player''s wallet and the items they own, in their language.
+Returns {telegram_id, coins, standing, items: [item as api.shop + quantity]}.
+Errors: WF005 not registered; WF006 bad id.';
+
+--
+-- Name: join_group_event(bigint, bigint, bigint, timestamp with time zone); Type: FUNCTION; Schema: api; Owner: -
+--
+
+CREATE FUNCTION api.join_group_event(telegram_id bigint, event_id bigint, waifu_id bigint DEFAULT NULL::bigint, now timestamp with time zone DEFAULT now()) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    at timestamptz := game.checked_now(join_group_event.now);
+    ev game.group_events;
+    chosen bigint;
+    joined game.group_event_participants;
+    replayed boolean := false;
+BEGIN
+    PERFORM game.check_id('event_id', join_group_event.event_id);
+    PERFORM game.require_player(join_group_event.telegram_id);
+    -- The event's row lock: joins of one event and its payout run one after the other, so
+    -- nobody joins an event already paid.
+    SELECT * INTO ev FROM game.group_events AS e WHERE e.id = join_group_event.event_id FOR UPDATE;
+    IF NOT FOUND THEN
+        PERFORM game.refuse('WF013', format('group event %s does not exist', join_group_event.event_id),
+                            jsonb_build_object('event_id', join_group_event.event_id));
+    END IF;
+    PERFORM game.require_member(ev.chat_id, join_group_event.telegram_id);
+    SELECT * INTO joined FROM game.group_event_participants AS x
+    WHERE x.event_id = ev.id AND x.telegram_id = join_group_event.telegram_id;
+    IF FOUND THEN
+        replayed := true;  -- a second tap: joined once
+    ELSE
+        IF ev.paid_at IS NOT NULL OR at >= ev.closes_at OR at < ev.opened_at THEN
+            PERFORM game.refuse('WF013', format('group event %s is not open', ev.id),
+                                jsonb_build_object('event_id', ev.id, 'chat_id', ev.chat_id, 'opened_at', ev.opened_at,
+                                                   'closes_at', ev.closes_at));
+        END IF;
+        IF join_group_event.waifu_id IS NOT NULL THEN
+            chosen := (game.require_waifu(join_group_event.waifu_id, join_group_event.telegram_id)).id;
+        ELSE
+            chosen := game.active_waifu(join_group_event.telegram_id);
+            IF chosen IS NULL THEN
+                RAISE EXCEPTION 'player % has no waifu to take part', join_group_event.telegram_id
+                    USING ERRCODE = 'WF004',
+                          DETAIL = jsonb_build_object('telegram_id', join_group_event.telegram_id, 'waifus', 0)::text;
+            END IF;
+        END IF;
+        INSERT INTO game.group_event_participants (event_id, telegram_id, waifu_id, joined_at)
+        VALUES (ev.id, join_group_event.telegram_id, chosen, at)
+        RETURNING * INTO joined;
+        UPDATE game.group_events AS e SET participants = e.participants + 1 WHERE e.id = ev.id RETURNING e.* INTO ev;
+    END IF;
+    RETURN jsonb_build_object('event_id', ev.id, 'chat_id', ev.chat_id, 'telegram_id', joined.telegram_id,
+                              'waifu_id', joined.waifu_id, 'joined_at', joined.joined_at,
+                              'participants', ev.participants, 'closes_at', ev.closes_at, 'pool', ev.pool,
+                              'coins', joined.coins, 'replayed', replayed);
+END
+$$;
+
+--
+-- Name: FUNCTION join_group_event(telegram_id bigint, event_id bigint, waifu_id bigint, now timestamp with time zone); Type: COMMENT; Schema: api; Owner: -
+--
+
+COMMENT ON FUNCTION api.join_group_event(telegram_id bigint, event_id bigint, waifu_id bigint, now timestamp with time zone) IS 'Join a group event (the button under its message) with a waifu (NULL: the one picked for events), before it
+closes. Joining twice joins once: the second call answers "replayed": true, whenever it comes.
+Returns {event_id, chat_id, telegram_id, waifu_id, joined_at, participants, closes_at, pool, coins (NULL until
+paid), replayed}.
+Errors: WF004 waifu not the player''s, or no waifu; WF005 not registered; WF006 bad argument; WF012 not a member of
+the event''s group; WF013 no such event, or not open {event_id, chat_id, opened_at, closes_at}.';
+
+--
+-- Name: leaderboard(bigint, text, bigint, timestamp with time zone); Type: FUNCTION; Schema: api; Owner: -
+--
+
+CREATE FUNCTION api.leaderboard(telegram_id bigint, board text, chat_id bigint DEFAULT NULL::bigint, now timestamp with time zone DEFAULT now()) RETURNS jsonb
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    at timestamptz := game.checked_now(leaderboard.now);
+    week timestamptz := game.ledger_week(at);
+    p game.players := game.require_player(leaderboard.telegram_id);
+    mine game.wallets;
+    my_xp bigint;
+    top jsonb;
+    my_place bigint;
+    my_exact boolean;
+BEGIN
+    IF leaderboard.board IS NULL OR leaderboard.board NOT IN ('all', 'week') THEN
+        PERFORM game.invalid_argument('board', leaderboard.board, 'board must be all or week');
+    END IF;
+    IF leaderboard.chat_id IS NOT NULL THEN
+        PERFORM game.check_chat_id(leaderboard.chat_id);
+        PERFORM game.require_member(leaderboard.chat_id, p.telegram_id);
+    END IF;
+    SELECT * INTO mine FROM game.wallets AS w WHERE w.telegram_id = p.telegram_id;
+    my_xp := CASE WHEN leaderboard.board = 'all' THEN coalesce(mine.xp_total, 0)
+                  WHEN mine.week_start = week THEN mine.xp_week ELSE 0 END;
+
+    IF leaderboard.chat_id IS NULL THEN
+        IF leaderboard.board = 'all' THEN
+            SELECT jsonb_agg(jsonb_build_object('rank', t.rank, 'telegram_id', t.telegram_id, 'name', t.name,
+                                                'xp', t.xp) ORDER BY t.xp DESC, t.telegram_id)
+            INTO top
+            FROM (SELECT w.telegram_id, w.xp_total AS xp, rank() OVER (ORDER BY w.xp_total DESC) AS rank,
+                         left(coalesce(pl.first_name, pl.username, ''), 64) AS name
+                  FROM (SELECT * FROM game.wallets AS x WHERE x.xp_total > 0
+                        ORDER BY x.xp_total DESC, x.telegram_id LIMIT 10) AS w
+                  JOIN game.players AS pl ON pl.telegram_id = w.telegram_id) AS t;
+        ELSE
+            SELECT jsonb_agg(jsonb_build_object('rank', t.rank, 'telegram_id', t.telegram_id, 'name', t.name,
+                                                'xp', t.xp) ORDER BY t.xp DESC, t.telegram_id)
+            INTO top
+            FROM (SELECT w.telegram_id, w.xp_week AS xp, rank() OVER (ORDER BY w.xp_week DESC) AS rank,
+                         left(coalesce(pl.first_name, pl.username, ''), 64) AS name
+                  FROM (SELECT * FROM game.wallets AS x WHERE x.week_start = week AND x.xp_week > 0
+                        ORDER BY x.xp_week DESC, x.telegram_id LIMIT 10) AS w
+                  JOIN game.players AS pl ON pl.telegram_id = w.telegram_id) AS t;
+        END IF;
+        SELECT g.place, g.exact INTO my_place, my_exact FROM game.global_rank(leaderboard.board, my_xp, week) AS g;
+    ELSE
+        -- A group's board: its members only (a group has at most thousands: counted exactly).
+        -- Each member's wallet by its key (a correlated look-up: the planner would otherwise
+        -- hash the whole wallets table for a group of fifty).
+        WITH members AS MATERIALIZED (
+            SELECT m.telegram_id,
+                   coalesce((SELECT CASE WHEN leaderboard.board = 'all' THEN w.xp_total
+                                         WHEN w.week_start = week THEN w.xp_week ELSE 0 END
+                             FROM game.wallets AS w WHERE w.telegram_id = m.telegram_id), 0) AS xp
+            FROM game.group_members AS m
+            WHERE m.chat_id = leaderboard.chat_id
+        )
+        SELECT (SELECT jsonb_agg(jsonb_build_object('rank', t.rank, 'telegram_id', t.telegram_id, 'name', t.name,
+                                                    'xp', t.xp) ORDER BY t.xp DESC, t.telegram_id)
+                FROM (SELECT x.telegram_id, x.xp, rank() OVER (ORDER BY x.xp DESC) AS rank,
+                             left(coalesce(pl.first_name, pl.username, ''), 64) AS name
+                      FROM (SELECT * FROM members AS y WHERE y.xp > 0 ORDER BY y.xp DESC, y.telegram_id LIMIT 10) AS x
+                      JOIN game.players AS pl ON pl.telegram_id = x.telegram_id) AS t),
+               (SELECT 1 + count(*) FILTER (WHERE y.xp > my_xp) FROM members AS y),
+               true
+        INTO top, my_place, my_exact;
+    END IF;
+    RETURN jsonb_build_object(
+        'board', leaderboard.board,
+        'chat_id', leaderboard.chat_id,
+        'week_start', CASE WHEN leaderboard.board = 'week' THEN week END,
+        'week_ends', CASE WHEN leaderboard.board = 'week' THEN week + interval '1 week' END,
+        'top', coalesce(top, '[]'::jsonb),
+        'me', jsonb_build_object('telegram_id', p.telegram_id, 'xp', my_xp, 'rank', my_place,
+                                 'exact', my_exact, 'in_top', my_place <= 10 AND my_xp > 0));
+END
+$$;
+
+--
+-- Name: FUNCTION leaderboard(telegram_id bigint, board text, chat_id bigint, now timestamp with time zone); Type: COMMENT; Schema: api; Owner: -
+--
+
+COMMENT ON FUNCTION api.leaderboard(telegram_id bigint, board text, chat_id bigint, now timestamp with time zone) IS 'The top 10 players by XP and the caller''s own place. board: all (all-time XP) or week (XP gained since Monday
+00:00 UTC). chat_id: a group''s board (its members only; the caller must be one), NULL: everybody.
+Ties share a rank. The own rank is exact up to place 1,000; below it, within 100 places as of the last
+refresh of game.rank_steps (exact: false).
+Returns {board, chat_id, week_start, week_ends, top: [{rank, telegram_id, name, xp}], me: {telegram_id, xp, rank,
+exact, in_top}}.
+Errors: WF005 not registered; WF006 bad board or chat_id, or a `now` the caller may not choose; WF012 not a
+member of the group.';
 
 --
 -- Name: participate_in_event(bigint, bigint, text, text, timestamp with time zone); Type: FUNCTION; Schema: api; Owner: -
@@ -589,16 +1145,22 @@ BEGIN
     RETURNING x.* INTO w;
     after := w.dynamic;
 
+    -- 0013 (added): the player's wallet (after the waifu: the lock order of every
+    -- function): coins with their ledger row, and the leaderboards' XP.
+    PERFORM game.earn(participate_in_event.telegram_id, e.coin_reward,
+                      (after ->> 'xp')::bigint - (before ->> 'xp')::bigint, 'event', participate_in_event.request_key,
+                      at);
+
     INSERT INTO game.participations AS p (participated_at, telegram_id, waifu_id, xp_gained, level_before,
                                           level_after, energy_spent, mood_change, loyalty_change, event_code,
-                                          request_key)
+                                          request_key, coins_gained)  -- 0013: coins_gained
     VALUES (at, participate_in_event.telegram_id, w.id,
             (after ->> 'xp')::bigint - (before ->> 'xp')::bigint,
             game.level_for_xp((before ->> 'xp')::bigint), game.level_for_xp((after ->> 'xp')::bigint),
             e.energy_cost,
             (after ->> 'mood')::integer - (before ->> 'mood')::integer,
             (after ->> 'loyalty')::integer - (before ->> 'loyalty')::integer,
-            e.code, participate_in_event.request_key)
+            e.code, participate_in_event.request_key, e.coin_reward)  -- 0013: e.coin_reward
     RETURNING p.* INTO rec;
     RETURN game.participation_json(w, after, at, rec, e.title, false);
 END
@@ -609,11 +1171,12 @@ $_$;
 --
 
 COMMENT ON FUNCTION api.participate_in_event(telegram_id bigint, waifu_id bigint, event_code text, request_key text, now timestamp with time zone) IS 'Take part in an event: restore pending energy, pay the cost, add XP, move mood and loyalty
-(clamped to 0..game.max_stat()), record it in the ledger - one transaction, waifu row locked.
+(clamped to 0..game.max_stat()), pay the event''s coins into the wallet, record it in the ledgers
+(game.participations, game.coin_ledger) - one transaction, waifu row locked.
 request_key: the same key again (within the ledger''s retention) returns the recorded changes with the
 waifu''s current stats ("replayed": true) and changes nothing.
 Returns the api.waifu_stats shape plus {event_code, event_title, request_key, participated_at,
-changes: {energy, xp, mood, loyalty, level_before, level_after, leveled_up}, replayed}.
+changes: {energy, xp, mood, loyalty, coins, level_before, level_after, leveled_up}, coins, replayed}.
 Errors (DETAIL is JSON): WF001 not enough energy {energy_needed, energy, enough_at};
 WF002 event unknown or not open; WF003 cooldown {available_at, remaining_seconds};
 WF004 waifu not found or another player''s; WF005 not registered; WF006 bad argument or a `now`
@@ -676,7 +1239,9 @@ CREATE FUNCTION api.player_profile(telegram_id bigint, now timestamp with time z
 DECLARE
     at timestamptz := game.checked_now(player_profile.now);
     p game.players := game.require_player(player_profile.telegram_id);
+    wallet game.wallets;
 BEGIN
+    SELECT * INTO wallet FROM game.wallets AS x WHERE x.telegram_id = p.telegram_id;
     RETURN jsonb_build_object(
         'telegram_id', p.telegram_id,
         'username', p.username,
@@ -684,6 +1249,9 @@ BEGIN
         'language_code', p.language_code,
         'language', game.effective_language(p.language, p.language_code),
         'registered_at', p.registered_at,
+        'coins', coalesce(wallet.coins, 0),
+        'standing', coalesce(wallet.standing, 0),
+        'active_waifu_id', game.active_waifu(p.telegram_id),
         'waifus', coalesce((
             SELECT jsonb_agg(game.stats_json(w, game.regen(w.dynamic, at), at) ORDER BY w.id)
             FROM game.waifus AS w
@@ -696,8 +1264,8 @@ $$;
 --
 
 COMMENT ON FUNCTION api.player_profile(telegram_id bigint, now timestamp with time zone) IS 'The player and every waifu''s stats (effective as of now).
-Returns {telegram_id, username, first_name, language_code, language, registered_at,
-waifus: [api.waifu_stats shape]}; language: what the player reads (en, ru), from the
+Returns {telegram_id, username, first_name, language_code, language, registered_at, coins, standing,
+active_waifu_id, waifus: [api.waifu_stats shape]}; language: what the player reads (en, ru), from the
 setting or else from language_code (game.effective_language).
 Errors: WF005 not registered; WF006 a `now` the caller may not choose.';
 
@@ -752,6 +1320,52 @@ COMMENT ON FUNCTION api.player_waifu_stats(telegram_id bigint, waifu_id bigint, 
 Errors: WF005 not registered; WF004 waifu not found or another player''s.';
 
 --
+-- Name: player_waifus(bigint, timestamp with time zone); Type: FUNCTION; Schema: api; Owner: -
+--
+
+CREATE FUNCTION api.player_waifus(telegram_id bigint, now timestamp with time zone DEFAULT now()) RETURNS jsonb
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    at timestamptz := game.checked_now(player_waifus.now);
+    p game.players := game.require_player(player_waifus.telegram_id);
+    reader text := game.effective_language(p.language, p.language_code);
+    active bigint := game.active_waifu(p.telegram_id);
+BEGIN
+    RETURN jsonb_build_object(
+        'telegram_id', p.telegram_id,
+        'active_waifu_id', active,
+        'max', (SELECT e.waifus_per_player FROM game.economy AS e),
+        'owned', (SELECT count(*) FROM game.waifus AS w WHERE w.owner_id = p.telegram_id),
+        'waifus', coalesce((
+            SELECT jsonb_agg(game.stats_json(w, game.regen(w.dynamic, at), at)
+                             || jsonb_build_object('rarity', t.rarity, 'active', w.id = active) ORDER BY w.id)
+            FROM game.waifus AS w JOIN game.waifu_templates AS t ON t.code = w.template_code
+            WHERE w.owner_id = p.telegram_id), '[]'::jsonb),
+        'templates', (
+            SELECT jsonb_agg(jsonb_build_object(
+                       'code', t.code, 'name', coalesce(tr.name, t.name),
+                       'description', coalesce(tr.description, t.description), 'rarity', t.rarity,
+                       'waifu_id', (SELECT w.id FROM game.waifus AS w
+                                    WHERE w.owner_id = p.telegram_id AND w.template_code = t.code))
+                   ORDER BY t.code)
+            FROM game.waifu_templates AS t
+            LEFT JOIN game.template_translations AS tr ON tr.template_code = t.code AND tr.language = reader));
+END
+$$;
+
+--
+-- Name: FUNCTION player_waifus(telegram_id bigint, now timestamp with time zone); Type: COMMENT; Schema: api; Owner: -
+--
+
+COMMENT ON FUNCTION api.player_waifus(telegram_id bigint, now timestamp with time zone) IS 'The player''s collection: every waifu''s stats with her rarity and whether she is the one picked for events,
+and every template with the waifu adopted from it (NULL: not yet).
+Returns {telegram_id, active_waifu_id, max, owned, waifus: [api.waifu_stats shape + rarity, active],
+templates: [{code, name, description, rarity, waifu_id}]}.
+Errors: WF005 not registered; WF006 a `now` the caller may not choose.';
+
+--
 -- Name: rate_limit(text, text); Type: FUNCTION; Schema: api; Owner: -
 --
 
@@ -775,6 +1389,49 @@ COMMENT ON FUNCTION api.rate_limit(bucket text, key text) IS 'Take one request f
 bucket: a row of ops.rate_limits (chat_user, group_chat, group_send, web_action, web_address); key: who (a
 user id, a chat id, an address; 1-128 characters). Every bot and web process shares the budget.
 Errors: WF006 unknown bucket, key empty or too long.';
+
+--
+-- Name: register_group_member(bigint, bigint, text, timestamp with time zone); Type: FUNCTION; Schema: api; Owner: -
+--
+
+CREATE FUNCTION api.register_group_member(chat_id bigint, telegram_id bigint, title text DEFAULT NULL::text, now timestamp with time zone DEFAULT now()) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    at timestamptz := game.checked_now(register_group_member.now);
+    g game.groups;
+BEGIN
+    PERFORM game.check_chat_id(register_group_member.chat_id);
+    PERFORM game.require_player(register_group_member.telegram_id);
+    PERFORM game.check_text('title', register_group_member.title, 128, false);
+    INSERT INTO game.groups AS x (chat_id, title, registered_at, updated_at)
+    VALUES (register_group_member.chat_id, register_group_member.title, at, at)
+    ON CONFLICT ON CONSTRAINT groups_pkey DO NOTHING;
+    -- Written only when something changed: the bot calls this on every group update.
+    UPDATE game.groups AS x SET title = register_group_member.title, updated_at = at
+    WHERE x.chat_id = register_group_member.chat_id AND register_group_member.title IS NOT NULL
+      AND x.title IS DISTINCT FROM register_group_member.title;
+    INSERT INTO game.group_members AS m (chat_id, telegram_id, joined_at, last_seen_at)
+    VALUES (register_group_member.chat_id, register_group_member.telegram_id, at, at)
+    ON CONFLICT ON CONSTRAINT group_members_pkey DO UPDATE SET last_seen_at = excluded.last_seen_at
+        WHERE m.last_seen_at < excluded.last_seen_at - interval '1 hour';
+    SELECT * INTO g FROM game.groups AS x WHERE x.chat_id = register_group_member.chat_id;
+    RETURN jsonb_build_object(
+        'chat_id', g.chat_id, 'title', g.title, 'events_on', g.events_on, 'next_event_at', g.next_event_at,
+        'members', (SELECT count(*) FROM game.group_members AS m WHERE m.chat_id = g.chat_id));
+END
+$$;
+
+--
+-- Name: FUNCTION register_group_member(chat_id bigint, telegram_id bigint, title text, now timestamp with time zone); Type: COMMENT; Schema: api; Owner: -
+--
+
+COMMENT ON FUNCTION api.register_group_member(chat_id bigint, telegram_id bigint, title text, now timestamp with time zone) IS 'Record that a registered player used the bot in a group chat (the bot calls it for every group update it
+handles): the group is created on first use, the member added. Returns {chat_id, title, events_on,
+next_event_at, members}.
+Errors: WF005 player not registered; WF006 chat_id not a group''s (negative), title over 128 characters, or a
+`now` the caller may not choose.';
 
 --
 -- Name: register_player(bigint, text, text, text); Type: FUNCTION; Schema: api; Owner: -
@@ -880,6 +1537,77 @@ its own transaction: CALL game.restore_energy_job() (job restore-energy, every m
 Idempotent; catches up exactly after an outage. Reads never depend on it.';
 
 --
+-- Name: set_active_waifu(bigint, bigint); Type: FUNCTION; Schema: api; Owner: -
+--
+
+CREATE FUNCTION api.set_active_waifu(telegram_id bigint, waifu_id bigint) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    w game.waifus := game.require_waifu(set_active_waifu.waifu_id, set_active_waifu.telegram_id);
+BEGIN
+    UPDATE game.players AS p SET active_waifu_id = w.id, updated_at = now()
+    WHERE p.telegram_id = set_active_waifu.telegram_id;
+    RETURN jsonb_build_object('telegram_id', set_active_waifu.telegram_id, 'active_waifu_id', w.id, 'name', w.name);
+END
+$$;
+
+--
+-- Name: FUNCTION set_active_waifu(telegram_id bigint, waifu_id bigint); Type: COMMENT; Schema: api; Owner: -
+--
+
+COMMENT ON FUNCTION api.set_active_waifu(telegram_id bigint, waifu_id bigint) IS 'Pick the waifu that takes part in events and group events by default. Returns {telegram_id, active_waifu_id, name}.
+Errors: WF004 not the player''s waifu; WF005 not registered; WF006 bad id.';
+
+--
+-- Name: set_group_events(bigint, bigint, boolean, boolean, timestamp with time zone); Type: FUNCTION; Schema: api; Owner: -
+--
+
+CREATE FUNCTION api.set_group_events(chat_id bigint, telegram_id bigint, enabled boolean, is_admin boolean, now timestamp with time zone DEFAULT now()) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    at timestamptz := game.checked_now(set_group_events.now);
+    g game.groups;
+BEGIN
+    PERFORM game.check_chat_id(set_group_events.chat_id);
+    PERFORM game.require_player(set_group_events.telegram_id);
+    IF set_group_events.enabled IS NULL THEN
+        PERFORM game.invalid_argument('enabled', 'enabled must be true or false', '{}'::jsonb);
+    END IF;
+    PERFORM game.require_member(set_group_events.chat_id, set_group_events.telegram_id);
+    -- The bot asks Telegram whether the caller administers the group; the database trusts
+    -- that flag (it cannot ask Telegram) but refuses a call that says no.
+    IF set_group_events.is_admin IS NOT TRUE THEN
+        PERFORM game.refuse('WF014', 'only an administrator of the group may turn group events on or off',
+                            jsonb_build_object('chat_id', set_group_events.chat_id,
+                                               'telegram_id', set_group_events.telegram_id));
+    END IF;
+    UPDATE game.groups AS x
+    SET events_on = set_group_events.enabled,
+        next_event_at = CASE WHEN NOT set_group_events.enabled THEN NULL
+                             WHEN x.events_on THEN x.next_event_at
+                             -- The first event soon after opting in, not a whole period later.
+                             ELSE at + interval '1 minute' END,
+        updated_at = at
+    WHERE x.chat_id = set_group_events.chat_id
+    RETURNING x.* INTO g;
+    RETURN jsonb_build_object('chat_id', g.chat_id, 'events_on', g.events_on, 'next_event_at', g.next_event_at);
+END
+$$;
+
+--
+-- Name: FUNCTION set_group_events(chat_id bigint, telegram_id bigint, enabled boolean, is_admin boolean, now timestamp with time zone); Type: COMMENT; Schema: api; Owner: -
+--
+
+COMMENT ON FUNCTION api.set_group_events(chat_id bigint, telegram_id bigint, enabled boolean, is_admin boolean, now timestamp with time zone) IS 'Turn a group''s events on or off (/group_events on|off). is_admin: the bot''s answer from Telegram whether the
+caller administers the group (the database trusts it). Turned on, the first event opens within a minute or two,
+then one every game.economy.group_event_every. Returns {chat_id, events_on, next_event_at}.
+Errors: WF005 not registered; WF006 bad argument; WF012 not a member of the group; WF014 not an administrator.';
+
+--
 -- Name: set_player_setting(bigint, text, text, timestamp with time zone); Type: FUNCTION; Schema: api; Owner: -
 --
 
@@ -944,6 +1672,33 @@ reward, but a claim always waits for a new calendar day and 20 hours after the l
 Errors: WF005 not registered; WF006 unknown name or value, or a `now` this caller may not choose.';
 
 --
+-- Name: shop(bigint); Type: FUNCTION; Schema: api; Owner: -
+--
+
+CREATE FUNCTION api.shop(telegram_id bigint) RETURNS jsonb
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    p game.players := game.require_player(shop.telegram_id);
+    reader text := game.effective_language(p.language, p.language_code);
+BEGIN
+    RETURN jsonb_build_object(
+        'coins', coalesce((SELECT w.coins FROM game.wallets AS w WHERE w.telegram_id = p.telegram_id), 0),
+        'items', coalesce((SELECT jsonb_agg(game.item_json(i, reader) ORDER BY i.price, i.code)
+                           FROM game.items AS i WHERE i.on_sale), '[]'::jsonb));
+END
+$$;
+
+--
+-- Name: FUNCTION shop(telegram_id bigint); Type: COMMENT; Schema: api; Owner: -
+--
+
+COMMENT ON FUNCTION api.shop(telegram_id bigint) IS 'What the shop sells, in the player''s language, and the player''s coins.
+Returns {coins, items: [{code, name, description, price, mood, loyalty, energy, cooldown_seconds, on_sale}]} by price.
+Errors: WF005 not registered; WF006 bad id.';
+
+--
 -- Name: try_polling_lock(bigint); Type: FUNCTION; Schema: api; Owner: -
 --
 
@@ -1002,7 +1757,8 @@ CREATE FUNCTION api.waifu_templates(language text DEFAULT NULL::text) RETURNS js
 BEGIN
     RETURN coalesce((
         SELECT jsonb_agg(jsonb_build_object('code', t.code, 'name', coalesce(tr.name, t.name),
-                                            'description', coalesce(tr.description, t.description))
+                                            'description', coalesce(tr.description, t.description),
+                                            'rarity', t.rarity)
                          ORDER BY coalesce(tr.name, t.name), t.code)
         FROM game.waifu_templates AS t
         LEFT JOIN game.template_translations AS tr
@@ -1014,8 +1770,29 @@ $$;
 -- Name: FUNCTION waifu_templates(language text); Type: COMMENT; Schema: api; Owner: -
 --
 
-COMMENT ON FUNCTION api.waifu_templates(language text) IS 'The starter waifus a player can adopt: [{code, name, description}], by name.
-language (optional: en, ru): names and descriptions in it where translated, else English.';
+COMMENT ON FUNCTION api.waifu_templates(language text) IS 'The starter waifus a player can adopt: [{code, name, description, rarity}], by name.
+language (optional: en, ru): names and descriptions in it where translated, else English.
+rarity: common, rare or epic.';
+
+--
+-- Name: active_waifu(bigint); Type: FUNCTION; Schema: game; Owner: -
+--
+
+CREATE FUNCTION game.active_waifu(telegram_id bigint) RETURNS bigint
+    LANGUAGE plpgsql STABLE
+    AS $$
+BEGIN
+    RETURN coalesce(
+        (SELECT p.active_waifu_id FROM game.players AS p WHERE p.telegram_id = active_waifu.telegram_id),
+        (SELECT min(w.id) FROM game.waifus AS w WHERE w.owner_id = active_waifu.telegram_id));
+END
+$$;
+
+--
+-- Name: FUNCTION active_waifu(telegram_id bigint); Type: COMMENT; Schema: game; Owner: -
+--
+
+COMMENT ON FUNCTION game.active_waifu(telegram_id bigint) IS 'The waifu a player picked for events, else their first; NULL if none.';
 
 --
 -- Name: max_energy(); Type: FUNCTION; Schema: game; Owner: -
@@ -1098,8 +1875,10 @@ CREATE TABLE game.events (
     ends_at timestamp with time zone,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    coin_reward integer DEFAULT 0 NOT NULL,
     CONSTRAINT events_check CHECK ((ends_at > starts_at)),
     CONSTRAINT events_code_check CHECK ((code ~ '^[a-z0-9_]{1,32}$'::text)),
+    CONSTRAINT events_coin_reward_check CHECK (((coin_reward >= 0) AND (coin_reward <= 1000000))),
     CONSTRAINT events_cooldown_check CHECK ((cooldown >= '00:00:00'::interval)),
     CONSTRAINT events_energy_cost_check CHECK (((energy_cost >= 0) AND (energy_cost <= game.max_energy()))),
     CONSTRAINT events_loyalty_delta_check CHECK (((loyalty_delta >= (- game.max_stat())) AND (loyalty_delta <= game.max_stat()))),
@@ -1115,6 +1894,12 @@ CREATE TABLE game.events (
 COMMENT ON TABLE game.events IS 'Things a waifu can take part in. Manage with ops.create_event / ops.close_event.';
 
 --
+-- Name: COLUMN events.coin_reward; Type: COMMENT; Schema: game; Owner: -
+--
+
+COMMENT ON COLUMN game.events.coin_reward IS 'Coins a participation pays into the player''s wallet (ops.set_event_coins).';
+
+--
 -- Name: apply_event(jsonb, game.events, timestamp with time zone); Type: FUNCTION; Schema: game; Owner: -
 --
 
@@ -1127,6 +1912,74 @@ CREATE FUNCTION game.apply_event(dynamic jsonb, e game.events, at timestamp with
 --
 
 COMMENT ON FUNCTION game.apply_event(dynamic jsonb, e game.events, at timestamp with time zone) IS 'Stats after taking part in event e (input must be regenerated to `at`).';
+
+--
+-- Name: items; Type: TABLE; Schema: game; Owner: -
+--
+
+CREATE TABLE game.items (
+    code text NOT NULL,
+    name text NOT NULL,
+    description text DEFAULT ''::text NOT NULL,
+    price integer NOT NULL,
+    mood_delta integer DEFAULT 0 NOT NULL,
+    loyalty_delta integer DEFAULT 0 NOT NULL,
+    energy_delta integer DEFAULT 0 NOT NULL,
+    cooldown interval DEFAULT '00:00:00'::interval NOT NULL,
+    on_sale boolean DEFAULT true NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT items_code_check CHECK ((code ~ '^[a-z0-9_]{1,32}$'::text)),
+    CONSTRAINT items_cooldown_check CHECK (((cooldown >= '00:00:00'::interval) AND (cooldown <= '7 days'::interval))),
+    CONSTRAINT items_description_check CHECK ((length(description) <= 500)),
+    CONSTRAINT items_energy_delta_check CHECK (((energy_delta >= 0) AND (energy_delta <= game.max_energy()))),
+    CONSTRAINT items_loyalty_delta_check CHECK (((loyalty_delta >= (- game.max_stat())) AND (loyalty_delta <= game.max_stat()))),
+    CONSTRAINT items_mood_delta_check CHECK (((mood_delta >= (- game.max_stat())) AND (mood_delta <= game.max_stat()))),
+    CONSTRAINT items_name_check CHECK (((btrim(name) <> ''::text) AND (length(name) <= 64))),
+    CONSTRAINT items_price_check CHECK (((price >= 1) AND (price <= 1000000)))
+);
+
+--
+-- Name: TABLE items; Type: COMMENT; Schema: game; Owner: -
+--
+
+COMMENT ON TABLE game.items IS 'The shop: items bought with coins and given to a waifu (effect on mood, loyalty, energy; cooldown per waifu and
+item). Manage with ops.create_item / ops.set_item_translation / ops.stop_selling_item.';
+
+--
+-- Name: apply_item(jsonb, game.items); Type: FUNCTION; Schema: game; Owner: -
+--
+
+CREATE FUNCTION game.apply_item(dynamic jsonb, i game.items) RETURNS jsonb
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    RETURN jsonb_set(jsonb_set(jsonb_set(dynamic, '{energy}'::text[], to_jsonb(LEAST(game.max_energy(), (((dynamic ->> 'energy'::text))::integer + (i).energy_delta)))), '{mood}'::text[], to_jsonb(LEAST(game.max_stat(), GREATEST(0, (((dynamic ->> 'mood'::text))::integer + (i).mood_delta))))), '{loyalty}'::text[], to_jsonb(LEAST(game.max_stat(), GREATEST(0, (((dynamic ->> 'loyalty'::text))::integer + (i).loyalty_delta)))));
+
+--
+-- Name: FUNCTION apply_item(dynamic jsonb, i game.items); Type: COMMENT; Schema: game; Owner: -
+--
+
+COMMENT ON FUNCTION game.apply_item(dynamic jsonb, i game.items) IS 'Stats after receiving item i (input regenerated to the moment of the gift).';
+
+--
+-- Name: check_chat_id(bigint); Type: FUNCTION; Schema: game; Owner: -
+--
+
+CREATE FUNCTION game.check_chat_id(chat_id bigint) RETURNS void
+    LANGUAGE plpgsql IMMUTABLE
+    AS $$
+BEGIN
+    IF check_chat_id.chat_id IS NULL OR check_chat_id.chat_id >= 0 THEN
+        PERFORM game.invalid_argument('chat_id', 'chat_id must be a group chat''s id (negative)',
+                                      jsonb_build_object('value', check_chat_id.chat_id));
+    END IF;
+END
+$$;
+
+--
+-- Name: FUNCTION check_chat_id(chat_id bigint); Type: COMMENT; Schema: game; Owner: -
+--
+
+COMMENT ON FUNCTION game.check_chat_id(chat_id bigint) IS 'Raises WF006 unless chat_id is a group''s (negative, not NULL).';
 
 --
 -- Name: check_id(text, bigint); Type: FUNCTION; Schema: game; Owner: -
@@ -1315,6 +2168,7 @@ CREATE TABLE game.players (
     daily_streak integer DEFAULT 0 NOT NULL,
     daily_last date,
     daily_last_at timestamp with time zone,
+    active_waifu_id bigint,
     CONSTRAINT players_daily_streak_check CHECK ((daily_streak >= 0)),
     CONSTRAINT players_language_check CHECK ((language = ANY (ARRAY['auto'::text, 'en'::text, 'ru'::text]))),
     CONSTRAINT players_telegram_id_check CHECK ((telegram_id > 0)),
@@ -1352,6 +2206,12 @@ COMMENT ON COLUMN game.players.timezone IS 'IANA name for the daily reward''s da
 COMMENT ON COLUMN game.players.daily_last_at IS 'When the last daily reward was claimed (the 20-hour rule).';
 
 --
+-- Name: COLUMN players.active_waifu_id; Type: COMMENT; Schema: game; Owner: -
+--
+
+COMMENT ON COLUMN game.players.active_waifu_id IS 'The waifu the player picked for events (api.set_active_waifu); NULL: the first adopted.';
+
+--
 -- Name: daily_available_at(game.players); Type: FUNCTION; Schema: game; Owner: -
 --
 
@@ -1364,6 +2224,20 @@ CREATE FUNCTION game.daily_available_at(p game.players) RETURNS timestamp with t
 --
 
 COMMENT ON FUNCTION game.daily_available_at(p game.players) IS 'When a player may claim the daily reward again: their next calendar day and 20 hours after the last claim (NULL: now).';
+
+--
+-- Name: daily_coins(integer); Type: FUNCTION; Schema: game; Owner: -
+--
+
+CREATE FUNCTION game.daily_coins(streak integer) RETURNS integer
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    RETURN (10 + (5 * (LEAST(GREATEST(streak, 1), 7) - 1)));
+
+--
+-- Name: FUNCTION daily_coins(streak integer); Type: COMMENT; Schema: game; Owner: -
+--
+
+COMMENT ON FUNCTION game.daily_coins(streak integer) IS 'Coins of the daily reward on a day of the streak: 10 on day 1, +5 a day, 40 from day 7 on.';
 
 --
 -- Name: daily_reward(integer); Type: FUNCTION; Schema: game; Owner: -
@@ -1413,7 +2287,8 @@ BEGIN
         'last_day', last,
         'next_streak', next_streak,
         'next_reward', jsonb_build_object('energy', reward.energy, 'xp', reward.xp, 'mood', reward.mood,
-                                          'loyalty', reward.loyalty));
+                                          'loyalty', reward.loyalty,
+                                          'coins', game.daily_coins(next_streak)));  -- 0013 (added)
 END
 $$;
 
@@ -1450,6 +2325,43 @@ $$;
 --
 
 COMMENT ON FUNCTION game.dynamic_is_valid(dynamic jsonb) IS 'True if a stats object has integer xp >= 0, energy 0..max_energy, mood/loyalty 0..max_stat and a clock.';
+
+--
+-- Name: earn(bigint, bigint, bigint, text, text, timestamp with time zone); Type: FUNCTION; Schema: game; Owner: -
+--
+
+CREATE FUNCTION game.earn(telegram_id bigint, coins bigint, xp bigint, reason text, ref text, at timestamp with time zone) RETURNS bigint
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    week timestamptz := game.ledger_week(earn.at);
+    balance bigint;
+BEGIN
+    INSERT INTO game.wallets AS w (telegram_id, coins, xp_total, week_start, xp_week, updated_at)
+    VALUES (earn.telegram_id, earn.coins, earn.xp, week, earn.xp, earn.at)
+    ON CONFLICT ON CONSTRAINT wallets_pkey DO UPDATE
+        SET coins = w.coins + earn.coins,
+            xp_total = w.xp_total + earn.xp,
+            -- A new week starts from 0; XP dated before the stored week counts all-time only.
+            xp_week = CASE WHEN w.week_start IS NULL OR w.week_start < week THEN earn.xp
+                           WHEN w.week_start = week THEN w.xp_week + earn.xp
+                           ELSE w.xp_week END,
+            week_start = greatest(w.week_start, week),
+            updated_at = earn.at
+    RETURNING w.coins INTO balance;
+    IF earn.coins <> 0 THEN
+        INSERT INTO game.coin_ledger (telegram_id, at, delta, balance, reason, ref)
+        VALUES (earn.telegram_id, earn.at, earn.coins, balance, earn.reason, left(earn.ref, 128));
+    END IF;
+    RETURN balance;
+END
+$$;
+
+--
+-- Name: FUNCTION earn(telegram_id bigint, coins bigint, xp bigint, reason text, ref text, at timestamp with time zone); Type: COMMENT; Schema: game; Owner: -
+--
+
+COMMENT ON FUNCTION game.earn(telegram_id bigint, coins bigint, xp bigint, reason text, ref text, at timestamp with time zone) IS 'Add coins (with their ledger row) and XP (all-time and weekly counters) to a player''s wallet; returns the coins.';
 
 --
 -- Name: languages(); Type: FUNCTION; Schema: game; Owner: -
@@ -1634,6 +2546,154 @@ $$;
 COMMENT ON FUNCTION game.fill_waifus(ids bigint[], at timestamp with time zone, OUT filled integer, OUT notified integer) IS 'Store the restored stats of the waifus `ids` still due at `at` and queue their players'' "she is rested".';
 
 --
+-- Name: global_rank(text, bigint, timestamp with time zone); Type: FUNCTION; Schema: game; Owner: -
+--
+
+CREATE FUNCTION game.global_rank(board text, xp bigint, week timestamp with time zone, OUT place bigint, OUT exact boolean) RETURNS record
+    LANGUAGE plpgsql STABLE
+    AS $$
+DECLARE
+    above bigint;
+BEGIN
+    IF global_rank.board = 'all' THEN
+        SELECT count(*) INTO above FROM (SELECT FROM game.wallets AS w WHERE w.xp_total > global_rank.xp
+                                         LIMIT game.rank_exact_limit()) AS s;
+    ELSE
+        SELECT count(*) INTO above FROM (SELECT FROM game.wallets AS w
+                                         WHERE w.week_start = global_rank.week AND w.xp_week > global_rank.xp
+                                         LIMIT game.rank_exact_limit()) AS s;
+    END IF;
+    exact := above < game.rank_exact_limit();
+    IF NOT exact THEN
+        -- The deepest step still above: the steps' XP falls as the place grows, so it is the
+        -- last step with the least XP above `xp` (two look-ups on rank_steps_xp_idx).
+        above := greatest(above, coalesce((
+            SELECT max(r.place) FROM game.rank_steps AS r
+            WHERE r.board = global_rank.board
+              AND r.xp = (SELECT min(x.xp) FROM game.rank_steps AS x
+                          WHERE x.board = global_rank.board AND x.xp > global_rank.xp)), 0));
+    END IF;
+    place := above + 1;
+END
+$$;
+
+--
+-- Name: FUNCTION global_rank(board text, xp bigint, week timestamp with time zone, OUT place bigint, OUT exact boolean); Type: COMMENT; Schema: game; Owner: -
+--
+
+COMMENT ON FUNCTION game.global_rank(board text, xp bigint, week timestamp with time zone, OUT place bigint, OUT exact boolean) IS 'Place on a global board for an XP total: exact within game.rank_exact_limit(), else from game.rank_steps.';
+
+--
+-- Name: group_events_job(); Type: FUNCTION; Schema: game; Owner: -
+--
+
+CREATE FUNCTION game.group_events_job() RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    r record;
+BEGIN
+    r := game.group_events_step(now());
+    RETURN jsonb_build_object('paid', r.paid, 'opened', r.opened);
+END
+$$;
+
+--
+-- Name: FUNCTION group_events_job(); Type: COMMENT; Schema: game; Owner: -
+--
+
+COMMENT ON FUNCTION game.group_events_job() IS 'Group events at the server''s time: pay those closed, open those due, for every group at once (pg_cron job
+group-events, every minute). Returns {paid, opened}.';
+
+--
+-- Name: group_events_step(timestamp with time zone); Type: FUNCTION; Schema: game; Owner: -
+--
+
+CREATE FUNCTION game.group_events_step(at timestamp with time zone, OUT paid integer, OUT opened integer) RETURNS record
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    ev game.group_events;
+    settings game.economy;
+    n integer;
+BEGIN
+    SELECT * INTO settings FROM game.economy AS e;
+    paid := 0;
+    opened := 0;
+    FOR ev IN
+        SELECT * FROM game.group_events AS e WHERE e.paid_at IS NULL AND e.closes_at <= group_events_step.at
+        ORDER BY e.id
+        FOR UPDATE SKIP LOCKED  -- a join in progress: paid by the next run
+    LOOP
+        n := ev.participants;
+        IF n > 0 THEN
+            WITH shares AS (
+                SELECT x.telegram_id,
+                       ev.pool / n + CASE WHEN row_number() OVER (ORDER BY x.joined_at, x.telegram_id) <= ev.pool % n
+                                          THEN 1 ELSE 0 END AS coins
+                FROM game.group_event_participants AS x WHERE x.event_id = ev.id
+            )
+            UPDATE game.group_event_participants AS x SET coins = s.coins
+            FROM shares AS s WHERE x.event_id = ev.id AND x.telegram_id = s.telegram_id;
+            -- Wallets in id order (the lock order among players).
+            PERFORM game.earn(x.telegram_id, x.coins, 0, 'group_event', 'group_event:' || ev.id, group_events_step.at)
+            FROM game.group_event_participants AS x
+            WHERE x.event_id = ev.id AND x.coins > 0
+            ORDER BY x.telegram_id;
+        END IF;
+        UPDATE game.group_events AS e SET paid_at = group_events_step.at WHERE e.id = ev.id;
+        INSERT INTO game.group_messages (chat_id, kind, payload, created_at, available_at)
+        SELECT ev.chat_id, 'group_event_result',
+               jsonb_build_object('event_id', ev.id, 'pool', ev.pool, 'participants', n,
+                   'winners', coalesce((SELECT jsonb_agg(jsonb_build_object(
+                                            'telegram_id', x.telegram_id, 'name', coalesce(p.first_name, p.username),
+                                            'coins', x.coins) ORDER BY x.coins DESC, x.joined_at)
+                                        FROM game.group_event_participants AS x
+                                        JOIN game.players AS p ON p.telegram_id = x.telegram_id
+                                        WHERE x.event_id = ev.id), '[]'::jsonb)),
+               group_events_step.at, group_events_step.at;
+        paid := paid + 1;
+    END LOOP;
+
+    WITH due AS (
+        UPDATE game.groups AS g
+        SET next_event_at = greatest(g.next_event_at + settings.group_event_every,
+                                     group_events_step.at + settings.group_event_window),
+            updated_at = group_events_step.at
+        WHERE g.events_on AND g.next_event_at <= group_events_step.at
+          -- At most one event open per group.
+          AND NOT EXISTS (SELECT FROM game.group_events AS e WHERE e.chat_id = g.chat_id AND e.paid_at IS NULL)
+        RETURNING g.chat_id
+    ), created AS (
+        INSERT INTO game.group_events (chat_id, opened_at, closes_at, pool)
+        SELECT d.chat_id, group_events_step.at, group_events_step.at + settings.group_event_window,
+               settings.group_event_pool
+        FROM due AS d
+        RETURNING *
+    ), messages AS (
+        INSERT INTO game.group_messages (chat_id, kind, payload, created_at, available_at)
+        SELECT c.chat_id, 'group_event_open',
+               jsonb_build_object('event_id', c.id, 'closes_at', c.closes_at, 'pool', c.pool),
+               group_events_step.at, group_events_step.at
+        FROM created AS c
+        RETURNING 1
+    )
+    SELECT count(*)::integer INTO opened FROM messages;
+    IF paid + opened > 0 THEN
+        PERFORM pg_notify('waifu_group_messages', (paid + opened)::text);
+    END IF;
+END
+$$;
+
+--
+-- Name: FUNCTION group_events_step(at timestamp with time zone, OUT paid integer, OUT opened integer); Type: COMMENT; Schema: game; Owner: -
+--
+
+COMMENT ON FUNCTION game.group_events_step(at timestamp with time zone, OUT paid integer, OUT opened integer) IS 'Pay the group events closed by `at` and open those due at `at` (with their messages to the groups).';
+
+--
 -- Name: invalid_argument(text, text, jsonb); Type: FUNCTION; Schema: game; Owner: -
 --
 
@@ -1673,6 +2733,53 @@ $$;
 --
 
 COMMENT ON FUNCTION game.invalid_argument(argument text, value text, message text) IS 'Raises WF006 with DETAIL {argument, value} (value as text, cut to 200 characters).';
+
+--
+-- Name: item_json(game.items, text); Type: FUNCTION; Schema: game; Owner: -
+--
+
+CREATE FUNCTION game.item_json(i game.items, language text) RETURNS jsonb
+    LANGUAGE plpgsql STABLE
+    AS $$
+DECLARE
+    tr game.item_translations;
+BEGIN
+    IF item_json.language IS DISTINCT FROM 'en' THEN
+        SELECT * INTO tr FROM game.item_translations AS x
+        WHERE x.item_code = item_json.i.code AND x.language = item_json.language;
+    END IF;
+    RETURN jsonb_build_object(
+        'code', item_json.i.code, 'name', coalesce(tr.name, item_json.i.name),
+        'description', coalesce(tr.description, item_json.i.description), 'price', item_json.i.price,
+        'mood', item_json.i.mood_delta, 'loyalty', item_json.i.loyalty_delta, 'energy', item_json.i.energy_delta,
+        'cooldown_seconds', extract(epoch FROM item_json.i.cooldown)::integer, 'on_sale', item_json.i.on_sale);
+END
+$$;
+
+--
+-- Name: FUNCTION item_json(i game.items, language text); Type: COMMENT; Schema: game; Owner: -
+--
+
+COMMENT ON FUNCTION game.item_json(i game.items, language text) IS 'A shop item as the api returns it, named in `language`.';
+
+--
+-- Name: item_not_found(text); Type: FUNCTION; Schema: game; Owner: -
+--
+
+CREATE FUNCTION game.item_not_found(item_code text) RETURNS void
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    PERFORM game.refuse('WF010', format('item "%s" is not in the shop', left(item_not_found.item_code, 64)),
+                        jsonb_build_object('item_code', left(item_not_found.item_code, 64)));
+END
+$$;
+
+--
+-- Name: FUNCTION item_not_found(item_code text); Type: COMMENT; Schema: game; Owner: -
+--
+
+COMMENT ON FUNCTION game.item_not_found(item_code text) IS 'Raises WF010: no such item, or not on sale.';
 
 --
 -- Name: ledger_week(timestamp with time zone); Type: FUNCTION; Schema: game; Owner: -
@@ -1729,6 +2836,58 @@ CREATE FUNCTION game.local_day(timezone text, at timestamp with time zone) RETUR
 --
 
 COMMENT ON FUNCTION game.local_day(timezone text, at timestamp with time zone) IS 'The calendar day at `at` in a timezone (NULL = UTC).';
+
+--
+-- Name: wallets; Type: TABLE; Schema: game; Owner: -
+--
+
+CREATE TABLE game.wallets (
+    telegram_id bigint NOT NULL,
+    coins bigint DEFAULT 0 NOT NULL,
+    standing bigint DEFAULT 0 NOT NULL,
+    xp_total bigint DEFAULT 0 NOT NULL,
+    week_start timestamp with time zone,
+    xp_week bigint DEFAULT 0 NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT wallets_coins_check CHECK ((coins >= 0)),
+    CONSTRAINT wallets_standing_check CHECK ((standing >= 0)),
+    CONSTRAINT wallets_xp_total_check CHECK ((xp_total >= 0)),
+    CONSTRAINT wallets_xp_week_check CHECK ((xp_week >= 0))
+);
+
+--
+-- Name: TABLE wallets; Type: COMMENT; Schema: game; Owner: -
+--
+
+COMMENT ON TABLE game.wallets IS 'A player''s coins (equal to the sum of their rows in game.coin_ledger), their standing as a giver (loyalty their
+gifts gave other players'' waifus), and the leaderboards'' XP: all-time, and in the week starting week_start
+(Monday 00:00 UTC; a row of an earlier week counts 0 this week).';
+
+--
+-- Name: lock_wallet(bigint); Type: FUNCTION; Schema: game; Owner: -
+--
+
+CREATE FUNCTION game.lock_wallet(telegram_id bigint) RETURNS game.wallets
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    w game.wallets;
+BEGIN
+    SELECT * INTO w FROM game.wallets AS x WHERE x.telegram_id = lock_wallet.telegram_id FOR UPDATE;
+    IF NOT FOUND THEN
+        INSERT INTO game.wallets AS x (telegram_id) VALUES (lock_wallet.telegram_id)
+        ON CONFLICT ON CONSTRAINT wallets_pkey DO NOTHING;
+        SELECT * INTO w FROM game.wallets AS x WHERE x.telegram_id = lock_wallet.telegram_id FOR UPDATE;
+    END IF;
+    RETURN w;
+END
+$$;
+
+--
+-- Name: FUNCTION lock_wallet(telegram_id bigint); Type: COMMENT; Schema: game; Owner: -
+--
+
+COMMENT ON FUNCTION game.lock_wallet(telegram_id bigint) IS 'A player''s wallet row (created empty if missing), locked FOR UPDATE.';
 
 --
 -- Name: maintain_ledger(timestamp with time zone, integer); Type: FUNCTION; Schema: game; Owner: -
@@ -1883,7 +3042,8 @@ CREATE TABLE game.participations (
     mood_change smallint NOT NULL,
     loyalty_change smallint NOT NULL,
     event_code text NOT NULL,
-    request_key text NOT NULL
+    request_key text NOT NULL,
+    coins_gained integer DEFAULT 0 NOT NULL
 )
 PARTITION BY RANGE (participated_at);
 
@@ -1921,9 +3081,12 @@ BEGIN
                 'xp', participation_json.p.xp_gained,
                 'mood', participation_json.p.mood_change,
                 'loyalty', participation_json.p.loyalty_change,
+                'coins', participation_json.p.coins_gained,  -- 0013 (added)
                 'level_before', participation_json.p.level_before,
                 'level_after', participation_json.p.level_after,
                 'leveled_up', participation_json.p.level_after > participation_json.p.level_before),
+            -- 0013 (added): the wallet after it
+            'coins', (SELECT x.coins FROM game.wallets AS x WHERE x.telegram_id = participation_json.p.telegram_id),
             'replayed', participation_json.replayed);
 END
 $$;
@@ -1932,7 +3095,7 @@ $$;
 -- Name: FUNCTION participation_json(w game.waifus, dynamic jsonb, at timestamp with time zone, p game.participations, event_title text, replayed boolean); Type: COMMENT; Schema: game; Owner: -
 --
 
-COMMENT ON FUNCTION game.participation_json(w game.waifus, dynamic jsonb, at timestamp with time zone, p game.participations, event_title text, replayed boolean) IS 'Answer of api.participate_in_event: stats card + {event_code, event_title (player''s language), request_key, participated_at, changes, replayed}.';
+COMMENT ON FUNCTION game.participation_json(w game.waifus, dynamic jsonb, at timestamp with time zone, p game.participations, event_title text, replayed boolean) IS 'Answer of api.participate_in_event: stats card + {event_code, event_title (player''s language), request_key, participated_at, changes, coins, replayed}.';
 
 --
 -- Name: player_language(bigint); Type: FUNCTION; Schema: game; Owner: -
@@ -2047,6 +3210,34 @@ $$;
 COMMENT ON FUNCTION game.purge_rate_limits() IS 'Drop full rate-limit buckets and updates seen over an hour ago (job purge-rate-limits, every 5 minutes).';
 
 --
+-- Name: rank_exact_limit(); Type: FUNCTION; Schema: game; Owner: -
+--
+
+CREATE FUNCTION game.rank_exact_limit() RETURNS integer
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    RETURN 1000;
+
+--
+-- Name: FUNCTION rank_exact_limit(); Type: COMMENT; Schema: game; Owner: -
+--
+
+COMMENT ON FUNCTION game.rank_exact_limit() IS 'Ranks up to this place are counted exactly; below it they are read from game.rank_steps.';
+
+--
+-- Name: rank_step(); Type: FUNCTION; Schema: game; Owner: -
+--
+
+CREATE FUNCTION game.rank_step() RETURNS integer
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    RETURN 100;
+
+--
+-- Name: FUNCTION rank_step(); Type: COMMENT; Schema: game; Owner: -
+--
+
+COMMENT ON FUNCTION game.rank_step() IS 'game.rank_steps keeps every rank_step()-th place: ranks below the exact limit are within it.';
+
+--
 -- Name: tick_state; Type: TABLE; Schema: game; Owner: -
 --
 
@@ -2116,6 +3307,59 @@ CREATE FUNCTION game.record_tick(first boolean, at timestamp with time zone, sta
 END;
 
 --
+-- Name: refresh_rank_steps(); Type: FUNCTION; Schema: game; Owner: -
+--
+
+CREATE FUNCTION game.refresh_rank_steps() RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    week timestamptz := game.ledger_week(now());
+    steps integer;
+BEGIN
+    DELETE FROM game.rank_steps;
+    INSERT INTO game.rank_steps (board, place, xp, refreshed_at)
+    SELECT 'all', s.place, s.xp, now()
+    FROM (SELECT w.xp_total AS xp, row_number() OVER (ORDER BY w.xp_total DESC) AS place
+          FROM game.wallets AS w WHERE w.xp_total > 0) AS s
+    WHERE s.place % game.rank_step() = 0
+    UNION ALL
+    SELECT 'week', s.place, s.xp, now()
+    FROM (SELECT w.xp_week AS xp, row_number() OVER (ORDER BY w.xp_week DESC) AS place
+          FROM game.wallets AS w WHERE w.week_start = week AND w.xp_week > 0) AS s
+    WHERE s.place % game.rank_step() = 0;
+    GET DIAGNOSTICS steps = ROW_COUNT;
+    RETURN jsonb_build_object('steps', steps);
+END
+$$;
+
+--
+-- Name: FUNCTION refresh_rank_steps(); Type: COMMENT; Schema: game; Owner: -
+--
+
+COMMENT ON FUNCTION game.refresh_rank_steps() IS 'Recompute game.rank_steps from the wallets (pg_cron job leaderboard-steps, every 5 minutes). Returns {steps}.';
+
+--
+-- Name: refuse(text, text, jsonb); Type: FUNCTION; Schema: game; Owner: -
+--
+
+CREATE FUNCTION game.refuse(code text, message text, detail jsonb) RETURNS void
+    LANGUAGE plpgsql IMMUTABLE
+    AS $$
+BEGIN
+    RAISE EXCEPTION '%', left(refuse.message, 300)
+        USING ERRCODE = refuse.code, DETAIL = left(coalesce(refuse.detail, '{}')::text, 600);
+END
+$$;
+
+--
+-- Name: FUNCTION refuse(code text, message text, detail jsonb); Type: COMMENT; Schema: game; Owner: -
+--
+
+COMMENT ON FUNCTION game.refuse(code text, message text, detail jsonb) IS 'Raises SQLSTATE `code` with a bounded message and JSON DETAIL (WF009 coins, WF010 item, WF011 inventory, ...).';
+
+--
 -- Name: regen(jsonb, timestamp with time zone); Type: FUNCTION; Schema: game; Owner: -
 --
 
@@ -2128,6 +3372,30 @@ CREATE FUNCTION game.regen(dynamic jsonb, at timestamp with time zone) RETURNS j
 --
 
 COMMENT ON FUNCTION game.regen(dynamic jsonb, at timestamp with time zone) IS 'Stats with the energy restored as of `at` (pure; stores nothing).';
+
+--
+-- Name: require_member(bigint, bigint); Type: FUNCTION; Schema: game; Owner: -
+--
+
+CREATE FUNCTION game.require_member(chat_id bigint, telegram_id bigint) RETURNS void
+    LANGUAGE plpgsql STABLE
+    AS $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM game.group_members AS m
+                   WHERE m.chat_id = require_member.chat_id AND m.telegram_id = require_member.telegram_id) THEN
+        PERFORM game.refuse('WF012', format('player %s is not a member of group %s', require_member.telegram_id,
+                                            require_member.chat_id),
+                            jsonb_build_object('chat_id', require_member.chat_id,
+                                               'telegram_id', require_member.telegram_id));
+    END IF;
+END
+$$;
+
+--
+-- Name: FUNCTION require_member(chat_id bigint, telegram_id bigint); Type: COMMENT; Schema: game; Owner: -
+--
+
+COMMENT ON FUNCTION game.require_member(chat_id bigint, telegram_id bigint) IS 'Raises WF012 unless the player has used the bot in that group (api.register_group_member).';
 
 --
 -- Name: require_player(bigint); Type: FUNCTION; Schema: game; Owner: -
@@ -2472,6 +3740,46 @@ $$;
 COMMENT ON FUNCTION game.waifu_not_found(waifu_id bigint) IS 'Raises WF004 (also for another player''s waifu: no leak).';
 
 --
+-- Name: adjust_coins(bigint, integer, text); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops.adjust_coins(telegram_id bigint, delta integer, reason text) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    wallet game.wallets;
+    balance bigint;
+BEGIN
+    PERFORM game.require_player(adjust_coins.telegram_id);
+    IF adjust_coins.delta IS NULL OR adjust_coins.delta = 0 OR abs(adjust_coins.delta::bigint) > 1000000 THEN
+        PERFORM game.invalid_argument('delta', adjust_coins.delta::text, 'delta must be -1000000..1000000, not 0');
+    END IF;
+    PERFORM game.check_text('reason', adjust_coins.reason, 200, true);
+    wallet := game.lock_wallet(adjust_coins.telegram_id);
+    IF wallet.coins + adjust_coins.delta < 0 THEN
+        PERFORM game.refuse('WF009', format('the player has %s coins, fewer than %s', wallet.coins, -adjust_coins.delta),
+                            jsonb_build_object('coins_needed', -adjust_coins.delta, 'coins', wallet.coins));
+    END IF;
+    UPDATE game.wallets AS x SET coins = x.coins + adjust_coins.delta, updated_at = now()
+    WHERE x.telegram_id = adjust_coins.telegram_id
+    RETURNING x.coins INTO balance;
+    INSERT INTO game.coin_ledger (telegram_id, at, delta, balance, reason, ref)
+    VALUES (adjust_coins.telegram_id, now(), adjust_coins.delta, balance, 'correction', adjust_coins.reason);
+    RETURN jsonb_build_object('telegram_id', adjust_coins.telegram_id, 'delta', adjust_coins.delta, 'coins', balance);
+END
+$$;
+
+--
+-- Name: FUNCTION adjust_coins(telegram_id bigint, delta integer, reason text); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops.adjust_coins(telegram_id bigint, delta integer, reason text) IS 'Give (delta > 0) or take (delta < 0) coins by hand, recorded in game.coin_ledger as a correction with the reason.
+Example: SELECT ops.adjust_coins(42, 100, ''refund: shop outage'');
+Returns {telegram_id, delta, coins}. Errors: WF005 not registered; WF006 delta 0 or beyond 1000000, reason missing
+or over 200 characters; WF009 the player has fewer coins than taken.';
+
+--
 -- Name: close_event(text, timestamp with time zone); Type: FUNCTION; Schema: ops; Owner: -
 --
 
@@ -2574,6 +3882,64 @@ code: a-z, 0-9, _ (1-32); energy_cost 0..game.max_energy(); xp_reward >= 0; mood
 starts_at .. ends_at (null = open-ended).
 Example: SELECT ops.create_event(''picnic'', ''Picnic'', 15, 25, 5, 2, ''1 hour'');
 Returns the event row as JSON. Errors: WF006 invalid argument (DETAIL names it).';
+
+--
+-- Name: create_item(text, text, integer, integer, integer, integer, interval, text); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops.create_item(code text, name text, price integer, mood_delta integer, loyalty_delta integer, energy_delta integer, cooldown interval, description text DEFAULT NULL::text) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+DECLARE
+    i game.items;
+BEGIN
+    IF create_item.code IS NULL OR create_item.code !~ '^[a-z0-9_]{1,32}$' THEN
+        PERFORM game.invalid_argument('code', create_item.code, 'code must be 1-32 characters a-z, 0-9, _');
+    END IF;
+    PERFORM game.check_text('name', create_item.name, 64, true);
+    PERFORM game.check_text('description', create_item.description, 500, false);
+    IF create_item.price IS NULL OR create_item.price NOT BETWEEN 1 AND 1000000 THEN
+        PERFORM game.invalid_argument('price', create_item.price::text, 'price must be between 1 and 1000000 coins');
+    END IF;
+    IF create_item.mood_delta IS NULL OR create_item.mood_delta NOT BETWEEN -game.max_stat() AND game.max_stat() THEN
+        PERFORM game.invalid_argument('mood_delta', create_item.mood_delta::text,
+            format('mood_delta must be between %s and %s', -game.max_stat(), game.max_stat()));
+    END IF;
+    IF create_item.loyalty_delta IS NULL
+       OR create_item.loyalty_delta NOT BETWEEN -game.max_stat() AND game.max_stat() THEN
+        PERFORM game.invalid_argument('loyalty_delta', create_item.loyalty_delta::text,
+            format('loyalty_delta must be between %s and %s', -game.max_stat(), game.max_stat()));
+    END IF;
+    IF create_item.energy_delta IS NULL OR create_item.energy_delta NOT BETWEEN 0 AND game.max_energy() THEN
+        PERFORM game.invalid_argument('energy_delta', create_item.energy_delta::text,
+            format('energy_delta must be between 0 and %s', game.max_energy()));
+    END IF;
+    IF create_item.cooldown IS NULL OR NOT create_item.cooldown BETWEEN interval '0' AND interval '7 days' THEN
+        PERFORM game.invalid_argument('cooldown', create_item.cooldown::text,
+            'cooldown must be between 0 and 7 days');
+    END IF;
+    INSERT INTO game.items AS x (code, name, description, price, mood_delta, loyalty_delta, energy_delta, cooldown)
+    VALUES (create_item.code, create_item.name, coalesce(create_item.description, ''), create_item.price,
+            create_item.mood_delta, create_item.loyalty_delta, create_item.energy_delta, create_item.cooldown)
+    ON CONFLICT ON CONSTRAINT items_pkey DO UPDATE
+        SET name = excluded.name, description = excluded.description, price = excluded.price,
+            mood_delta = excluded.mood_delta, loyalty_delta = excluded.loyalty_delta,
+            energy_delta = excluded.energy_delta, cooldown = excluded.cooldown, on_sale = true, updated_at = now()
+    RETURNING x.* INTO i;
+    RETURN to_jsonb(i);
+END
+$_$;
+
+--
+-- Name: FUNCTION create_item(code text, name text, price integer, mood_delta integer, loyalty_delta integer, energy_delta integer, cooldown interval, description text); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops.create_item(code text, name text, price integer, mood_delta integer, loyalty_delta integer, energy_delta integer, cooldown interval, description text) IS 'Create or change a shop item (upsert; puts it on sale). code: 1-32 of a-z, 0-9, _; name (English): 1-64
+characters; price: 1..1000000 coins; mood_delta, loyalty_delta: -100..100; energy_delta: 0..100; cooldown:
+0..7 days between two gifts of this item to one waifu; description: up to 500 characters (NULL: none).
+Example: SELECT ops.create_item(''flowers'', ''Flowers'', 20, 8, 2, 0, ''1 hour'', ''A small bouquet.'');
+Returns the item. Errors: WF006 invalid argument (DETAIL names it).';
 
 --
 -- Name: delete_translation(text, text, text); Type: FUNCTION; Schema: ops; Owner: -
@@ -2856,6 +4222,94 @@ Example: SELECT ops.set_config(ledger_retention => ''90 days'');
 Errors: WF006 out of range.';
 
 --
+-- Name: set_economy(integer, interval, interval, integer); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops.set_economy(waifus_per_player integer DEFAULT NULL::integer, group_event_every interval DEFAULT NULL::interval, group_event_window interval DEFAULT NULL::interval, group_event_pool integer DEFAULT NULL::integer) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    c game.economy;
+BEGIN
+    IF set_economy.waifus_per_player NOT BETWEEN 1 AND 100 THEN
+        PERFORM game.invalid_argument('waifus_per_player', set_economy.waifus_per_player::text,
+            'waifus_per_player must be between 1 and 100');
+    END IF;
+    IF NOT set_economy.group_event_every BETWEEN interval '15 minutes' AND interval '7 days' THEN
+        PERFORM game.invalid_argument('group_event_every', set_economy.group_event_every::text,
+            'group_event_every must be between 15 minutes and 7 days');
+    END IF;
+    IF NOT set_economy.group_event_window BETWEEN interval '1 minute' AND interval '2 hours' THEN
+        PERFORM game.invalid_argument('group_event_window', set_economy.group_event_window::text,
+            'group_event_window must be between 1 minute and 2 hours');
+    END IF;
+    IF set_economy.group_event_pool NOT BETWEEN 0 AND 1000000 THEN
+        PERFORM game.invalid_argument('group_event_pool', set_economy.group_event_pool::text,
+            'group_event_pool must be between 0 and 1000000');
+    END IF;
+    IF coalesce(set_economy.group_event_window, (SELECT e.group_event_window FROM game.economy AS e))
+       >= coalesce(set_economy.group_event_every, (SELECT e.group_event_every FROM game.economy AS e)) THEN
+        PERFORM game.invalid_argument('group_event_window', set_economy.group_event_window::text,
+            'group_event_window must be shorter than group_event_every');
+    END IF;
+    UPDATE game.economy AS g
+    SET waifus_per_player = coalesce(set_economy.waifus_per_player, g.waifus_per_player),
+        group_event_every = coalesce(set_economy.group_event_every, g.group_event_every),
+        group_event_window = coalesce(set_economy.group_event_window, g.group_event_window),
+        group_event_pool = coalesce(set_economy.group_event_pool, g.group_event_pool)
+    RETURNING g.* INTO c;
+    RETURN to_jsonb(c) - 'singleton';
+END
+$$;
+
+--
+-- Name: FUNCTION set_economy(waifus_per_player integer, group_event_every interval, group_event_window interval, group_event_pool integer); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops.set_economy(waifus_per_player integer, group_event_every interval, group_event_window interval, group_event_pool integer) IS 'Change the economy''s settings; a NULL argument keeps the current value. Returns every setting.
+waifus_per_player (1..100, default 5): how many waifus one player may own (each template once).
+group_event_every (15 minutes..7 days, default 4 hours): how often a group that turned events on gets one.
+group_event_window (1 minute..2 hours, default 10 minutes, shorter than every): how long members may join.
+group_event_pool (0..1000000, default 100): coins shared among an event''s participants.
+Example: SELECT ops.set_economy(waifus_per_player => 3);
+Errors: WF006 out of range.';
+
+--
+-- Name: set_event_coins(text, integer); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops.set_event_coins(event_code text, coins integer) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    e game.events;
+BEGIN
+    IF set_event_coins.coins IS NULL OR set_event_coins.coins NOT BETWEEN 0 AND 1000000 THEN
+        PERFORM game.invalid_argument('coins', set_event_coins.coins::text, 'coins must be between 0 and 1000000');
+    END IF;
+    UPDATE game.events AS x SET coin_reward = set_event_coins.coins, updated_at = now()
+    WHERE x.code = set_event_coins.event_code
+    RETURNING x.* INTO e;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'event "%" does not exist', left(set_event_coins.event_code, 64)
+            USING ERRCODE = 'WF002',
+                  DETAIL = jsonb_build_object('event_code', left(set_event_coins.event_code, 64))::text;
+    END IF;
+    RETURN to_jsonb(e);
+END
+$$;
+
+--
+-- Name: FUNCTION set_event_coins(event_code text, coins integer); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops.set_event_coins(event_code text, coins integer) IS 'Set the coins a participation in an event pays (0..1000000). Returns the event.
+Example: SELECT ops.set_event_coins(''walk'', 3);
+Errors: WF002 unknown event; WF006 coins out of range.';
+
+--
 -- Name: set_event_translation(text, text, text); Type: FUNCTION; Schema: ops; Owner: -
 --
 
@@ -2889,6 +4343,42 @@ COMMENT ON FUNCTION ops.set_event_translation(event_code text, language text, ti
 event_code: an existing event; language: ru (English is the event''s own title); title: 1-200 characters.
 Example: SELECT ops.set_event_translation(''picnic'', ''ru'', ''Пикник'');
 Returns the translation row as JSON. Errors: WF006 invalid argument (DETAIL names it).';
+
+--
+-- Name: set_item_translation(text, text, text, text); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops.set_item_translation(item_code text, language text, name text, description text DEFAULT NULL::text) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    r game.item_translations;
+BEGIN
+    PERFORM game.check_language(set_item_translation.language);
+    PERFORM game.check_text('name', set_item_translation.name, 64, true);
+    PERFORM game.check_text('description', set_item_translation.description, 500, false);
+    IF NOT EXISTS (SELECT FROM game.items AS i WHERE i.code = set_item_translation.item_code) THEN
+        PERFORM game.item_not_found(set_item_translation.item_code);
+    END IF;
+    INSERT INTO game.item_translations AS tr (item_code, language, name, description)
+    VALUES (set_item_translation.item_code, set_item_translation.language, set_item_translation.name,
+            set_item_translation.description)
+    ON CONFLICT ON CONSTRAINT item_translations_pkey DO UPDATE
+        SET name = excluded.name, description = excluded.description, updated_at = now()
+    RETURNING tr.* INTO r;
+    RETURN to_jsonb(r);
+END
+$$;
+
+--
+-- Name: FUNCTION set_item_translation(item_code text, language text, name text, description text); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops.set_item_translation(item_code text, language text, name text, description text) IS 'Add or change a shop item''s name and description in a language (upsert): language ru (English is the item
+row itself); name 1-64 characters; description up to 500 (NULL: the English one is shown).
+Example: SELECT ops.set_item_translation(''flowers'', ''ru'', ''Цветы'', ''Маленький букет.'');
+Errors: WF006 invalid argument; WF010 unknown item.';
 
 --
 -- Name: set_rate_limit(text, double precision, integer); Type: FUNCTION; Schema: ops; Owner: -
@@ -3029,6 +4519,71 @@ SELECT ops.set_template_translation(''sakura'', ''ru'', ''Сакура'', ''Ве
 Returns the translation row as JSON. Errors: WF006 invalid argument (DETAIL names it).';
 
 --
+-- Name: stop_selling_item(text); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops.stop_selling_item(code text) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    i game.items;
+BEGIN
+    UPDATE game.items AS x SET on_sale = false, updated_at = now() WHERE x.code = stop_selling_item.code
+    RETURNING x.* INTO i;
+    IF NOT FOUND THEN
+        PERFORM game.item_not_found(stop_selling_item.code);
+    END IF;
+    RETURN to_jsonb(i);
+END
+$$;
+
+--
+-- Name: FUNCTION stop_selling_item(code text); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops.stop_selling_item(code text) IS 'Take an item out of the shop (ops.create_item puts it back). Items already bought can still be given.
+Errors: WF010 unknown item.';
+
+--
+-- Name: coin_ledger; Type: TABLE; Schema: game; Owner: -
+--
+
+CREATE TABLE game.coin_ledger (
+    id bigint NOT NULL,
+    telegram_id bigint NOT NULL,
+    at timestamp with time zone NOT NULL,
+    delta bigint NOT NULL,
+    balance bigint NOT NULL,
+    reason text NOT NULL,
+    ref text NOT NULL,
+    CONSTRAINT coin_ledger_balance_check CHECK ((balance >= 0)),
+    CONSTRAINT coin_ledger_delta_check CHECK ((delta <> 0)),
+    CONSTRAINT coin_ledger_reason_check CHECK ((reason = ANY (ARRAY['event'::text, 'daily'::text, 'purchase'::text, 'group_event'::text, 'correction'::text])))
+);
+
+--
+-- Name: TABLE coin_ledger; Type: COMMENT; Schema: game; Owner: -
+--
+
+COMMENT ON TABLE game.coin_ledger IS 'Every change of a player''s coins, written with it: delta, the balance after it, why (event, daily, purchase,
+group_event, correction) and what (the request key, or the group event''s id). Kept whole: the sum of a
+player''s deltas is their wallet.';
+
+--
+-- Name: coin_ledger_id_seq; Type: SEQUENCE; Schema: game; Owner: -
+--
+
+ALTER TABLE game.coin_ledger ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME game.coin_ledger_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+--
 -- Name: config; Type: TABLE; Schema: game; Owner: -
 --
 
@@ -3084,6 +4639,30 @@ CREATE TABLE game.daily_claims (
 COMMENT ON TABLE game.daily_claims IS 'Daily rewards claimed, with the result returned (kept 90 days).';
 
 --
+-- Name: economy; Type: TABLE; Schema: game; Owner: -
+--
+
+CREATE TABLE game.economy (
+    singleton boolean DEFAULT true NOT NULL,
+    waifus_per_player integer DEFAULT 5 NOT NULL,
+    group_event_every interval DEFAULT '04:00:00'::interval NOT NULL,
+    group_event_window interval DEFAULT '00:10:00'::interval NOT NULL,
+    group_event_pool integer DEFAULT 100 NOT NULL,
+    CONSTRAINT economy_check CHECK ((group_event_window < group_event_every)),
+    CONSTRAINT economy_group_event_every_check CHECK (((group_event_every >= '00:15:00'::interval) AND (group_event_every <= '7 days'::interval))),
+    CONSTRAINT economy_group_event_pool_check CHECK (((group_event_pool >= 0) AND (group_event_pool <= 1000000))),
+    CONSTRAINT economy_group_event_window_check CHECK (((group_event_window >= '00:01:00'::interval) AND (group_event_window <= '02:00:00'::interval))),
+    CONSTRAINT economy_singleton_check CHECK (singleton),
+    CONSTRAINT economy_waifus_per_player_check CHECK (((waifus_per_player >= 1) AND (waifus_per_player <= 100)))
+);
+
+--
+-- Name: TABLE economy; Type: COMMENT; Schema: game; Owner: -
+--
+
+COMMENT ON TABLE game.economy IS 'Settings of the collection, shop and group events (one row). Change with ops.set_economy.';
+
+--
 -- Name: event_translations; Type: TABLE; Schema: game; Owner: -
 --
 
@@ -3101,6 +4680,200 @@ CREATE TABLE game.event_translations (
 --
 
 COMMENT ON TABLE game.event_translations IS 'Event titles in languages other than English. Edit with ops.set_event_translation.';
+
+--
+-- Name: gifts; Type: TABLE; Schema: game; Owner: -
+--
+
+CREATE TABLE game.gifts (
+    giver_id bigint NOT NULL,
+    request_key text NOT NULL,
+    waifu_id bigint NOT NULL,
+    owner_id bigint NOT NULL,
+    item_code text NOT NULL,
+    chat_id bigint,
+    given_at timestamp with time zone NOT NULL,
+    mood_change integer NOT NULL,
+    loyalty_change integer NOT NULL,
+    energy_change integer NOT NULL,
+    result jsonb NOT NULL
+);
+
+--
+-- Name: TABLE gifts; Type: COMMENT; Schema: game; Owner: -
+--
+
+COMMENT ON TABLE game.gifts IS 'Every gift given, keyed by the giver''s request key; changes as applied to the waifu (after clamping).';
+
+--
+-- Name: group_event_participants; Type: TABLE; Schema: game; Owner: -
+--
+
+CREATE TABLE game.group_event_participants (
+    event_id bigint NOT NULL,
+    telegram_id bigint NOT NULL,
+    waifu_id bigint,
+    joined_at timestamp with time zone NOT NULL,
+    coins integer
+);
+
+--
+-- Name: TABLE group_event_participants; Type: COMMENT; Schema: game; Owner: -
+--
+
+COMMENT ON TABLE game.group_event_participants IS 'Who joined a group event (once each), with which waifu, and the coins they were paid (NULL until paid).';
+
+--
+-- Name: group_events; Type: TABLE; Schema: game; Owner: -
+--
+
+CREATE TABLE game.group_events (
+    id bigint NOT NULL,
+    chat_id bigint NOT NULL,
+    opened_at timestamp with time zone NOT NULL,
+    closes_at timestamp with time zone NOT NULL,
+    pool integer NOT NULL,
+    paid_at timestamp with time zone,
+    participants integer DEFAULT 0 NOT NULL,
+    CONSTRAINT group_events_check CHECK ((closes_at > opened_at)),
+    CONSTRAINT group_events_participants_check CHECK ((participants >= 0)),
+    CONSTRAINT group_events_pool_check CHECK ((pool >= 0))
+);
+
+--
+-- Name: TABLE group_events; Type: COMMENT; Schema: game; Owner: -
+--
+
+COMMENT ON TABLE game.group_events IS 'Events of group chats: members join (api.join_group_event) until closes_at; then the job group-events shares
+the pool of coins among them (paid_at).';
+
+--
+-- Name: group_events_id_seq; Type: SEQUENCE; Schema: game; Owner: -
+--
+
+ALTER TABLE game.group_events ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME game.group_events_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+--
+-- Name: group_members; Type: TABLE; Schema: game; Owner: -
+--
+
+CREATE TABLE game.group_members (
+    chat_id bigint NOT NULL,
+    telegram_id bigint NOT NULL,
+    joined_at timestamp with time zone DEFAULT now() NOT NULL,
+    last_seen_at timestamp with time zone DEFAULT now() NOT NULL
+);
+
+--
+-- Name: TABLE group_members; Type: COMMENT; Schema: game; Owner: -
+--
+
+COMMENT ON TABLE game.group_members IS 'Players who used the bot in a group chat (api.register_group_member); last_seen_at is kept to the hour.';
+
+--
+-- Name: group_messages; Type: TABLE; Schema: game; Owner: -
+--
+
+CREATE TABLE game.group_messages (
+    id bigint NOT NULL,
+    chat_id bigint NOT NULL,
+    kind text NOT NULL,
+    payload jsonb NOT NULL,
+    created_at timestamp with time zone NOT NULL,
+    available_at timestamp with time zone NOT NULL,
+    attempts integer DEFAULT 0 NOT NULL,
+    claimed_by text,
+    sent_at timestamp with time zone,
+    outcome text,
+    CONSTRAINT group_messages_kind_check CHECK ((kind = ANY (ARRAY['group_event_open'::text, 'group_event_result'::text]))),
+    CONSTRAINT group_messages_outcome_check CHECK ((outcome = ANY (ARRAY['sent'::text, 'failed'::text, 'expired'::text])))
+);
+
+--
+-- Name: TABLE group_messages; Type: COMMENT; Schema: game; Owner: -
+--
+
+COMMENT ON TABLE game.group_messages IS 'Messages to group chats, written in the transaction that caused them (a group event opened or paid); claimed by
+api.claim_group_messages within the shared limit group_send, finished by api.finish_group_messages.';
+
+--
+-- Name: group_messages_id_seq; Type: SEQUENCE; Schema: game; Owner: -
+--
+
+ALTER TABLE game.group_messages ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME game.group_messages_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+--
+-- Name: groups; Type: TABLE; Schema: game; Owner: -
+--
+
+CREATE TABLE game.groups (
+    chat_id bigint NOT NULL,
+    title text,
+    events_on boolean DEFAULT false NOT NULL,
+    next_event_at timestamp with time zone,
+    registered_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT groups_chat_id_check CHECK ((chat_id < 0)),
+    CONSTRAINT groups_title_check CHECK ((length(title) <= 128))
+);
+
+--
+-- Name: TABLE groups; Type: COMMENT; Schema: game; Owner: -
+--
+
+COMMENT ON TABLE game.groups IS 'Telegram group chats the bot is used in (chat ids are negative); events_on: an admin turned group events on.';
+
+--
+-- Name: inventory; Type: TABLE; Schema: game; Owner: -
+--
+
+CREATE TABLE game.inventory (
+    telegram_id bigint NOT NULL,
+    item_code text NOT NULL,
+    quantity integer NOT NULL,
+    CONSTRAINT inventory_quantity_check CHECK ((quantity >= 0))
+);
+
+--
+-- Name: TABLE inventory; Type: COMMENT; Schema: game; Owner: -
+--
+
+COMMENT ON TABLE game.inventory IS 'Items a player owns (bought, not yet given).';
+
+--
+-- Name: item_translations; Type: TABLE; Schema: game; Owner: -
+--
+
+CREATE TABLE game.item_translations (
+    item_code text NOT NULL,
+    language text NOT NULL,
+    name text NOT NULL,
+    description text,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT item_translations_description_check CHECK ((btrim(description) <> ''::text)),
+    CONSTRAINT item_translations_language_check CHECK (((language ~ '^[a-z]{2,3}$'::text) AND (language <> 'en'::text))),
+    CONSTRAINT item_translations_name_check CHECK ((btrim(name) <> ''::text))
+);
+
+--
+-- Name: TABLE item_translations; Type: COMMENT; Schema: game; Owner: -
+--
+
+COMMENT ON TABLE game.item_translations IS 'Names and descriptions of shop items in languages other than English. Edit with ops.set_item_translation.';
 
 --
 -- Name: notifications_id_seq; Type: SEQUENCE; Schema: game; Owner: -
@@ -3130,7 +4903,8 @@ CREATE TABLE game.participations_default (
     mood_change smallint NOT NULL,
     loyalty_change smallint NOT NULL,
     event_code text NOT NULL,
-    request_key text NOT NULL
+    request_key text NOT NULL,
+    coins_gained integer DEFAULT 0 NOT NULL
 );
 
 --
@@ -3138,6 +4912,46 @@ CREATE TABLE game.participations_default (
 --
 
 COMMENT ON TABLE game.participations_default IS 'Catches rows of weeks with no partition yet; game.maintain_ledger moves them into their week.';
+
+--
+-- Name: purchases; Type: TABLE; Schema: game; Owner: -
+--
+
+CREATE TABLE game.purchases (
+    telegram_id bigint NOT NULL,
+    request_key text NOT NULL,
+    item_code text NOT NULL,
+    quantity integer NOT NULL,
+    coins_spent bigint NOT NULL,
+    bought_at timestamp with time zone NOT NULL,
+    result jsonb NOT NULL,
+    CONSTRAINT purchases_coins_spent_check CHECK ((coins_spent > 0)),
+    CONSTRAINT purchases_quantity_check CHECK ((quantity > 0))
+);
+
+--
+-- Name: TABLE purchases; Type: COMMENT; Schema: game; Owner: -
+--
+
+COMMENT ON TABLE game.purchases IS 'Every purchase, keyed by the player''s request key (a retry is answered from here).';
+
+--
+-- Name: rank_steps; Type: TABLE; Schema: game; Owner: -
+--
+
+CREATE TABLE game.rank_steps (
+    board text NOT NULL,
+    place bigint NOT NULL,
+    xp bigint NOT NULL,
+    refreshed_at timestamp with time zone NOT NULL,
+    CONSTRAINT rank_steps_board_check CHECK ((board = ANY (ARRAY['all'::text, 'week'::text])))
+);
+
+--
+-- Name: TABLE rank_steps; Type: COMMENT; Schema: game; Owner: -
+--
+
+COMMENT ON TABLE game.rank_steps IS 'XP at every game.rank_step()-th place of the all-time and weekly boards (job leaderboard-steps, every 5 minutes).';
 
 --
 -- Name: rate_buckets; Type: TABLE; Schema: game; Owner: -
@@ -3289,8 +5103,10 @@ CREATE TABLE game.waifu_templates (
     code text NOT NULL,
     name text NOT NULL,
     description text NOT NULL,
+    rarity text DEFAULT 'common'::text NOT NULL,
     CONSTRAINT waifu_templates_code_check CHECK ((code ~ '^[a-z0-9_]{1,32}$'::text)),
-    CONSTRAINT waifu_templates_name_check CHECK ((name <> ''::text))
+    CONSTRAINT waifu_templates_name_check CHECK ((name <> ''::text)),
+    CONSTRAINT waifu_templates_rarity_check CHECK ((rarity = ANY (ARRAY['common'::text, 'rare'::text, 'epic'::text])))
 );
 
 --
@@ -3298,6 +5114,12 @@ CREATE TABLE game.waifu_templates (
 --
 
 COMMENT ON TABLE game.waifu_templates IS 'Starter characters a player can adopt.';
+
+--
+-- Name: COLUMN waifu_templates.rarity; Type: COMMENT; Schema: game; Owner: -
+--
+
+COMMENT ON COLUMN game.waifu_templates.rarity IS 'common | rare | epic: shown with the template and her portrait.';
 
 --
 -- Name: waifus_id_seq; Type: SEQUENCE; Schema: game; Owner: -
@@ -3311,6 +5133,33 @@ ALTER TABLE game.waifus ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
     NO MAXVALUE
     CACHE 1
 );
+
+--
+-- Name: coins; Type: VIEW; Schema: ops; Owner: -
+--
+
+CREATE VIEW ops.coins AS
+ SELECT ( SELECT COALESCE(sum(w.coins), (0)::numeric) AS "coalesce"
+           FROM game.wallets w) AS coins_held,
+    ( SELECT COALESCE(sum(l.delta), (0)::numeric) AS "coalesce"
+           FROM game.coin_ledger l) AS ledger_sum,
+    ( SELECT count(*) AS count
+           FROM game.wallets w
+          WHERE ((w.coins)::numeric <> COALESCE(( SELECT sum(l.delta) AS sum
+                   FROM game.coin_ledger l
+                  WHERE (l.telegram_id = w.telegram_id)), (0)::numeric))) AS wallets_off_ledger,
+    ( SELECT COALESCE(sum(l.delta), (0)::numeric) AS "coalesce"
+           FROM game.coin_ledger l
+          WHERE ((l.delta > 0) AND (l.at > (now() - '24:00:00'::interval)))) AS earned_24h,
+    ( SELECT COALESCE((- sum(l.delta)), (0)::numeric) AS "coalesce"
+           FROM game.coin_ledger l
+          WHERE ((l.delta < 0) AND (l.at > (now() - '24:00:00'::interval)))) AS spent_24h;
+
+--
+-- Name: VIEW coins; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON VIEW ops.coins IS 'Coins held vs the coin ledger (wallets_off_ledger must be 0), earned and spent in 24 h. Reads every wallet.';
 
 --
 -- Name: config; Type: VIEW; Schema: ops; Owner: -
@@ -3397,6 +5246,23 @@ CREATE VIEW ops.cron_jobs AS
 COMMENT ON VIEW ops.cron_jobs IS 'pg_cron jobs, the role each runs as, their last run and failure counts; health: ok | failing | stalled | never ran | inactive.';
 
 --
+-- Name: economy; Type: VIEW; Schema: ops; Owner: -
+--
+
+CREATE VIEW ops.economy AS
+ SELECT e.waifus_per_player,
+    e.group_event_every,
+    e.group_event_window,
+    e.group_event_pool
+   FROM game.economy e;
+
+--
+-- Name: VIEW economy; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON VIEW ops.economy IS 'Settings of the collection, shop and group events (change with ops.set_economy).';
+
+--
 -- Name: events; Type: VIEW; Schema: ops; Owner: -
 --
 
@@ -3448,6 +5314,33 @@ CREATE VIEW ops.functions AS
 COMMENT ON VIEW ops.functions IS 'Every function an operator or the bot calls: schema, name, arguments, result, the first line of its comment (\df+ prints whole bodies).';
 
 --
+-- Name: groups; Type: VIEW; Schema: ops; Owner: -
+--
+
+CREATE VIEW ops.groups AS
+ SELECT g.chat_id,
+    g.title,
+    g.events_on,
+    g.next_event_at,
+    ( SELECT count(*) AS count
+           FROM game.group_members m
+          WHERE (m.chat_id = g.chat_id)) AS members,
+    ( SELECT count(*) AS count
+           FROM game.group_events e
+          WHERE (e.chat_id = g.chat_id)) AS events,
+    ( SELECT count(*) AS count
+           FROM game.group_messages m
+          WHERE ((m.chat_id = g.chat_id) AND (m.sent_at IS NULL))) AS messages_waiting
+   FROM game.groups g
+  ORDER BY g.chat_id;
+
+--
+-- Name: VIEW groups; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON VIEW ops.groups IS 'Group chats: members, events on or off, the next event, messages waiting to be sent.';
+
+--
 -- Name: help; Type: VIEW; Schema: ops; Owner: -
 --
 
@@ -3488,6 +5381,37 @@ UNION ALL
 --
 
 COMMENT ON VIEW ops.help IS 'The operator''s manual: every ops/api function and ops view with its arguments and first line of its comment, and every alert with the first thing to do.';
+
+--
+-- Name: items; Type: VIEW; Schema: ops; Owner: -
+--
+
+CREATE VIEW ops.items AS
+ SELECT i.code,
+    i.name,
+    i.price,
+    i.mood_delta,
+    i.loyalty_delta,
+    i.energy_delta,
+    i.cooldown,
+    i.on_sale,
+    ( SELECT count(*) AS count
+           FROM game.purchases b
+          WHERE ((b.item_code = i.code) AND (b.bought_at > (now() - '24:00:00'::interval)))) AS bought_24h,
+    ( SELECT count(*) AS count
+           FROM game.gifts g
+          WHERE ((g.item_code = i.code) AND (g.given_at > (now() - '24:00:00'::interval)))) AS given_24h,
+    ( SELECT string_agg(t.language, ','::text ORDER BY t.language) AS string_agg
+           FROM game.item_translations t
+          WHERE (t.item_code = i.code)) AS translated
+   FROM game.items i
+  ORDER BY i.price, i.code;
+
+--
+-- Name: VIEW items; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON VIEW ops.items IS 'The shop: items, effects, on sale or not, bought and given in 24 h, languages translated.';
 
 --
 -- Name: ledger; Type: VIEW; Schema: ops; Owner: -
@@ -3726,6 +5650,13 @@ COMMENT ON VIEW ops.waifus IS 'Every waifu with effective stats now (stored_ener
 ALTER TABLE ONLY game.participations ATTACH PARTITION game.participations_default DEFAULT;
 
 --
+-- Name: coin_ledger coin_ledger_pkey; Type: CONSTRAINT; Schema: game; Owner: -
+--
+
+ALTER TABLE ONLY game.coin_ledger
+    ADD CONSTRAINT coin_ledger_pkey PRIMARY KEY (id);
+
+--
 -- Name: config config_pkey; Type: CONSTRAINT; Schema: game; Owner: -
 --
 
@@ -3754,6 +5685,13 @@ ALTER TABLE ONLY game.daily_rewards
     ADD CONSTRAINT daily_rewards_pkey PRIMARY KEY (day);
 
 --
+-- Name: economy economy_pkey; Type: CONSTRAINT; Schema: game; Owner: -
+--
+
+ALTER TABLE ONLY game.economy
+    ADD CONSTRAINT economy_pkey PRIMARY KEY (singleton);
+
+--
 -- Name: event_translations event_translations_pkey; Type: CONSTRAINT; Schema: game; Owner: -
 --
 
@@ -3768,6 +5706,69 @@ ALTER TABLE ONLY game.events
     ADD CONSTRAINT events_pkey PRIMARY KEY (code);
 
 --
+-- Name: gifts gifts_pkey; Type: CONSTRAINT; Schema: game; Owner: -
+--
+
+ALTER TABLE ONLY game.gifts
+    ADD CONSTRAINT gifts_pkey PRIMARY KEY (giver_id, request_key);
+
+--
+-- Name: group_event_participants group_event_participants_pkey; Type: CONSTRAINT; Schema: game; Owner: -
+--
+
+ALTER TABLE ONLY game.group_event_participants
+    ADD CONSTRAINT group_event_participants_pkey PRIMARY KEY (event_id, telegram_id);
+
+--
+-- Name: group_events group_events_pkey; Type: CONSTRAINT; Schema: game; Owner: -
+--
+
+ALTER TABLE ONLY game.group_events
+    ADD CONSTRAINT group_events_pkey PRIMARY KEY (id);
+
+--
+-- Name: group_members group_members_pkey; Type: CONSTRAINT; Schema: game; Owner: -
+--
+
+ALTER TABLE ONLY game.group_members
+    ADD CONSTRAINT group_members_pkey PRIMARY KEY (chat_id, telegram_id);
+
+--
+-- Name: group_messages group_messages_pkey; Type: CONSTRAINT; Schema: game; Owner: -
+--
+
+ALTER TABLE ONLY game.group_messages
+    ADD CONSTRAINT group_messages_pkey PRIMARY KEY (id);
+
+--
+-- Name: groups groups_pkey; Type: CONSTRAINT; Schema: game; Owner: -
+--
+
+ALTER TABLE ONLY game.groups
+    ADD CONSTRAINT groups_pkey PRIMARY KEY (chat_id);
+
+--
+-- Name: inventory inventory_pkey; Type: CONSTRAINT; Schema: game; Owner: -
+--
+
+ALTER TABLE ONLY game.inventory
+    ADD CONSTRAINT inventory_pkey PRIMARY KEY (telegram_id, item_code);
+
+--
+-- Name: item_translations item_translations_pkey; Type: CONSTRAINT; Schema: game; Owner: -
+--
+
+ALTER TABLE ONLY game.item_translations
+    ADD CONSTRAINT item_translations_pkey PRIMARY KEY (item_code, language);
+
+--
+-- Name: items items_pkey; Type: CONSTRAINT; Schema: game; Owner: -
+--
+
+ALTER TABLE ONLY game.items
+    ADD CONSTRAINT items_pkey PRIMARY KEY (code);
+
+--
 -- Name: notifications notifications_pkey; Type: CONSTRAINT; Schema: game; Owner: -
 --
 
@@ -3780,6 +5781,20 @@ ALTER TABLE ONLY game.notifications
 
 ALTER TABLE ONLY game.players
     ADD CONSTRAINT players_pkey PRIMARY KEY (telegram_id);
+
+--
+-- Name: purchases purchases_pkey; Type: CONSTRAINT; Schema: game; Owner: -
+--
+
+ALTER TABLE ONLY game.purchases
+    ADD CONSTRAINT purchases_pkey PRIMARY KEY (telegram_id, request_key);
+
+--
+-- Name: rank_steps rank_steps_pkey; Type: CONSTRAINT; Schema: game; Owner: -
+--
+
+ALTER TABLE ONLY game.rank_steps
+    ADD CONSTRAINT rank_steps_pkey PRIMARY KEY (board, place);
 
 --
 -- Name: rate_buckets rate_buckets_pkey; Type: CONSTRAINT; Schema: game; Owner: -
@@ -3866,6 +5881,55 @@ ALTER TABLE ONLY game.waifus
     ADD CONSTRAINT waifus_pkey PRIMARY KEY (id);
 
 --
+-- Name: wallets wallets_pkey; Type: CONSTRAINT; Schema: game; Owner: -
+--
+
+ALTER TABLE ONLY game.wallets
+    ADD CONSTRAINT wallets_pkey PRIMARY KEY (telegram_id);
+
+--
+-- Name: coin_ledger_player_idx; Type: INDEX; Schema: game; Owner: -
+--
+
+CREATE INDEX coin_ledger_player_idx ON game.coin_ledger USING btree (telegram_id, id);
+
+--
+-- Name: gifts_waifu_idx; Type: INDEX; Schema: game; Owner: -
+--
+
+CREATE INDEX gifts_waifu_idx ON game.gifts USING btree (waifu_id, given_at);
+
+--
+-- Name: group_events_chat_idx; Type: INDEX; Schema: game; Owner: -
+--
+
+CREATE INDEX group_events_chat_idx ON game.group_events USING btree (chat_id, id);
+
+--
+-- Name: group_events_unpaid_idx; Type: INDEX; Schema: game; Owner: -
+--
+
+CREATE INDEX group_events_unpaid_idx ON game.group_events USING btree (closes_at) WHERE (paid_at IS NULL);
+
+--
+-- Name: group_members_player_idx; Type: INDEX; Schema: game; Owner: -
+--
+
+CREATE INDEX group_members_player_idx ON game.group_members USING btree (telegram_id);
+
+--
+-- Name: group_messages_queue_idx; Type: INDEX; Schema: game; Owner: -
+--
+
+CREATE INDEX group_messages_queue_idx ON game.group_messages USING btree (id) WHERE (sent_at IS NULL);
+
+--
+-- Name: groups_next_event_idx; Type: INDEX; Schema: game; Owner: -
+--
+
+CREATE INDEX groups_next_event_idx ON game.groups USING btree (next_event_at) WHERE events_on;
+
+--
 -- Name: notifications_player_queue_idx; Type: INDEX; Schema: game; Owner: -
 --
 
@@ -3896,6 +5960,18 @@ CREATE INDEX participations_default_participated_at_idx ON game.participations_d
 CREATE UNIQUE INDEX participations_default_request_once ON game.participations_default USING btree (telegram_id, request_key);
 
 --
+-- Name: purchases_at_brin; Type: INDEX; Schema: game; Owner: -
+--
+
+CREATE INDEX purchases_at_brin ON game.purchases USING brin (bought_at);
+
+--
+-- Name: rank_steps_xp_idx; Type: INDEX; Schema: game; Owner: -
+--
+
+CREATE INDEX rank_steps_xp_idx ON game.rank_steps USING btree (board, xp, place);
+
+--
 -- Name: request_keys_at_brin; Type: INDEX; Schema: game; Owner: -
 --
 
@@ -3914,10 +5990,29 @@ CREATE INDEX stat_corrections_waifu_idx ON game.stat_corrections USING btree (wa
 CREATE INDEX waifus_full_at_idx ON game.waifus USING btree (full_at, id);
 
 --
+-- Name: wallets_xp_total_idx; Type: INDEX; Schema: game; Owner: -
+--
+
+CREATE INDEX wallets_xp_total_idx ON game.wallets USING btree (xp_total DESC, telegram_id) WHERE (xp_total > 0);
+
+--
+-- Name: wallets_xp_week_idx; Type: INDEX; Schema: game; Owner: -
+--
+
+CREATE INDEX wallets_xp_week_idx ON game.wallets USING btree (week_start, xp_week DESC, telegram_id) WHERE (xp_week > 0);
+
+--
 -- Name: participations_default_participated_at_idx; Type: INDEX ATTACH; Schema: game; Owner: -
 --
 
 ALTER INDEX game.participations_at_brin ATTACH PARTITION game.participations_default_participated_at_idx;
+
+--
+-- Name: coin_ledger coin_ledger_telegram_id_fkey; Type: FK CONSTRAINT; Schema: game; Owner: -
+--
+
+ALTER TABLE ONLY game.coin_ledger
+    ADD CONSTRAINT coin_ledger_telegram_id_fkey FOREIGN KEY (telegram_id) REFERENCES game.players(telegram_id) ON DELETE CASCADE;
 
 --
 -- Name: daily_claims daily_claims_telegram_id_fkey; Type: FK CONSTRAINT; Schema: game; Owner: -
@@ -3932,6 +6027,104 @@ ALTER TABLE ONLY game.daily_claims
 
 ALTER TABLE ONLY game.event_translations
     ADD CONSTRAINT event_translations_event_code_fkey FOREIGN KEY (event_code) REFERENCES game.events(code) ON DELETE CASCADE;
+
+--
+-- Name: gifts gifts_giver_id_fkey; Type: FK CONSTRAINT; Schema: game; Owner: -
+--
+
+ALTER TABLE ONLY game.gifts
+    ADD CONSTRAINT gifts_giver_id_fkey FOREIGN KEY (giver_id) REFERENCES game.players(telegram_id) ON DELETE CASCADE;
+
+--
+-- Name: gifts gifts_waifu_id_fkey; Type: FK CONSTRAINT; Schema: game; Owner: -
+--
+
+ALTER TABLE ONLY game.gifts
+    ADD CONSTRAINT gifts_waifu_id_fkey FOREIGN KEY (waifu_id) REFERENCES game.waifus(id) ON DELETE CASCADE;
+
+--
+-- Name: group_event_participants group_event_participants_event_id_fkey; Type: FK CONSTRAINT; Schema: game; Owner: -
+--
+
+ALTER TABLE ONLY game.group_event_participants
+    ADD CONSTRAINT group_event_participants_event_id_fkey FOREIGN KEY (event_id) REFERENCES game.group_events(id) ON DELETE CASCADE;
+
+--
+-- Name: group_event_participants group_event_participants_telegram_id_fkey; Type: FK CONSTRAINT; Schema: game; Owner: -
+--
+
+ALTER TABLE ONLY game.group_event_participants
+    ADD CONSTRAINT group_event_participants_telegram_id_fkey FOREIGN KEY (telegram_id) REFERENCES game.players(telegram_id) ON DELETE CASCADE;
+
+--
+-- Name: group_event_participants group_event_participants_waifu_id_fkey; Type: FK CONSTRAINT; Schema: game; Owner: -
+--
+
+ALTER TABLE ONLY game.group_event_participants
+    ADD CONSTRAINT group_event_participants_waifu_id_fkey FOREIGN KEY (waifu_id) REFERENCES game.waifus(id) ON DELETE SET NULL;
+
+--
+-- Name: group_events group_events_chat_id_fkey; Type: FK CONSTRAINT; Schema: game; Owner: -
+--
+
+ALTER TABLE ONLY game.group_events
+    ADD CONSTRAINT group_events_chat_id_fkey FOREIGN KEY (chat_id) REFERENCES game.groups(chat_id) ON DELETE CASCADE;
+
+--
+-- Name: group_members group_members_chat_id_fkey; Type: FK CONSTRAINT; Schema: game; Owner: -
+--
+
+ALTER TABLE ONLY game.group_members
+    ADD CONSTRAINT group_members_chat_id_fkey FOREIGN KEY (chat_id) REFERENCES game.groups(chat_id) ON DELETE CASCADE;
+
+--
+-- Name: group_members group_members_telegram_id_fkey; Type: FK CONSTRAINT; Schema: game; Owner: -
+--
+
+ALTER TABLE ONLY game.group_members
+    ADD CONSTRAINT group_members_telegram_id_fkey FOREIGN KEY (telegram_id) REFERENCES game.players(telegram_id) ON DELETE CASCADE;
+
+--
+-- Name: group_messages group_messages_chat_id_fkey; Type: FK CONSTRAINT; Schema: game; Owner: -
+--
+
+ALTER TABLE ONLY game.group_messages
+    ADD CONSTRAINT group_messages_chat_id_fkey FOREIGN KEY (chat_id) REFERENCES game.groups(chat_id) ON DELETE CASCADE;
+
+--
+-- Name: inventory inventory_item_code_fkey; Type: FK CONSTRAINT; Schema: game; Owner: -
+--
+
+ALTER TABLE ONLY game.inventory
+    ADD CONSTRAINT inventory_item_code_fkey FOREIGN KEY (item_code) REFERENCES game.items(code);
+
+--
+-- Name: inventory inventory_telegram_id_fkey; Type: FK CONSTRAINT; Schema: game; Owner: -
+--
+
+ALTER TABLE ONLY game.inventory
+    ADD CONSTRAINT inventory_telegram_id_fkey FOREIGN KEY (telegram_id) REFERENCES game.players(telegram_id) ON DELETE CASCADE;
+
+--
+-- Name: item_translations item_translations_item_code_fkey; Type: FK CONSTRAINT; Schema: game; Owner: -
+--
+
+ALTER TABLE ONLY game.item_translations
+    ADD CONSTRAINT item_translations_item_code_fkey FOREIGN KEY (item_code) REFERENCES game.items(code) ON DELETE CASCADE;
+
+--
+-- Name: players players_active_waifu_id_fkey; Type: FK CONSTRAINT; Schema: game; Owner: -
+--
+
+ALTER TABLE ONLY game.players
+    ADD CONSTRAINT players_active_waifu_id_fkey FOREIGN KEY (active_waifu_id) REFERENCES game.waifus(id) ON DELETE SET NULL;
+
+--
+-- Name: purchases purchases_telegram_id_fkey; Type: FK CONSTRAINT; Schema: game; Owner: -
+--
+
+ALTER TABLE ONLY game.purchases
+    ADD CONSTRAINT purchases_telegram_id_fkey FOREIGN KEY (telegram_id) REFERENCES game.players(telegram_id) ON DELETE CASCADE;
 
 --
 -- Name: stat_corrections stat_corrections_waifu_id_fkey; Type: FK CONSTRAINT; Schema: game; Owner: -
@@ -3960,6 +6153,13 @@ ALTER TABLE ONLY game.waifus
 
 ALTER TABLE ONLY game.waifus
     ADD CONSTRAINT waifus_template_code_fkey FOREIGN KEY (template_code) REFERENCES game.waifu_templates(code);
+
+--
+-- Name: wallets wallets_telegram_id_fkey; Type: FK CONSTRAINT; Schema: game; Owner: -
+--
+
+ALTER TABLE ONLY game.wallets
+    ADD CONSTRAINT wallets_telegram_id_fkey FOREIGN KEY (telegram_id) REFERENCES game.players(telegram_id) ON DELETE CASCADE;
 
 --
 -- Name: SCHEMA api; Type: ACL; Schema: -; Owner: -
@@ -4005,6 +6205,13 @@ REVOKE ALL ON FUNCTION api.available_events(waifu_id bigint, now timestamp with 
 GRANT ALL ON FUNCTION api.available_events(waifu_id bigint, now timestamp with time zone) TO waifu_ops;
 
 --
+-- Name: FUNCTION buy_item(telegram_id bigint, item_code text, request_key text, quantity integer, now timestamp with time zone); Type: ACL; Schema: api; Owner: -
+--
+
+REVOKE ALL ON FUNCTION api.buy_item(telegram_id bigint, item_code text, request_key text, quantity integer, now timestamp with time zone) FROM PUBLIC;
+GRANT ALL ON FUNCTION api.buy_item(telegram_id bigint, item_code text, request_key text, quantity integer, now timestamp with time zone) TO waifu_bot;
+
+--
 -- Name: FUNCTION claim_daily(telegram_id bigint, request_key text, now timestamp with time zone); Type: ACL; Schema: api; Owner: -
 --
 
@@ -4012,11 +6219,25 @@ REVOKE ALL ON FUNCTION api.claim_daily(telegram_id bigint, request_key text, now
 GRANT ALL ON FUNCTION api.claim_daily(telegram_id bigint, request_key text, now timestamp with time zone) TO waifu_bot;
 
 --
+-- Name: FUNCTION claim_group_messages(worker text, batch_size integer, lease_seconds integer, now timestamp with time zone); Type: ACL; Schema: api; Owner: -
+--
+
+REVOKE ALL ON FUNCTION api.claim_group_messages(worker text, batch_size integer, lease_seconds integer, now timestamp with time zone) FROM PUBLIC;
+GRANT ALL ON FUNCTION api.claim_group_messages(worker text, batch_size integer, lease_seconds integer, now timestamp with time zone) TO waifu_bot;
+
+--
 -- Name: FUNCTION claim_notifications(worker text, batch_size integer, lease_seconds integer, now timestamp with time zone); Type: ACL; Schema: api; Owner: -
 --
 
 REVOKE ALL ON FUNCTION api.claim_notifications(worker text, batch_size integer, lease_seconds integer, now timestamp with time zone) FROM PUBLIC;
 GRANT ALL ON FUNCTION api.claim_notifications(worker text, batch_size integer, lease_seconds integer, now timestamp with time zone) TO waifu_bot;
+
+--
+-- Name: FUNCTION finish_group_messages(worker text, ids bigint[], outcome text, retry_after_seconds integer, now timestamp with time zone); Type: ACL; Schema: api; Owner: -
+--
+
+REVOKE ALL ON FUNCTION api.finish_group_messages(worker text, ids bigint[], outcome text, retry_after_seconds integer, now timestamp with time zone) FROM PUBLIC;
+GRANT ALL ON FUNCTION api.finish_group_messages(worker text, ids bigint[], outcome text, retry_after_seconds integer, now timestamp with time zone) TO waifu_bot;
 
 --
 -- Name: FUNCTION finish_notifications(worker text, ids bigint[], outcome text, retry_after_seconds integer, now timestamp with time zone); Type: ACL; Schema: api; Owner: -
@@ -4031,6 +6252,36 @@ GRANT ALL ON FUNCTION api.finish_notifications(worker text, ids bigint[], outcom
 
 REVOKE ALL ON FUNCTION api.forget_update(bot_id bigint, update_id bigint) FROM PUBLIC;
 GRANT ALL ON FUNCTION api.forget_update(bot_id bigint, update_id bigint) TO waifu_bot;
+
+--
+-- Name: FUNCTION give_gift(telegram_id bigint, waifu_id bigint, item_code text, request_key text, chat_id bigint, now timestamp with time zone); Type: ACL; Schema: api; Owner: -
+--
+
+REVOKE ALL ON FUNCTION api.give_gift(telegram_id bigint, waifu_id bigint, item_code text, request_key text, chat_id bigint, now timestamp with time zone) FROM PUBLIC;
+GRANT ALL ON FUNCTION api.give_gift(telegram_id bigint, waifu_id bigint, item_code text, request_key text, chat_id bigint, now timestamp with time zone) TO waifu_bot;
+
+--
+-- Name: FUNCTION inventory(telegram_id bigint); Type: ACL; Schema: api; Owner: -
+--
+
+REVOKE ALL ON FUNCTION api.inventory(telegram_id bigint) FROM PUBLIC;
+GRANT ALL ON FUNCTION api.inventory(telegram_id bigint) TO waifu_bot;
+GRANT ALL ON FUNCTION api.inventory(telegram_id bigint) TO waifu_ops;
+
+--
+-- Name: FUNCTION join_group_event(telegram_id bigint, event_id bigint, waifu_id bigint, now timestamp with time zone); Type: ACL; Schema: api; Owner: -
+--
+
+REVOKE ALL ON FUNCTION api.join_group_event(telegram_id bigint, event_id bigint, waifu_id bigint, now timestamp with time zone) FROM PUBLIC;
+GRANT ALL ON FUNCTION api.join_group_event(telegram_id bigint, event_id bigint, waifu_id bigint, now timestamp with time zone) TO waifu_bot;
+
+--
+-- Name: FUNCTION leaderboard(telegram_id bigint, board text, chat_id bigint, now timestamp with time zone); Type: ACL; Schema: api; Owner: -
+--
+
+REVOKE ALL ON FUNCTION api.leaderboard(telegram_id bigint, board text, chat_id bigint, now timestamp with time zone) FROM PUBLIC;
+GRANT ALL ON FUNCTION api.leaderboard(telegram_id bigint, board text, chat_id bigint, now timestamp with time zone) TO waifu_bot;
+GRANT ALL ON FUNCTION api.leaderboard(telegram_id bigint, board text, chat_id bigint, now timestamp with time zone) TO waifu_ops;
 
 --
 -- Name: FUNCTION participate_in_event(telegram_id bigint, waifu_id bigint, event_code text, request_key text, now timestamp with time zone); Type: ACL; Schema: api; Owner: -
@@ -4080,11 +6331,26 @@ GRANT ALL ON FUNCTION api.player_waifu_stats(telegram_id bigint, waifu_id bigint
 GRANT ALL ON FUNCTION api.player_waifu_stats(telegram_id bigint, waifu_id bigint, now timestamp with time zone) TO waifu_ops;
 
 --
+-- Name: FUNCTION player_waifus(telegram_id bigint, now timestamp with time zone); Type: ACL; Schema: api; Owner: -
+--
+
+REVOKE ALL ON FUNCTION api.player_waifus(telegram_id bigint, now timestamp with time zone) FROM PUBLIC;
+GRANT ALL ON FUNCTION api.player_waifus(telegram_id bigint, now timestamp with time zone) TO waifu_bot;
+GRANT ALL ON FUNCTION api.player_waifus(telegram_id bigint, now timestamp with time zone) TO waifu_ops;
+
+--
 -- Name: FUNCTION rate_limit(bucket text, key text); Type: ACL; Schema: api; Owner: -
 --
 
 REVOKE ALL ON FUNCTION api.rate_limit(bucket text, key text) FROM PUBLIC;
 GRANT ALL ON FUNCTION api.rate_limit(bucket text, key text) TO waifu_bot;
+
+--
+-- Name: FUNCTION register_group_member(chat_id bigint, telegram_id bigint, title text, now timestamp with time zone); Type: ACL; Schema: api; Owner: -
+--
+
+REVOKE ALL ON FUNCTION api.register_group_member(chat_id bigint, telegram_id bigint, title text, now timestamp with time zone) FROM PUBLIC;
+GRANT ALL ON FUNCTION api.register_group_member(chat_id bigint, telegram_id bigint, title text, now timestamp with time zone) TO waifu_bot;
 
 --
 -- Name: FUNCTION register_player(telegram_id bigint, username text, first_name text, language_code text); Type: ACL; Schema: api; Owner: -
@@ -4109,12 +6375,34 @@ GRANT ALL ON FUNCTION api.restore_energy(now timestamp with time zone) TO waifu_
 GRANT ALL ON FUNCTION api.restore_energy(now timestamp with time zone) TO waifu_cron;
 
 --
+-- Name: FUNCTION set_active_waifu(telegram_id bigint, waifu_id bigint); Type: ACL; Schema: api; Owner: -
+--
+
+REVOKE ALL ON FUNCTION api.set_active_waifu(telegram_id bigint, waifu_id bigint) FROM PUBLIC;
+GRANT ALL ON FUNCTION api.set_active_waifu(telegram_id bigint, waifu_id bigint) TO waifu_bot;
+
+--
+-- Name: FUNCTION set_group_events(chat_id bigint, telegram_id bigint, enabled boolean, is_admin boolean, now timestamp with time zone); Type: ACL; Schema: api; Owner: -
+--
+
+REVOKE ALL ON FUNCTION api.set_group_events(chat_id bigint, telegram_id bigint, enabled boolean, is_admin boolean, now timestamp with time zone) FROM PUBLIC;
+GRANT ALL ON FUNCTION api.set_group_events(chat_id bigint, telegram_id bigint, enabled boolean, is_admin boolean, now timestamp with time zone) TO waifu_bot;
+
+--
 -- Name: FUNCTION set_player_setting(telegram_id bigint, name text, value text, now timestamp with time zone); Type: ACL; Schema: api; Owner: -
 --
 
 REVOKE ALL ON FUNCTION api.set_player_setting(telegram_id bigint, name text, value text, now timestamp with time zone) FROM PUBLIC;
 GRANT ALL ON FUNCTION api.set_player_setting(telegram_id bigint, name text, value text, now timestamp with time zone) TO waifu_bot;
 GRANT ALL ON FUNCTION api.set_player_setting(telegram_id bigint, name text, value text, now timestamp with time zone) TO waifu_ops;
+
+--
+-- Name: FUNCTION shop(telegram_id bigint); Type: ACL; Schema: api; Owner: -
+--
+
+REVOKE ALL ON FUNCTION api.shop(telegram_id bigint) FROM PUBLIC;
+GRANT ALL ON FUNCTION api.shop(telegram_id bigint) TO waifu_bot;
+GRANT ALL ON FUNCTION api.shop(telegram_id bigint) TO waifu_ops;
 
 --
 -- Name: FUNCTION try_polling_lock(bot_id bigint); Type: ACL; Schema: api; Owner: -
@@ -4137,6 +6425,12 @@ GRANT ALL ON FUNCTION api.waifu_stats(waifu_id bigint, now timestamp with time z
 REVOKE ALL ON FUNCTION api.waifu_templates(language text) FROM PUBLIC;
 GRANT ALL ON FUNCTION api.waifu_templates(language text) TO waifu_bot;
 GRANT ALL ON FUNCTION api.waifu_templates(language text) TO waifu_ops;
+
+--
+-- Name: FUNCTION active_waifu(telegram_id bigint); Type: ACL; Schema: game; Owner: -
+--
+
+REVOKE ALL ON FUNCTION game.active_waifu(telegram_id bigint) FROM PUBLIC;
 
 --
 -- Name: FUNCTION max_energy(); Type: ACL; Schema: game; Owner: -
@@ -4175,6 +6469,24 @@ GRANT SELECT ON TABLE game.events TO waifu_ops;
 --
 
 REVOKE ALL ON FUNCTION game.apply_event(dynamic jsonb, e game.events, at timestamp with time zone) FROM PUBLIC;
+
+--
+-- Name: TABLE items; Type: ACL; Schema: game; Owner: -
+--
+
+GRANT SELECT ON TABLE game.items TO waifu_ops;
+
+--
+-- Name: FUNCTION apply_item(dynamic jsonb, i game.items); Type: ACL; Schema: game; Owner: -
+--
+
+REVOKE ALL ON FUNCTION game.apply_item(dynamic jsonb, i game.items) FROM PUBLIC;
+
+--
+-- Name: FUNCTION check_chat_id(chat_id bigint); Type: ACL; Schema: game; Owner: -
+--
+
+REVOKE ALL ON FUNCTION game.check_chat_id(chat_id bigint) FROM PUBLIC;
 
 --
 -- Name: FUNCTION check_id(name text, value bigint); Type: ACL; Schema: game; Owner: -
@@ -4238,6 +6550,12 @@ GRANT SELECT ON TABLE game.players TO waifu_ops;
 REVOKE ALL ON FUNCTION game.daily_available_at(p game.players) FROM PUBLIC;
 
 --
+-- Name: FUNCTION daily_coins(streak integer); Type: ACL; Schema: game; Owner: -
+--
+
+REVOKE ALL ON FUNCTION game.daily_coins(streak integer) FROM PUBLIC;
+
+--
 -- Name: FUNCTION daily_reward(streak integer); Type: ACL; Schema: game; Owner: -
 --
 
@@ -4254,6 +6572,12 @@ REVOKE ALL ON FUNCTION game.daily_status(p game.players, at timestamp with time 
 --
 
 REVOKE ALL ON FUNCTION game.dynamic_is_valid(dynamic jsonb) FROM PUBLIC;
+
+--
+-- Name: FUNCTION earn(telegram_id bigint, coins bigint, xp bigint, reason text, ref text, at timestamp with time zone); Type: ACL; Schema: game; Owner: -
+--
+
+REVOKE ALL ON FUNCTION game.earn(telegram_id bigint, coins bigint, xp bigint, reason text, ref text, at timestamp with time zone) FROM PUBLIC;
 
 --
 -- Name: FUNCTION languages(); Type: ACL; Schema: game; Owner: -
@@ -4301,6 +6625,26 @@ REVOKE ALL ON FUNCTION game.events_for(w game.waifus, at timestamp with time zon
 REVOKE ALL ON FUNCTION game.fill_waifus(ids bigint[], at timestamp with time zone, OUT filled integer, OUT notified integer) FROM PUBLIC;
 
 --
+-- Name: FUNCTION global_rank(board text, xp bigint, week timestamp with time zone, OUT place bigint, OUT exact boolean); Type: ACL; Schema: game; Owner: -
+--
+
+REVOKE ALL ON FUNCTION game.global_rank(board text, xp bigint, week timestamp with time zone, OUT place bigint, OUT exact boolean) FROM PUBLIC;
+
+--
+-- Name: FUNCTION group_events_job(); Type: ACL; Schema: game; Owner: -
+--
+
+REVOKE ALL ON FUNCTION game.group_events_job() FROM PUBLIC;
+GRANT ALL ON FUNCTION game.group_events_job() TO waifu_cron;
+GRANT ALL ON FUNCTION game.group_events_job() TO waifu_ops;
+
+--
+-- Name: FUNCTION group_events_step(at timestamp with time zone, OUT paid integer, OUT opened integer); Type: ACL; Schema: game; Owner: -
+--
+
+REVOKE ALL ON FUNCTION game.group_events_step(at timestamp with time zone, OUT paid integer, OUT opened integer) FROM PUBLIC;
+
+--
 -- Name: FUNCTION invalid_argument(argument text, message text, detail jsonb); Type: ACL; Schema: game; Owner: -
 --
 
@@ -4311,6 +6655,18 @@ REVOKE ALL ON FUNCTION game.invalid_argument(argument text, message text, detail
 --
 
 REVOKE ALL ON FUNCTION game.invalid_argument(argument text, value text, message text) FROM PUBLIC;
+
+--
+-- Name: FUNCTION item_json(i game.items, language text); Type: ACL; Schema: game; Owner: -
+--
+
+REVOKE ALL ON FUNCTION game.item_json(i game.items, language text) FROM PUBLIC;
+
+--
+-- Name: FUNCTION item_not_found(item_code text); Type: ACL; Schema: game; Owner: -
+--
+
+REVOKE ALL ON FUNCTION game.item_not_found(item_code text) FROM PUBLIC;
 
 --
 -- Name: FUNCTION ledger_week(at timestamp with time zone); Type: ACL; Schema: game; Owner: -
@@ -4337,6 +6693,18 @@ GRANT ALL ON FUNCTION game.level_start_xp(level integer) TO waifu_ops;
 --
 
 REVOKE ALL ON FUNCTION game.local_day(timezone text, at timestamp with time zone) FROM PUBLIC;
+
+--
+-- Name: TABLE wallets; Type: ACL; Schema: game; Owner: -
+--
+
+GRANT SELECT ON TABLE game.wallets TO waifu_ops;
+
+--
+-- Name: FUNCTION lock_wallet(telegram_id bigint); Type: ACL; Schema: game; Owner: -
+--
+
+REVOKE ALL ON FUNCTION game.lock_wallet(telegram_id bigint) FROM PUBLIC;
 
 --
 -- Name: FUNCTION maintain_ledger(at timestamp with time zone, premake integer); Type: ACL; Schema: game; Owner: -
@@ -4414,6 +6782,18 @@ GRANT ALL ON FUNCTION game.purge_rate_limits() TO waifu_cron;
 GRANT ALL ON FUNCTION game.purge_rate_limits() TO waifu_ops;
 
 --
+-- Name: FUNCTION rank_exact_limit(); Type: ACL; Schema: game; Owner: -
+--
+
+REVOKE ALL ON FUNCTION game.rank_exact_limit() FROM PUBLIC;
+
+--
+-- Name: FUNCTION rank_step(); Type: ACL; Schema: game; Owner: -
+--
+
+REVOKE ALL ON FUNCTION game.rank_step() FROM PUBLIC;
+
+--
 -- Name: TABLE tick_state; Type: ACL; Schema: game; Owner: -
 --
 
@@ -4426,11 +6806,31 @@ GRANT SELECT ON TABLE game.tick_state TO waifu_ops;
 REVOKE ALL ON FUNCTION game.record_tick(first boolean, at timestamp with time zone, started timestamp with time zone, batches integer, filled integer, notified integer, skipped integer) FROM PUBLIC;
 
 --
+-- Name: FUNCTION refresh_rank_steps(); Type: ACL; Schema: game; Owner: -
+--
+
+REVOKE ALL ON FUNCTION game.refresh_rank_steps() FROM PUBLIC;
+GRANT ALL ON FUNCTION game.refresh_rank_steps() TO waifu_cron;
+GRANT ALL ON FUNCTION game.refresh_rank_steps() TO waifu_ops;
+
+--
+-- Name: FUNCTION refuse(code text, message text, detail jsonb); Type: ACL; Schema: game; Owner: -
+--
+
+REVOKE ALL ON FUNCTION game.refuse(code text, message text, detail jsonb) FROM PUBLIC;
+
+--
 -- Name: FUNCTION regen(dynamic jsonb, at timestamp with time zone); Type: ACL; Schema: game; Owner: -
 --
 
 REVOKE ALL ON FUNCTION game.regen(dynamic jsonb, at timestamp with time zone) FROM PUBLIC;
 GRANT ALL ON FUNCTION game.regen(dynamic jsonb, at timestamp with time zone) TO waifu_ops;
+
+--
+-- Name: FUNCTION require_member(chat_id bigint, telegram_id bigint); Type: ACL; Schema: game; Owner: -
+--
+
+REVOKE ALL ON FUNCTION game.require_member(chat_id bigint, telegram_id bigint) FROM PUBLIC;
 
 --
 -- Name: FUNCTION require_player(telegram_id bigint); Type: ACL; Schema: game; Owner: -
@@ -4498,6 +6898,13 @@ GRANT ALL ON FUNCTION game.tick_batch(first boolean) TO waifu_ops;
 REVOKE ALL ON FUNCTION game.waifu_not_found(waifu_id bigint) FROM PUBLIC;
 
 --
+-- Name: FUNCTION adjust_coins(telegram_id bigint, delta integer, reason text); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops.adjust_coins(telegram_id bigint, delta integer, reason text) FROM PUBLIC;
+GRANT ALL ON FUNCTION ops.adjust_coins(telegram_id bigint, delta integer, reason text) TO waifu_ops;
+
+--
 -- Name: FUNCTION close_event(code text, at timestamp with time zone); Type: ACL; Schema: ops; Owner: -
 --
 
@@ -4510,6 +6917,13 @@ GRANT ALL ON FUNCTION ops.close_event(code text, at timestamp with time zone) TO
 
 REVOKE ALL ON FUNCTION ops.create_event(code text, title text, energy_cost integer, xp_reward integer, mood_delta integer, loyalty_delta integer, cooldown interval, starts_at timestamp with time zone, ends_at timestamp with time zone) FROM PUBLIC;
 GRANT ALL ON FUNCTION ops.create_event(code text, title text, energy_cost integer, xp_reward integer, mood_delta integer, loyalty_delta integer, cooldown interval, starts_at timestamp with time zone, ends_at timestamp with time zone) TO waifu_ops;
+
+--
+-- Name: FUNCTION create_item(code text, name text, price integer, mood_delta integer, loyalty_delta integer, energy_delta integer, cooldown interval, description text); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops.create_item(code text, name text, price integer, mood_delta integer, loyalty_delta integer, energy_delta integer, cooldown interval, description text) FROM PUBLIC;
+GRANT ALL ON FUNCTION ops.create_item(code text, name text, price integer, mood_delta integer, loyalty_delta integer, energy_delta integer, cooldown interval, description text) TO waifu_ops;
 
 --
 -- Name: FUNCTION delete_translation(kind text, code text, language text); Type: ACL; Schema: ops; Owner: -
@@ -4563,11 +6977,32 @@ REVOKE ALL ON FUNCTION ops.set_config(ledger_retention interval, notification_re
 GRANT ALL ON FUNCTION ops.set_config(ledger_retention interval, notification_retention interval, notification_max_age interval, tick_batch_size integer) TO waifu_ops;
 
 --
+-- Name: FUNCTION set_economy(waifus_per_player integer, group_event_every interval, group_event_window interval, group_event_pool integer); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops.set_economy(waifus_per_player integer, group_event_every interval, group_event_window interval, group_event_pool integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION ops.set_economy(waifus_per_player integer, group_event_every interval, group_event_window interval, group_event_pool integer) TO waifu_ops;
+
+--
+-- Name: FUNCTION set_event_coins(event_code text, coins integer); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops.set_event_coins(event_code text, coins integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION ops.set_event_coins(event_code text, coins integer) TO waifu_ops;
+
+--
 -- Name: FUNCTION set_event_translation(event_code text, language text, title text); Type: ACL; Schema: ops; Owner: -
 --
 
 REVOKE ALL ON FUNCTION ops.set_event_translation(event_code text, language text, title text) FROM PUBLIC;
 GRANT ALL ON FUNCTION ops.set_event_translation(event_code text, language text, title text) TO waifu_ops;
+
+--
+-- Name: FUNCTION set_item_translation(item_code text, language text, name text, description text); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops.set_item_translation(item_code text, language text, name text, description text) FROM PUBLIC;
+GRANT ALL ON FUNCTION ops.set_item_translation(item_code text, language text, name text, description text) TO waifu_ops;
 
 --
 -- Name: FUNCTION set_rate_limit(bucket text, rate double precision, burst integer); Type: ACL; Schema: ops; Owner: -
@@ -4591,6 +7026,19 @@ REVOKE ALL ON FUNCTION ops.set_template_translation(template_code text, language
 GRANT ALL ON FUNCTION ops.set_template_translation(template_code text, language text, name text, description text) TO waifu_ops;
 
 --
+-- Name: FUNCTION stop_selling_item(code text); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops.stop_selling_item(code text) FROM PUBLIC;
+GRANT ALL ON FUNCTION ops.stop_selling_item(code text) TO waifu_ops;
+
+--
+-- Name: TABLE coin_ledger; Type: ACL; Schema: game; Owner: -
+--
+
+GRANT SELECT ON TABLE game.coin_ledger TO waifu_ops;
+
+--
 -- Name: TABLE config; Type: ACL; Schema: game; Owner: -
 --
 
@@ -4603,16 +7051,82 @@ GRANT SELECT ON TABLE game.config TO waifu_ops;
 GRANT SELECT ON TABLE game.daily_claims TO waifu_ops;
 
 --
+-- Name: TABLE economy; Type: ACL; Schema: game; Owner: -
+--
+
+GRANT SELECT ON TABLE game.economy TO waifu_ops;
+
+--
 -- Name: TABLE event_translations; Type: ACL; Schema: game; Owner: -
 --
 
 GRANT SELECT ON TABLE game.event_translations TO waifu_ops;
 
 --
+-- Name: TABLE gifts; Type: ACL; Schema: game; Owner: -
+--
+
+GRANT SELECT ON TABLE game.gifts TO waifu_ops;
+
+--
+-- Name: TABLE group_event_participants; Type: ACL; Schema: game; Owner: -
+--
+
+GRANT SELECT ON TABLE game.group_event_participants TO waifu_ops;
+
+--
+-- Name: TABLE group_events; Type: ACL; Schema: game; Owner: -
+--
+
+GRANT SELECT ON TABLE game.group_events TO waifu_ops;
+
+--
+-- Name: TABLE group_members; Type: ACL; Schema: game; Owner: -
+--
+
+GRANT SELECT ON TABLE game.group_members TO waifu_ops;
+
+--
+-- Name: TABLE group_messages; Type: ACL; Schema: game; Owner: -
+--
+
+GRANT SELECT ON TABLE game.group_messages TO waifu_ops;
+
+--
+-- Name: TABLE groups; Type: ACL; Schema: game; Owner: -
+--
+
+GRANT SELECT ON TABLE game.groups TO waifu_ops;
+
+--
+-- Name: TABLE inventory; Type: ACL; Schema: game; Owner: -
+--
+
+GRANT SELECT ON TABLE game.inventory TO waifu_ops;
+
+--
+-- Name: TABLE item_translations; Type: ACL; Schema: game; Owner: -
+--
+
+GRANT SELECT ON TABLE game.item_translations TO waifu_ops;
+
+--
 -- Name: TABLE participations_default; Type: ACL; Schema: game; Owner: -
 --
 
 GRANT SELECT ON TABLE game.participations_default TO waifu_ops;
+
+--
+-- Name: TABLE purchases; Type: ACL; Schema: game; Owner: -
+--
+
+GRANT SELECT ON TABLE game.purchases TO waifu_ops;
+
+--
+-- Name: TABLE rank_steps; Type: ACL; Schema: game; Owner: -
+--
+
+GRANT SELECT ON TABLE game.rank_steps TO waifu_ops;
 
 --
 -- Name: TABLE rate_buckets; Type: ACL; Schema: game; Owner: -
@@ -4663,6 +7177,12 @@ GRANT SELECT ON TABLE game.tick_retry TO waifu_ops;
 GRANT SELECT ON TABLE game.waifu_templates TO waifu_ops;
 
 --
+-- Name: TABLE coins; Type: ACL; Schema: ops; Owner: -
+--
+
+GRANT SELECT ON TABLE ops.coins TO waifu_ops;
+
+--
 -- Name: TABLE config; Type: ACL; Schema: ops; Owner: -
 --
 
@@ -4681,6 +7201,12 @@ GRANT SELECT ON TABLE ops.cron_failures TO waifu_ops;
 GRANT SELECT ON TABLE ops.cron_jobs TO waifu_ops;
 
 --
+-- Name: TABLE economy; Type: ACL; Schema: ops; Owner: -
+--
+
+GRANT SELECT ON TABLE ops.economy TO waifu_ops;
+
+--
 -- Name: TABLE events; Type: ACL; Schema: ops; Owner: -
 --
 
@@ -4693,10 +7219,22 @@ GRANT SELECT ON TABLE ops.events TO waifu_ops;
 GRANT SELECT ON TABLE ops.functions TO waifu_ops;
 
 --
+-- Name: TABLE groups; Type: ACL; Schema: ops; Owner: -
+--
+
+GRANT SELECT ON TABLE ops.groups TO waifu_ops;
+
+--
 -- Name: TABLE help; Type: ACL; Schema: ops; Owner: -
 --
 
 GRANT SELECT ON TABLE ops.help TO waifu_ops;
+
+--
+-- Name: TABLE items; Type: ACL; Schema: ops; Owner: -
+--
+
+GRANT SELECT ON TABLE ops.items TO waifu_ops;
 
 --
 -- Name: TABLE ledger; Type: ACL; Schema: ops; Owner: -

@@ -101,13 +101,15 @@ def pytest_report_header(config: pytest.Config) -> str:
 
 
 def _configure_testcontainers() -> None:
-    """Settings testcontainers reads from the environment, where the user did not set them.
+    """Settings of testcontainers, where the user did not set them (its environment variables).
 
     Ryuk (its reaper container) is an image pulled from Docker Hub, which does not answer
-    everywhere; the fixture removes its containers itself, by id, whatever happens. The
-    connection mode: testcontainers takes a machine with /.dockerenv for a container of the
-    engine it talks to and connects through the bridge's gateway, which an engine started on
-    this very machine (make docker-engine) refuses; the published ports are on our loopback.
+    everywhere: off, and the fixture removes its container itself, by id, whatever happens.
+    The connection mode: testcontainers takes a machine with /.dockerenv for a container of
+    the engine it talks to and connects through the bridge's gateway, which an engine started
+    on this very machine (make docker-engine) refuses; its published ports are on our
+    loopback (docker_host). Set on the configuration object too: 4.9.0 reads neither
+    variable after import.
     """
     os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
     if "TESTCONTAINERS_CONNECTION_MODE" not in os.environ and Path("/.dockerenv").exists():
@@ -122,6 +124,11 @@ def _configure_testcontainers() -> None:
             client.close()
         if not ours:  # not a container of this engine: its ports are published on our host
             os.environ["TESTCONTAINERS_CONNECTION_MODE"] = "docker_host"
+    from testcontainers.core.config import ConnectionMode, testcontainers_config
+
+    testcontainers_config.ryuk_disabled = os.environ["TESTCONTAINERS_RYUK_DISABLED"].lower() == "true"
+    if mode := os.environ.get("TESTCONTAINERS_CONNECTION_MODE"):
+        testcontainers_config.connection_mode_override = ConnectionMode(mode)
 
 
 @contextmanager
@@ -132,14 +139,17 @@ def _postgres_container() -> Iterator[str]:
         from testcontainers.community.postgres import PostgresContainer
     except ImportError:
         from testcontainers.postgres import PostgresContainer  # type: ignore[no-redef]
-    from testcontainers.core.image import DockerImage
 
     with ExitStack() as stack:
         image = os.environ.get("WAIFU_TEST_DB_IMAGE")
         if not image:
-            built = DockerImage(path=str(ROOT / "db"), tag=f"waifu-bot-db:test-{os.getpid()}", clean_up=True)
-            stack.enter_context(built)  # removes the image at the end
-            image = str(built)
+            from testcontainers.core.image import DockerImage
+
+            image = f"waifu-bot-db:test-{os.getpid()}"
+            DockerImage(path=str(ROOT / "db"), tag=image, clean_up=False).build()
+            # Untagged by name at the end, not removed by id: the same layers may be tagged
+            # waifu-bot/db too, and in use by another session's container.
+            stack.callback(_untag, image)
         container = PostgresContainer(image, username="postgres", password="postgres", dbname="waifu")
         # Published on the loopback only, whatever the engine's default address.
         # (docker-py's form: with_bind_ports takes no address.)
@@ -150,6 +160,16 @@ def _postgres_container() -> Iterator[str]:
         if host == "localhost":
             host = "127.0.0.1"  # the port is bound there, not on ::1
         yield f"postgresql://postgres:postgres@{host}:{container.get_exposed_port(5432)}/waifu"
+
+
+def _untag(image: str) -> None:
+    import docker
+
+    client = docker.from_env(timeout=30)
+    try:
+        client.images.remove(image)
+    finally:
+        client.close()
 
 
 @pytest.fixture(scope="session")

@@ -5,9 +5,14 @@ tests/compose runs the stack for real (make test-compose)."""
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import tempfile
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from bot.config import Settings
@@ -57,7 +62,7 @@ def test_every_bot_setting_is_described_in_env_example():
 
 def test_the_image_installs_the_pinned_versions():
     dockerfile = (ROOT / "bot" / "Dockerfile").read_text()
-    assert "COPY pyproject.toml requirements.lock .wheelhouse* ./wheels/" in dockerfile
+    assert "COPY pyproject.toml requirements.lock .localdb/wheelhouse* ./wheels/" in dockerfile
     assert "pip install --quiet -c wheels/requirements.lock -r requirements.txt" in dockerfile
     assert "bot/dev" in (ROOT / ".dockerignore").read_text()  # the Telegram stand-in stays out of the image
 
@@ -97,3 +102,38 @@ def test_no_wheelhouse_or_registry_frontend_in_the_images() -> None:
     final_stage = bot.rsplit("\nFROM ", 1)[1]
     assert "COPY --from=build /opt/venv /opt/venv" in final_stage
     assert "wheel" not in final_stage.replace("wheelhouse", "").lower() and "ARG " not in final_stage
+
+
+def engine_script(*args: str, env: dict[str, str], script: Path | None = None,
+                  user: str | None = None) -> subprocess.CompletedProcess[str]:
+    command = [str(script or ROOT / ".ci" / "docker-engine"), *args]
+    if user:
+        command = ["runuser", "-u", user, "--", *command]
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+
+
+def test_an_engine_that_does_not_answer_is_named_not_replaced(tmp_path: Path) -> None:
+    env = {**os.environ, "DOCKER_HOST": f"unix://{tmp_path}/nothing.sock", "WAIFU_DOCKER_DIR": str(tmp_path)}
+    done = engine_script("start", env=env)
+    assert done.returncode == 1 and done.stdout == ""  # no DOCKER_HOST line to eval
+    assert f"DOCKER_HOST=unix://{tmp_path}/nothing.sock does not answer" in done.stderr
+    assert "Traceback" not in done.stderr and not (tmp_path / "dockerd.pid").exists()
+
+
+def test_no_engine_and_not_root_says_what_to_install() -> None:
+    if os.geteuid() != 0:
+        pytest.skip("plays a user without root through runuser: needs root (CI runs as root)")
+    # A copy the unprivileged user can reach (the checkout and pytest's tmp dirs may be 0700).
+    home = Path(tempfile.mkdtemp(prefix="waifu-engine-"))
+    try:
+        home.chmod(0o755)
+        script = home / "docker-engine"
+        shutil.copy(ROOT / ".ci" / "docker-engine", script)
+        script.chmod(0o755)
+        (home / "engine").mkdir(mode=0o777)
+        env = {k: v for k, v in os.environ.items() if k != "DOCKER_HOST"} | {"WAIFU_DOCKER_DIR": str(home / "engine")}
+        done = engine_script("start", env=env, script=script, user="nobody")
+    finally:
+        shutil.rmtree(home)
+    assert done.returncode == 1 and done.stdout == ""
+    assert "starting one needs root" in done.stderr and "apt-get install -y docker.io docker-compose" in done.stderr

@@ -210,7 +210,7 @@ class Fault:
 class TelegramStub:
     def __init__(self, token: str = "123456:TEST-token_for-the-stand-in", *, bot_id: int | None = None,
                  bot_username: str = "waifu_test_bot", lenient: bool = False,
-                 limits: Limits | bool | None = True) -> None:
+                 limits: Limits | bool | None = True, first_update_id: int = 1000) -> None:
         self.token = token
         self.bot_user = {"id": bot_id or int(token.split(":")[0]), "is_bot": True, "first_name": "Waifu Test",
                          "username": bot_username, "can_join_groups": True,
@@ -236,7 +236,8 @@ class TelegramStub:
         self.commands: dict[str | None, list[dict[str, Any]]] = {}
         self.menu_button: dict[str, Any] | None = None
         self.webhook: dict[str, Any] | None = None
-        self._update_ids = itertools.count(1000)
+        self.admins: set[tuple[int, int]] = set()  # (chat id, user id): getChatMember says administrator
+        self._update_ids = itertools.count(first_update_id)
         self._callback_ids = itertools.count(1)
         self._queue: list[dict[str, Any]] = []
         self._queue_changed = asyncio.Event()
@@ -657,6 +658,18 @@ class TelegramStub:
         if state.messages.pop(params.get("message_id"), None) is None:  # type: ignore[arg-type]
             raise bad_request("message to delete not found")
         return True
+
+    def _m_getchatmember(self, params: dict[str, Any]) -> dict[str, Any]:
+        chat_id, user_id = int(params["chat_id"]), int(params["user_id"])
+        status = "administrator" if (chat_id, user_id) in self.admins else "member"
+        user = {"id": user_id, "is_bot": False, "first_name": "Member"}
+        if status == "administrator":
+            return {"status": status, "user": user, "can_be_edited": False, "is_anonymous": False,
+                    "can_manage_chat": True, "can_delete_messages": True, "can_manage_video_chats": True,
+                    "can_restrict_members": True, "can_promote_members": False, "can_change_info": True,
+                    "can_invite_users": True, "can_post_stories": False, "can_edit_stories": False,
+                    "can_delete_stories": False, "can_send_welcome_messages": False}
+        return {"status": status, "user": user}
 
     def _m_answercallbackquery(self, params: dict[str, Any]) -> bool:
         callback_id = params.get("callback_query_id", "")

@@ -6,10 +6,20 @@ what the bot sends over HTTP to the stand-in is printed here, buttons numbered.
 
     /start, /menu, /profile, /events, /help, any text   sent as a message
     3                                                   press button 3 of the last message
+    :rest                                               your waifus' energy fills now
+    :tick                                               run the restore tick now (pg_cron's)
     :quit (or Ctrl-D)                                   leave
+
+The notification sender (bot/notifier.py) runs here too: "she is rested" is printed when
+pg_cron's restore tick (every minute) finds a waifu full. Energy takes 100 minutes from
+empty to full; --fast-clock runs your waifus' energy time faster (60x: a minute a
+second), `:rest` fills it at once, and the next tick (or `:tick`) sends the message
+(bot/dev/clock.py says how, without a clock of Python's own).
 
 DATABASE_URL (environment or .env) picks the database; without it the local one
 (.localdb/dev) is started and migrated. BOT_TOKEN and TELEGRAM_API_URL are ignored.
+--fast-clock, :rest and :tick need a superuser URL: the local database's, or --admin-url
+(default $MIGRATION_DATABASE_URL).
 """
 
 from __future__ import annotations
@@ -19,11 +29,14 @@ import asyncio
 import os
 import sys
 import threading
+import time
 from typing import Any, TextIO
 
 from bot.app import connect_game, create_bot, create_dispatcher
 from bot.config import load_settings
+from bot.dev.clock import DevClock
 from bot.dev.local_botapi import Player, TelegramStub
+from bot.notifier import Notifier
 
 
 class Style:
@@ -73,6 +86,7 @@ class TerminalChat:
         self.style = style
         self.buttons: list[dict[str, Any]] = []
         self.message: dict[str, Any] | None = None
+        self._next = len(stub.calls)  # the first call to the stand-in not shown yet
 
     async def say(self, line: str) -> str:
         line = line.strip()
@@ -93,9 +107,15 @@ class TerminalChat:
         return await self._deliver(self.player.press(data=button["callback_data"], message=self.message))
 
     async def _deliver(self, update: dict[str, Any]) -> str:
-        first = len(self.stub.calls)
         await self.feed(update)
-        return "\n".join(self._show(call) for call in list(self.stub.calls)[first:] if self._show(call))
+        return self.flush()
+
+    def flush(self) -> str:
+        """What the bot sent since the last look: the answer to an update, or (between
+        updates) what the notification sender sent on its own."""
+        calls = list(self.stub.calls)[self._next:]
+        self._next += len(calls)
+        return "\n".join(shown for shown in map(self._show, calls) if shown)
 
     def _show(self, call: Any) -> str:
         method = call.method.lower()
@@ -134,45 +154,110 @@ def _stdin_lines(loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[str | Non
 
 
 async def play(args: argparse.Namespace) -> None:
-    # Telegram is the stand-in: its token and URL replace whatever .env says.
-    stub = TelegramStub()
+    # Telegram is the stand-in: its token and URL replace whatever .env says. Update ids
+    # from the clock: the database admits an update id once (api.admit_update), and the
+    # last session's ids must not make this one's look like redeliveries.
+    stub = TelegramStub(first_update_id=time.time_ns() // 1_000_000)
     await stub.start()
     settings = load_settings(bot_token=stub.token, telegram_api_url=stub.url, webhook_url=None)
     interactive = sys.stdin.isatty()
     style = Style(sys.stdout.isatty() and not os.environ.get("NO_COLOR"))
     database_url = settings.database_url
+    admin_url = args.admin_url
     if not database_url:
+        from db import localdb
         from db.migrate import ensure_local_database
 
         print("starting the local database (.localdb/dev)...", file=sys.stderr)
         database_url = ensure_local_database()
+        admin_url = admin_url or localdb.cluster("dev").url()
 
     game = await connect_game(database_url, settings, wait_seconds=10)
     bot = create_bot(settings)
     dp = create_dispatcher(game, settings)
     player = stub.user(args.user_id, args.name, username=args.username, language_code=args.language)
     chat = TerminalChat(stub, player, lambda update: dp.feed_raw_update(bot, update), style)
+    # The sender, as the bot runs it: to the stand-in, woken by the tick's NOTIFY.
+    notifier = await Notifier.connect(settings, database_url)
+    notifier.start()
+    clock = DevClock(admin_url, args.user_id) if admin_url else None
+    prompt = style("32", "you> ")
+    turn = asyncio.Lock()  # one of: the player's line, or printing what arrived meanwhile
 
-    print(style("1", f"Chatting as {args.name} (Telegram id {args.user_id}). "
-                     "Type /start; a number presses a button; :quit leaves."))
+    def show(text: str) -> None:
+        print(text, flush=True)
+
+    async def watch() -> None:
+        while True:
+            await asyncio.sleep(0.2)
+            async with turn:
+                arrived = chat.flush()
+            if arrived:
+                show(("\n" if interactive else "") + style("35", "🔔 (a message arrived)") + "\n" + arrived)
+                if interactive:
+                    print(prompt, end="", flush=True)
+
+    async def run_clock(speed: float) -> None:
+        assert clock is not None
+        while True:
+            await asyncio.sleep(1.0)
+            await clock.advance(speed - 1)
+
+    tasks = [asyncio.create_task(watch())]
+    speed_note = ""
+    if args.fast_clock and clock is not None:
+        tasks.append(asyncio.create_task(run_clock(args.fast_clock)))
+        speed_note = f" Energy time runs {args.fast_clock:g}x faster."
+    elif args.fast_clock:
+        show(style("33", "--fast-clock needs a superuser URL (--admin-url or MIGRATION_DATABASE_URL): "
+                         "time runs as usual."))
+    show(style("1", f"Chatting as {args.name} (Telegram id {args.user_id}). "
+                    f"Type /start; a number presses a button; :rest fills energy; :quit leaves.{speed_note}"))
     queue: asyncio.Queue[str | None] = asyncio.Queue()
     _stdin_lines(asyncio.get_running_loop(), queue, sys.stdin)
     try:
         while True:
             if interactive:
-                print(style("32", "you> "), end="", flush=True)
+                print(prompt, end="", flush=True)
             line = await queue.get()
             if line is None or line.strip() in (":quit", ":q"):
                 break
             if not interactive:
-                print(style("32", "you> ") + line.rstrip())
-            output = await chat.say(line)
+                show(prompt + line.rstrip())
+            async with turn:
+                output = await operator_command(line.strip(), clock, style) or await chat.say(line)
             if output:
-                print(output, flush=True)
+                show(output)
+        if not interactive:
+            await asyncio.sleep(args.linger)  # piped input: what the sender still sends
+            async with turn:
+                if arrived := chat.flush():
+                    show(style("35", "🔔 (a message arrived)") + "\n" + arrived)
     finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await notifier.stop(grace=1.0)
+        await notifier.close()
+        if clock is not None:
+            await clock.close()
         await bot.session.close()
         await game.close()
         await stub.stop()
+
+
+async def operator_command(line: str, clock: DevClock | None, style: Style) -> str | None:
+    """`:rest` and `:tick` (None: not an operator command, the line goes to the bot)."""
+    if line not in (":rest", ":tick"):
+        return None
+    if clock is None:
+        return style("33", f"({line} needs a superuser URL: --admin-url or MIGRATION_DATABASE_URL)")
+    if line == ":rest":
+        rested = await clock.rest()
+        return style("36", f"({rested} waifu(s) now full: pg_cron's next tick, within a minute, sends "
+                           "\"she is rested\"; :tick runs it now)")
+    await clock.tick()
+    return style("36", "(the restore tick ran)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -182,7 +267,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--name", default="Player", help="your first name")
     parser.add_argument("--username", default=None)
     parser.add_argument("--language", default="en", help="your Telegram language code")
+    parser.add_argument("--fast-clock", nargs="?", type=float, const=60.0, default=None, metavar="SPEED",
+                        help="your waifus' energy time runs SPEED times faster (default 60: a minute a second)")
+    parser.add_argument("--admin-url", default=os.environ.get("MIGRATION_DATABASE_URL"),
+                        help="superuser URL for --fast-clock, :rest and :tick (default: $MIGRATION_DATABASE_URL; "
+                             "the local database's when playing on it)")
+    parser.add_argument("--linger", type=float, default=2.0, metavar="SECONDS",
+                        help="with piped input: how long to wait for messages after the last line (default 2)")
     args = parser.parse_args(argv)
+    if args.fast_clock is not None and not 1 <= args.fast_clock <= 3600:
+        parser.error("--fast-clock: a speed from 1 to 3600")
     try:
         asyncio.run(play(args))
     except KeyboardInterrupt:

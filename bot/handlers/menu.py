@@ -44,11 +44,11 @@ async def menu_button(query: CallbackQuery, game: Game, settings: Settings, text
 
 
 async def help_command(message: Message, texts: Texts, responder: Responder) -> None:
-    await responder.send(texts("help"), keyboards.help_menu(texts))
+    await responder.send(texts.help(), keyboards.help_menu(texts))
 
 
 async def help_button(query: CallbackQuery, texts: Texts, responder: Responder) -> None:
-    await responder.show(texts("help"), keyboards.help_menu(texts))
+    await responder.show(texts.help(), keyboards.help_menu(texts))
 
 
 def make_router() -> Router:

@@ -28,7 +28,7 @@ from bot.webapp.health import setup_health
 log = logging.getLogger("bot.webapp")
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
-PAGE_FILES = {"": "index.html", "app.js": "app.js", "style.css": "style.css"}
+PAGE_FILES = {"": "index.html", "app.js": "app.js", "style.css": "style.css", "telegram-shim.js": "telegram-shim.js"}
 
 GAME_KEY = web.AppKey("webapp_game", Game)
 AUTH_KEY = web.AppKey("webapp_authenticator", Authenticator)

@@ -103,7 +103,7 @@ async def test_settings_screen_and_its_buttons(harness: Harness) -> None:
     await h.send(eve.press("Русский"))
     assert await h.admin.fetchval("SELECT language FROM game.players WHERE telegram_id = 3005") == "ru"
     assert eve.last()["text"] != screen["text"] and "✅ Русский" in labels(eve)
-    await h.send(eve.press("Авто"))  # the screen speaks Russian now
+    await h.send(eve.press("Как в Telegram"))  # the screen speaks Russian now
     assert await h.admin.fetchval("SELECT language FROM game.players WHERE telegram_id = 3005") == "auto"
     assert eve.last()["text"].startswith("⚙️ Settings")
 

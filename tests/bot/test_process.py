@@ -17,6 +17,7 @@ import aiohttp
 import asyncpg
 
 from bot.dev.local_botapi import TelegramStub
+from bot.texts import COMMANDS
 
 ROOT = Path(__file__).resolve().parents[2]
 WEBHOOK_URL = "https://bot.example.test/telegram/webhook"
@@ -88,8 +89,8 @@ async def test_long_polling_process(stub: TelegramStub, database, admin, tmp_pat
     bot = await start_bot(stub, database, tmp_path)
     try:
         await stub.wait_for(lambda: stub.calls_of("getUpdates"), timeout=15)
-        assert [c["command"] for c in stub.commands[None]] == ["start", "menu", "profile", "events", "daily",
-                                                                "settings", "help"]
+        assert [c["command"] for c in stub.commands[None]] == list(COMMANDS)
+        assert COMMANDS[:5] == ("start", "menu", "profile", "events", "daily") and "top" in COMMANDS
         assert stub.menu_button["web_app"]["url"] == "https://waifu.example.test/webapp/"
         assert await connections(admin, bot.app_name) >= 1
 

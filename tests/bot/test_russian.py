@@ -61,9 +61,10 @@ async def test_a_russian_player_plays_a_round_in_russian(harness: Harness) -> No
     tap = iva.press("🔁 Ещё раз: Свидание в кафе")
     await h.send(tap)
     refusal = answer_text(h, tap)
-    m = re.fullmatch(r"Она пока не хочет повторять\. Снова можно через (\d+) (минуту|минуты|минут)\.",
-                     refusal)
+    m = re.fullmatch(r"Она пока не хочет повторять\. Снова можно через (\d+) (минуту|минуты|минут)"
+                     r"(?: (\d+) (секунду|секунды|секунд))?\.", refusal)
     assert m and m[1] in ("29", "30") and plural_ok(m[1], m[2], ("минуту", "минуты", "минут")), refusal
+    assert m[3] is None or plural_ok(m[3], m[4], ("секунду", "секунды", "секунд")), refusal
 
     # The card counts in Russian, plurals agreeing with their numbers.
     await h.admin.execute("UPDATE game.waifus SET dynamic = dynamic || jsonb_build_object('energy', 98, "

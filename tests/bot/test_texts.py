@@ -9,7 +9,7 @@ from babel.messages.pofile import read_po
 from bot import game, keyboards
 from bot.i18n import LOCALES
 from bot.messages import MESSAGES
-from bot.texts import LANGUAGES, Html, Texts, visible_length
+from bot.texts import COMMANDS, LANGUAGES, Html, Texts, visible_length
 
 T = Texts("en")
 
@@ -33,7 +33,10 @@ def test_every_game_error_has_its_own_refusal_text() -> None:
     codes = {cls.code for cls in _descendants(game.GameError)}
     assert codes == {"not_enough_energy", "event_not_open", "on_cooldown", "waifu_not_found",
                      "player_not_registered", "invalid_argument", "request_key_conflict", "choice_already_made",
-                     "limit_reached", "unavailable"}
+                     "limit_reached", "unavailable",
+                     # 0013 (issue 19)
+                     "not_enough_coins", "item_not_found", "not_in_inventory", "not_group_member",
+                     "group_event_not_open", "not_group_admin"}
     for code in codes:
         assert T.refusal(code, {}) != T("err_unexpected"), code
     assert T.refusal("something_new", {}) == T("err_unexpected")
@@ -43,7 +46,7 @@ def test_refusals_use_the_numbers_in_the_detail() -> None:
     assert T.refusal("not_enough_energy", {"energy_needed": 30, "energy": 12, "enough_at": None}) == (
         "Not enough energy: this needs 30 ⚡, there is 12. Enough in a moment.")
     assert T.refusal("on_cooldown", {"remaining_seconds": 3599}) == (
-        "She needs a break from this one. Ready again in 1 h.")
+        "She needs a break from this one. Ready again in 59 min 59 s.")  # not "1 h" (issue 21)
     assert T.refusal("choice_already_made", {}) == "You already chose from this list."
     assert T.refusal("limit_reached", {"template_code": "sakura", "waifu_id": 7, "limit": 1}) == (
         T("err_already_adopted"))
@@ -51,8 +54,9 @@ def test_refusals_use_the_numbers_in_the_detail() -> None:
 
 @pytest.mark.parametrize(("seconds", "shown"), [
     (0, "a moment"), (0.2, "1 s"), (42, "42 s"), (60, "1 min"), (185, "3 min 5 s"), (582, "9 min 42 s"),
-    (599, "9 min 59 s"), (600, "10 min"), (601, "11 min"), (3600, "1 h"), (3660, "1 h 1 min"),
-    (90061, "25 h 2 min"), (-5, "a moment"),
+    (599, "9 min 59 s"), (600, "10 min"), (601, "10 min 1 s"), (3540, "59 min"), (3599, "59 min 59 s"),
+    (3599.5, "1 h"), (3600, "1 h"), (3601, "1 h 1 min"), (3660, "1 h 1 min"), (90061, "25 h 2 min"),
+    (-5, "a moment"),
 ])
 def test_durations_read_naturally(seconds: float, shown: str) -> None:
     assert T.duration(seconds) == shown
@@ -77,3 +81,22 @@ def test_callback_data_fits_64_bytes_in_the_worst_case() -> None:
     assert keyboards.Join.unpack(longest).waifu_id == 2**63 - 1
     nonces = {keyboards.new_nonce() for _ in range(10_000)}
     assert len(nonces) == 10_000 and all(len(n) == 8 for n in nonces)
+
+
+def test_help_lists_every_command_a_handler_answers() -> None:
+    """One list (texts.COMMANDS) makes the command menu and /help: a command a handler
+    answers but the list lacks fails here, so neither can drift."""
+    from aiogram.filters import Command
+
+    from bot.handlers import build_routers
+
+    answered: set[str] = set()
+    for router in build_routers():
+        for handler in router.message.handlers:
+            for f in handler.filters or []:
+                if isinstance(f.callback, Command):
+                    answered |= {c for c in f.callback.commands if isinstance(c, str)}
+    assert answered == set(COMMANDS), answered ^ set(COMMANDS)
+    for texts in (T, Texts("ru")):
+        listed = [line for line in texts.help().splitlines() if line.startswith("/")]
+        assert listed == [texts("help_command", command=c, description=texts(f"cmd_{c}")) for c in COMMANDS]

@@ -202,6 +202,10 @@ def test_the_bot_runs_as_non_root_without_the_superuser_password(stack: Stack) -
     password = dict(line.split("=", 1) for line in stack.env_file.read_text().split())["POSTGRES_PASSWORD"]
     assert password not in json.dumps(bot["Config"])
     assert not [e for e in bot["Config"]["Env"] if e.startswith(("POSTGRES_", "MIGRATION_"))]
+    # Nor a wheel of the build's wheelhouse, nor pip: only the installed packages.
+    leftovers = stack.compose("exec", "-T", "bot", "sh", "-c",
+                              "find / -xdev \\( -name '*.whl' -o -name 'pip' \\) -print 2>/dev/null; true").stdout
+    assert leftovers.strip() == ""
 
 
 def test_a_player_plays_through_the_stand_in(stack: Stack) -> None:
@@ -255,3 +259,13 @@ def test_restarts_lose_nothing(stack: Stack) -> None:
              every=1)
     assert stack.psql(state) == before
     assert stack.send("/start")["text"] == "Hi, Ann! What shall we do?"  # the bot polls and answers again
+
+
+def test_a_missing_env_value_is_named_before_anything_starts(tmp_path: Path) -> None:
+    env_file = tmp_path / "env"
+    env_file.write_text(f"BOT_TOKEN={TOKEN}\nBOT_DB_PASSWORD=x\n")  # no POSTGRES_PASSWORD
+    s = Stack(f"waifuempty{os.getpid()}", ["docker-compose.yml"], env_file, {})
+    done = s.compose("config", check=False)
+    assert done.returncode != 0
+    assert "set POSTGRES_PASSWORD in .env" in done.stderr
+    assert not s.containers("db")

@@ -23,7 +23,10 @@ T0 = datetime(2100, 1, 1, 10, 0, 0, tzinfo=UTC)
 MAX_ENERGY = 100
 
 GAME_TABLES = ("players", "waifu_templates", "waifus", "events", "participations", "request_keys", "stat_corrections",
-               "config", "notifications")
+               "config", "notifications",
+               # 0013
+               "economy", "wallets", "coin_ledger", "items", "item_translations", "inventory", "purchases", "gifts",
+               "groups", "group_members", "group_events", "group_event_participants", "group_messages")
 
 OPERATOR_ROLE = "core_test_operator"
 OPERATOR_PASSWORD = "operator-test-password"

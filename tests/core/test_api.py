@@ -31,7 +31,8 @@ async def test_register_player_keeps_the_waifus(admin, bot_conn):
 async def test_waifu_templates_lists_the_starter_catalogue(bot_conn):
     templates = await bot_conn.fetchval("SELECT api.waifu_templates()")
     assert [t["code"] for t in templates] == ["akane", "hana", "rin", "sakura", "yuki"]  # ordered by name
-    assert all(set(t) == {"code", "name", "description"} and t["name"] and t["description"] for t in templates)
+    assert all(set(t) == {"code", "name", "description", "rarity"} and t["name"] and t["description"]
+               for t in templates)
 
 
 async def test_adopt_builds_a_collection_of_one_waifu_per_template(admin, bot_conn):

@@ -485,7 +485,10 @@ async def test_the_bot_cannot_choose_the_time(guard: None, real_bot_conn: asyncp
     args = {"telegram_id": str(PLAYER), "waifu_id": str(victim.waifu), "event_code": "'walk'",
             # 0007 (settings, daily reward, the notification sender's outbox calls)
             "name": "'language'", "value": "'en'", "worker": "'w'", "batch_size": "10", "lease_seconds": "30",
-            "ids": "ARRAY[1]::bigint[]", "outcome": "'sent'", "retry_after_seconds": "NULL"}
+            "ids": "ARRAY[1]::bigint[]", "outcome": "'sent'", "retry_after_seconds": "NULL",
+            # 0013 (shop, gifts, groups, leaderboards)
+            "item_code": "'flowers'", "quantity": "1", "chat_id": "-1001", "title": "'Group'",
+            "enabled": "true", "is_admin": "true", "event_id": "1", "board": "'all'"}
     for r in rows:
         for now in ("now() + interval '1 hour'", "now() - interval '1 day'", "'1970-01-01'", "'infinity'", "NULL",
                     "'2199-12-31'", "clock_timestamp()"):

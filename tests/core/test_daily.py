@@ -33,7 +33,8 @@ async def set_setting(conn: asyncpg.Connection, telegram_id: int, name: str | No
 
 def reward(day: int) -> dict[str, int]:
     energy, xp, mood, loyalty = REWARDS[min(day, 7)]
-    return {"energy": energy, "xp": xp, "mood": mood, "loyalty": loyalty}
+    # coins since 0013: 10 on day 1, +5 a day, 40 from day 7
+    return {"energy": energy, "xp": xp, "mood": mood, "loyalty": loyalty, "coins": 10 + 5 * (min(day, 7) - 1)}
 
 
 async def test_claim_rewards_every_waifu_up_to_the_caps(bot_conn, admin) -> None:
@@ -264,5 +265,5 @@ async def test_the_reward_table_is_the_database_s(admin, bot_conn) -> None:
     await adopt(bot_conn, 1)
     for day in range(1, 11):
         result = await claim(bot_conn, 1, f"d{day}", at(hours=24 * (day - 1)))
-    assert result["streak"] == 10 and result["reward"] == {"energy": 0, "xp": 500, "mood": 0, "loyalty": 0}
+    assert result["streak"] == 10 and result["reward"] == {"energy": 0, "xp": 500, "mood": 0, "loyalty": 0, "coins": 40}
     assert timedelta(0) < ts(result["next_at"]) - ts(result["claimed_at"]) <= timedelta(days=1)

@@ -98,7 +98,7 @@ async def test_a_missing_translation_falls_back_to_english(admin, bot_conn, ops_
     await ops_conn.fetchval("SELECT ops.set_template_translation('rin', 'ru', 'Рин-тян')")
     rin = {t["code"]: t for t in await bot_conn.fetchval("SELECT api.waifu_templates('ru')")}["rin"]
     assert rin == {"code": "rin", "name": "Рин-тян",
-                   "description": "A sly tease with a soft heart she hides very badly."}
+                   "description": "A sly tease with a soft heart she hides very badly.", "rarity": "rare"}
     assert await ops_conn.fetchval("SELECT ops.delete_translation('template', 'rin', 'ru')") is True
     rin = {t["code"]: t for t in await bot_conn.fetchval("SELECT api.waifu_templates('ru')")}["rin"]
     assert rin["name"] == "Rin"

@@ -269,3 +269,53 @@ def test_database_without_pg_cron_is_refused_with_a_clear_error(scratch, migrate
                 cur.execute(f"DROP DATABASE {other} WITH (FORCE)")  # yoyo may still hold a connection
     finally:
         conn.close()
+
+
+MIGRATE = [sys.executable, "-m", "db.migrate"]
+
+
+def test_migrate_rollback_without_a_terminal_refuses_in_one_line(migrated):
+    """yoyo's prompt needs a terminal (a termios traceback without one): db.migrate asks
+    only on a terminal, and without one refuses unless --yes, in one line."""
+    out = subprocess.run([*MIGRATE, "rollback", "--database", migrated], stdin=subprocess.DEVNULL, cwd=ROOT,
+                         env=env_without_database(), capture_output=True, text=True, timeout=120)
+    assert out.returncode == 64, out
+    assert out.stderr.strip() == f"not rolling back {migration_ids()[-1]}: no terminal to confirm on (pass --yes)"
+    assert migrate.apply(migrated) == []  # nothing was rolled back
+
+
+def test_migrate_rollback_asks_on_a_terminal_and_never_prints_the_password(migrated):
+    newest = migration_ids()[-1]
+    password = localdb.password(localdb.SUPERUSER)
+    with_password = localdb.with_user(migrated, localdb.SUPERUSER, password)
+    code, output = run_in_terminal([*MIGRATE, "rollback", "--database", with_password], b"[y/N]", b"n\n")
+    assert code == 0, output
+    assert password not in output
+    assert f"Roll back {newest} on {migrate.shown(with_password)}? [y/N]" in output, output
+    assert ":***@" in migrate.shown(with_password) and "nothing rolled back" in output
+    assert "the database URL holds a password" in output  # the note, once
+    assert migrate.apply(migrated) == []
+
+    out = subprocess.run([*MIGRATE, "rollback", "--yes", "--database", migrated], stdin=subprocess.DEVNULL,
+                         cwd=ROOT, env=env_without_database(), capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == [f"rolled back {newest}", "1 migration(s) rolled back"]
+    listed = subprocess.run([*MIGRATE, "list", "--database", migrated], cwd=ROOT, env=env_without_database(),
+                            capture_output=True, text=True, timeout=120, check=True).stdout.splitlines()
+    assert listed == [f"{'U' if i == newest else 'A'}  {i}" for i in migration_ids()]
+    assert migrate.apply(migrated) == [newest]
+
+
+def test_yoyo_takes_the_password_from_libpq_s_environment(migrated):
+    """The URLs the docs show hold no password: libpq's PGPASSWORD (or a password file)
+    gives it to yoyo's psycopg2 backend, so yoyo's prompt cannot print it."""
+    assert urlsplit(migrated).password is None
+    password = localdb.password(localdb.SUPERUSER)
+    base = {**env_without_database(), "PGPASSFILE": "/nonexistent"}
+    out = subprocess.run([YOYO, "list", "--database", migrated], cwd=ROOT, env={**base, "PGPASSWORD": password},
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert password not in out.stdout + out.stderr
+    out = subprocess.run([YOYO, "list", "--database", migrated], cwd=ROOT, env=base, capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode != 0 and "password" in out.stderr  # so it was PGPASSWORD that let it in

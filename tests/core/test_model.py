@@ -68,6 +68,7 @@ class Event:
     cooldown: int  # us
     starts: int | None = None
     ends: int | None = None
+    coins: int = 0  # coin_reward (0013)
 
     def open_at(self, now: int) -> bool:
         return (self.starts is None or self.starts <= now) and (self.ends is None or now < self.ends)
@@ -126,10 +127,11 @@ class GameMachine(RuleBasedStateMachine):
         self.now = to_us(self.cur.fetchone()[0])
         self.events: dict[str, Event] = {}
         self.cur.execute("SELECT code, energy_cost, xp_reward, mood_delta, loyalty_delta, cooldown, starts_at, "
-                         "ends_at FROM game.events")
-        for code, cost, xp, mood, loyalty, cooldown, starts, ends in self.cur.fetchall():
+                         "ends_at, coin_reward FROM game.events")
+        for code, cost, xp, mood, loyalty, cooldown, starts, ends, coins in self.cur.fetchall():
             assert starts is None and ends is None
-            self.events[code] = Event(code, cost, xp, mood, loyalty, cooldown // timedelta(microseconds=1))
+            self.events[code] = Event(code, cost, xp, mood, loyalty, cooldown // timedelta(microseconds=1),
+                                      coins=coins)
         for e in EXTRA_EVENTS:
             e = replace(e, starts=e.starts and self.now + e.starts, ends=e.ends and self.now + e.ends)
             self.cur.execute("SELECT ops.create_event(%s, %s, %s, %s, %s, %s, %s, %s, %s)",
@@ -236,7 +238,8 @@ class GameMachine(RuleBasedStateMachine):
             "replayed": False,
             "changes": {"energy": -event.cost, "xp": event.xp, "mood": after.mood - before.mood,
                         "loyalty": after.loyalty - before.loyalty, "level_before": level(before.xp),
-                        "level_after": level(after.xp), "leveled_up": level(after.xp) > level(before.xp)}}
+                        "level_after": level(after.xp), "leveled_up": level(after.xp) > level(before.xp),
+                        "coins": event.coins}}
 
     @rule(w=st.integers(0, 2), stat=st.sampled_from(STATS + ("charm",)),
           value=st.one_of(st.integers(-3, 103), st.integers(0, 2**31 - 1)))

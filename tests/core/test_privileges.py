@@ -60,6 +60,37 @@ SURFACE = {
     "api.try_polling_lock(bot_id bigint) -> boolean",
     "api.release_polling_lock(bot_id bigint) -> boolean",
     "ops.set_stat(waifu_id bigint, stat text, value integer, reason text DEFAULT NULL::text) -> jsonb",
+    # 0013: the collection, coins, the shop, leaderboards, groups
+    "api.player_waifus(telegram_id bigint, now timestamp with time zone DEFAULT now()) -> jsonb",
+    "api.set_active_waifu(telegram_id bigint, waifu_id bigint) -> jsonb",
+    "api.shop(telegram_id bigint) -> jsonb",
+    "api.inventory(telegram_id bigint) -> jsonb",
+    "api.buy_item(telegram_id bigint, item_code text, request_key text, quantity integer DEFAULT 1, "
+    "now timestamp with time zone DEFAULT now()) -> jsonb",
+    "api.give_gift(telegram_id bigint, waifu_id bigint, item_code text, request_key text, "
+    "chat_id bigint DEFAULT NULL::bigint, now timestamp with time zone DEFAULT now()) -> jsonb",
+    "api.leaderboard(telegram_id bigint, board text, chat_id bigint DEFAULT NULL::bigint, "
+    "now timestamp with time zone DEFAULT now()) -> jsonb",
+    "api.register_group_member(chat_id bigint, telegram_id bigint, title text DEFAULT NULL::text, "
+    "now timestamp with time zone DEFAULT now()) -> jsonb",
+    "api.set_group_events(chat_id bigint, telegram_id bigint, enabled boolean, is_admin boolean, "
+    "now timestamp with time zone DEFAULT now()) -> jsonb",
+    "api.join_group_event(telegram_id bigint, event_id bigint, waifu_id bigint DEFAULT NULL::bigint, "
+    "now timestamp with time zone DEFAULT now()) -> jsonb",
+    "api.claim_group_messages(worker text, batch_size integer, lease_seconds integer, "
+    "now timestamp with time zone DEFAULT now()) -> jsonb",
+    "api.finish_group_messages(worker text, ids bigint[], outcome text, "
+    "retry_after_seconds integer DEFAULT NULL::integer, now timestamp with time zone DEFAULT now()) -> integer",
+    "ops.set_economy(waifus_per_player integer DEFAULT NULL::integer, "
+    "group_event_every interval DEFAULT NULL::interval, group_event_window interval DEFAULT NULL::interval, "
+    "group_event_pool integer DEFAULT NULL::integer) -> jsonb",
+    "ops.set_event_coins(event_code text, coins integer) -> jsonb",
+    "ops.adjust_coins(telegram_id bigint, delta integer, reason text) -> jsonb",
+    "ops.create_item(code text, name text, price integer, mood_delta integer, loyalty_delta integer, "
+    "energy_delta integer, cooldown interval, description text DEFAULT NULL::text) -> jsonb",
+    "ops.stop_selling_item(code text) -> jsonb",
+    "ops.set_item_translation(item_code text, language text, name text, description text DEFAULT NULL::text) "
+    "-> jsonb",
 }
 
 # Who may EXECUTE what, besides the owner.
@@ -67,14 +98,20 @@ SURFACE = {
 BOT_CALLS = {"adopt_waifu", "participate_in_event", "player_available_events",
              "player_profile", "player_waifu_stats", "register_player", "waifu_templates", "player_language",
              "player_settings", "set_player_setting", "claim_daily", "claim_notifications", "finish_notifications",
-             "rate_limit", "admit_update", "forget_update", "try_polling_lock", "release_polling_lock"}
+             "rate_limit", "admit_update", "forget_update", "try_polling_lock", "release_polling_lock",
+             # 0013
+             "player_waifus", "set_active_waifu", "shop", "inventory", "buy_item", "give_gift", "leaderboard",
+             "register_group_member", "set_group_events", "join_group_event", "claim_group_messages",
+             "finish_group_messages"}
 # Writes only the bot makes (a player's own action, or its sender's bookkeeping): not for operators.
 BOT_ONLY = {"register_player", "adopt_waifu", "participate_in_event", "claim_daily", "claim_notifications",
             "finish_notifications", "rate_limit", "admit_update", "forget_update", "try_polling_lock",
-            "release_polling_lock"}
+            "release_polling_lock", "set_active_waifu", "buy_item", "give_gift", "register_group_member",
+            "set_group_events", "join_group_event", "claim_group_messages", "finish_group_messages"}
 # The pg_cron jobs' role: the job functions only.
 CRON_CALLS = {"api.restore_energy", "game.maintain_ledger", "game.purge_cron_history", "game.purge_player_history",
-              "game.tick_batch", "game.restore_energy_job", "game.purge_rate_limits"}
+              "game.tick_batch", "game.restore_energy_job", "game.purge_rate_limits", "game.group_events_job",
+              "game.refresh_rank_steps"}
 # The metrics exporter's login (0012): these and nothing else.
 MONITOR_CALLS = {"metrics", "metrics_cron", "metrics_outbox"}
 SAFE_SEARCH_PATH = ["search_path=pg_catalog, pg_temp"]
@@ -121,7 +158,8 @@ async def test_pg_cron_jobs_run_as_the_least_privileged_cron_role(admin):
     jobs = await admin.fetch("SELECT jobname, username FROM cron.job ORDER BY jobname")
     assert {(j["jobname"], j["username"]) for j in jobs} == {
         ("ledger-partitions", "waifu_cron"), ("purge-cron-history", "waifu_cron"), ("restore-energy", "waifu_cron"),
-        ("purge-player-history", "waifu_cron"), ("purge-rate-limits", "waifu_cron")}
+        ("purge-player-history", "waifu_cron"), ("purge-rate-limits", "waifu_cron"), ("group-events", "waifu_cron"),
+        ("leaderboard-steps", "waifu_cron")}
     callable_by_cron = {r["f"] for r in await admin.fetch("""
         SELECT n.nspname || '.' || p.proname AS f
         FROM pg_proc AS p JOIN pg_namespace AS n ON n.oid = p.pronamespace
@@ -198,11 +236,15 @@ PLAIN_COLUMN = {"players": "username", "waifu_templates": "name", "waifus": "nam
                 "participations": "request_key", "stat_corrections": "reason", "config": "ledger_retention",
                 "notifications": "kind", "tick_state": "cursor_id", "tick_retry": "skipped_at",
                 "rate_limits": "burst", "rate_buckets": "tat", "seen_updates": "seen_at",
-                "request_keys": "event_code"}
+                "request_keys": "event_code", "economy": "group_event_pool", "wallets": "coins",
+                "coin_ledger": "ref", "items": "price", "item_translations": "name", "inventory": "quantity",
+                "purchases": "result", "gifts": "result", "groups": "title", "group_members": "last_seen_at",
+                "group_events": "pool", "group_event_participants": "coins", "group_messages": "payload",
+                "rank_steps": "xp"}
 
 
 @pytest.mark.parametrize("table", GAME_TABLES + ("tick_state", "tick_retry", "rate_limits", "rate_buckets",
-                                                 "seen_updates"))
+                                                 "seen_updates", "rank_steps"))
 async def test_bot_cannot_touch_game_tables(admin, bot_conn, table):
     column = PLAIN_COLUMN[table]
     for sql in (f"SELECT * FROM game.{table}", f"DELETE FROM game.{table}",

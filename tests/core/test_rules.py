@@ -60,7 +60,7 @@ async def test_participation_spends_rewards_and_records_the_ledger(admin, bot_co
     r = await participate(bot_conn, 1, wid, "walk", "k1", at(minutes=5))  # walk: 10 energy, +15 xp, +4, +1
     assert (r["energy"], r["xp"], r["mood"], r["loyalty"], r["level"]) == (90, 15, 54, 51, 1)
     assert r["changes"] == {"energy": -10, "xp": 15, "mood": 4, "loyalty": 1, "level_before": 1,
-                            "level_after": 1, "leveled_up": False}
+                            "level_after": 1, "leveled_up": False, "coins": 2}
     assert r["replayed"] is False and r["event_code"] == "walk" and r["request_key"] == "k1"
     assert ts(r["participated_at"]) == at(minutes=5)
     # A full waifu that spends starts its clock at the spend.

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, Page, Route, async_playwright, expect
 
 from tests.webapp.conftest import new_player
 from tests.webapp.initdata import init_data
@@ -248,13 +251,27 @@ async def test_outside_telegram_the_page_says_so(browser, live_server, game):
     assert await page.evaluate("window.__tg.ready") == 0
     await page.context.close()
 
-    # And when telegram.org cannot be reached at all.
+    # And when telegram.org cannot be reached at all: our shim stands in (with no initData).
     context = await browser.new_context()
     page = await context.new_page()
     await page.route(TELEGRAM_JS, lambda route: route.abort())
     await page.goto(f"{live_server}/webapp/")
     await expect(page.locator("#status")).to_contain_text("Open it from the bot in Telegram")
+    assert await page.evaluate("window.Telegram.WebApp.isShim") is True
+    english = await page.locator("#status").text_content()
     await context.close()
+
+    # In the browser's language, or the link's (?lang=): the notice is translated (issue 21:
+    # the en and ru screenshots were byte-identical).
+    for options, url in (({"locale": "ru-RU"}, f"{live_server}/webapp/"), ({}, f"{live_server}/webapp/?lang=ru")):
+        context = await browser.new_context(**options)
+        page = await context.new_page()
+        await page.route(TELEGRAM_JS, lambda route: route.abort())
+        await page.goto(url)
+        await expect(page.locator("#status")).to_contain_text("Открой его из бота в Telegram")
+        assert await page.locator("#status").text_content() != english
+        assert await page.title() == "Твои спутницы"
+        await context.close()
     assert problems == []
 
 
@@ -316,7 +333,7 @@ async def test_a_russian_player_sees_the_page_in_russian(browser, live_server, g
     await cafe.locator(".event-result").wait_for()
     assert await cafe.locator(".event-result").text_content() == (
         "Свидание в кафе: +35 опыта · \u221220 ⚡ · настроение +8 · преданность +4")
-    await expect(cafe.locator("button")).to_have_text(re.compile(r"^⏳ (30 минут|29 минут)$"))
+    await expect(cafe.locator("button")).to_have_text(re.compile(r"^⏳ (30 минут|29 минут \d+ секунд[уы]?)$"))
 
     # A refusal is worded by the server, in Russian too (a forged double: the cooldown).
     message = await page.evaluate(
@@ -325,7 +342,8 @@ async def test_a_russian_player_sees_the_page_in_russian(browser, live_server, g
                headers: {Authorization: `tma ${Telegram.WebApp.initData}`, "Accept-Language": "ru",
                          "Idempotency-Key": "russian-refusal-1"}});
              return (await r.json()).error.message; }""", [wid])
-    assert re.fullmatch(r"Она пока не хочет повторять\. Снова можно через (30|29) минут\.", message), message
+    assert re.fullmatch(r"Она пока не хочет повторять\. Снова можно через (30 минут|29 минут \d+ секунд[уы]?)\.",
+                        message), message
     ARTIFACTS.mkdir(exist_ok=True)
     await page.screenshot(path=str(ARTIFACTS / "webapp-ru.png"), full_page=True)
     assert all("409" in p for p in problems), problems  # the forged refusal's failed load, nothing else
@@ -360,3 +378,42 @@ async def test_the_daily_reward_and_the_notifications_switch_work_from_the_page(
         await page.wait_for_timeout(100)
     assert await admin.fetchval("SELECT notifications FROM game.players WHERE telegram_id = $1", CARL) is False
     assert [p for p in problems if "409" not in p and "403" not in p] == []
+
+
+async def test_make_webapp_serves_the_page_with_data_offline(browser, database) -> None:
+    env = {**os.environ, "DATABASE_URL": database.bot_url}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot.dev.webapp", "--port", "0", "--user-id", "2401", "--name", "Вера",
+        "--language", "ru", cwd=ROOT, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    try:
+        url = ""
+        assert proc.stdout is not None
+        while not url.startswith("http"):
+            line = await asyncio.wait_for(proc.stdout.readline(), 60)
+            assert line, (await proc.stderr.read()).decode() if proc.stderr else "no output"
+            url = line.decode().strip()
+        context = await browser.new_context(viewport={"width": 400, "height": 1000}, device_scale_factor=1)
+        page = await context.new_page()
+        elsewhere: list[str] = []
+
+        async def only_local(route: Route) -> None:
+            if urlsplit(route.request.url).hostname == "127.0.0.1":
+                await route.continue_()
+            else:  # offline: nothing may be fetched from anywhere else
+                elsewhere.append(route.request.url)
+                await route.abort()
+
+        await page.route("**/*", only_local)
+        await page.goto(url)
+        await expect(page.locator("#greeting")).to_have_text("Привет, Вера!")
+        await expect(page.locator(".card .name")).to_have_text(["Сакура"])
+        await expect(page.locator(".card .event").first).to_be_visible()
+        assert await page.evaluate("window.Telegram.WebApp.isShim") is True
+        assert elsewhere == []  # not even telegram.org: the page came without its script
+        ARTIFACTS.mkdir(exist_ok=True)
+        await page.screenshot(path=str(ARTIFACTS / "webapp-dev.png"), full_page=True)
+        await context.close()
+    finally:
+        proc.terminate()
+        await asyncio.wait_for(proc.wait(), 20)
+    assert (ARTIFACTS / "webapp-dev.png").stat().st_size > 10_000

@@ -97,3 +97,31 @@ async def test_a_refusal_of_the_bot_writes_one_short_server_log_line(database) -
     assert len(lines) == 50, added[-2000:]
     assert all("ERROR:" in line and len(line) < 200 for line in lines)
     assert "STATEMENT:" not in added and "CONTEXT:" not in added and "DETAIL:" not in added
+
+
+class FailingGame(CountingGame):
+    """The real Game, with a bug: the profile always fails unexpectedly."""
+
+    async def player_profile(self, telegram_id: int) -> dict[str, object]:
+        raise RuntimeError("a bug " + "x" * 500)
+
+
+async def test_an_internal_error_per_request_logs_one_traceback_a_minute(database, admin,
+                                                                         log_stream: io.StringIO) -> None:
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from tests.webapp.initdata import auth_header
+
+    game = await FailingGame.connect(database.bot_url, min_size=1, max_size=2)
+    client = TestClient(TestServer(make_app(game, make_settings()), host="127.0.0.1"))
+    await client.start_server()
+    try:
+        statuses = [(await client.get("/api/me", headers=auth_header(3001))).status for _ in range(100)]
+    finally:
+        await client.close()
+        await game.close()
+    assert statuses == [500] * 100 or set(statuses) == {500, 429}  # the address limit may refuse the tail
+    lines = [json.loads(line) for line in log_stream.getvalue().splitlines()]
+    errors = [line for line in lines if line["level"] == "error"]
+    assert len(errors) == 1 and "RuntimeError: a bug" in errors[0]["exc"], errors
+    assert len(log_stream.getvalue().encode()) < 6_000

@@ -72,19 +72,18 @@
   }
 
   // A wait in the chat's style (bot/texts.py Texts.duration): "42 s", "9 min 42 s",
-  // "25 min", "1 h 20 min". Seconds under ten minutes; longer waits round up to the minute.
+  // "59 min 59 s", "1 h 20 min". To the second under an hour, to the minute beyond, rounded up.
   function duration(ms) {
     const s = Math.max(0, Math.ceil(ms / 1000));
     if (s === 0) return t("dur_now");
-    if (s < 60) return t("dur_s", { n: s });
-    if (s < 600) {
+    if (s < 3600) {
       const m = Math.floor(s / 60);
       const rest = s % 60;
+      if (m === 0) return t("dur_s", { n: rest });
       return rest ? t("dur_pair", { larger: t("dur_min", { n: m }), smaller: t("dur_s", { n: rest }) })
         : t("dur_min", { n: m });
     }
     const minutes = Math.ceil(s / 60);
-    if (minutes < 60) return t("dur_min", { n: minutes });
     const h = Math.floor(minutes / 60);
     const m = minutes % 60;
     return m ? t("dur_pair", { larger: t("dur_h", { h }), smaller: t("dur_min", { n: m }) }) : t("dur_h", { h });
@@ -519,9 +518,11 @@
   }
 
   async function start() {
-    // Telegram's language first; /me then gives the player's own choice.
+    // ?lang= (a link or a tester's choice) first, then Telegram's language, then the
+    // browser's; /me then gives the player's own choice.
     const user = tg && tg.initDataUnsafe && tg.initDataUnsafe.user;
-    await loadTexts((user && user.language_code) || navigator.language || "");
+    const asked = new URLSearchParams(window.location.search).get("lang");
+    await loadTexts(asked || (user && user.language_code) || (navigator.languages || [])[0] || navigator.language || "");
     if (!tg || !tg.initData) {
       showStatus(t("web_outside_telegram"), "notice");
       return;
