@@ -3976,7 +3976,7 @@ Returns true if there was one. Errors: WF006 invalid kind or language.';
 -- Name: metrics(); Type: FUNCTION; Schema: ops; Owner: -
 --
 
-CREATE FUNCTION ops.metrics(OUT players bigint, OUT waifus bigint, OUT waifus_regenerating bigint, OUT tick_last_duration_seconds double precision, OUT tick_last_filled integer, OUT tick_last_batches integer, OUT tick_last_skipped integer, OUT tick_last_finished_age_seconds double precision, OUT tick_runs_total bigint, OUT tick_filled_total bigint, OUT tick_notified_total bigint, OUT tick_waiting_retry bigint, OUT outbox_waiting bigint, OUT outbox_oldest_age_seconds double precision, OUT ledger_partitions integer, OUT ledger_bytes bigint, OUT ledger_expired_partitions integer, OUT ledger_oldest_age_seconds double precision, OUT ledger_retention_seconds double precision, OUT ledger_inserted_rows_total bigint, OUT database_bytes bigint) RETURNS record
+CREATE FUNCTION ops.metrics() RETURNS TABLE(players bigint, waifus bigint, waifus_regenerating bigint, tick_last_duration_seconds double precision, tick_last_filled integer, tick_last_batches integer, tick_last_skipped integer, tick_last_finished_age_seconds double precision, tick_runs_total bigint, tick_filled_total bigint, tick_notified_total bigint, tick_waiting_retry bigint, outbox_waiting bigint, outbox_oldest_age_seconds double precision, ledger_partitions integer, ledger_bytes bigint, ledger_expired_partitions integer, ledger_oldest_age_seconds double precision, ledger_retention_seconds double precision, ledger_inserted_rows_total bigint, database_bytes bigint)
     LANGUAGE plpgsql STABLE SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
@@ -4019,14 +4019,15 @@ BEGIN
         JOIN pg_catalog.pg_stat_user_tables AS st ON st.relid = i.inhrelid
         WHERE i.inhparent = 'game.participations'::regclass);
     database_bytes := pg_catalog.pg_database_size(pg_catalog.current_database());
+    RETURN NEXT;
 END
 $$;
 
 --
--- Name: FUNCTION metrics(OUT players bigint, OUT waifus bigint, OUT waifus_regenerating bigint, OUT tick_last_duration_seconds double precision, OUT tick_last_filled integer, OUT tick_last_batches integer, OUT tick_last_skipped integer, OUT tick_last_finished_age_seconds double precision, OUT tick_runs_total bigint, OUT tick_filled_total bigint, OUT tick_notified_total bigint, OUT tick_waiting_retry bigint, OUT outbox_waiting bigint, OUT outbox_oldest_age_seconds double precision, OUT ledger_partitions integer, OUT ledger_bytes bigint, OUT ledger_expired_partitions integer, OUT ledger_oldest_age_seconds double precision, OUT ledger_retention_seconds double precision, OUT ledger_inserted_rows_total bigint, OUT database_bytes bigint); Type: COMMENT; Schema: ops; Owner: -
+-- Name: FUNCTION metrics(); Type: COMMENT; Schema: ops; Owner: -
 --
 
-COMMENT ON FUNCTION ops.metrics(OUT players bigint, OUT waifus bigint, OUT waifus_regenerating bigint, OUT tick_last_duration_seconds double precision, OUT tick_last_filled integer, OUT tick_last_batches integer, OUT tick_last_skipped integer, OUT tick_last_finished_age_seconds double precision, OUT tick_runs_total bigint, OUT tick_filled_total bigint, OUT tick_notified_total bigint, OUT tick_waiting_retry bigint, OUT outbox_waiting bigint, OUT outbox_oldest_age_seconds double precision, OUT ledger_partitions integer, OUT ledger_bytes bigint, OUT ledger_expired_partitions integer, OUT ledger_oldest_age_seconds double precision, OUT ledger_retention_seconds double precision, OUT ledger_inserted_rows_total bigint, OUT database_bytes bigint) IS 'The database''s figures for Prometheus (db/monitoring/queries.yaml) and operators: one row.
+COMMENT ON FUNCTION ops.metrics() IS 'The database''s figures for Prometheus (db/monitoring/queries.yaml) and operators: one row.
 players, waifus, waifus_regenerating (stored below the cap); the restore tick''s last complete run
 (tick_last_duration_seconds, _filled, _batches, _skipped; tick_last_finished_age_seconds: since it ended)
 and its totals (tick_runs_total, tick_filled_total, tick_notified_total), tick_waiting_retry (waifus
@@ -6932,12 +6933,12 @@ REVOKE ALL ON FUNCTION ops.delete_translation(kind text, code text, language tex
 GRANT ALL ON FUNCTION ops.delete_translation(kind text, code text, language text) TO waifu_ops;
 
 --
--- Name: FUNCTION metrics(OUT players bigint, OUT waifus bigint, OUT waifus_regenerating bigint, OUT tick_last_duration_seconds double precision, OUT tick_last_filled integer, OUT tick_last_batches integer, OUT tick_last_skipped integer, OUT tick_last_finished_age_seconds double precision, OUT tick_runs_total bigint, OUT tick_filled_total bigint, OUT tick_notified_total bigint, OUT tick_waiting_retry bigint, OUT outbox_waiting bigint, OUT outbox_oldest_age_seconds double precision, OUT ledger_partitions integer, OUT ledger_bytes bigint, OUT ledger_expired_partitions integer, OUT ledger_oldest_age_seconds double precision, OUT ledger_retention_seconds double precision, OUT ledger_inserted_rows_total bigint, OUT database_bytes bigint); Type: ACL; Schema: ops; Owner: -
+-- Name: FUNCTION metrics(); Type: ACL; Schema: ops; Owner: -
 --
 
-REVOKE ALL ON FUNCTION ops.metrics(OUT players bigint, OUT waifus bigint, OUT waifus_regenerating bigint, OUT tick_last_duration_seconds double precision, OUT tick_last_filled integer, OUT tick_last_batches integer, OUT tick_last_skipped integer, OUT tick_last_finished_age_seconds double precision, OUT tick_runs_total bigint, OUT tick_filled_total bigint, OUT tick_notified_total bigint, OUT tick_waiting_retry bigint, OUT outbox_waiting bigint, OUT outbox_oldest_age_seconds double precision, OUT ledger_partitions integer, OUT ledger_bytes bigint, OUT ledger_expired_partitions integer, OUT ledger_oldest_age_seconds double precision, OUT ledger_retention_seconds double precision, OUT ledger_inserted_rows_total bigint, OUT database_bytes bigint) FROM PUBLIC;
-GRANT ALL ON FUNCTION ops.metrics(OUT players bigint, OUT waifus bigint, OUT waifus_regenerating bigint, OUT tick_last_duration_seconds double precision, OUT tick_last_filled integer, OUT tick_last_batches integer, OUT tick_last_skipped integer, OUT tick_last_finished_age_seconds double precision, OUT tick_runs_total bigint, OUT tick_filled_total bigint, OUT tick_notified_total bigint, OUT tick_waiting_retry bigint, OUT outbox_waiting bigint, OUT outbox_oldest_age_seconds double precision, OUT ledger_partitions integer, OUT ledger_bytes bigint, OUT ledger_expired_partitions integer, OUT ledger_oldest_age_seconds double precision, OUT ledger_retention_seconds double precision, OUT ledger_inserted_rows_total bigint, OUT database_bytes bigint) TO waifu_ops;
-GRANT ALL ON FUNCTION ops.metrics(OUT players bigint, OUT waifus bigint, OUT waifus_regenerating bigint, OUT tick_last_duration_seconds double precision, OUT tick_last_filled integer, OUT tick_last_batches integer, OUT tick_last_skipped integer, OUT tick_last_finished_age_seconds double precision, OUT tick_runs_total bigint, OUT tick_filled_total bigint, OUT tick_notified_total bigint, OUT tick_waiting_retry bigint, OUT outbox_waiting bigint, OUT outbox_oldest_age_seconds double precision, OUT ledger_partitions integer, OUT ledger_bytes bigint, OUT ledger_expired_partitions integer, OUT ledger_oldest_age_seconds double precision, OUT ledger_retention_seconds double precision, OUT ledger_inserted_rows_total bigint, OUT database_bytes bigint) TO waifu_monitor;
+REVOKE ALL ON FUNCTION ops.metrics() FROM PUBLIC;
+GRANT ALL ON FUNCTION ops.metrics() TO waifu_ops;
+GRANT ALL ON FUNCTION ops.metrics() TO waifu_monitor;
 
 --
 -- Name: FUNCTION metrics_cron(); Type: ACL; Schema: ops; Owner: -

@@ -34,18 +34,21 @@ GRANT USAGE ON SCHEMA ops TO waifu_monitor;
 
 -- The one-row figures ------------------------------------------------------------------------
 
-CREATE FUNCTION ops.metrics(
-    OUT players bigint, OUT waifus bigint, OUT waifus_regenerating bigint,
-    OUT tick_last_duration_seconds double precision, OUT tick_last_filled integer,
-    OUT tick_last_batches integer, OUT tick_last_skipped integer,
-    OUT tick_last_finished_age_seconds double precision,
-    OUT tick_runs_total bigint, OUT tick_filled_total bigint, OUT tick_notified_total bigint,
-    OUT tick_waiting_retry bigint,
-    OUT outbox_waiting bigint, OUT outbox_oldest_age_seconds double precision,
-    OUT ledger_partitions integer, OUT ledger_bytes bigint, OUT ledger_expired_partitions integer,
-    OUT ledger_oldest_age_seconds double precision, OUT ledger_retention_seconds double precision,
-    OUT ledger_inserted_rows_total bigint,
-    OUT database_bytes bigint)
+-- A set of one row (RETURNS TABLE), not a record of OUT arguments: PL/Proxy's generated
+-- wrappers (db/partitions.py) forward sets, but not a function returning a bare record.
+CREATE FUNCTION ops.metrics()
+    RETURNS TABLE (
+        players bigint, waifus bigint, waifus_regenerating bigint,
+        tick_last_duration_seconds double precision, tick_last_filled integer,
+        tick_last_batches integer, tick_last_skipped integer,
+        tick_last_finished_age_seconds double precision,
+        tick_runs_total bigint, tick_filled_total bigint, tick_notified_total bigint,
+        tick_waiting_retry bigint,
+        outbox_waiting bigint, outbox_oldest_age_seconds double precision,
+        ledger_partitions integer, ledger_bytes bigint, ledger_expired_partitions integer,
+        ledger_oldest_age_seconds double precision, ledger_retention_seconds double precision,
+        ledger_inserted_rows_total bigint,
+        database_bytes bigint)
     LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -87,6 +90,7 @@ BEGIN
         JOIN pg_catalog.pg_stat_user_tables AS st ON st.relid = i.inhrelid
         WHERE i.inhparent = 'game.participations'::regclass);
     database_bytes := pg_catalog.pg_database_size(pg_catalog.current_database());
+    RETURN NEXT;
 END
 $$;
 COMMENT ON FUNCTION ops.metrics() IS

@@ -44,14 +44,13 @@ SURFACE = {
     "ops.reset_tick(since timestamp with time zone DEFAULT (now() - '1 day'::interval)) -> jsonb",
     "ops.set_rate_limit(bucket text, rate double precision, burst integer) -> jsonb",
     # 0012: the database's figures for Prometheus (also granted to the exporter's login).
-    "ops.metrics(OUT players bigint, OUT waifus bigint, OUT waifus_regenerating bigint, "
-    "OUT tick_last_duration_seconds double precision, OUT tick_last_filled integer, OUT tick_last_batches integer, "
-    "OUT tick_last_skipped integer, OUT tick_last_finished_age_seconds double precision, OUT tick_runs_total bigint, "
-    "OUT tick_filled_total bigint, OUT tick_notified_total bigint, OUT tick_waiting_retry bigint, "
-    "OUT outbox_waiting bigint, OUT outbox_oldest_age_seconds double precision, OUT ledger_partitions integer, "
-    "OUT ledger_bytes bigint, OUT ledger_expired_partitions integer, OUT ledger_oldest_age_seconds double precision, "
-    "OUT ledger_retention_seconds double precision, OUT ledger_inserted_rows_total bigint, "
-    "OUT database_bytes bigint) -> record",
+    "ops.metrics() -> TABLE(players bigint, waifus bigint, waifus_regenerating bigint, "
+    "tick_last_duration_seconds double precision, tick_last_filled integer, tick_last_batches integer, "
+    "tick_last_skipped integer, tick_last_finished_age_seconds double precision, tick_runs_total bigint, "
+    "tick_filled_total bigint, tick_notified_total bigint, tick_waiting_retry bigint, "
+    "outbox_waiting bigint, outbox_oldest_age_seconds double precision, ledger_partitions integer, "
+    "ledger_bytes bigint, ledger_expired_partitions integer, ledger_oldest_age_seconds double precision, "
+    "ledger_retention_seconds double precision, ledger_inserted_rows_total bigint, database_bytes bigint)",
     "ops.metrics_cron() -> TABLE(cron_job text, last_success_age_seconds double precision, "
     "last_run_seconds double precision, last_failed integer, succeeded_1h bigint, failed_1h bigint)",
     "ops.metrics_outbox() -> TABLE(outcome text, notifications bigint)",
