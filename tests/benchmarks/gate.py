@@ -5,11 +5,14 @@ than the baseline kept in tests/benchmarks/baseline.json.
 
 `make bench-quick` runs the benchmark scripts at small sizes, then this. It reads each
 script's bench-results/<name>.json and compares the figures the baseline names. Only
-figures that the machine's other load moves little are gated: ratios measured within
-one run (a participation against a bare UPDATE in the same database, the tick against a
-bare UPDATE of its rows) and CPU time per unit of work (read from /proc, not the wall
-clock). Wall-clock throughput on a shared 2-core machine moved 2x within an hour (README,
-Benchmarks), so a 20% gate on it would fail at random.
+figures that moved little between runs are gated, measured 5-7 times each on an idle
+machine: participations against a bare UPDATE in the same run (0.43-0.50), and the web
+app's server and PostgreSQL CPU per request (within 10%). Not gated, because they moved
+more than the tolerance between back-to-back runs on an idle machine: wall-clock
+throughput; the quick run's tick (a few ms; its ratio to a bare UPDATE went 0.14 -> 0.34);
+the bot's CPU per update (1.7-1.9 ms in some runs, 5.3-6.5 ms in others, the stand-in's
+and PostgreSQL's CPU tripling with it: the virtual machine's speed under a 2-core load,
+which a reference workload measured around the phase did not capture).
 
 The exit status is 1 if a gated figure regressed by more than the tolerance or is
 missing, else 0. `make bench-quick` runs the scripts again once before failing, so one
