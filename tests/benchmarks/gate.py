@@ -18,9 +18,11 @@ The exit status is 1 if a gated figure regressed by more than the tolerance or i
 missing, else 0. `make bench-quick` runs the scripts again once before failing, so one
 unlucky second does not fail CI; a real regression fails both runs.
 
-After a change that makes a figure better on purpose, or a new machine kind, refresh the
-baseline: run `make bench-quick` a few times on a quiet machine and write the worst value
-seen of each figure into baseline.json with the date and the commit.
+The baseline holds the WORST value seen of each figure over several quick runs (11 on
+2026-12-07, 4 of them inside .ci/run), not a typical one: even the gated figures moved up
+to 30% between runs with no change, and a gate that fails on the machine's noise would
+stop every landing. After a change of cost made on purpose, or on a new machine kind,
+refresh it the same way and say why in the commit.
 """
 
 from __future__ import annotations
