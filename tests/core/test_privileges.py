@@ -41,13 +41,13 @@ SURFACE = {
     "ops.set_config(ledger_retention interval DEFAULT NULL::interval, "
     "notification_retention interval DEFAULT NULL::interval, notification_max_age interval DEFAULT NULL::interval, "
     "tick_batch_size integer DEFAULT NULL::integer) -> jsonb",
-    "ops.reset_tick(since timestamp with time zone DEFAULT (now() - '1 day'::interval)) -> jsonb",
+    "ops.reset_tick(since timestamp with time zone DEFAULT (now() - '01:00:00'::interval)) -> jsonb",
     "ops.set_rate_limit(bucket text, rate double precision, burst integer) -> jsonb",
     # 0012: the database's figures for Prometheus (also granted to the exporter's login).
     "ops.metrics() -> TABLE(players bigint, waifus bigint, waifus_regenerating bigint, "
     "tick_last_duration_seconds double precision, tick_last_filled integer, tick_last_batches integer, "
-    "tick_last_skipped integer, tick_last_finished_age_seconds double precision, tick_runs_total bigint, "
-    "tick_filled_total bigint, tick_notified_total bigint, tick_waiting_retry bigint, "
+    "tick_last_finished_age_seconds double precision, tick_runs_total bigint, "
+    "tick_filled_total bigint, tick_notified_total bigint, outbox_rested_staged bigint, "
     "outbox_waiting bigint, outbox_oldest_age_seconds double precision, ledger_partitions integer, "
     "ledger_bytes bigint, ledger_expired_partitions integer, ledger_oldest_age_seconds double precision, "
     "ledger_retention_seconds double precision, ledger_inserted_rows_total bigint, database_bytes bigint)",
