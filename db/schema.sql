@@ -1399,6 +1399,40 @@ user id, a chat id, an address; 1-128 characters). Every bot and web process sha
 Errors: WF006 unknown bucket, key empty or too long.';
 
 --
+-- Name: rate_limit_lease(text, text, integer); Type: FUNCTION; Schema: api; Owner: -
+--
+
+CREATE FUNCTION api.rate_limit_lease(bucket text, key text, wanted integer) RETURNS TABLE(granted integer, retry_after double precision)
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    taken record;
+BEGIN
+    IF rate_limit_lease.key IS NULL OR rate_limit_lease.key = '' OR length(rate_limit_lease.key) > 128 THEN
+        PERFORM game.check_text('key', rate_limit_lease.key, 128, true);
+    END IF;
+    IF rate_limit_lease.wanted IS NULL OR rate_limit_lease.wanted NOT BETWEEN 1 AND 1000 THEN
+        PERFORM game.invalid_argument('wanted', rate_limit_lease.wanted::text, 'wanted must be 1 to 1000');
+    END IF;
+    taken := game.take_tokens(rate_limit_lease.bucket, rate_limit_lease.key, rate_limit_lease.wanted);
+    granted := taken.granted;
+    retry_after := taken.wait;
+    RETURN NEXT;
+END
+$$;
+
+--
+-- Name: FUNCTION rate_limit_lease(bucket text, key text, wanted integer); Type: COMMENT; Schema: api; Owner: -
+--
+
+COMMENT ON FUNCTION api.rate_limit_lease(bucket text, key text, wanted integer) IS 'Take up to `wanted` requests (1-1000; at most a quarter of the bucket''s burst) from a shared rate limit at
+once, for a process to hand out itself: {granted: how many (0: refused), retry_after: 0, or the seconds until
+one would be}. Requests taken are spent whether or not the process uses them, so a key never gets more than
+its budget. Same buckets and
+keys as api.rate_limit. Errors: WF006 unknown bucket, key empty or too long, wanted outside 1..1000.';
+
+--
 -- Name: register_group_member(bigint, bigint, text, timestamp with time zone); Type: FUNCTION; Schema: api; Owner: -
 --
 
@@ -3653,38 +3687,57 @@ $$;
 COMMENT ON FUNCTION game.stats_json(w game.waifus, dynamic jsonb, at timestamp with time zone) IS 'Stats card of a waifu (the shape api.waifu_stats returns).';
 
 --
--- Name: take_token(text, text); Type: FUNCTION; Schema: game; Owner: -
+-- Name: take_tokens(text, text, integer); Type: FUNCTION; Schema: game; Owner: -
 --
 
-CREATE FUNCTION game.take_token(bucket text, key text) RETURNS double precision
+CREATE FUNCTION game.take_tokens(bucket text, key text, wanted integer, OUT granted integer, OUT wait double precision) RETURNS record
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 DECLARE
     r game.rate_limits;
     t double precision := extract(epoch FROM clock_timestamp())::double precision;
+    n integer;
     emission double precision;
     tolerance double precision;
-    result record;
+    tat double precision;
 BEGIN
-    SELECT * INTO r FROM game.rate_limits AS x WHERE x.bucket = take_token.bucket;
+    SELECT * INTO r FROM game.rate_limits AS x WHERE x.bucket = take_tokens.bucket;
     IF NOT FOUND THEN
-        PERFORM game.invalid_argument('bucket', take_token.bucket, 'unknown rate limit bucket (see ops.rate_limits)');
+        PERFORM game.invalid_argument('bucket', take_tokens.bucket, 'unknown rate limit bucket (see ops.rate_limits)');
     END IF;
+    -- At most a quarter of the burst at once: a process holding requests it has not used
+    -- yet never keeps the others sharing the key out for long.
+    n := least(greatest(take_tokens.wanted, 1), greatest(r.burst / 4, 1), 1000);
     emission := 1.0 / r.rate;
     tolerance := emission * (r.burst - 1);
-    INSERT INTO game.rate_buckets AS b (bucket, key, tat, allowed)
-    VALUES (take_token.bucket, take_token.key, t + emission, true)
+    -- Room now: the requests that fit before the bucket's tolerance is used up (the first
+    -- one whenever greatest(tat, t) - t <= tolerance).
+    INSERT INTO game.rate_buckets AS b (bucket, key, tat, granted)
+    VALUES (take_tokens.bucket, take_tokens.key, t + emission * least(n, r.burst), least(n, r.burst))
     ON CONFLICT ON CONSTRAINT rate_buckets_pkey DO UPDATE
-        SET allowed = greatest(b.tat, t) - t <= tolerance,
-            tat = CASE WHEN greatest(b.tat, t) - t <= tolerance THEN greatest(b.tat, t) + emission ELSE b.tat END
-    RETURNING b.allowed, b.tat INTO result;
-    IF result.allowed THEN
-        RETURN 0::double precision;
-    END IF;
-    RETURN greatest(result.tat - tolerance - t, 0.001::double precision);
+        SET granted = greatest(least(n, floor((tolerance - (greatest(b.tat, t) - t)) / emission)::integer + 1), 0),
+            tat = greatest(b.tat, t)
+                  + emission * greatest(least(n, floor((tolerance - (greatest(b.tat, t) - t)) / emission)::integer + 1), 0)
+    RETURNING b.granted, b.tat INTO granted, tat;
+    wait := CASE WHEN granted > 0 THEN 0::double precision ELSE greatest(tat - tolerance - t, 0.001) END;
 END
 $$;
+
+--
+-- Name: FUNCTION take_tokens(bucket text, key text, wanted integer, OUT granted integer, OUT wait double precision); Type: COMMENT; Schema: game; Owner: -
+--
+
+COMMENT ON FUNCTION game.take_tokens(bucket text, key text, wanted integer, OUT granted integer, OUT wait double precision) IS 'GCRA: take up to `wanted` requests for key in bucket; {granted, wait: 0, or the seconds until one would be}.';
+
+--
+-- Name: take_token(text, text); Type: FUNCTION; Schema: game; Owner: -
+--
+
+CREATE FUNCTION game.take_token(bucket text, key text) RETURNS double precision
+    LANGUAGE sql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    RETURN (game.take_tokens(bucket, key, 1)).wait;
 
 --
 -- Name: FUNCTION take_token(bucket text, key text); Type: COMMENT; Schema: game; Owner: -
@@ -4974,7 +5027,7 @@ CREATE UNLOGGED TABLE game.rate_buckets (
     bucket text NOT NULL,
     key text NOT NULL,
     tat double precision NOT NULL,
-    allowed boolean DEFAULT true NOT NULL
+    granted integer DEFAULT 1 NOT NULL
 )
 WITH (fillfactor='70');
 
@@ -4982,7 +5035,8 @@ WITH (fillfactor='70');
 -- Name: TABLE rate_buckets; Type: COMMENT; Schema: game; Owner: -
 --
 
-COMMENT ON TABLE game.rate_buckets IS 'State of the shared rate limiter (GCRA: tat = when the key''s bucket is full again). Unlogged; purged every 5 minutes.';
+COMMENT ON TABLE game.rate_buckets IS 'State of the shared rate limiter (GCRA: tat = when the key''s bucket is full again; granted: requests the last
+take got, 0 if it was refused). Unlogged; purged every 5 minutes.';
 
 --
 -- Name: rate_limits; Type: TABLE; Schema: game; Owner: -
@@ -5521,7 +5575,7 @@ CREATE VIEW ops.rate_limits AS
           WHERE ((b.bucket = l.bucket) AND (b.tat > (EXTRACT(epoch FROM now()))::double precision))) AS active_keys,
     ( SELECT count(*) AS count
            FROM game.rate_buckets b
-          WHERE ((b.bucket = l.bucket) AND (NOT b.allowed) AND (b.tat > (EXTRACT(epoch FROM now()))::double precision))) AS refused_keys
+          WHERE ((b.bucket = l.bucket) AND (b.granted = 0) AND (b.tat > (EXTRACT(epoch FROM now()))::double precision))) AS refused_keys
    FROM game.rate_limits l
   ORDER BY l.bucket;
 
@@ -6380,6 +6434,13 @@ REVOKE ALL ON FUNCTION api.rate_limit(bucket text, key text) FROM PUBLIC;
 GRANT ALL ON FUNCTION api.rate_limit(bucket text, key text) TO waifu_bot;
 
 --
+-- Name: FUNCTION rate_limit_lease(bucket text, key text, wanted integer); Type: ACL; Schema: api; Owner: -
+--
+
+REVOKE ALL ON FUNCTION api.rate_limit_lease(bucket text, key text, wanted integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION api.rate_limit_lease(bucket text, key text, wanted integer) TO waifu_bot;
+
+--
 -- Name: FUNCTION register_group_member(chat_id bigint, telegram_id bigint, title text, now timestamp with time zone); Type: ACL; Schema: api; Owner: -
 --
 
@@ -6904,6 +6965,12 @@ REVOKE ALL ON FUNCTION game.settings_json(p game.players, at timestamp with time
 
 REVOKE ALL ON FUNCTION game.stats_json(w game.waifus, dynamic jsonb, at timestamp with time zone) FROM PUBLIC;
 GRANT ALL ON FUNCTION game.stats_json(w game.waifus, dynamic jsonb, at timestamp with time zone) TO waifu_ops;
+
+--
+-- Name: FUNCTION take_tokens(bucket text, key text, wanted integer, OUT granted integer, OUT wait double precision); Type: ACL; Schema: game; Owner: -
+--
+
+REVOKE ALL ON FUNCTION game.take_tokens(bucket text, key text, wanted integer, OUT granted integer, OUT wait double precision) FROM PUBLIC;
 
 --
 -- Name: FUNCTION take_token(bucket text, key text); Type: ACL; Schema: game; Owner: -

@@ -542,40 +542,55 @@ CREATE UNLOGGED TABLE game.rate_buckets (
     bucket text NOT NULL,
     key text NOT NULL,
     tat double precision NOT NULL,
-    allowed boolean NOT NULL DEFAULT true,
+    granted integer NOT NULL DEFAULT 1,
     PRIMARY KEY (bucket, key)
 ) WITH (fillfactor = 70);
 COMMENT ON TABLE game.rate_buckets IS
-    'State of the shared rate limiter (GCRA: tat = when the key''s bucket is full again). Unlogged; purged every 5 minutes.';
+$$State of the shared rate limiter (GCRA: tat = when the key's bucket is full again; granted: requests the last
+take got, 0 if it was refused). Unlogged; purged every 5 minutes.$$;
 
-CREATE FUNCTION game.take_token(bucket text, key text) RETURNS double precision
+-- GCRA with a cost: as many of `wanted` requests as the key's bucket holds now (0 if none:
+-- `wait` is then the seconds until one would be). One upsert.
+CREATE FUNCTION game.take_tokens(bucket text, key text, wanted integer, OUT granted integer,
+                                 OUT wait double precision)
     LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     r game.rate_limits;
     t double precision := extract(epoch FROM clock_timestamp())::double precision;
+    n integer;
     emission double precision;
     tolerance double precision;
-    result record;
+    tat double precision;
 BEGIN
-    SELECT * INTO r FROM game.rate_limits AS x WHERE x.bucket = take_token.bucket;
+    SELECT * INTO r FROM game.rate_limits AS x WHERE x.bucket = take_tokens.bucket;
     IF NOT FOUND THEN
-        PERFORM game.invalid_argument('bucket', take_token.bucket, 'unknown rate limit bucket (see ops.rate_limits)');
+        PERFORM game.invalid_argument('bucket', take_tokens.bucket, 'unknown rate limit bucket (see ops.rate_limits)');
     END IF;
+    -- At most a quarter of the burst at once: a process holding requests it has not used
+    -- yet never keeps the others sharing the key out for long.
+    n := least(greatest(take_tokens.wanted, 1), greatest(r.burst / 4, 1), 1000);
     emission := 1.0 / r.rate;
     tolerance := emission * (r.burst - 1);
-    INSERT INTO game.rate_buckets AS b (bucket, key, tat, allowed)
-    VALUES (take_token.bucket, take_token.key, t + emission, true)
+    -- Room now: the requests that fit before the bucket's tolerance is used up (the first
+    -- one whenever greatest(tat, t) - t <= tolerance).
+    INSERT INTO game.rate_buckets AS b (bucket, key, tat, granted)
+    VALUES (take_tokens.bucket, take_tokens.key, t + emission * least(n, r.burst), least(n, r.burst))
     ON CONFLICT ON CONSTRAINT rate_buckets_pkey DO UPDATE
-        SET allowed = greatest(b.tat, t) - t <= tolerance,
-            tat = CASE WHEN greatest(b.tat, t) - t <= tolerance THEN greatest(b.tat, t) + emission ELSE b.tat END
-    RETURNING b.allowed, b.tat INTO result;
-    IF result.allowed THEN
-        RETURN 0::double precision;
-    END IF;
-    RETURN greatest(result.tat - tolerance - t, 0.001::double precision);
+        SET granted = greatest(least(n, floor((tolerance - (greatest(b.tat, t) - t)) / emission)::integer + 1), 0),
+            tat = greatest(b.tat, t)
+                  + emission * greatest(least(n, floor((tolerance - (greatest(b.tat, t) - t)) / emission)::integer + 1), 0)
+    RETURNING b.granted, b.tat INTO granted, tat;
+    wait := CASE WHEN granted > 0 THEN 0::double precision ELSE greatest(tat - tolerance - t, 0.001) END;
 END
 $$;
+COMMENT ON FUNCTION game.take_tokens(text, text, integer) IS
+    'GCRA: take up to `wanted` requests for key in bucket; {granted, wait: 0, or the seconds until one would be}.';
+REVOKE ALL ON FUNCTION game.take_tokens(text, text, integer) FROM PUBLIC;
+
+CREATE FUNCTION game.take_token(bucket text, key text) RETURNS double precision
+    LANGUAGE sql SET search_path = pg_catalog, pg_temp
+    RETURN (game.take_tokens(take_token.bucket, take_token.key, 1)).wait;
 COMMENT ON FUNCTION game.take_token(text, text) IS
     'GCRA: take one request for key in bucket; 0 if allowed, else the seconds until it would be.';
 REVOKE ALL ON FUNCTION game.take_token(text, text) FROM PUBLIC;
@@ -597,6 +612,35 @@ user id, a chat id, an address; 1-128 characters). Every bot and web process sha
 Errors: WF006 unknown bucket, key empty or too long.$$;
 REVOKE ALL ON FUNCTION api.rate_limit(text, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION api.rate_limit(text, text) TO waifu_bot;
+
+-- A set of one row (RETURNS TABLE), for PL/Proxy's generated wrappers (db/partitions.py).
+CREATE FUNCTION api.rate_limit_lease(bucket text, key text, wanted integer)
+    RETURNS TABLE (granted integer, retry_after double precision)
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    taken record;
+BEGIN
+    IF rate_limit_lease.key IS NULL OR rate_limit_lease.key = '' OR length(rate_limit_lease.key) > 128 THEN
+        PERFORM game.check_text('key', rate_limit_lease.key, 128, true);
+    END IF;
+    IF rate_limit_lease.wanted IS NULL OR rate_limit_lease.wanted NOT BETWEEN 1 AND 1000 THEN
+        PERFORM game.invalid_argument('wanted', rate_limit_lease.wanted::text, 'wanted must be 1 to 1000');
+    END IF;
+    taken := game.take_tokens(rate_limit_lease.bucket, rate_limit_lease.key, rate_limit_lease.wanted);
+    granted := taken.granted;
+    retry_after := taken.wait;
+    RETURN NEXT;
+END
+$$;
+COMMENT ON FUNCTION api.rate_limit_lease(text, text, integer) IS
+$$Take up to `wanted` requests (1-1000; at most a quarter of the bucket's burst) from a shared rate limit at
+once, for a process to hand out itself: {granted: how many (0: refused), retry_after: 0, or the seconds until
+one would be}. Requests taken are spent whether or not the process uses them, so a key never gets more than
+its budget. Same buckets and
+keys as api.rate_limit. Errors: WF006 unknown bucket, key empty or too long, wanted outside 1..1000.$$;
+REVOKE ALL ON FUNCTION api.rate_limit_lease(text, text, integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION api.rate_limit_lease(text, text, integer) TO waifu_bot;
 
 CREATE UNLOGGED TABLE game.seen_updates (
     bot_id bigint NOT NULL,
@@ -719,7 +763,7 @@ CREATE VIEW ops.rate_limits AS
 SELECT l.bucket, l.rate, l.burst, l.description,
        (SELECT count(*) FROM game.rate_buckets AS b WHERE b.bucket = l.bucket AND b.tat > extract(epoch FROM now()))
            AS active_keys,
-       (SELECT count(*) FROM game.rate_buckets AS b WHERE b.bucket = l.bucket AND NOT b.allowed
+       (SELECT count(*) FROM game.rate_buckets AS b WHERE b.bucket = l.bucket AND b.granted = 0
             AND b.tat > extract(epoch FROM now())) AS refused_keys
 FROM game.rate_limits AS l
 ORDER BY l.bucket;

@@ -55,6 +55,8 @@ SURFACE = {
     "last_run_seconds double precision, last_failed integer, succeeded_1h bigint, failed_1h bigint)",
     "ops.metrics_outbox() -> TABLE(outcome text, notifications bigint)",
     "api.rate_limit(bucket text, key text) -> double precision",
+    "api.rate_limit_lease(bucket text, key text, wanted integer) -> "
+    "TABLE(granted integer, retry_after double precision)",
     "api.admit_update(bot_id bigint, update_id bigint, user_id bigint, chat_id bigint) -> jsonb",
     "api.forget_update(bot_id bigint, update_id bigint) -> boolean",
     "api.try_polling_lock(bot_id bigint) -> boolean",
@@ -98,14 +100,16 @@ SURFACE = {
 BOT_CALLS = {"adopt_waifu", "participate_in_event", "player_available_events",
              "player_profile", "player_waifu_stats", "register_player", "waifu_templates", "player_language",
              "player_settings", "set_player_setting", "claim_daily", "claim_notifications", "finish_notifications",
-             "rate_limit", "admit_update", "forget_update", "try_polling_lock", "release_polling_lock",
+             "rate_limit", "rate_limit_lease", "admit_update", "forget_update", "try_polling_lock",
+             "release_polling_lock",
              # 0013
              "player_waifus", "set_active_waifu", "shop", "inventory", "buy_item", "give_gift", "leaderboard",
              "register_group_member", "set_group_events", "join_group_event", "claim_group_messages",
              "finish_group_messages"}
 # Writes only the bot makes (a player's own action, or its sender's bookkeeping): not for operators.
 BOT_ONLY = {"register_player", "adopt_waifu", "participate_in_event", "claim_daily", "claim_notifications",
-            "finish_notifications", "rate_limit", "admit_update", "forget_update", "try_polling_lock",
+            "finish_notifications", "rate_limit", "rate_limit_lease", "admit_update", "forget_update",
+            "try_polling_lock",
             "release_polling_lock", "set_active_waifu", "buy_item", "give_gift", "register_group_member",
             "set_group_events", "join_group_event", "claim_group_messages", "finish_group_messages"}
 # The pg_cron jobs' role: the job functions only.

@@ -267,3 +267,13 @@ async def test_a_claim_on_all_partitions_runs_once_and_gathers_both(proxy_admin,
     assert len(set(ids)) == 2  # ids carry the player's hash: no collision across partitions
     assert await proxy_bot.fetchval("SELECT api.claim_notifications('w2', 10, 60)") == []
     assert await proxy_bot.fetchval("SELECT api.finish_notifications('w1', $1, 'sent')", ids) == 2
+
+
+async def test_a_rate_limit_lease_is_taken_on_the_keys_partition_only(proxy_admin, proxy_bot):
+    await proxy_admin.fetchval("SELECT ops.set_rate_limit('web_address', 0.001, 40)")
+    rows = await proxy_bot.fetch("SELECT * FROM api.rate_limit_lease('web_address', '192.0.2.7', 10)")
+    assert [tuple(r) for r in rows] == [(10, 0.0)]  # one partition's answer, not one per partition
+    # The same key's budget, wherever the next call comes from: 40 in all, 10 at a time.
+    granted = [(await proxy_bot.fetchrow("SELECT * FROM api.rate_limit_lease('web_address', '192.0.2.7', 10)"))[0]
+               for _ in range(4)]
+    assert granted == [10, 10, 10, 0]

@@ -23,7 +23,7 @@ class CountingGame(Game):
     limit_calls = 0
 
     async def _call(self, sql: str, *args: Any) -> Any:
-        if sql.startswith("SELECT api.rate_limit("):
+        if "api.rate_limit" in sql:
             self.limit_calls += 1
         else:
             self.calls += 1
