@@ -5,6 +5,8 @@ codes, another player's waifu, a replayed Idempotency-Key with another body, bad
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from tests.webapp.conftest import new_player
@@ -192,6 +194,12 @@ async def test_shop_buy_once_per_key_inventory_and_a_gift_to_her(client, game, a
     assert (await (await client.post(f"/api/waifus/{sakura}/gifts/flowers", headers=gift_headers)).json())[
         "replayed"] is True
     assert (await (await client.get("/api/inventory", headers=auth_header(ANN))).json())["items"] == []
+    # The gift's key replayed for another item: refused, nothing changed.
+    before = await snapshot(admin)
+    resp = await client.post(f"/api/waifus/{sakura}/gifts/chocolate", headers=gift_headers)
+    assert resp.status == 409
+    assert (await error_of(resp))["code"] == "request_key_conflict"
+    assert await snapshot(admin) == before
     # Again to her at once: the item's cooldown; to another of hers: none left. Both refused.
     resp = await client.post(f"/api/waifus/{sakura}/gifts/flowers", headers={**auth_header(ANN), **key("gift-2x-0001")})
     assert resp.status == 409
@@ -200,6 +208,23 @@ async def test_shop_buy_once_per_key_inventory_and_a_gift_to_her(client, game, a
     resp = await client.post(f"/api/waifus/{yuki}/gifts/flowers", headers={**auth_header(ANN), **key("gift-2x-0002")})
     assert resp.status == 409
     assert (await error_of(resp))["code"] == "not_in_inventory"
+
+
+async def test_concurrent_retries_of_one_purchase_and_one_adoption_apply_once(client, game, admin):
+    await new_player(game, ANN)
+    await admin.execute("SELECT ops.adjust_coins($1, 100, 'test')", ANN)
+    headers = {**auth_header(ANN), **key("same-buy-key")}
+    answers = await asyncio.gather(*(client.post("/api/shop/teddy/buy", headers=headers) for _ in range(4)))
+    bodies = [await a.json() for a in answers]
+    assert [a.status for a in answers] == [200] * 4
+    assert sorted(b["replayed"] for b in bodies) == [False, True, True, True]
+    assert await coins(admin, ANN) == 40
+    assert await admin.fetchval("SELECT quantity FROM game.inventory WHERE telegram_id = $1", ANN) == 1
+    headers = {**auth_header(ANN), **key("same-adopt-key")}
+    answers = await asyncio.gather(*(client.post("/api/templates/rin/adopt", headers=headers) for _ in range(4)))
+    assert [a.status for a in answers] == [200] * 4
+    assert len({(await a.json())["waifu_id"] for a in answers}) == 1
+    assert await waifu_count(admin, ANN) == 2
 
 
 async def test_a_gift_to_another_players_waifu_is_404_outside_a_group(client, game, admin):
