@@ -536,7 +536,9 @@ async def test_the_tabs_in_russian(browser, live_server, game, admin):
     await page.locator("#tab-btn-shop").click()
     await expect(page.locator("#coins")).to_have_text("У тебя 30 🪙")
     await expect(page.locator('#shop-items .row[data-item-code="flowers"] .row-title')).to_have_text("Цветы")
-    await page.locator("#tab-btn-top").click()
+    await page.locator("#tab-btn-shop").press("ArrowRight")  # the tab list's keys
+    await expect(page.locator("#tab-btn-top")).to_be_focused()
+    await expect(page.locator("#tab-btn-top")).to_have_attribute("aria-selected", "true")
     await expect(page.locator("#top-me")).to_have_text("У тебя пока нет опыта в этом рейтинге: его дают события.")
     await expect(page.locator('.board-switch [data-board="all"]')).to_have_text("🏆 За всё время")
     ARTIFACTS.mkdir(exist_ok=True)

@@ -567,6 +567,15 @@
 
   function setUpTabs() {
     for (const name of TABS) $(`tab-btn-${name}`).addEventListener("click", () => showTab(name));
+    // The tab list's keys (WAI-ARIA tabs pattern): arrows move to the next or previous tab.
+    $("tabs").addEventListener("keydown", (event) => {
+      const step = { ArrowRight: 1, ArrowLeft: -1 }[event.key];
+      if (!step) return;
+      event.preventDefault();
+      const next = TABS[(TABS.indexOf(state.tab) + step + TABS.length) % TABS.length];
+      showTab(next);
+      $(`tab-btn-${next}`).focus();
+    });
     for (const button of document.querySelectorAll(".board-switch button")) {
       button.addEventListener("click", () => {
         state.board = button.dataset.board;
