@@ -4050,8 +4050,11 @@ DECLARE
 BEGIN
     players := (SELECT count(*) FROM game.players);
     waifus := (SELECT count(*) FROM game.waifus);
-    -- Stored below the cap and not yet full by the clock: the index (full_at, id) answers.
-    waifus_regenerating := (SELECT count(*) FROM game.waifus AS w WHERE w.full_at > extract(epoch FROM at));
+    -- Stored below the cap and not yet full by the clock: the partial index (full_at, id)
+    -- answers (the energy condition, implied by the first, is its predicate).
+    waifus_regenerating := (SELECT count(*) FROM game.waifus AS w
+                            WHERE w.full_at > extract(epoch FROM at)
+                              AND (w.dynamic ->> 'energy')::integer < game.max_energy());
 
     SELECT s.last_duration_ms / 1000.0, s.last_filled, s.last_batches,
            extract(epoch FROM at - s.last_finished_at)::double precision, s.runs, s.filled_total, s.notified_total
@@ -5547,7 +5550,7 @@ CREATE VIEW ops.overview AS
            FROM game.waifus) AS waifus,
     ( SELECT count(*) AS count
            FROM game.waifus w
-          WHERE (w.full_at > EXTRACT(epoch FROM now()))) AS waifus_below_max_energy,
+          WHERE ((w.full_at > EXTRACT(epoch FROM now())) AND (((w.dynamic ->> 'energy'::text))::integer < game.max_energy()))) AS waifus_below_max_energy,
     ( SELECT count(*) AS count
            FROM game.participations p
           WHERE (p.participated_at > (now() - '24:00:00'::interval))) AS participations_24h,
@@ -6075,7 +6078,7 @@ CREATE INDEX stat_corrections_waifu_idx ON game.stat_corrections USING btree (wa
 -- Name: waifus_full_at_idx; Type: INDEX; Schema: game; Owner: -
 --
 
-CREATE INDEX waifus_full_at_idx ON game.waifus USING btree (full_at, id);
+CREATE INDEX waifus_full_at_idx ON game.waifus USING btree (full_at, id) WHERE (((dynamic ->> 'energy'::text))::integer < game.max_energy());
 
 --
 -- Name: wallets_xp_total_idx; Type: INDEX; Schema: game; Owner: -

@@ -177,7 +177,10 @@ COMMENT ON COLUMN game.waifus.dynamic IS
 $${xp, energy, mood, loyalty: int; last_restore: epoch seconds of the energy clock}. Energy is stored as of
 its clock: a waifu below the cap regains 1 per game.energy_regen_seconds() after it, and the tick stores that
 only when she reaches the cap. Read it through game.regen() or the api and ops functions.$$;
-CREATE INDEX waifus_full_at_idx ON game.waifus (full_at, id);
+-- Only waifus stored below the cap: the only ones the tick looks for, so it reads (full_at,
+-- id) off the index alone (an index-only scan where pages are all-visible) instead of
+-- fetching each row to check her stored energy. A query on it repeats the predicate.
+CREATE INDEX waifus_full_at_idx ON game.waifus (full_at, id) WHERE (dynamic ->> 'energy')::integer < game.max_energy();
 
 CREATE TABLE game.tick_state (
     singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
@@ -500,7 +503,9 @@ GRANT SELECT ON ops.tick TO waifu_ops;
 CREATE VIEW ops.overview AS
 SELECT (SELECT count(*) FROM game.players) AS players,
        (SELECT count(*) FROM game.waifus) AS waifus,
-       (SELECT count(*) FROM game.waifus AS w WHERE w.full_at > extract(epoch FROM now())) AS waifus_below_max_energy,
+       (SELECT count(*) FROM game.waifus AS w
+        WHERE w.full_at > extract(epoch FROM now()) AND (w.dynamic ->> 'energy')::integer < game.max_energy())
+           AS waifus_below_max_energy,
        (SELECT count(*) FROM game.participations AS p WHERE p.participated_at > now() - interval '24 hours')
            AS participations_24h,
        (SELECT count(*) FROM game.events AS e WHERE game.event_is_open(e, now())) AS open_events;

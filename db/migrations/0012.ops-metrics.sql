@@ -57,8 +57,11 @@ DECLARE
 BEGIN
     players := (SELECT count(*) FROM game.players);
     waifus := (SELECT count(*) FROM game.waifus);
-    -- Stored below the cap and not yet full by the clock: the index (full_at, id) answers.
-    waifus_regenerating := (SELECT count(*) FROM game.waifus AS w WHERE w.full_at > extract(epoch FROM at));
+    -- Stored below the cap and not yet full by the clock: the partial index (full_at, id)
+    -- answers (the energy condition, implied by the first, is its predicate).
+    waifus_regenerating := (SELECT count(*) FROM game.waifus AS w
+                            WHERE w.full_at > extract(epoch FROM at)
+                              AND (w.dynamic ->> 'energy')::integer < game.max_energy());
 
     SELECT s.last_duration_ms / 1000.0, s.last_filled, s.last_batches,
            extract(epoch FROM at - s.last_finished_at)::double precision, s.runs, s.filled_total, s.notified_total
