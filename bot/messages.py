@@ -297,4 +297,9 @@ MESSAGES: dict[str, Message] = {
     "group_event_result": _("🎉 <b>The group event is over!</b> {count} took part:"),
     "group_event_result_line": _("• {name}: +{coins} 🪙"),
     "group_event_nobody": _("🎉 The group event is over: nobody joined this time."),
+    # issue 19's extras (0014): the language of a group's messages
+    "cmd_group_language": _("The group's language: en or ru (group admins)"),
+    "group_language_set": _("🌐 This group's messages are in {language} now."),
+    "group_language_usage": _("This group's messages are in {language}. An admin changes it with "
+                              "/group_language en or /group_language ru."),
 }
