@@ -5,12 +5,14 @@ pg_cron job (ops.cron_jobs from game.cron_expectations) and the coin ledger's re
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
 import pytest
 
+from tests.conftest import init_connection
 from tests.core.conftest import T0, player_with_waifu, refused, register
 
 BOT = 777000
@@ -253,3 +255,29 @@ async def test_the_reason_check_still_refuses_unknown_reasons(admin, bot_conn):
     with pytest.raises(asyncpg.CheckViolationError):
         await admin.execute("INSERT INTO game.coin_ledger (telegram_id, at, delta, balance, reason, ref) "
                             "VALUES (1, $1, 5, 5, 'gift', 'x')", T0)
+
+
+async def test_earnings_during_a_trim_lose_nothing(admin, bot_conn, ops_conn, database):
+    """The trim holds its transaction open while the player earns and spends: nothing
+    waits on it, and after both commit the wallet still equals the ledger's sum."""
+    await register(bot_conn, 1)
+    for delta in (100, -30, 50):
+        await adjust(ops_conn, 1, delta)
+    await admin.execute("UPDATE game.coin_ledger SET at = now() - interval '40 days'")
+    trimmer = await asyncpg.connect(database.admin_url)
+    await init_connection(trimmer)
+    try:
+        tx = trimmer.transaction()
+        await tx.start()
+        assert (await trimmer.fetchval("SELECT game.trim_coin_ledger()"))["rows_folded"] == 3
+        # meanwhile (not blocked: the trim touches old rows only, never the wallet)
+        await asyncio.wait_for(adjust(ops_conn, 1, 7), timeout=5)
+        await asyncio.wait_for(adjust(ops_conn, 1, -20), timeout=5)
+        await tx.commit()
+    finally:
+        await trimmer.close()
+    assert await admin.fetchval("SELECT coins FROM game.wallets WHERE telegram_id = 1") == 107
+    assert [tuple(r) for r in await admin.fetch(
+        "SELECT delta, balance, reason FROM game.coin_ledger WHERE telegram_id = 1 ORDER BY id")] == [
+        (120, 120, "opening"), (7, 127, "correction"), (-20, 107, "correction")]
+    assert await off_ledger(admin) == 0
