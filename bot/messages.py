@@ -231,7 +231,8 @@ MESSAGES: dict[str, Message] = {
     "collection_line": _("{mark} <b>{name}</b> · {rarity} · level {level}"),
     "collection_adopt_line": _("➕ {name} · {rarity}"),
     "collection_full": _("Your collection is full."),
-    "collection_hint": _("⭐ takes part in events and group events. Tap a name to choose her."),
+    "collection_hint": _("⭐ takes part in events and group events. Tap ⭐ with a name to choose her, 📊 to see "
+                         "her card."),
     "btn_pick": _("⭐ {name}"),
     "btn_adopt": _("➕ {name}"),
     "btn_collection": _("💞 Collection"),

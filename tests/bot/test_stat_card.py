@@ -117,3 +117,20 @@ async def test_refresh_edits_the_caption_and_the_other_buttons_still_work(harnes
     assert dan.last()["photo"] and h.stub.uploads == 1
     await h.send(dan.press("Menu", message=dan.last()))
     assert dan.last()["text"] == "Hi, Dan! What shall we do?"
+
+
+async def test_the_collection_shows_each_waifus_card(harness: Harness) -> None:
+    h = harness
+    eve = h.stub.user(5007, "Eve")
+    await adopt(h, eve)
+    await h.send(eve.message("/waifus"))
+    await h.send(eve.press("➕ Yuki"))
+    await h.send(eve.message("/waifus"))
+    collection = eve.last()
+    # a row per waifu: her card, and (unless she is the one already) the button to pick her
+    assert [b["text"] for b in Player.buttons(collection)][:3] == ["📊 Sakura", "📊 Yuki", "⭐ Yuki"]
+    await h.send(eve.press("📊 Yuki", message=collection))
+    card = eve.last()
+    assert card["photo"] and card["caption"].startswith("Yuki · level 1")
+    assert h.stub.uploads == 1
+    assert (await cached(h))[0]["rarity"] == "rare"  # her template's rarity, her frame
