@@ -346,9 +346,10 @@ class Game:
         return await self._call("SELECT api.set_group_language($1, $2, $3, $4)", chat_id, telegram_id, language,
                                 is_admin)
 
-    async def group_languages(self, chat_ids: list[int]) -> dict[str, str]:
-        """{"<chat_id>": language} of these groups (at most 100); groups without one are left out."""
-        return await self._call("SELECT api.group_languages($1)", chat_ids)
+    async def group_languages(self, chat_ids: list[int]) -> dict[int, str]:
+        """{chat_id: language} of these groups (at most 100); groups without one are left out."""
+        rows = await self._call("SELECT api.group_languages($1)", chat_ids)
+        return {int(r["chat_id"]): str(r["language"]) for r in rows}
 
 
 # -- 0013 (issue 19): refusals of the shop and the groups ------------------------------------------

@@ -49,7 +49,7 @@ async def send_group_messages(bot: Bot, game: Game, worker: str, batch_size: int
     languages = await game.group_languages(sorted({int(m["chat_id"]) for m in claimed}))
     sent = 0
     for message in claimed:
-        text, markup = render(Texts(languages.get(str(message["chat_id"])) or DEFAULT_LANGUAGE), message)
+        text, markup = render(Texts(languages.get(int(message["chat_id"])) or DEFAULT_LANGUAGE), message)
         try:
             await bot.send_message(message["chat_id"], text, reply_markup=markup)
         except TelegramRetryAfter as exc:

@@ -852,9 +852,12 @@ BEGIN
         PERFORM game.invalid_argument('chat_ids', 'chat_ids must be at most 100 group chat ids, none NULL',
                                       jsonb_build_object('count', cardinality(group_languages.chat_ids)));
     END IF;
-    RETURN coalesce((SELECT jsonb_object_agg(g.chat_id::text, g.language)
+    -- An array, not an object keyed by chat: behind PL/Proxy (db/partitions.py) the answers of
+    -- every partition are concatenated.
+    RETURN coalesce((SELECT jsonb_agg(jsonb_build_object('chat_id', g.chat_id, 'language', g.language)
+                                      ORDER BY g.chat_id)
                      FROM game.groups AS g
-                     WHERE g.chat_id = ANY (group_languages.chat_ids) AND g.language IS NOT NULL), '{}'::jsonb);
+                     WHERE g.chat_id = ANY (group_languages.chat_ids) AND g.language IS NOT NULL), '[]'::jsonb);
 END
 $$;
 
@@ -862,7 +865,7 @@ $$;
 -- Name: FUNCTION group_languages(chat_ids bigint[]); Type: COMMENT; Schema: api; Owner: -
 --
 
-COMMENT ON FUNCTION api.group_languages(chat_ids bigint[]) IS 'The languages of up to 100 groups, {"<chat_id>": "ru", ...}; a group with none (or unknown) is left out: the
+COMMENT ON FUNCTION api.group_languages(chat_ids bigint[]) IS 'The languages of up to 100 groups, [{chat_id, language}, ...]; a group with none (or unknown) is left out: the
 bot''s default. The group sender asks it once per batch of claimed messages. Errors: WF006 bad argument.';
 
 --

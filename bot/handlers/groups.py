@@ -121,7 +121,7 @@ async def group_events_command(message: Message, command: CommandObject, bot: Bo
 
 async def group_language(game: Game, chat_id: int) -> str | None:
     """The group's language; None: it has none (the bot's default)."""
-    return (await game.group_languages([chat_id])).get(str(chat_id))
+    return (await game.group_languages([chat_id])).get(chat_id)
 
 
 async def group_language_command(message: Message, command: CommandObject, bot: Bot, game: Game, texts: Texts,

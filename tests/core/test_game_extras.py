@@ -111,7 +111,7 @@ async def test_a_group_speaks_its_admins_language_until_an_admin_changes_it(bot_
     await register(bot_conn, 2)  # English
     for player in (1, 2):
         await bot_conn.fetchval("SELECT api.register_group_member($1, $2, 'G', $3)", GROUP, player, T0)
-    assert await bot_conn.fetchval("SELECT api.group_languages($1)", [GROUP]) == {}
+    assert await bot_conn.fetchval("SELECT api.group_languages($1)", [GROUP]) == []
     # the first admin to turn events on: the group takes her language
     assert await group_language(bot_conn, 1, None) == {"chat_id": GROUP, "language": "ru", "changed": True}
     # the next one does not override it
@@ -119,7 +119,8 @@ async def test_a_group_speaks_its_admins_language_until_an_admin_changes_it(bot_
     # an explicit choice does
     assert await group_language(bot_conn, 2, "en") == {"chat_id": GROUP, "language": "en", "changed": True}
     assert await group_language(bot_conn, 2, "en") == {"chat_id": GROUP, "language": "en", "changed": False}
-    assert await bot_conn.fetchval("SELECT api.group_languages($1)", [GROUP, -5, -6]) == {str(GROUP): "en"}
+    assert await bot_conn.fetchval("SELECT api.group_languages($1)", [GROUP, -5, -6]) == [
+        {"chat_id": GROUP, "language": "en"}]
     await refused(admin, "WF014", group_language(bot_conn, 1, "ru", is_admin=False))
     await refused(admin, "WF006", group_language(bot_conn, 1, "de"))
     await refused(admin, "WF005", group_language(bot_conn, 3, "ru"))
