@@ -251,6 +251,13 @@ class Game:
         """0.0 if `key` may make one more request in `bucket` (ops.rate_limits), else seconds to wait."""
         return float(await self._call("SELECT api.rate_limit($1, $2)", bucket, key))
 
+    async def rate_limit_lease(self, bucket: str, key: str, wanted: int) -> tuple[int, float]:
+        """Up to `wanted` requests of `key` in `bucket` at once: (granted, 0.0), or (0, seconds to wait)."""
+        granted, wait = await self._call(
+            "SELECT ARRAY[l.granted::float8, l.retry_after] FROM api.rate_limit_lease($1, $2, $3) AS l",
+            bucket, key, wanted)
+        return int(granted), float(wait)
+
     async def admit_update(self, bot_id: int, update_id: int, user_id: int | None,
                            chat_id: int | None) -> dict[str, Any]:
         """{"admit": true}, or {"admit": false, "reason": "duplicate" | "limited", "retry_after": s}."""

@@ -1,7 +1,8 @@
 """The notification sender: drains the outbox `game.notifications` into Telegram.
 
-The restore tick writes one row per player whose waifus it filled, in its own
-transaction, then `NOTIFY waifu_notifications`. This task, started with the bot (polling
+The restore tick stages the waifus that reached the cap (game.rested_ranges), then
+`NOTIFY waifu_notifications`; a claim turns the staged ranges into one outbox row per
+player when fewer rows wait than it asks for. This task, started with the bot (polling
 and webhook mode alike) or alone (`python -m bot.notifier`), wakes on that NOTIFY (a
 dedicated LISTEN connection; a poll every NOTIFY_POLL_SECONDS when it is down) and:
 

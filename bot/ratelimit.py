@@ -1,13 +1,13 @@
 """Rate limits and rate-limited logging.
 
 The limits players and clients meet are one budget shared by every bot and web process:
-`SharedLimits` asks PostgreSQL (`api.rate_limit`, migration 0011: GCRA buckets in an
-UNLOGGED table; the rate and burst of each bucket are rows of `ops.rate_limits`, changed
-live with `ops.set_rate_limit`). It remembers each refusal until the wait the database
-gave, so a flooding key costs the database one call per refusal window, not one per
-request. The chat's own admission (`api.admit_update`: the same update seen by two
-processes is handled once, and the per-user and per-group limits) is in bot/middlewares.py
-and uses the same memory.
+`SharedLimits` asks PostgreSQL (`api.rate_limit_lease`, migration 0011: GCRA buckets in
+an UNLOGGED table; the rate and burst of each bucket are rows of `ops.rate_limits`,
+changed live with `ops.set_rate_limit`). It remembers each refusal until the wait the
+database gave, so a flooding key costs the database one call per refusal window, not one
+per request, and takes a busy key's requests a lease at a time. The chat's own admission
+(`api.admit_update`: the same update seen by two processes is handled once, and the
+per-user and per-group limits) is in bot/middlewares.py and uses the same memory.
 
 `RateLimiter` is the same algorithm (GCRA: one float per key, the time at which the key's
 bucket would be full again) in this process's memory, for what must not touch the
@@ -96,34 +96,81 @@ class Refusals:
             self._until.popitem(last=False)
 
 
+class Lease:
+    """Requests of one key taken from the shared budget at once (`size` asked, `left` unused)."""
+
+    __slots__ = ("left", "size", "until")
+
+    def __init__(self, size: int, left: int, until: float) -> None:
+        self.size = size
+        self.left = left
+        self.until = until
+
+
 class SharedLimits:
     """The limits of ops.rate_limits, shared by every process through the database.
 
     `wait(bucket, key)` is 0.0 when the request may go on, else the seconds until it may.
     When the database cannot be asked, the request goes on (the limit protects the game;
     a database that is down refuses the request anyway, with a clearer message).
+
+    A busy key does not cost a database call per request: the process takes a lease of
+    several requests at once (`api.rate_limit_lease`) and hands them out for up to
+    LEASE_SECONDS. The lease doubles while the key uses it up in time (up to MAX_LEASE,
+    and the database grants at most a quarter of the bucket's burst), halves when it is
+    left over. Taken requests are spent from the shared budget whether used or not: a
+    key is never let through more than its budget, at worst refused up to a lease early.
     """
 
+    LEASE_SECONDS = 1.0
+    MAX_LEASE = 32
+
     def __init__(self, game: Game, *, refusals: Refusals | None = None,
-                 on_refused: Callable[[str], None] | None = None) -> None:
+                 on_refused: Callable[[str], None] | None = None, max_lease: int = MAX_LEASE,
+                 max_keys: int = 100_000, clock: Callable[[], float] = time.monotonic) -> None:
         self.game = game
-        self.refusals = refusals or Refusals()
+        self.refusals = refusals or Refusals(clock=clock)
         self.on_refused = on_refused
+        self.max_lease = max_lease
+        self._max_keys = max_keys
+        self._clock = clock
+        self._leases: OrderedDict[tuple[str, str], Lease] = OrderedDict()
 
     async def wait(self, bucket: str, key: str | int) -> float:
         memo = (bucket, str(key))
         wait = self.refusals.wait(memo)
         if not wait:
+            now = self._clock()
+            lease = self._leases.get(memo)
+            if lease is not None and lease.left > 0 and now < lease.until:
+                lease.left -= 1
+                return 0.0
+            size = self._next_size(lease, now)
             try:
-                wait = await self.game.rate_limit(bucket, str(key))
+                granted, wait = await self.game.rate_limit_lease(bucket, memo[1], size)
             except GameError as exc:
                 log.debug("rate limit not checked", extra={"bucket": bucket, "outcome": exc.code})
                 return 0.0
-            if wait:
-                self.refusals.refuse(memo, wait)
+            if granted:
+                self._leases[memo] = Lease(size, granted - 1, now + self.LEASE_SECONDS)
+                self._leases.move_to_end(memo)
+                while len(self._leases) > self._max_keys:
+                    self._leases.popitem(last=False)
+                return 0.0
+            self._leases.pop(memo, None)
+            self.refusals.refuse(memo, wait)
         if wait and self.on_refused is not None:
             self.on_refused(bucket)
         return wait
+
+    def _next_size(self, lease: Lease | None, now: float) -> int:
+        if lease is None:
+            return 1
+        if lease.left == 0 and now < lease.until:  # used up in time: a busy key
+            return min(lease.size * 2, self.max_lease)
+        if lease.left > 0:  # left over
+            return max(lease.size // 2, 1)
+        return lease.size
 
 
 def retry_after_header(wait: float) -> str:

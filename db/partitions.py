@@ -79,6 +79,7 @@ OVERRIDES: dict[tuple[str, str], str] = {
     # update, one chat: a duplicate is seen where the first was.
     ("api", "admit_update"): "chat_id",
     ("api", "rate_limit"): "key",
+    ("api", "rate_limit_lease"): "key",
     # The notifier: every partition that answers (a down one keeps its rows leased or
     # waiting until it is back); forgetting an update likewise (it names no user).
     ("api", "claim_notifications"): "EACH",

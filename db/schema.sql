@@ -494,6 +494,14 @@ BEGIN
                                       'lease_seconds must be between 1 and 3600');
     END IF;
 
+    -- The outbox short of a batch: "she is rested" rows from the tick's stage, built as
+    -- they can be sent rather than all at once in the tick.
+    IF (SELECT count(*) FROM (SELECT FROM game.notifications AS n WHERE n.sent_at IS NULL AND n.available_at <= at
+                              LIMIT claim_notifications.batch_size) AS due) < claim_notifications.batch_size
+       AND EXISTS (SELECT FROM game.rested_ranges) THEN
+        PERFORM game.expand_rested(at, claim_notifications.batch_size);
+    END IF;
+
     -- Too old to be true any more: ended, never sent (oldest first, bounded per call).
     IF (SELECT n.created_at FROM game.notifications AS n WHERE n.sent_at IS NULL ORDER BY n.id LIMIT 1)
        < at - max_age THEN
@@ -1421,6 +1429,40 @@ user id, a chat id, an address; 1-128 characters). Every bot and web process sha
 Errors: WF006 unknown bucket, key empty or too long.';
 
 --
+-- Name: rate_limit_lease(text, text, integer); Type: FUNCTION; Schema: api; Owner: -
+--
+
+CREATE FUNCTION api.rate_limit_lease(bucket text, key text, wanted integer) RETURNS TABLE(granted integer, retry_after double precision)
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    taken record;
+BEGIN
+    IF rate_limit_lease.key IS NULL OR rate_limit_lease.key = '' OR length(rate_limit_lease.key) > 128 THEN
+        PERFORM game.check_text('key', rate_limit_lease.key, 128, true);
+    END IF;
+    IF rate_limit_lease.wanted IS NULL OR rate_limit_lease.wanted NOT BETWEEN 1 AND 1000 THEN
+        PERFORM game.invalid_argument('wanted', rate_limit_lease.wanted::text, 'wanted must be 1 to 1000');
+    END IF;
+    taken := game.take_tokens(rate_limit_lease.bucket, rate_limit_lease.key, rate_limit_lease.wanted);
+    granted := taken.granted;
+    retry_after := taken.wait;
+    RETURN NEXT;
+END
+$$;
+
+--
+-- Name: FUNCTION rate_limit_lease(bucket text, key text, wanted integer); Type: COMMENT; Schema: api; Owner: -
+--
+
+COMMENT ON FUNCTION api.rate_limit_lease(bucket text, key text, wanted integer) IS 'Take up to `wanted` requests (1-1000; at most a quarter of the bucket''s burst) from a shared rate limit at
+once, for a process to hand out itself: {granted: how many (0: refused), retry_after: 0, or the seconds until
+one would be}. Requests taken are spent whether or not the process uses them, so a key never gets more than
+its budget. Same buckets and
+keys as api.rate_limit. Errors: WF006 unknown bucket, key empty or too long, wanted outside 1..1000.';
+
+--
 -- Name: register_group_member(bigint, bigint, text, timestamp with time zone); Type: FUNCTION; Schema: api; Owner: -
 --
 
@@ -1601,17 +1643,15 @@ DECLARE
     batches integer := 0;
     filled integer := 0;
     notified integer := 0;
-    skipped integer := 0;
 BEGIN
     LOOP
         b := game.restore_batch(at, batch_size);
         batches := batches + 1;
         filled := filled + b.filled;
         notified := notified + b.notified;
-        skipped := skipped + b.skipped;
         EXIT WHEN b.scanned < batch_size;
     END LOOP;
-    PERFORM game.record_tick(true, at, started, batches, filled, notified, skipped);
+    PERFORM game.record_tick(true, at, started, batches, filled, notified);
     RETURN filled;
 END
 $$;
@@ -1620,12 +1660,12 @@ $$;
 -- Name: FUNCTION restore_energy(now timestamp with time zone); Type: COMMENT; Schema: api; Owner: -
 --
 
-COMMENT ON FUNCTION api.restore_energy(now timestamp with time zone) IS 'Fill every waifu whose energy has reached the cap by now, in one transaction; returns how many.
-A waifu still below the cap is not written: her energy is computed from her clock at every read.
-The waifus it fills get one "she is rested" notification per player (game.notifications, if the
-player has them on), then NOTIFY waifu_notifications. pg_cron runs the same work in batches, each
-its own transaction: CALL game.restore_energy_job() (job restore-energy, every minute).
-Idempotent; catches up exactly after an outage. Reads never depend on it.';
+COMMENT ON FUNCTION api.restore_energy(now timestamp with time zone) IS 'Find every waifu whose energy has reached the cap since the last tick, in one transaction; returns how many.
+No waifu is written: her energy is computed from her clock at every read. Their players'' "she is rested"
+are staged (game.rested_ranges; the sender''s claim makes one message per player, if the player has them
+on), then NOTIFY waifu_notifications. pg_cron runs the same work in batches, each its own transaction:
+CALL game.restore_energy_job() (job restore-energy, every minute). Each waifu is found once: a `now` before
+the last tick''s finds nobody. Catches up exactly after an outage. Reads never depend on it.';
 
 --
 -- Name: set_active_waifu(bigint, bigint); Type: FUNCTION; Schema: api; Owner: -
@@ -2530,9 +2570,10 @@ DECLARE
     week timestamptz := game.ledger_week(earn.at);
     balance bigint;
 BEGIN
-    INSERT INTO game.wallets AS w (telegram_id, coins, xp_total, week_start, xp_week, updated_at)
-    VALUES (earn.telegram_id, earn.coins, earn.xp, week, earn.xp, earn.at)
-    ON CONFLICT ON CONSTRAINT wallets_pkey DO UPDATE
+    -- An UPDATE of the wallet a player who earned before has (an upsert every time probes
+    -- the index for an insert first); a first earning creates it empty, then updates it.
+    LOOP
+        UPDATE game.wallets AS w
         SET coins = w.coins + earn.coins,
             xp_total = w.xp_total + earn.xp,
             -- A new week starts from 0; XP dated before the stored week counts all-time only.
@@ -2541,7 +2582,11 @@ BEGIN
                            ELSE w.xp_week END,
             week_start = greatest(w.week_start, week),
             updated_at = earn.at
-    RETURNING w.coins INTO balance;
+        WHERE w.telegram_id = earn.telegram_id
+        RETURNING w.coins INTO balance;
+        EXIT WHEN FOUND;
+        INSERT INTO game.wallets (telegram_id) VALUES (earn.telegram_id) ON CONFLICT ON CONSTRAINT wallets_pkey DO NOTHING;
+    END LOOP;
     IF earn.coins <> 0 THEN
         INSERT INTO game.coin_ledger (telegram_id, at, delta, balance, reason, ref)
         VALUES (earn.telegram_id, earn.at, earn.coins, balance, earn.reason, left(earn.ref, 128));
@@ -2700,43 +2745,75 @@ $$;
 COMMENT ON FUNCTION game.events_for(w game.waifus, at timestamp with time zone) IS 'Open events with this waifu''s cooldowns, titled in her owner''s language.';
 
 --
--- Name: fill_waifus(bigint[], timestamp with time zone); Type: FUNCTION; Schema: game; Owner: -
+-- Name: expand_rested(timestamp with time zone, integer); Type: FUNCTION; Schema: game; Owner: -
 --
 
-CREATE FUNCTION game.fill_waifus(ids bigint[], at timestamp with time zone, OUT filled integer, OUT notified integer) RETURNS record
+CREATE FUNCTION game.expand_rested(at timestamp with time zone, wanted integer) RETURNS integer
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
+    SET random_page_cost TO '1.1'
     AS $$
+DECLARE
+    step constant integer := 1000;
+    max_age interval := (SELECT c.notification_max_age FROM game.config AS c);
+    r game.rested_ranges;
+    queued integer := 0;
+    looked integer := 0;
+    n integer;
+    seen integer;
+    last_full numeric;
+    last_id bigint;
 BEGIN
-    WITH restored AS (
-        UPDATE game.waifus AS w
-        SET dynamic = game.regen(w.dynamic, fill_waifus.at)
-        FROM unnest(fill_waifus.ids) AS t(id)
-        WHERE w.id = t.id AND (w.dynamic ->> 'energy')::integer < game.max_energy()
-          AND w.full_at <= extract(epoch FROM fill_waifus.at)
-        RETURNING w.id, w.owner_id, w.name
-    ), rested AS (
-        INSERT INTO game.notifications (telegram_id, kind, payload, created_at, available_at)
-        SELECT r.owner_id, 'rested',
-               jsonb_build_object('waifus', jsonb_agg(jsonb_build_object(
-                   'waifu_id', r.id, 'name', r.name, 'energy', game.max_energy()) ORDER BY r.id)),
-               fill_waifus.at, fill_waifus.at
-        FROM restored AS r
-        -- A look-up by key per filled waifu: as a join the planner chose a hash join over
-        -- every player (a scan of all of them in each batch).
-        WHERE (SELECT p.notifications FROM game.players AS p WHERE p.telegram_id = r.owner_id)
-        GROUP BY r.owner_id
-        RETURNING 1
-    )
-    SELECT (SELECT count(*) FROM restored)::integer, (SELECT count(*) FROM rested)::integer INTO filled, notified;
+    WHILE looked < step OR (queued < expand_rested.wanted AND looked < 10 * step) LOOP
+        SELECT * INTO r FROM game.rested_ranges AS x ORDER BY x.id LIMIT 1 FOR UPDATE SKIP LOCKED;
+        EXIT WHEN NOT FOUND;
+        IF r.created_at < expand_rested.at - max_age THEN
+            DELETE FROM game.rested_ranges AS x WHERE x.id = r.id;
+            CONTINUE;
+        END IF;
+        WITH rested AS (
+            SELECT w.id, w.owner_id, w.name, w.full_at
+            FROM game.waifus AS w
+            WHERE (w.full_at, w.id) > (r.after_full_at, r.after_id) AND (w.full_at, w.id) <= (r.upto_full_at, r.upto_id)
+              AND (w.dynamic ->> 'energy')::integer < game.max_energy()
+            ORDER BY w.full_at, w.id
+            LIMIT step
+        ), told AS (
+            INSERT INTO game.notifications (telegram_id, kind, payload, created_at, available_at)
+            SELECT x.owner_id, 'rested',
+                   jsonb_build_object('waifus', jsonb_agg(jsonb_build_object(
+                       'waifu_id', x.id, 'name', x.name, 'energy', game.max_energy()) ORDER BY x.id)),
+                   r.created_at, expand_rested.at
+            FROM rested AS x
+            -- A look-up by key per waifu: as a join the planner chose a hash join over every player.
+            WHERE (SELECT p.notifications FROM game.players AS p WHERE p.telegram_id = x.owner_id)
+            GROUP BY x.owner_id
+            RETURNING 1
+        )
+        SELECT (SELECT count(*) FROM rested)::integer, (SELECT count(*) FROM told)::integer,
+               y.full_at, y.id
+        INTO seen, n, last_full, last_id
+        FROM (SELECT 1) AS one
+        LEFT JOIN LATERAL (SELECT x.full_at, x.id FROM rested AS x ORDER BY x.full_at DESC, x.id DESC LIMIT 1) AS y ON true;
+        queued := queued + n;
+        looked := looked + greatest(seen, 1);
+        IF seen < step THEN
+            DELETE FROM game.rested_ranges AS x WHERE x.id = r.id;
+        ELSE
+            UPDATE game.rested_ranges AS x
+            SET after_full_at = last_full, after_id = last_id, waifus = greatest(x.waifus - seen, 1)
+            WHERE x.id = r.id;
+        END IF;
+    END LOOP;
+    RETURN queued;
 END
 $$;
 
 --
--- Name: FUNCTION fill_waifus(ids bigint[], at timestamp with time zone, OUT filled integer, OUT notified integer); Type: COMMENT; Schema: game; Owner: -
+-- Name: FUNCTION expand_rested(at timestamp with time zone, wanted integer); Type: COMMENT; Schema: game; Owner: -
 --
 
-COMMENT ON FUNCTION game.fill_waifus(ids bigint[], at timestamp with time zone, OUT filled integer, OUT notified integer) IS 'Store the restored stats of the waifus `ids` still due at `at` and queue their players'' "she is rested".';
+COMMENT ON FUNCTION game.expand_rested(at timestamp with time zone, wanted integer) IS 'Turn the oldest staged "she is rested" ranges into per-player notification rows (about `wanted`); returns how many.';
 
 --
 -- Name: global_rank(text, bigint, timestamp with time zone); Type: FUNCTION; Schema: game; Owner: -
@@ -3445,7 +3522,6 @@ CREATE TABLE game.tick_state (
     last_filled integer DEFAULT 0 NOT NULL,
     last_notified integer DEFAULT 0 NOT NULL,
     last_batches integer DEFAULT 0 NOT NULL,
-    last_skipped integer DEFAULT 0 NOT NULL,
     runs bigint DEFAULT 0 NOT NULL,
     filled_total bigint DEFAULT 0 NOT NULL,
     notified_total bigint DEFAULT 0 NOT NULL,
@@ -3458,13 +3534,14 @@ CREATE TABLE game.tick_state (
 
 COMMENT ON TABLE game.tick_state IS 'The restore tick''s cursor and figures (one row). Every waifu with (full_at, id) at or before the cursor
 has been looked at; the last_* columns describe the last complete tick, the *_total ones count since the
-migration. See ops.tick.';
+migration: filled (waifus that reached the cap), notified (of them, those staged for a "she is rested":
+all, the sender''s claim skips players with notifications off). See ops.tick.';
 
 --
--- Name: record_tick(boolean, timestamp with time zone, timestamp with time zone, integer, integer, integer, integer); Type: FUNCTION; Schema: game; Owner: -
+-- Name: record_tick(boolean, timestamp with time zone, timestamp with time zone, integer, integer, integer); Type: FUNCTION; Schema: game; Owner: -
 --
 
-CREATE FUNCTION game.record_tick(first boolean, at timestamp with time zone, started timestamp with time zone, batches integer, filled integer, notified integer, skipped integer) RETURNS void
+CREATE FUNCTION game.record_tick(first boolean, at timestamp with time zone, started timestamp with time zone, batches integer, filled integer, notified integer) RETURNS void
     LANGUAGE sql
     SET search_path TO 'pg_catalog', 'pg_temp'
     BEGIN ATOMIC
@@ -3488,11 +3565,7 @@ CREATE FUNCTION game.record_tick(first boolean, at timestamp with time zone, sta
          CASE
              WHEN record_tick.first THEN 0
              ELSE s.last_notified
-         END + record_tick.notified), last_skipped = (
-         CASE
-             WHEN record_tick.first THEN 0
-             ELSE s.last_skipped
-         END + record_tick.skipped), runs = (s.runs +
+         END + record_tick.notified), runs = (s.runs +
          CASE
              WHEN record_tick.first THEN 1
              ELSE 0
@@ -3651,7 +3724,7 @@ COMMENT ON FUNCTION game.require_waifu(waifu_id bigint, owner_id bigint) IS 'The
 -- Name: restore_batch(timestamp with time zone, integer); Type: FUNCTION; Schema: game; Owner: -
 --
 
-CREATE FUNCTION game.restore_batch(at timestamp with time zone, batch_size integer, OUT scanned integer, OUT filled integer, OUT notified integer, OUT skipped integer) RETURNS record
+CREATE FUNCTION game.restore_batch(at timestamp with time zone, batch_size integer, OUT scanned integer, OUT filled integer, OUT notified integer) RETURNS record
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
     SET random_page_cost TO '1.1'
@@ -3660,24 +3733,13 @@ DECLARE
     at_epoch numeric := extract(epoch FROM restore_batch.at);
     st game.tick_state;
     horizon numeric;
+    upto_full numeric;
+    upto_id bigint;
     last_full numeric;
     last_id bigint;
-    due bigint[];
-    waiting bigint[];
-    todo bigint[];
-    locked bigint[];
-    previous_lock_timeout text := current_setting('lock_timeout');
 BEGIN
-    -- The row lock serialises batches of concurrent ticks (pg_cron's and a manual one):
-    -- a batch waits at most for another batch.
+    -- The row lock serialises batches of concurrent ticks (pg_cron's and a manual one).
     SELECT * INTO st FROM game.tick_state FOR UPDATE;
-    -- A tick before the cursor (the server's clock stepped back, or a caller allowed to
-    -- set the clock replays the past): look again from `at`. Only waifus stored below the
-    -- cap are filled, so looking twice fills and notifies nobody twice.
-    IF st.cursor_full_at > at_epoch THEN
-        st.cursor_full_at := at_epoch;
-        st.cursor_id := 0;
-    END IF;
     -- A writer computes full_at from its own start (always later than it), so a row that
     -- a transaction still running commits later cannot land before that transaction's
     -- start: the cursor never passes the oldest one running (nor the real time).
@@ -3685,73 +3747,56 @@ BEGIN
     FROM pg_catalog.pg_stat_activity AS a
     WHERE a.datname = current_database() AND a.backend_type = 'client backend'
       AND a.pid <> pg_backend_pid() AND a.xact_start IS NOT NULL;
-
-    -- The waifus still waiting from earlier batches (game.tick_retry: nearly always none).
-    waiting := ARRAY(SELECT r.waifu_id FROM game.tick_retry AS r);
-    -- The due waifus, in the cursor's order, straight off the (full_at, id) index: it stops
-    -- at batch_size. (With a join to tick_retry, or costed for pages on disk, the planner
-    -- read every due row by a bitmap scan and sorted them: random_page_cost is set for this
-    -- function, the tables it reads are in memory.) The steps after it go by arrays of ids,
-    -- each an index look-up by id (in one statement with CTEs the planner guessed their
-    -- sizes and joined them to the whole table by hash and merge joins).
-    SELECT count(*)::integer, array_agg(d.id ORDER BY d.full_at, d.id), max(d.full_at)
-    INTO scanned, due, last_full
-    FROM (SELECT w.id, w.full_at
-          FROM game.waifus AS w
-          WHERE (w.full_at, w.id) > (st.cursor_full_at, st.cursor_id) AND w.full_at <= at_epoch
-            AND (w.dynamic ->> 'energy')::integer < game.max_energy() AND w.id <> ALL (waiting)
-          ORDER BY w.full_at, w.id
-          LIMIT restore_batch.batch_size) AS d;
-    due := coalesce(due, '{}');
-    last_id := due[scanned];
-    todo := due || waiting;
-    skipped := 0;
-    BEGIN
-        -- Straight to the update: a row a call holds is waited for (a call holds it for a
-        -- millisecond), but only so long: one held longer (a session left open on it)
-        -- sends the batch the careful way below. Locking every row first would write a
-        -- second WAL record a row.
-        PERFORM set_config('lock_timeout', '50ms', true);
-        SELECT f.filled, f.notified INTO filled, notified FROM game.fill_waifus(todo, restore_batch.at) AS f;
-        locked := todo;
-    EXCEPTION WHEN lock_not_available THEN
-        -- Never wait for it: she is tried again by the next batches (game.tick_retry).
-        locked := ARRAY(SELECT w.id FROM unnest(todo) AS t(id) JOIN game.waifus AS w ON w.id = t.id
-                        FOR UPDATE OF w SKIP LOCKED);
-        SELECT f.filled, f.notified INTO filled, notified FROM game.fill_waifus(locked, restore_batch.at) AS f;
-    END;
-    PERFORM set_config('lock_timeout', previous_lock_timeout, true);
-    IF cardinality(waiting) > 0 OR cardinality(locked) < cardinality(todo) THEN
-        -- Done now: filled, or no longer due (she spent, or got full another way).
-        DELETE FROM game.tick_retry AS r
-        WHERE r.waifu_id = ANY (locked) OR NOT EXISTS (SELECT FROM game.waifus AS w WHERE w.id = r.waifu_id);
-        INSERT INTO game.tick_retry (waifu_id)
-        SELECT d FROM unnest(due) AS d WHERE d <> ALL (locked)
-        ON CONFLICT (waifu_id) DO NOTHING;
-        GET DIAGNOSTICS skipped = ROW_COUNT;
+    -- (A `now` ahead of the real time comes from a caller allowed to choose the clock, whose
+    -- writers choose theirs too: the real time says nothing about their full_at.)
+    IF horizon < at_epoch AND at_epoch <= extract(epoch FROM clock_timestamp()) THEN
+        upto_full := horizon;
+        upto_id := 0;
+    ELSE
+        upto_full := at_epoch;
+        upto_id := 9223372036854775807;
     END IF;
-
-    IF scanned < restore_batch.batch_size THEN
-        -- Everything due by `at` was looked at.
-        last_full := at_epoch;
-        last_id := 9223372036854775807;
+    scanned := 0;
+    -- The cursor only moves forward (a tick with an earlier `now`: nothing to do), so
+    -- nobody is staged twice.
+    IF (upto_full, upto_id) > (st.cursor_full_at, st.cursor_id) THEN
+        -- The waifus that reached the cap, in the cursor's order, straight off the
+        -- (full_at, id) index: it stops at batch_size. (Costed for pages on disk, the
+        -- planner read every due row by a bitmap scan and sorted them: random_page_cost
+        -- is set for this function, the tables it reads are in memory.)
+        SELECT count(*)::integer, max(d.full_at), max(d.id) FILTER (WHERE d.last)
+        INTO scanned, last_full, last_id
+        FROM (SELECT w.id, w.full_at,
+                     row_number() OVER (ORDER BY w.full_at, w.id) = restore_batch.batch_size AS last
+              FROM game.waifus AS w
+              WHERE (w.full_at, w.id) > (st.cursor_full_at, st.cursor_id) AND (w.full_at, w.id) <= (upto_full, upto_id)
+                AND (w.dynamic ->> 'energy')::integer < game.max_energy()
+              ORDER BY w.full_at, w.id
+              LIMIT restore_batch.batch_size) AS d;
+        IF scanned < restore_batch.batch_size THEN
+            -- Everything up to the bound was looked at.
+            last_full := upto_full;
+            last_id := upto_id;
+        END IF;
+        IF scanned > 0 THEN
+            INSERT INTO game.rested_ranges (after_full_at, after_id, upto_full_at, upto_id, waifus, created_at)
+            VALUES (st.cursor_full_at, st.cursor_id, last_full, last_id, scanned, restore_batch.at);
+        END IF;
+        UPDATE game.tick_state AS s SET cursor_full_at = last_full, cursor_id = last_id;
     END IF;
-    IF (last_full, last_id) > (horizon, 0::bigint) THEN
-        last_full := horizon;
-        last_id := 0;
-    END IF;
-    UPDATE game.tick_state AS s SET cursor_full_at = last_full, cursor_id = last_id;
-    IF notified > 0 THEN
-        PERFORM pg_notify('waifu_notifications', notified::text);
+    filled := scanned;
+    notified := scanned;
+    IF scanned > 0 THEN
+        PERFORM pg_notify('waifu_notifications', scanned::text);
     END IF;
 END
 $$;
 
 --
--- Name: FUNCTION restore_batch(at timestamp with time zone, batch_size integer, OUT scanned integer, OUT filled integer, OUT notified integer, OUT skipped integer); Type: COMMENT; Schema: game; Owner: -
+-- Name: FUNCTION restore_batch(at timestamp with time zone, batch_size integer, OUT scanned integer, OUT filled integer, OUT notified integer); Type: COMMENT; Schema: game; Owner: -
 --
 
-COMMENT ON FUNCTION game.restore_batch(at timestamp with time zone, batch_size integer, OUT scanned integer, OUT filled integer, OUT notified integer, OUT skipped integer) IS 'One batch of the restore tick: fill up to batch_size due waifus after the cursor (and those waiting in game.tick_retry).';
+COMMENT ON FUNCTION game.restore_batch(at timestamp with time zone, batch_size integer, OUT scanned integer, OUT filled integer, OUT notified integer) IS 'One batch of the restore tick: stage up to batch_size waifus that reached the cap after the cursor (game.rested_ranges).';
 
 --
 -- Name: restore_energy_job(); Type: PROCEDURE; Schema: game; Owner: -
@@ -3835,38 +3880,57 @@ $$;
 COMMENT ON FUNCTION game.stats_json(w game.waifus, dynamic jsonb, at timestamp with time zone) IS 'Stats card of a waifu (the shape api.waifu_stats returns).';
 
 --
--- Name: take_token(text, text); Type: FUNCTION; Schema: game; Owner: -
+-- Name: take_tokens(text, text, integer); Type: FUNCTION; Schema: game; Owner: -
 --
 
-CREATE FUNCTION game.take_token(bucket text, key text) RETURNS double precision
+CREATE FUNCTION game.take_tokens(bucket text, key text, wanted integer, OUT granted integer, OUT wait double precision) RETURNS record
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 DECLARE
     r game.rate_limits;
     t double precision := extract(epoch FROM clock_timestamp())::double precision;
+    n integer;
     emission double precision;
     tolerance double precision;
-    result record;
+    tat double precision;
 BEGIN
-    SELECT * INTO r FROM game.rate_limits AS x WHERE x.bucket = take_token.bucket;
+    SELECT * INTO r FROM game.rate_limits AS x WHERE x.bucket = take_tokens.bucket;
     IF NOT FOUND THEN
-        PERFORM game.invalid_argument('bucket', take_token.bucket, 'unknown rate limit bucket (see ops.rate_limits)');
+        PERFORM game.invalid_argument('bucket', take_tokens.bucket, 'unknown rate limit bucket (see ops.rate_limits)');
     END IF;
+    -- At most a quarter of the burst at once: a process holding requests it has not used
+    -- yet never keeps the others sharing the key out for long.
+    n := least(greatest(take_tokens.wanted, 1), greatest(r.burst / 4, 1), 1000);
     emission := 1.0 / r.rate;
     tolerance := emission * (r.burst - 1);
-    INSERT INTO game.rate_buckets AS b (bucket, key, tat, allowed)
-    VALUES (take_token.bucket, take_token.key, t + emission, true)
+    -- Room now: the requests that fit before the bucket's tolerance is used up (the first
+    -- one whenever greatest(tat, t) - t <= tolerance).
+    INSERT INTO game.rate_buckets AS b (bucket, key, tat, granted)
+    VALUES (take_tokens.bucket, take_tokens.key, t + emission * least(n, r.burst), least(n, r.burst))
     ON CONFLICT ON CONSTRAINT rate_buckets_pkey DO UPDATE
-        SET allowed = greatest(b.tat, t) - t <= tolerance,
-            tat = CASE WHEN greatest(b.tat, t) - t <= tolerance THEN greatest(b.tat, t) + emission ELSE b.tat END
-    RETURNING b.allowed, b.tat INTO result;
-    IF result.allowed THEN
-        RETURN 0::double precision;
-    END IF;
-    RETURN greatest(result.tat - tolerance - t, 0.001::double precision);
+        SET granted = greatest(least(n, floor((tolerance - (greatest(b.tat, t) - t)) / emission)::integer + 1), 0),
+            tat = greatest(b.tat, t)
+                  + emission * greatest(least(n, floor((tolerance - (greatest(b.tat, t) - t)) / emission)::integer + 1), 0)
+    RETURNING b.granted, b.tat INTO granted, tat;
+    wait := CASE WHEN granted > 0 THEN 0::double precision ELSE greatest(tat - tolerance - t, 0.001) END;
 END
 $$;
+
+--
+-- Name: FUNCTION take_tokens(bucket text, key text, wanted integer, OUT granted integer, OUT wait double precision); Type: COMMENT; Schema: game; Owner: -
+--
+
+COMMENT ON FUNCTION game.take_tokens(bucket text, key text, wanted integer, OUT granted integer, OUT wait double precision) IS 'GCRA: take up to `wanted` requests for key in bucket; {granted, wait: 0, or the seconds until one would be}.';
+
+--
+-- Name: take_token(text, text); Type: FUNCTION; Schema: game; Owner: -
+--
+
+CREATE FUNCTION game.take_token(bucket text, key text) RETURNS double precision
+    LANGUAGE sql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    RETURN (game.take_tokens(bucket, key, 1)).wait;
 
 --
 -- Name: FUNCTION take_token(bucket text, key text); Type: COMMENT; Schema: game; Owner: -
@@ -3902,7 +3966,7 @@ DECLARE
     b record;
 BEGIN
     b := game.restore_batch(now(), batch_size);
-    PERFORM game.record_tick(coalesce(tick_batch.first, true), now(), started, 1, b.filled, b.notified, b.skipped);
+    PERFORM game.record_tick(coalesce(tick_batch.first, true), now(), started, 1, b.filled, b.notified);
     RETURN b.scanned >= batch_size;
 END
 $$;
@@ -4255,7 +4319,7 @@ Example: SELECT ops.forget_card_photos(123456);';
 -- Name: metrics(); Type: FUNCTION; Schema: ops; Owner: -
 --
 
-CREATE FUNCTION ops.metrics() RETURNS TABLE(players bigint, waifus bigint, waifus_regenerating bigint, tick_last_duration_seconds double precision, tick_last_filled integer, tick_last_batches integer, tick_last_skipped integer, tick_last_finished_age_seconds double precision, tick_runs_total bigint, tick_filled_total bigint, tick_notified_total bigint, tick_waiting_retry bigint, outbox_waiting bigint, outbox_oldest_age_seconds double precision, ledger_partitions integer, ledger_bytes bigint, ledger_expired_partitions integer, ledger_oldest_age_seconds double precision, ledger_retention_seconds double precision, ledger_inserted_rows_total bigint, database_bytes bigint)
+CREATE FUNCTION ops.metrics() RETURNS TABLE(players bigint, waifus bigint, waifus_regenerating bigint, tick_last_duration_seconds double precision, tick_last_filled integer, tick_last_batches integer, tick_last_finished_age_seconds double precision, tick_runs_total bigint, tick_filled_total bigint, tick_notified_total bigint, outbox_rested_staged bigint, outbox_waiting bigint, outbox_oldest_age_seconds double precision, ledger_partitions integer, ledger_bytes bigint, ledger_expired_partitions integer, ledger_oldest_age_seconds double precision, ledger_retention_seconds double precision, ledger_inserted_rows_total bigint, database_bytes bigint)
     LANGUAGE plpgsql STABLE SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
@@ -4268,12 +4332,12 @@ BEGIN
     -- Stored below the cap and not yet full by the clock: the index (full_at, id) answers.
     waifus_regenerating := (SELECT count(*) FROM game.waifus AS w WHERE w.full_at > extract(epoch FROM at));
 
-    SELECT s.last_duration_ms / 1000.0, s.last_filled, s.last_batches, s.last_skipped,
+    SELECT s.last_duration_ms / 1000.0, s.last_filled, s.last_batches,
            extract(epoch FROM at - s.last_finished_at)::double precision, s.runs, s.filled_total, s.notified_total
-    INTO tick_last_duration_seconds, tick_last_filled, tick_last_batches, tick_last_skipped,
+    INTO tick_last_duration_seconds, tick_last_filled, tick_last_batches,
          tick_last_finished_age_seconds, tick_runs_total, tick_filled_total, tick_notified_total
     FROM game.tick_state AS s;
-    tick_waiting_retry := (SELECT count(*) FROM game.tick_retry);
+    outbox_rested_staged := (SELECT coalesce(sum(r.waifus), 0) FROM game.rested_ranges AS r);
 
     -- The waiting rows are the partial index notifications_queue_idx: cheap however many
     -- finished rows the table keeps.
@@ -4308,9 +4372,10 @@ $$;
 
 COMMENT ON FUNCTION ops.metrics() IS 'The database''s figures for Prometheus (db/monitoring/queries.yaml) and operators: one row.
 players, waifus, waifus_regenerating (stored below the cap); the restore tick''s last complete run
-(tick_last_duration_seconds, _filled, _batches, _skipped; tick_last_finished_age_seconds: since it ended)
-and its totals (tick_runs_total, tick_filled_total, tick_notified_total), tick_waiting_retry (waifus
-skipped because a call held them); outbox_waiting (rows not yet finished) and outbox_oldest_age_seconds;
+(tick_last_duration_seconds, _filled, _batches; tick_last_finished_age_seconds: since it ended)
+and its totals (tick_runs_total, tick_filled_total, tick_notified_total); outbox_waiting (rows not yet
+finished), outbox_rested_staged (waifus whose "she is rested" the tick staged, not yet made rows; at
+most) and outbox_oldest_age_seconds;
 the ledger: partitions, bytes, ledger_expired_partitions (wholly older than the retention: the hourly
 job should have dropped them), the oldest partition''s age, the retention, rows ever inserted
 (ledger_inserted_rows_total, from the statistics); database_bytes. Example: SELECT * FROM ops.metrics();';
@@ -4428,7 +4493,7 @@ every few minutes (db/monitoring/queries.yaml). Example: SELECT * FROM ops.metri
 -- Name: reset_tick(timestamp with time zone); Type: FUNCTION; Schema: ops; Owner: -
 --
 
-CREATE FUNCTION ops.reset_tick(since timestamp with time zone DEFAULT (now() - '1 day'::interval)) RETURNS jsonb
+CREATE FUNCTION ops.reset_tick(since timestamp with time zone DEFAULT (now() - '01:00:00'::interval)) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
@@ -4446,9 +4511,10 @@ $$;
 -- Name: FUNCTION reset_tick(since timestamp with time zone); Type: COMMENT; Schema: ops; Owner: -
 --
 
-COMMENT ON FUNCTION ops.reset_tick(since timestamp with time zone) IS 'Move the tick''s cursor back to `since` (default a day ago): the next ticks look at every waifu that reached
-the cap since then and fill those still stored below it (never twice). For after stored clocks were written by
-hand. Returns game.tick_state. Errors: WF006 since NULL, infinite or in the future.';
+COMMENT ON FUNCTION ops.reset_tick(since timestamp with time zone) IS 'Move the tick''s cursor back to `since` (default an hour ago): the next ticks stage a "she is rested" again for
+every waifu stored below the cap that reached it since then. For after stored clocks were written by hand.
+The tick keeps no mark of whom it told: players told since then are told again (about the waifus still
+rested). Returns game.tick_state. Errors: WF006 since NULL, infinite or in the future.';
 
 --
 -- Name: set_config(interval, interval, interval, integer); Type: FUNCTION; Schema: ops; Owner: -
@@ -5327,7 +5393,7 @@ CREATE UNLOGGED TABLE game.rate_buckets (
     bucket text NOT NULL,
     key text NOT NULL,
     tat double precision NOT NULL,
-    allowed boolean DEFAULT true NOT NULL
+    granted integer DEFAULT 1 NOT NULL
 )
 WITH (fillfactor='70');
 
@@ -5335,7 +5401,8 @@ WITH (fillfactor='70');
 -- Name: TABLE rate_buckets; Type: COMMENT; Schema: game; Owner: -
 --
 
-COMMENT ON TABLE game.rate_buckets IS 'State of the shared rate limiter (GCRA: tat = when the key''s bucket is full again). Unlogged; purged every 5 minutes.';
+COMMENT ON TABLE game.rate_buckets IS 'State of the shared rate limiter (GCRA: tat = when the key''s bucket is full again; granted: requests the last
+take got, 0 if it was refused). Unlogged; purged every 5 minutes.';
 
 --
 -- Name: rate_limits; Type: TABLE; Schema: game; Owner: -
@@ -5374,6 +5441,43 @@ CREATE TABLE game.request_keys (
 --
 
 COMMENT ON TABLE game.request_keys IS 'Request keys of the participations the ledger keeps (answer a retry; deleted after game.config.ledger_retention).';
+
+--
+-- Name: rested_ranges; Type: TABLE; Schema: game; Owner: -
+--
+
+CREATE TABLE game.rested_ranges (
+    id bigint NOT NULL,
+    after_full_at numeric NOT NULL,
+    after_id bigint NOT NULL,
+    upto_full_at numeric NOT NULL,
+    upto_id bigint NOT NULL,
+    waifus integer NOT NULL,
+    created_at timestamp with time zone NOT NULL,
+    CONSTRAINT rested_ranges_waifus_check CHECK ((waifus > 0))
+);
+
+--
+-- Name: TABLE rested_ranges; Type: COMMENT; Schema: game; Owner: -
+--
+
+COMMENT ON TABLE game.rested_ranges IS '"She is rested" staged by the tick, one row per batch: the waifus stored below the cap with (full_at, id) after
+(after_full_at, after_id) and up to (upto_full_at, upto_id) reached it at created_at. The sender''s claim
+(game.expand_rested) turns the oldest rows into per-player rows of game.notifications, moving `after` on;
+waifus: how many are left in the range, at most (one who spent since is no longer in it).';
+
+--
+-- Name: rested_ranges_id_seq; Type: SEQUENCE; Schema: game; Owner: -
+--
+
+ALTER TABLE game.rested_ranges ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME game.rested_ranges_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
 
 --
 -- Name: seen_updates; Type: TABLE; Schema: game; Owner: -
@@ -5445,21 +5549,6 @@ CREATE TABLE game.template_translations (
 --
 
 COMMENT ON TABLE game.template_translations IS 'Names and descriptions of waifu templates in languages other than English. Edit with ops.set_template_translation.';
-
---
--- Name: tick_retry; Type: TABLE; Schema: game; Owner: -
---
-
-CREATE TABLE game.tick_retry (
-    waifu_id bigint NOT NULL,
-    skipped_at timestamp with time zone DEFAULT now() NOT NULL
-);
-
---
--- Name: TABLE tick_retry; Type: COMMENT; Schema: game; Owner: -
---
-
-COMMENT ON TABLE game.tick_retry IS 'Waifus a tick batch found due but locked by a player''s call (SKIP LOCKED): the next batches try them again.';
 
 --
 -- Name: waifu_templates; Type: TABLE; Schema: game; Owner: -
@@ -5762,7 +5851,7 @@ UNION ALL
     NULL::text AS arguments,
     NULL::text AS returns,
     a.description
-   FROM ( VALUES ('WaifuTickNotRunning'::text,('The restore tick has not succeeded for 3 minutes: SELECT * FROM ops.cron_jobs; '::text || 'then ops.cron_failures. Energy is still right on every read; fills and "she is rested" wait.'::text)), ('WaifuTickSlow'::text,('The last restore tick took over 10 s: SELECT * FROM ops.tick; (filled, batches, skipped); '::text || 'check autovacuum of game.waifus and the server''s load.'::text)), ('WaifuOutboxStale'::text,('A notification has waited over 10 minutes: is a bot process with its sender up? '::text || 'Its log, waifu_notifier_* metrics; SELECT * FROM ops.metrics_outbox();'::text)), ('WaifuErrorRate'::text,('Over 5% of updates ended in an error or an unavailable database for 5 minutes: '::text || 'the bot''s log (outcome error:*), waifu_db_errors_total by SQLSTATE.'::text)), ('WaifuDatabaseUnreachable'::text,('The exporter cannot query the database (or is down): is PostgreSQL up? '::text || 'pg_isready; its log; disk space.'::text)), ('WaifuBotDown'::text,'Prometheus cannot scrape a bot process: is it running? docker compose ps; its log.'::text), ('WaifuLedgerPastRetention'::text,('A ledger partition older than the retention is still there: '::text || 'SELECT * FROM ops.ledger; SELECT * FROM ops.cron_failures; then SELECT game.maintain_ledger();'::text)), ('WaifuCronJobFailing'::text,'A pg_cron job failed in the last hour: SELECT * FROM ops.cron_failures;'::text)) a(name, description)
+   FROM ( VALUES ('WaifuTickNotRunning'::text,('The restore tick has not succeeded for 3 minutes: SELECT * FROM ops.cron_jobs; '::text || 'then ops.cron_failures. Energy is still right on every read; fills and "she is rested" wait.'::text)), ('WaifuTickSlow'::text,('The last restore tick took over 10 s: SELECT * FROM ops.tick; (filled, batches); '::text || 'check autovacuum of game.waifus and the server''s load.'::text)), ('WaifuOutboxStale'::text,('A notification has waited over 10 minutes: is a bot process with its sender up? '::text || 'Its log, waifu_notifier_* metrics; SELECT * FROM ops.metrics_outbox();'::text)), ('WaifuErrorRate'::text,('Over 5% of updates ended in an error or an unavailable database for 5 minutes: '::text || 'the bot''s log (outcome error:*), waifu_db_errors_total by SQLSTATE.'::text)), ('WaifuDatabaseUnreachable'::text,('The exporter cannot query the database (or is down): is PostgreSQL up? '::text || 'pg_isready; its log; disk space.'::text)), ('WaifuBotDown'::text,'Prometheus cannot scrape a bot process: is it running? docker compose ps; its log.'::text), ('WaifuLedgerPastRetention'::text,('A ledger partition older than the retention is still there: '::text || 'SELECT * FROM ops.ledger; SELECT * FROM ops.cron_failures; then SELECT game.maintain_ledger();'::text)), ('WaifuCronJobFailing'::text,'A pg_cron job failed in the last hour: SELECT * FROM ops.cron_failures;'::text)) a(name, description)
   ORDER BY 2, 1;
 
 --
@@ -5875,7 +5964,7 @@ CREATE VIEW ops.rate_limits AS
           WHERE ((b.bucket = l.bucket) AND (b.tat > (EXTRACT(epoch FROM now()))::double precision))) AS active_keys,
     ( SELECT count(*) AS count
            FROM game.rate_buckets b
-          WHERE ((b.bucket = l.bucket) AND (NOT b.allowed) AND (b.tat > (EXTRACT(epoch FROM now()))::double precision))) AS refused_keys
+          WHERE ((b.bucket = l.bucket) AND (b.granted = 0) AND (b.tat > (EXTRACT(epoch FROM now()))::double precision))) AS refused_keys
    FROM game.rate_limits l
   ORDER BY l.bucket;
 
@@ -5945,13 +6034,12 @@ CREATE VIEW ops.tick AS
     s.last_batches,
     s.last_filled,
     s.last_notified,
-    s.last_skipped,
     s.runs,
     s.filled_total,
     s.notified_total,
     to_timestamp((s.cursor_full_at)::double precision) AS cursor_at,
-    ( SELECT count(*) AS count
-           FROM game.tick_retry) AS waiting_retry,
+    ( SELECT COALESCE(sum(r.waifus), (0)::bigint) AS "coalesce"
+           FROM game.rested_ranges r) AS rested_staged,
     ( SELECT count(*) AS count
            FROM game.waifus w
           WHERE ((w.full_at > s.cursor_full_at) AND (w.full_at <= EXTRACT(epoch FROM now())) AND (((w.dynamic ->> 'energy'::text))::integer < game.max_energy()))) AS due_now
@@ -5961,7 +6049,7 @@ CREATE VIEW ops.tick AS
 -- Name: VIEW tick; Type: COMMENT; Schema: ops; Owner: -
 --
 
-COMMENT ON VIEW ops.tick IS 'The restore tick: its last run (duration, batches, filled, notified, skipped), totals, cursor and what is due now.';
+COMMENT ON VIEW ops.tick IS 'The restore tick: its last run (duration, batches, filled, notified), totals, cursor, "rested" staged (waifus, at most) and what is due now.';
 
 --
 -- Name: translations; Type: VIEW; Schema: ops; Owner: -
@@ -6221,6 +6309,13 @@ ALTER TABLE ONLY game.request_keys
     ADD CONSTRAINT request_keys_pkey PRIMARY KEY (telegram_id, request_key);
 
 --
+-- Name: rested_ranges rested_ranges_pkey; Type: CONSTRAINT; Schema: game; Owner: -
+--
+
+ALTER TABLE ONLY game.rested_ranges
+    ADD CONSTRAINT rested_ranges_pkey PRIMARY KEY (id);
+
+--
 -- Name: seen_updates seen_updates_pkey; Type: CONSTRAINT; Schema: game; Owner: -
 --
 
@@ -6240,13 +6335,6 @@ ALTER TABLE ONLY game.stat_corrections
 
 ALTER TABLE ONLY game.template_translations
     ADD CONSTRAINT template_translations_pkey PRIMARY KEY (template_code, language);
-
---
--- Name: tick_retry tick_retry_pkey; Type: CONSTRAINT; Schema: game; Owner: -
---
-
-ALTER TABLE ONLY game.tick_retry
-    ADD CONSTRAINT tick_retry_pkey PRIMARY KEY (waifu_id);
 
 --
 -- Name: tick_state tick_state_pkey; Type: CONSTRAINT; Schema: game; Owner: -
@@ -6770,6 +6858,13 @@ REVOKE ALL ON FUNCTION api.rate_limit(bucket text, key text) FROM PUBLIC;
 GRANT ALL ON FUNCTION api.rate_limit(bucket text, key text) TO waifu_bot;
 
 --
+-- Name: FUNCTION rate_limit_lease(bucket text, key text, wanted integer); Type: ACL; Schema: api; Owner: -
+--
+
+REVOKE ALL ON FUNCTION api.rate_limit_lease(bucket text, key text, wanted integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION api.rate_limit_lease(bucket text, key text, wanted integer) TO waifu_bot;
+
+--
 -- Name: FUNCTION register_group_member(chat_id bigint, telegram_id bigint, title text, now timestamp with time zone); Type: ACL; Schema: api; Owner: -
 --
 
@@ -7071,10 +7166,10 @@ GRANT SELECT ON TABLE game.waifus TO waifu_ops;
 REVOKE ALL ON FUNCTION game.events_for(w game.waifus, at timestamp with time zone) FROM PUBLIC;
 
 --
--- Name: FUNCTION fill_waifus(ids bigint[], at timestamp with time zone, OUT filled integer, OUT notified integer); Type: ACL; Schema: game; Owner: -
+-- Name: FUNCTION expand_rested(at timestamp with time zone, wanted integer); Type: ACL; Schema: game; Owner: -
 --
 
-REVOKE ALL ON FUNCTION game.fill_waifus(ids bigint[], at timestamp with time zone, OUT filled integer, OUT notified integer) FROM PUBLIC;
+REVOKE ALL ON FUNCTION game.expand_rested(at timestamp with time zone, wanted integer) FROM PUBLIC;
 
 --
 -- Name: FUNCTION global_rank(board text, xp bigint, week timestamp with time zone, OUT place bigint, OUT exact boolean); Type: ACL; Schema: game; Owner: -
@@ -7252,10 +7347,10 @@ REVOKE ALL ON FUNCTION game.rank_step() FROM PUBLIC;
 GRANT SELECT ON TABLE game.tick_state TO waifu_ops;
 
 --
--- Name: FUNCTION record_tick(first boolean, at timestamp with time zone, started timestamp with time zone, batches integer, filled integer, notified integer, skipped integer); Type: ACL; Schema: game; Owner: -
+-- Name: FUNCTION record_tick(first boolean, at timestamp with time zone, started timestamp with time zone, batches integer, filled integer, notified integer); Type: ACL; Schema: game; Owner: -
 --
 
-REVOKE ALL ON FUNCTION game.record_tick(first boolean, at timestamp with time zone, started timestamp with time zone, batches integer, filled integer, notified integer, skipped integer) FROM PUBLIC;
+REVOKE ALL ON FUNCTION game.record_tick(first boolean, at timestamp with time zone, started timestamp with time zone, batches integer, filled integer, notified integer) FROM PUBLIC;
 
 --
 -- Name: FUNCTION refresh_rank_steps(); Type: ACL; Schema: game; Owner: -
@@ -7297,10 +7392,10 @@ REVOKE ALL ON FUNCTION game.require_player(telegram_id bigint) FROM PUBLIC;
 REVOKE ALL ON FUNCTION game.require_waifu(waifu_id bigint, owner_id bigint) FROM PUBLIC;
 
 --
--- Name: FUNCTION restore_batch(at timestamp with time zone, batch_size integer, OUT scanned integer, OUT filled integer, OUT notified integer, OUT skipped integer); Type: ACL; Schema: game; Owner: -
+-- Name: FUNCTION restore_batch(at timestamp with time zone, batch_size integer, OUT scanned integer, OUT filled integer, OUT notified integer); Type: ACL; Schema: game; Owner: -
 --
 
-REVOKE ALL ON FUNCTION game.restore_batch(at timestamp with time zone, batch_size integer, OUT scanned integer, OUT filled integer, OUT notified integer, OUT skipped integer) FROM PUBLIC;
+REVOKE ALL ON FUNCTION game.restore_batch(at timestamp with time zone, batch_size integer, OUT scanned integer, OUT filled integer, OUT notified integer) FROM PUBLIC;
 
 --
 -- Name: PROCEDURE restore_energy_job(); Type: ACL; Schema: game; Owner: -
@@ -7322,6 +7417,12 @@ REVOKE ALL ON FUNCTION game.settings_json(p game.players, at timestamp with time
 
 REVOKE ALL ON FUNCTION game.stats_json(w game.waifus, dynamic jsonb, at timestamp with time zone) FROM PUBLIC;
 GRANT ALL ON FUNCTION game.stats_json(w game.waifus, dynamic jsonb, at timestamp with time zone) TO waifu_ops;
+
+--
+-- Name: FUNCTION take_tokens(bucket text, key text, wanted integer, OUT granted integer, OUT wait double precision); Type: ACL; Schema: game; Owner: -
+--
+
+REVOKE ALL ON FUNCTION game.take_tokens(bucket text, key text, wanted integer, OUT granted integer, OUT wait double precision) FROM PUBLIC;
 
 --
 -- Name: FUNCTION take_token(bucket text, key text); Type: ACL; Schema: game; Owner: -
@@ -7633,6 +7734,12 @@ GRANT SELECT ON TABLE game.rate_limits TO waifu_ops;
 GRANT SELECT ON TABLE game.request_keys TO waifu_ops;
 
 --
+-- Name: TABLE rested_ranges; Type: ACL; Schema: game; Owner: -
+--
+
+GRANT SELECT ON TABLE game.rested_ranges TO waifu_ops;
+
+--
 -- Name: TABLE seen_updates; Type: ACL; Schema: game; Owner: -
 --
 
@@ -7649,12 +7756,6 @@ GRANT SELECT ON TABLE game.stat_corrections TO waifu_ops;
 --
 
 GRANT SELECT ON TABLE game.template_translations TO waifu_ops;
-
---
--- Name: TABLE tick_retry; Type: ACL; Schema: game; Owner: -
---
-
-GRANT SELECT ON TABLE game.tick_retry TO waifu_ops;
 
 --
 -- Name: TABLE waifu_templates; Type: ACL; Schema: game; Owner: -

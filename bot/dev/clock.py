@@ -1,14 +1,14 @@
 """Make time pass for one player's energy, in development (`make play --fast-clock`, `:rest`).
 
-The game's clock is the server's: the bot's role may not pass another `now`, and energy
-is restored only by pg_cron's tick (`restore-energy`, every minute: `CALL
-game.restore_energy_job()`), which also queues "she is rested". So time is made to pass
-the way the tests make it pass: a superuser moves the stored energy clocks
-(`last_restore`) of the player's regenerating waifus back. Their energy then reads
-higher at once (every read is as of now), and the tick fills and notifies those that
-reached the cap. A clock is never moved past the moment she is full (`full_at` stays at
-or after now), so the tick's cursor, which is at most the last tick's time, still sees
-her: no `ops.reset_tick()` is needed. Cooldowns and the daily reward keep real time.
+The game's clock is the server's: the bot's role may not pass another `now`, and "she is
+rested" is staged only by pg_cron's tick (`restore-energy`, every minute: `CALL
+game.restore_energy_job()`). So time is made to pass the way the tests make it pass: a
+superuser moves the stored energy clocks (`last_restore`) of the player's regenerating
+waifus back. Their energy then reads higher at once (every read is as of now), and the
+tick finds those that reached the cap and stages their message. A clock is never moved
+past the moment she is full (`full_at` stays at or after now), so the tick's cursor,
+which is at most the last tick's time, still sees her: no `ops.reset_tick()` is needed.
+Cooldowns and the daily reward keep real time.
 
 Needs a superuser URL of the game's database: the local one (`.localdb/dev`) is used
 when playing on it; otherwise pass one.

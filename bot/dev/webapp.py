@@ -33,6 +33,7 @@ from bot.app import connect_game
 from bot.config import load_settings
 from bot.dev.local_botapi import TelegramStub
 from bot.game import Game, GameError
+from bot.portraits import add_portrait_routes
 from bot.webapp import setup_webapp
 from bot.webapp.routes import PAGE_HEADERS, STATIC_DIR
 
@@ -99,6 +100,7 @@ async def serve(args: argparse.Namespace) -> None:
             print(note)
         app = web.Application(middlewares=[offline_page])
         setup_webapp(app, game=game, settings=settings)
+        add_portrait_routes(app)  # as bot/app.py: the collection tab shows them
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", args.port)

@@ -18,7 +18,7 @@ from typing import Any
 from aiohttp import web
 
 from bot.config import Settings
-from bot.game import Game, GameError, WaifuNotFound
+from bot.game import Game, GameError, InvalidArgument, ItemNotFound, WaifuNotFound
 from bot.texts import Texts
 from bot.webapp.auth import Authenticator, AuthError, WebAppIdentity
 from bot.webapp.errors import NO_STORE, ApiError, error_response
@@ -192,6 +192,123 @@ async def post_daily(request: web.Request) -> web.Response:
     return web.json_response(result)
 
 
+# -- issue 19: the collection, the shop and the leaderboards -----------------------------------
+# Thin callers of api.player_waifus, set_active_waifu, adopt_waifu, shop, inventory, buy_item,
+# give_gift and leaderboard: the database decides, refuses (WF0xx, mapped in bot/game.py) and
+# keeps retries idempotent by the request key. A malformed code or id is refused here, before
+# any call, with the answer an unknown one would get.
+
+CODE_RE = re.compile(r"[a-z0-9_]{1,32}")  # template and item codes (the tables' CHECK)
+BOARDS = ("week", "all")  # api.leaderboard's boards: this week's XP, all-time XP
+
+
+def _template_code(request: web.Request) -> str:
+    code = request.match_info["template_code"]
+    if not CODE_RE.fullmatch(code):
+        raise InvalidArgument("unknown waifu template", {"argument": "template_code", "value": code[:64]})
+    return code
+
+
+def _item_code(request: web.Request) -> str:
+    code = request.match_info["item_code"]
+    if not CODE_RE.fullmatch(code):
+        raise ItemNotFound("no such item", {"item_code": code[:64]})
+    return code
+
+
+async def get_waifus(request: web.Request) -> web.Response:
+    """The collection: owned waifus (stats, rarity, active) and every template (waifu_id: adopted)."""
+    identity = _identity(request)
+    return web.json_response(await request.app[GAME_KEY].player_waifus(identity.telegram_id))
+
+
+async def post_active_waifu(request: web.Request) -> web.Response:
+    """Pick the waifu for events. Idempotent by its value (like POST /settings): no key needed."""
+    identity = _identity(request)
+    if (refused := await limit_action(request, identity.telegram_id)) is not None:
+        return refused
+    waifu_id = _waifu_id(request)
+    return web.json_response(await request.app[GAME_KEY].set_active_waifu(identity.telegram_id, waifu_id))
+
+
+async def post_adopt(request: web.Request) -> web.Response:
+    """Adopt a template once per Idempotency-Key (the same key again answers the same waifu)."""
+    identity = _identity(request)
+    if (refused := await limit_action(request, identity.telegram_id)) is not None:
+        return refused
+    code = _template_code(request)
+    key = _idempotency_key(request)
+    waifu_id = await request.app[GAME_KEY].adopt_waifu(identity.telegram_id, code,
+                                                       REQUEST_KEY_PREFIX + "adopt:" + key)
+    log.info("webapp adopt", extra={"user_id": identity.telegram_id, "waifu_id": waifu_id, "template": code})
+    return web.json_response({"waifu_id": waifu_id, "template_code": code})
+
+
+async def get_shop(request: web.Request) -> web.Response:
+    """What is on sale, in the player's language, and the player's coins."""
+    identity = _identity(request)
+    return web.json_response(await request.app[GAME_KEY].shop(identity.telegram_id))
+
+
+async def get_inventory(request: web.Request) -> web.Response:
+    """The player's coins, standing and items with their quantities."""
+    identity = _identity(request)
+    return web.json_response(await request.app[GAME_KEY].inventory(identity.telegram_id))
+
+
+async def post_buy(request: web.Request) -> web.Response:
+    """Buy one of an item once per Idempotency-Key (a replay answers "replayed": true)."""
+    identity = _identity(request)
+    if (refused := await limit_action(request, identity.telegram_id)) is not None:
+        return refused
+    code = _item_code(request)
+    key = _idempotency_key(request)
+    result = await request.app[GAME_KEY].buy_item(identity.telegram_id, code, REQUEST_KEY_PREFIX + "buy:" + key)
+    log.info("webapp buy", extra={"user_id": identity.telegram_id, "item": code, "replayed": result.get("replayed")})
+    return web.json_response(result)
+
+
+async def post_gift(request: web.Request) -> web.Response:
+    """Give an item from the inventory to one of the player's own waifus, once per Idempotency-Key.
+    (Gifts to another player's waifu belong to group chats: without a chat, WF004 as for any stranger.)"""
+    identity = _identity(request)
+    if (refused := await limit_action(request, identity.telegram_id)) is not None:
+        return refused
+    waifu_id = _waifu_id(request)
+    code = _item_code(request)
+    key = _idempotency_key(request)
+    result = await request.app[GAME_KEY].give_gift(identity.telegram_id, waifu_id, code,
+                                                   REQUEST_KEY_PREFIX + "gift:" + key)
+    log.info("webapp gift", extra={"user_id": identity.telegram_id, "waifu_id": waifu_id, "item": code,
+                                   "replayed": result.get("replayed")})
+    return web.json_response(result)
+
+
+async def get_top(request: web.Request) -> web.Response:
+    """A global leaderboard: ?board=week (default) or all. Other players are shown by name and
+    place only (their Telegram ids stay in the database); `me` marks the caller's own row."""
+    identity = _identity(request)
+    board = request.query.get("board", "week")
+    if board not in BOARDS:
+        raise ApiError(400, "invalid_argument", "board must be week or all.",
+                       {"argument": "board", "value": board[:64]})
+    result = await request.app[GAME_KEY].leaderboard(identity.telegram_id, board)
+    result["top"] = [{"rank": row["rank"], "name": row["name"], "xp": row["xp"],
+                      "me": row["telegram_id"] == identity.telegram_id} for row in result["top"]]
+    return web.json_response(result)
+
+
+def add_collection_routes(api: web.Application) -> None:
+    api.router.add_get("/waifus", get_waifus)
+    api.router.add_post("/waifus/{waifu_id}/active", post_active_waifu)
+    api.router.add_post("/waifus/{waifu_id}/gifts/{item_code}", post_gift)
+    api.router.add_post("/templates/{template_code}/adopt", post_adopt)
+    api.router.add_get("/shop", get_shop)
+    api.router.add_post("/shop/{item_code}/buy", post_buy)
+    api.router.add_get("/inventory", get_inventory)
+    api.router.add_get("/top", get_top)
+
+
 async def api_not_found(request: web.Request) -> web.Response:
     raise web.HTTPNotFound(reason="No such API endpoint.")
 
@@ -229,6 +346,7 @@ def build_api(game: Game, settings: Settings) -> web.Application:
     api.router.add_get("/settings", get_settings)
     api.router.add_post("/settings", post_settings)
     api.router.add_post("/daily", post_daily)
+    add_collection_routes(api)
     # Unknown paths under /api/ answer JSON too (the sub-application's middleware runs
     # only for routes it owns).
     api.router.add_route("*", "/{tail:.*}", api_not_found)

@@ -5,16 +5,19 @@
 --   superuser, still use them; the tick and the daily claim use none). waifu_bot gets a
 --   lock timeout, so a call that meets a row some hostile session of the same login
 --   holds fails in a second (55P03) instead of holding a pool connection for good.
--- * The restore tick fills in bounded batches, each its own short transaction: pg_cron
---   runs CALL game.restore_energy_job(), which commits after every batch. A batch skips
---   (SKIP LOCKED) the waifus a player's call holds: they wait in game.tick_retry for the
---   next batch. Neither side ever waits for the other.
--- * full_at is now "the epoch second at which her stored energy reaches the cap" for
---   every waifu, full ones included (for them: when they last did), so filling a waifu
---   does not change it and the fill is a heap-only update (no index entry written). The
---   index (full_at, id) no longer tells who still needs filling, so the tick walks it
---   from a cursor (game.tick_state), and only waifus stored below the cap are filled:
---   a second look at the same range fills and notifies nobody twice.
+-- * The restore tick writes no waifu. Energy is computed at every read (0010), so the
+--   only work left when a waifu reaches the cap is telling her player, and a message can
+--   only go out at Telegram's pace (about 25 a second): the tick stages each batch of
+--   waifus that reached the cap as one row of game.rested_ranges (a range of the (full_at,
+--   id) index), and the sender's claim turns the oldest range into per-player messages
+--   when the outbox runs short (game.expand_rested). pg_cron runs CALL
+--   game.restore_energy_job(), a short transaction per batch; no batch takes a row lock
+--   a player's call could meet.
+-- * full_at is "the epoch second at which her stored energy reaches the cap" for every
+--   waifu, full ones included (for them: when they last did). The tick walks the index
+--   (full_at, id) from a cursor (game.tick_state) that only moves forward, so each waifu
+--   that reaches the cap is staged once; spending moves her full_at, so a waifu who spent
+--   before her range was expanded is not told.
 -- * One rate limiter for every process, in UNLOGGED tables: api.rate_limit (GCRA, one
 --   upsert a call) and api.admit_update (an update seen by two processes is handled once).
 -- * The outbox: rows older than game.config.notification_max_age end as expired, a
@@ -187,7 +190,6 @@ CREATE TABLE game.tick_state (
     last_filled integer NOT NULL DEFAULT 0,
     last_notified integer NOT NULL DEFAULT 0,
     last_batches integer NOT NULL DEFAULT 0,
-    last_skipped integer NOT NULL DEFAULT 0,
     runs bigint NOT NULL DEFAULT 0,
     filled_total bigint NOT NULL DEFAULT 0,
     notified_total bigint NOT NULL DEFAULT 0
@@ -195,7 +197,8 @@ CREATE TABLE game.tick_state (
 COMMENT ON TABLE game.tick_state IS
 $$The restore tick's cursor and figures (one row). Every waifu with (full_at, id) at or before the cursor
 has been looked at; the last_* columns describe the last complete tick, the *_total ones count since the
-migration. See ops.tick.$$;
+migration: filled (waifus that reached the cap), notified (of them, those staged for a "she is rested":
+all, the sender's claim skips players with notifications off). See ops.tick.$$;
 -- Where the first tick starts: before every waifu still stored below the cap.
 INSERT INTO game.tick_state (cursor_full_at)
 SELECT coalesce(min(w.full_at) - 1, extract(epoch FROM now()))
@@ -203,77 +206,40 @@ FROM game.waifus AS w
 WHERE (w.dynamic ->> 'energy')::integer < game.max_energy();
 GRANT SELECT ON game.tick_state TO waifu_ops;
 
-CREATE TABLE game.tick_retry (
-    waifu_id bigint PRIMARY KEY,
-    skipped_at timestamptz NOT NULL DEFAULT now()
+CREATE TABLE game.rested_ranges (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    after_full_at numeric NOT NULL,
+    after_id bigint NOT NULL,
+    upto_full_at numeric NOT NULL,
+    upto_id bigint NOT NULL,
+    waifus integer NOT NULL CHECK (waifus > 0),
+    created_at timestamptz NOT NULL
 );
-COMMENT ON TABLE game.tick_retry IS
-    'Waifus a tick batch found due but locked by a player''s call (SKIP LOCKED): the next batches try them again.';
-GRANT SELECT ON game.tick_retry TO waifu_ops;
-
--- The fill of the waifus `ids` still due at `at` (their restored stats, stored with the one
--- rule game.regen, checked again on the row as written: a call may have changed her since
--- the look-up), and one "she is rested" message per player.
-CREATE FUNCTION game.fill_waifus(ids bigint[], at timestamptz, OUT filled integer, OUT notified integer)
-    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-    WITH restored AS (
-        UPDATE game.waifus AS w
-        SET dynamic = game.regen(w.dynamic, fill_waifus.at)
-        FROM unnest(fill_waifus.ids) AS t(id)
-        WHERE w.id = t.id AND (w.dynamic ->> 'energy')::integer < game.max_energy()
-          AND w.full_at <= extract(epoch FROM fill_waifus.at)
-        RETURNING w.id, w.owner_id, w.name
-    ), rested AS (
-        INSERT INTO game.notifications (telegram_id, kind, payload, created_at, available_at)
-        SELECT r.owner_id, 'rested',
-               jsonb_build_object('waifus', jsonb_agg(jsonb_build_object(
-                   'waifu_id', r.id, 'name', r.name, 'energy', game.max_energy()) ORDER BY r.id)),
-               fill_waifus.at, fill_waifus.at
-        FROM restored AS r
-        -- A look-up by key per filled waifu: as a join the planner chose a hash join over
-        -- every player (a scan of all of them in each batch).
-        WHERE (SELECT p.notifications FROM game.players AS p WHERE p.telegram_id = r.owner_id)
-        GROUP BY r.owner_id
-        RETURNING 1
-    )
-    SELECT (SELECT count(*) FROM restored)::integer, (SELECT count(*) FROM rested)::integer INTO filled, notified;
-END
-$$;
-COMMENT ON FUNCTION game.fill_waifus(bigint[], timestamptz) IS
-    'Store the restored stats of the waifus `ids` still due at `at` and queue their players'' "she is rested".';
-REVOKE ALL ON FUNCTION game.fill_waifus(bigint[], timestamptz) FROM PUBLIC;
+COMMENT ON TABLE game.rested_ranges IS
+$$"She is rested" staged by the tick, one row per batch: the waifus stored below the cap with (full_at, id) after
+(after_full_at, after_id) and up to (upto_full_at, upto_id) reached it at created_at. The sender's claim
+(game.expand_rested) turns the oldest rows into per-player rows of game.notifications, moving `after` on;
+waifus: how many are left in the range, at most (one who spent since is no longer in it).$$;
+GRANT SELECT ON game.rested_ranges TO waifu_ops;
 
 -- One batch: the core of the tick. Called by api.restore_energy (all batches in one
 -- transaction) and game.tick_batch (the job's, one transaction each); granted to nobody.
+-- It reads the index and writes two small rows: no waifu is written or locked.
 CREATE FUNCTION game.restore_batch(at timestamptz, batch_size integer,
-                                   OUT scanned integer, OUT filled integer, OUT notified integer,
-                                   OUT skipped integer)
+                                   OUT scanned integer, OUT filled integer, OUT notified integer)
     LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET random_page_cost = 1.1
 AS $$
 DECLARE
     at_epoch numeric := extract(epoch FROM restore_batch.at);
     st game.tick_state;
     horizon numeric;
+    upto_full numeric;
+    upto_id bigint;
     last_full numeric;
     last_id bigint;
-    due bigint[];
-    waiting bigint[];
-    todo bigint[];
-    locked bigint[];
-    previous_lock_timeout text := current_setting('lock_timeout');
 BEGIN
-    -- The row lock serialises batches of concurrent ticks (pg_cron's and a manual one):
-    -- a batch waits at most for another batch.
+    -- The row lock serialises batches of concurrent ticks (pg_cron's and a manual one).
     SELECT * INTO st FROM game.tick_state FOR UPDATE;
-    -- A tick before the cursor (the server's clock stepped back, or a caller allowed to
-    -- set the clock replays the past): look again from `at`. Only waifus stored below the
-    -- cap are filled, so looking twice fills and notifies nobody twice.
-    IF st.cursor_full_at > at_epoch THEN
-        st.cursor_full_at := at_epoch;
-        st.cursor_id := 0;
-    END IF;
     -- A writer computes full_at from its own start (always later than it), so a row that
     -- a transaction still running commits later cannot land before that transaction's
     -- start: the cursor never passes the oldest one running (nor the real time).
@@ -281,74 +247,124 @@ BEGIN
     FROM pg_catalog.pg_stat_activity AS a
     WHERE a.datname = current_database() AND a.backend_type = 'client backend'
       AND a.pid <> pg_backend_pid() AND a.xact_start IS NOT NULL;
-
-    -- The waifus still waiting from earlier batches (game.tick_retry: nearly always none).
-    waiting := ARRAY(SELECT r.waifu_id FROM game.tick_retry AS r);
-    -- The due waifus, in the cursor's order, straight off the (full_at, id) index: it stops
-    -- at batch_size. (With a join to tick_retry, or costed for pages on disk, the planner
-    -- read every due row by a bitmap scan and sorted them: random_page_cost is set for this
-    -- function, the tables it reads are in memory.) The steps after it go by arrays of ids,
-    -- each an index look-up by id (in one statement with CTEs the planner guessed their
-    -- sizes and joined them to the whole table by hash and merge joins).
-    SELECT count(*)::integer, array_agg(d.id ORDER BY d.full_at, d.id), max(d.full_at)
-    INTO scanned, due, last_full
-    FROM (SELECT w.id, w.full_at
-          FROM game.waifus AS w
-          WHERE (w.full_at, w.id) > (st.cursor_full_at, st.cursor_id) AND w.full_at <= at_epoch
-            AND (w.dynamic ->> 'energy')::integer < game.max_energy() AND w.id <> ALL (waiting)
-          ORDER BY w.full_at, w.id
-          LIMIT restore_batch.batch_size) AS d;
-    due := coalesce(due, '{}');
-    last_id := due[scanned];
-    todo := due || waiting;
-    skipped := 0;
-    BEGIN
-        -- Straight to the update: a row a call holds is waited for (a call holds it for a
-        -- millisecond), but only so long: one held longer (a session left open on it)
-        -- sends the batch the careful way below. Locking every row first would write a
-        -- second WAL record a row.
-        PERFORM set_config('lock_timeout', '50ms', true);
-        SELECT f.filled, f.notified INTO filled, notified FROM game.fill_waifus(todo, restore_batch.at) AS f;
-        locked := todo;
-    EXCEPTION WHEN lock_not_available THEN
-        -- Never wait for it: she is tried again by the next batches (game.tick_retry).
-        locked := ARRAY(SELECT w.id FROM unnest(todo) AS t(id) JOIN game.waifus AS w ON w.id = t.id
-                        FOR UPDATE OF w SKIP LOCKED);
-        SELECT f.filled, f.notified INTO filled, notified FROM game.fill_waifus(locked, restore_batch.at) AS f;
-    END;
-    PERFORM set_config('lock_timeout', previous_lock_timeout, true);
-    IF cardinality(waiting) > 0 OR cardinality(locked) < cardinality(todo) THEN
-        -- Done now: filled, or no longer due (she spent, or got full another way).
-        DELETE FROM game.tick_retry AS r
-        WHERE r.waifu_id = ANY (locked) OR NOT EXISTS (SELECT FROM game.waifus AS w WHERE w.id = r.waifu_id);
-        INSERT INTO game.tick_retry (waifu_id)
-        SELECT d FROM unnest(due) AS d WHERE d <> ALL (locked)
-        ON CONFLICT (waifu_id) DO NOTHING;
-        GET DIAGNOSTICS skipped = ROW_COUNT;
+    -- (A `now` ahead of the real time comes from a caller allowed to choose the clock, whose
+    -- writers choose theirs too: the real time says nothing about their full_at.)
+    IF horizon < at_epoch AND at_epoch <= extract(epoch FROM clock_timestamp()) THEN
+        upto_full := horizon;
+        upto_id := 0;
+    ELSE
+        upto_full := at_epoch;
+        upto_id := 9223372036854775807;
     END IF;
-
-    IF scanned < restore_batch.batch_size THEN
-        -- Everything due by `at` was looked at.
-        last_full := at_epoch;
-        last_id := 9223372036854775807;
+    scanned := 0;
+    -- The cursor only moves forward (a tick with an earlier `now`: nothing to do), so
+    -- nobody is staged twice.
+    IF (upto_full, upto_id) > (st.cursor_full_at, st.cursor_id) THEN
+        -- The waifus that reached the cap, in the cursor's order, straight off the
+        -- (full_at, id) index: it stops at batch_size. (Costed for pages on disk, the
+        -- planner read every due row by a bitmap scan and sorted them: random_page_cost
+        -- is set for this function, the tables it reads are in memory.)
+        SELECT count(*)::integer, max(d.full_at), max(d.id) FILTER (WHERE d.last)
+        INTO scanned, last_full, last_id
+        FROM (SELECT w.id, w.full_at,
+                     row_number() OVER (ORDER BY w.full_at, w.id) = restore_batch.batch_size AS last
+              FROM game.waifus AS w
+              WHERE (w.full_at, w.id) > (st.cursor_full_at, st.cursor_id) AND (w.full_at, w.id) <= (upto_full, upto_id)
+                AND (w.dynamic ->> 'energy')::integer < game.max_energy()
+              ORDER BY w.full_at, w.id
+              LIMIT restore_batch.batch_size) AS d;
+        IF scanned < restore_batch.batch_size THEN
+            -- Everything up to the bound was looked at.
+            last_full := upto_full;
+            last_id := upto_id;
+        END IF;
+        IF scanned > 0 THEN
+            INSERT INTO game.rested_ranges (after_full_at, after_id, upto_full_at, upto_id, waifus, created_at)
+            VALUES (st.cursor_full_at, st.cursor_id, last_full, last_id, scanned, restore_batch.at);
+        END IF;
+        UPDATE game.tick_state AS s SET cursor_full_at = last_full, cursor_id = last_id;
     END IF;
-    IF (last_full, last_id) > (horizon, 0::bigint) THEN
-        last_full := horizon;
-        last_id := 0;
-    END IF;
-    UPDATE game.tick_state AS s SET cursor_full_at = last_full, cursor_id = last_id;
-    IF notified > 0 THEN
-        PERFORM pg_notify('waifu_notifications', notified::text);
+    filled := scanned;
+    notified := scanned;
+    IF scanned > 0 THEN
+        PERFORM pg_notify('waifu_notifications', scanned::text);
     END IF;
 END
 $$;
 COMMENT ON FUNCTION game.restore_batch(timestamptz, integer) IS
-    'One batch of the restore tick: fill up to batch_size due waifus after the cursor (and those waiting in game.tick_retry).';
+    'One batch of the restore tick: stage up to batch_size waifus that reached the cap after the cursor (game.rested_ranges).';
 REVOKE ALL ON FUNCTION game.restore_batch(timestamptz, integer) FROM PUBLIC;
+
+-- The sender's side of the stage: per-player "she is rested" rows from the oldest ranges,
+-- up to 1,000 waifus a call (at Telegram's pace, a minute of messages or more), and at
+-- least `wanted` rows if the ranges hold them; concurrent senders take different ranges
+-- (SKIP LOCKED). A range older than game.config.notification_max_age is dropped: its
+-- messages would end as expired. Returns the rows queued.
+CREATE FUNCTION game.expand_rested(at timestamptz, wanted integer) RETURNS integer
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET random_page_cost = 1.1
+AS $$
+DECLARE
+    step constant integer := 1000;
+    max_age interval := (SELECT c.notification_max_age FROM game.config AS c);
+    r game.rested_ranges;
+    queued integer := 0;
+    looked integer := 0;
+    n integer;
+    seen integer;
+    last_full numeric;
+    last_id bigint;
+BEGIN
+    WHILE looked < step OR (queued < expand_rested.wanted AND looked < 10 * step) LOOP
+        SELECT * INTO r FROM game.rested_ranges AS x ORDER BY x.id LIMIT 1 FOR UPDATE SKIP LOCKED;
+        EXIT WHEN NOT FOUND;
+        IF r.created_at < expand_rested.at - max_age THEN
+            DELETE FROM game.rested_ranges AS x WHERE x.id = r.id;
+            CONTINUE;
+        END IF;
+        WITH rested AS (
+            SELECT w.id, w.owner_id, w.name, w.full_at
+            FROM game.waifus AS w
+            WHERE (w.full_at, w.id) > (r.after_full_at, r.after_id) AND (w.full_at, w.id) <= (r.upto_full_at, r.upto_id)
+              AND (w.dynamic ->> 'energy')::integer < game.max_energy()
+            ORDER BY w.full_at, w.id
+            LIMIT step
+        ), told AS (
+            INSERT INTO game.notifications (telegram_id, kind, payload, created_at, available_at)
+            SELECT x.owner_id, 'rested',
+                   jsonb_build_object('waifus', jsonb_agg(jsonb_build_object(
+                       'waifu_id', x.id, 'name', x.name, 'energy', game.max_energy()) ORDER BY x.id)),
+                   r.created_at, expand_rested.at
+            FROM rested AS x
+            -- A look-up by key per waifu: as a join the planner chose a hash join over every player.
+            WHERE (SELECT p.notifications FROM game.players AS p WHERE p.telegram_id = x.owner_id)
+            GROUP BY x.owner_id
+            RETURNING 1
+        )
+        SELECT (SELECT count(*) FROM rested)::integer, (SELECT count(*) FROM told)::integer,
+               y.full_at, y.id
+        INTO seen, n, last_full, last_id
+        FROM (SELECT 1) AS one
+        LEFT JOIN LATERAL (SELECT x.full_at, x.id FROM rested AS x ORDER BY x.full_at DESC, x.id DESC LIMIT 1) AS y ON true;
+        queued := queued + n;
+        looked := looked + greatest(seen, 1);
+        IF seen < step THEN
+            DELETE FROM game.rested_ranges AS x WHERE x.id = r.id;
+        ELSE
+            UPDATE game.rested_ranges AS x
+            SET after_full_at = last_full, after_id = last_id, waifus = greatest(x.waifus - seen, 1)
+            WHERE x.id = r.id;
+        END IF;
+    END LOOP;
+    RETURN queued;
+END
+$$;
+COMMENT ON FUNCTION game.expand_rested(timestamptz, integer) IS
+    'Turn the oldest staged "she is rested" ranges into per-player notification rows (about `wanted`); returns how many.';
+REVOKE ALL ON FUNCTION game.expand_rested(timestamptz, integer) FROM PUBLIC;
 
 -- Figures of a tick run, kept in game.tick_state (first: the run's first batch).
 CREATE FUNCTION game.record_tick(first boolean, at timestamptz, started timestamptz, batches integer,
-                                 filled integer, notified integer, skipped integer) RETURNS void
+                                 filled integer, notified integer) RETURNS void
     LANGUAGE sql SET search_path = pg_catalog, pg_temp
 BEGIN ATOMIC
     UPDATE game.tick_state AS s
@@ -360,13 +376,11 @@ BEGIN ATOMIC
         last_batches = CASE WHEN record_tick.first THEN 0 ELSE s.last_batches END + record_tick.batches,
         last_filled = CASE WHEN record_tick.first THEN 0 ELSE s.last_filled END + record_tick.filled,
         last_notified = CASE WHEN record_tick.first THEN 0 ELSE s.last_notified END + record_tick.notified,
-        last_skipped = CASE WHEN record_tick.first THEN 0 ELSE s.last_skipped END + record_tick.skipped,
         runs = s.runs + CASE WHEN record_tick.first THEN 1 ELSE 0 END,
         filled_total = s.filled_total + record_tick.filled,
         notified_total = s.notified_total + record_tick.notified;
 END;
-REVOKE ALL ON FUNCTION game.record_tick(boolean, timestamptz, timestamptz, integer, integer, integer, integer)
-    FROM PUBLIC;
+REVOKE ALL ON FUNCTION game.record_tick(boolean, timestamptz, timestamptz, integer, integer, integer) FROM PUBLIC;
 
 CREATE OR REPLACE FUNCTION api.restore_energy(now timestamptz DEFAULT now()) RETURNS integer
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
@@ -379,27 +393,25 @@ DECLARE
     batches integer := 0;
     filled integer := 0;
     notified integer := 0;
-    skipped integer := 0;
 BEGIN
     LOOP
         b := game.restore_batch(at, batch_size);
         batches := batches + 1;
         filled := filled + b.filled;
         notified := notified + b.notified;
-        skipped := skipped + b.skipped;
         EXIT WHEN b.scanned < batch_size;
     END LOOP;
-    PERFORM game.record_tick(true, at, started, batches, filled, notified, skipped);
+    PERFORM game.record_tick(true, at, started, batches, filled, notified);
     RETURN filled;
 END
 $$;
 COMMENT ON FUNCTION api.restore_energy(timestamptz) IS
-$$Fill every waifu whose energy has reached the cap by now, in one transaction; returns how many.
-A waifu still below the cap is not written: her energy is computed from her clock at every read.
-The waifus it fills get one "she is rested" notification per player (game.notifications, if the
-player has them on), then NOTIFY waifu_notifications. pg_cron runs the same work in batches, each
-its own transaction: CALL game.restore_energy_job() (job restore-energy, every minute).
-Idempotent; catches up exactly after an outage. Reads never depend on it.$$;
+$$Find every waifu whose energy has reached the cap since the last tick, in one transaction; returns how many.
+No waifu is written: her energy is computed from her clock at every read. Their players' "she is rested"
+are staged (game.rested_ranges; the sender's claim makes one message per player, if the player has them
+on), then NOTIFY waifu_notifications. pg_cron runs the same work in batches, each its own transaction:
+CALL game.restore_energy_job() (job restore-energy, every minute). Each waifu is found once: a `now` before
+the last tick's finds nobody. Catches up exactly after an outage. Reads never depend on it.$$;
 
 -- One batch of the job, in its own transaction: the server's time only. Returns whether
 -- more may be due (the batch was full).
@@ -412,7 +424,7 @@ DECLARE
     b record;
 BEGIN
     b := game.restore_batch(now(), batch_size);
-    PERFORM game.record_tick(coalesce(tick_batch.first, true), now(), started, 1, b.filled, b.notified, b.skipped);
+    PERFORM game.record_tick(coalesce(tick_batch.first, true), now(), started, 1, b.filled, b.notified);
     RETURN b.scanned >= batch_size;
 END
 $$;
@@ -452,7 +464,7 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION ops.reset_tick(since timestamptz DEFAULT now() - interval '1 day') RETURNS jsonb
+CREATE FUNCTION ops.reset_tick(since timestamptz DEFAULT now() - interval '1 hour') RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
@@ -465,23 +477,24 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION ops.reset_tick(timestamptz) IS
-$$Move the tick's cursor back to `since` (default a day ago): the next ticks look at every waifu that reached
-the cap since then and fill those still stored below it (never twice). For after stored clocks were written by
-hand. Returns game.tick_state. Errors: WF006 since NULL, infinite or in the future.$$;
+$$Move the tick's cursor back to `since` (default an hour ago): the next ticks stage a "she is rested" again for
+every waifu stored below the cap that reached it since then. For after stored clocks were written by hand.
+The tick keeps no mark of whom it told: players told since then are told again (about the waifus still
+rested). Returns game.tick_state. Errors: WF006 since NULL, infinite or in the future.$$;
 REVOKE ALL ON FUNCTION ops.reset_tick(timestamptz) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION ops.reset_tick(timestamptz) TO waifu_ops;
 
 CREATE VIEW ops.tick AS
 SELECT s.last_now, s.last_started_at, s.last_finished_at, s.last_duration_ms, s.last_batches, s.last_filled,
-       s.last_notified, s.last_skipped, s.runs, s.filled_total, s.notified_total,
+       s.last_notified, s.runs, s.filled_total, s.notified_total,
        to_timestamp(s.cursor_full_at::double precision) AS cursor_at,
-       (SELECT count(*) FROM game.tick_retry) AS waiting_retry,
+       (SELECT coalesce(sum(r.waifus), 0) FROM game.rested_ranges AS r) AS rested_staged,
        (SELECT count(*) FROM game.waifus AS w
         WHERE w.full_at > s.cursor_full_at AND w.full_at <= extract(epoch FROM now())
           AND (w.dynamic ->> 'energy')::integer < game.max_energy()) AS due_now
 FROM game.tick_state AS s;
 COMMENT ON VIEW ops.tick IS
-    'The restore tick: its last run (duration, batches, filled, notified, skipped), totals, cursor and what is due now.';
+    'The restore tick: its last run (duration, batches, filled, notified), totals, cursor, "rested" staged (waifus, at most) and what is due now.';
 GRANT SELECT ON ops.tick TO waifu_ops;
 
 CREATE VIEW ops.overview AS
@@ -529,40 +542,55 @@ CREATE UNLOGGED TABLE game.rate_buckets (
     bucket text NOT NULL,
     key text NOT NULL,
     tat double precision NOT NULL,
-    allowed boolean NOT NULL DEFAULT true,
+    granted integer NOT NULL DEFAULT 1,
     PRIMARY KEY (bucket, key)
 ) WITH (fillfactor = 70);
 COMMENT ON TABLE game.rate_buckets IS
-    'State of the shared rate limiter (GCRA: tat = when the key''s bucket is full again). Unlogged; purged every 5 minutes.';
+$$State of the shared rate limiter (GCRA: tat = when the key's bucket is full again; granted: requests the last
+take got, 0 if it was refused). Unlogged; purged every 5 minutes.$$;
 
-CREATE FUNCTION game.take_token(bucket text, key text) RETURNS double precision
+-- GCRA with a cost: as many of `wanted` requests as the key's bucket holds now (0 if none:
+-- `wait` is then the seconds until one would be). One upsert.
+CREATE FUNCTION game.take_tokens(bucket text, key text, wanted integer, OUT granted integer,
+                                 OUT wait double precision)
     LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     r game.rate_limits;
     t double precision := extract(epoch FROM clock_timestamp())::double precision;
+    n integer;
     emission double precision;
     tolerance double precision;
-    result record;
+    tat double precision;
 BEGIN
-    SELECT * INTO r FROM game.rate_limits AS x WHERE x.bucket = take_token.bucket;
+    SELECT * INTO r FROM game.rate_limits AS x WHERE x.bucket = take_tokens.bucket;
     IF NOT FOUND THEN
-        PERFORM game.invalid_argument('bucket', take_token.bucket, 'unknown rate limit bucket (see ops.rate_limits)');
+        PERFORM game.invalid_argument('bucket', take_tokens.bucket, 'unknown rate limit bucket (see ops.rate_limits)');
     END IF;
+    -- At most a quarter of the burst at once: a process holding requests it has not used
+    -- yet never keeps the others sharing the key out for long.
+    n := least(greatest(take_tokens.wanted, 1), greatest(r.burst / 4, 1), 1000);
     emission := 1.0 / r.rate;
     tolerance := emission * (r.burst - 1);
-    INSERT INTO game.rate_buckets AS b (bucket, key, tat, allowed)
-    VALUES (take_token.bucket, take_token.key, t + emission, true)
+    -- Room now: the requests that fit before the bucket's tolerance is used up (the first
+    -- one whenever greatest(tat, t) - t <= tolerance).
+    INSERT INTO game.rate_buckets AS b (bucket, key, tat, granted)
+    VALUES (take_tokens.bucket, take_tokens.key, t + emission * least(n, r.burst), least(n, r.burst))
     ON CONFLICT ON CONSTRAINT rate_buckets_pkey DO UPDATE
-        SET allowed = greatest(b.tat, t) - t <= tolerance,
-            tat = CASE WHEN greatest(b.tat, t) - t <= tolerance THEN greatest(b.tat, t) + emission ELSE b.tat END
-    RETURNING b.allowed, b.tat INTO result;
-    IF result.allowed THEN
-        RETURN 0::double precision;
-    END IF;
-    RETURN greatest(result.tat - tolerance - t, 0.001::double precision);
+        SET granted = greatest(least(n, floor((tolerance - (greatest(b.tat, t) - t)) / emission)::integer + 1), 0),
+            tat = greatest(b.tat, t)
+                  + emission * greatest(least(n, floor((tolerance - (greatest(b.tat, t) - t)) / emission)::integer + 1), 0)
+    RETURNING b.granted, b.tat INTO granted, tat;
+    wait := CASE WHEN granted > 0 THEN 0::double precision ELSE greatest(tat - tolerance - t, 0.001) END;
 END
 $$;
+COMMENT ON FUNCTION game.take_tokens(text, text, integer) IS
+    'GCRA: take up to `wanted` requests for key in bucket; {granted, wait: 0, or the seconds until one would be}.';
+REVOKE ALL ON FUNCTION game.take_tokens(text, text, integer) FROM PUBLIC;
+
+CREATE FUNCTION game.take_token(bucket text, key text) RETURNS double precision
+    LANGUAGE sql SET search_path = pg_catalog, pg_temp
+    RETURN (game.take_tokens(take_token.bucket, take_token.key, 1)).wait;
 COMMENT ON FUNCTION game.take_token(text, text) IS
     'GCRA: take one request for key in bucket; 0 if allowed, else the seconds until it would be.';
 REVOKE ALL ON FUNCTION game.take_token(text, text) FROM PUBLIC;
@@ -584,6 +612,35 @@ user id, a chat id, an address; 1-128 characters). Every bot and web process sha
 Errors: WF006 unknown bucket, key empty or too long.$$;
 REVOKE ALL ON FUNCTION api.rate_limit(text, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION api.rate_limit(text, text) TO waifu_bot;
+
+-- A set of one row (RETURNS TABLE), for PL/Proxy's generated wrappers (db/partitions.py).
+CREATE FUNCTION api.rate_limit_lease(bucket text, key text, wanted integer)
+    RETURNS TABLE (granted integer, retry_after double precision)
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    taken record;
+BEGIN
+    IF rate_limit_lease.key IS NULL OR rate_limit_lease.key = '' OR length(rate_limit_lease.key) > 128 THEN
+        PERFORM game.check_text('key', rate_limit_lease.key, 128, true);
+    END IF;
+    IF rate_limit_lease.wanted IS NULL OR rate_limit_lease.wanted NOT BETWEEN 1 AND 1000 THEN
+        PERFORM game.invalid_argument('wanted', rate_limit_lease.wanted::text, 'wanted must be 1 to 1000');
+    END IF;
+    taken := game.take_tokens(rate_limit_lease.bucket, rate_limit_lease.key, rate_limit_lease.wanted);
+    granted := taken.granted;
+    retry_after := taken.wait;
+    RETURN NEXT;
+END
+$$;
+COMMENT ON FUNCTION api.rate_limit_lease(text, text, integer) IS
+$$Take up to `wanted` requests (1-1000; at most a quarter of the bucket's burst) from a shared rate limit at
+once, for a process to hand out itself: {granted: how many (0: refused), retry_after: 0, or the seconds until
+one would be}. Requests taken are spent whether or not the process uses them, so a key never gets more than
+its budget. Same buckets and
+keys as api.rate_limit. Errors: WF006 unknown bucket, key empty or too long, wanted outside 1..1000.$$;
+REVOKE ALL ON FUNCTION api.rate_limit_lease(text, text, integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION api.rate_limit_lease(text, text, integer) TO waifu_bot;
 
 CREATE UNLOGGED TABLE game.seen_updates (
     bot_id bigint NOT NULL,
@@ -706,7 +763,7 @@ CREATE VIEW ops.rate_limits AS
 SELECT l.bucket, l.rate, l.burst, l.description,
        (SELECT count(*) FROM game.rate_buckets AS b WHERE b.bucket = l.bucket AND b.tat > extract(epoch FROM now()))
            AS active_keys,
-       (SELECT count(*) FROM game.rate_buckets AS b WHERE b.bucket = l.bucket AND NOT b.allowed
+       (SELECT count(*) FROM game.rate_buckets AS b WHERE b.bucket = l.bucket AND b.granted = 0
             AND b.tat > extract(epoch FROM now())) AS refused_keys
 FROM game.rate_limits AS l
 ORDER BY l.bucket;
@@ -938,6 +995,14 @@ BEGIN
     IF claim_notifications.lease_seconds IS NULL OR claim_notifications.lease_seconds NOT BETWEEN 1 AND 3600 THEN
         PERFORM game.invalid_argument('lease_seconds', claim_notifications.lease_seconds::text,
                                       'lease_seconds must be between 1 and 3600');
+    END IF;
+
+    -- The outbox short of a batch: "she is rested" rows from the tick's stage, built as
+    -- they can be sent rather than all at once in the tick.
+    IF (SELECT count(*) FROM (SELECT FROM game.notifications AS n WHERE n.sent_at IS NULL AND n.available_at <= at
+                              LIMIT claim_notifications.batch_size) AS due) < claim_notifications.batch_size
+       AND EXISTS (SELECT FROM game.rested_ranges) THEN
+        PERFORM game.expand_rested(at, claim_notifications.batch_size);
     END IF;
 
     -- Too old to be true any more: ended, never sent (oldest first, bounded per call).

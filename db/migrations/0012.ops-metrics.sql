@@ -40,10 +40,10 @@ CREATE FUNCTION ops.metrics()
     RETURNS TABLE (
         players bigint, waifus bigint, waifus_regenerating bigint,
         tick_last_duration_seconds double precision, tick_last_filled integer,
-        tick_last_batches integer, tick_last_skipped integer,
+        tick_last_batches integer,
         tick_last_finished_age_seconds double precision,
         tick_runs_total bigint, tick_filled_total bigint, tick_notified_total bigint,
-        tick_waiting_retry bigint,
+        outbox_rested_staged bigint,
         outbox_waiting bigint, outbox_oldest_age_seconds double precision,
         ledger_partitions integer, ledger_bytes bigint, ledger_expired_partitions integer,
         ledger_oldest_age_seconds double precision, ledger_retention_seconds double precision,
@@ -60,12 +60,12 @@ BEGIN
     -- Stored below the cap and not yet full by the clock: the index (full_at, id) answers.
     waifus_regenerating := (SELECT count(*) FROM game.waifus AS w WHERE w.full_at > extract(epoch FROM at));
 
-    SELECT s.last_duration_ms / 1000.0, s.last_filled, s.last_batches, s.last_skipped,
+    SELECT s.last_duration_ms / 1000.0, s.last_filled, s.last_batches,
            extract(epoch FROM at - s.last_finished_at)::double precision, s.runs, s.filled_total, s.notified_total
-    INTO tick_last_duration_seconds, tick_last_filled, tick_last_batches, tick_last_skipped,
+    INTO tick_last_duration_seconds, tick_last_filled, tick_last_batches,
          tick_last_finished_age_seconds, tick_runs_total, tick_filled_total, tick_notified_total
     FROM game.tick_state AS s;
-    tick_waiting_retry := (SELECT count(*) FROM game.tick_retry);
+    outbox_rested_staged := (SELECT coalesce(sum(r.waifus), 0) FROM game.rested_ranges AS r);
 
     -- The waiting rows are the partial index notifications_queue_idx: cheap however many
     -- finished rows the table keeps.
@@ -96,9 +96,10 @@ $$;
 COMMENT ON FUNCTION ops.metrics() IS
 $$The database's figures for Prometheus (db/monitoring/queries.yaml) and operators: one row.
 players, waifus, waifus_regenerating (stored below the cap); the restore tick's last complete run
-(tick_last_duration_seconds, _filled, _batches, _skipped; tick_last_finished_age_seconds: since it ended)
-and its totals (tick_runs_total, tick_filled_total, tick_notified_total), tick_waiting_retry (waifus
-skipped because a call held them); outbox_waiting (rows not yet finished) and outbox_oldest_age_seconds;
+(tick_last_duration_seconds, _filled, _batches; tick_last_finished_age_seconds: since it ended)
+and its totals (tick_runs_total, tick_filled_total, tick_notified_total); outbox_waiting (rows not yet
+finished), outbox_rested_staged (waifus whose "she is rested" the tick staged, not yet made rows; at
+most) and outbox_oldest_age_seconds;
 the ledger: partitions, bytes, ledger_expired_partitions (wholly older than the retention: the hourly
 job should have dropped them), the oldest partition's age, the retention, rows ever inserted
 (ledger_inserted_rows_total, from the statistics); database_bytes. Example: SELECT * FROM ops.metrics();$$;
@@ -183,7 +184,7 @@ SELECT a.name, 'alert', NULL, NULL, a.description
 FROM (VALUES
     ('WaifuTickNotRunning', 'The restore tick has not succeeded for 3 minutes: SELECT * FROM ops.cron_jobs; '
         || 'then ops.cron_failures. Energy is still right on every read; fills and "she is rested" wait.'),
-    ('WaifuTickSlow', 'The last restore tick took over 10 s: SELECT * FROM ops.tick; (filled, batches, skipped); '
+    ('WaifuTickSlow', 'The last restore tick took over 10 s: SELECT * FROM ops.tick; (filled, batches); '
         || 'check autovacuum of game.waifus and the server''s load.'),
     ('WaifuOutboxStale', 'A notification has waited over 10 minutes: is a bot process with its sender up? '
         || 'Its log, waifu_notifier_* metrics; SELECT * FROM ops.metrics_outbox();'),

@@ -336,9 +336,10 @@ DECLARE
     week timestamptz := game.ledger_week(earn.at);
     balance bigint;
 BEGIN
-    INSERT INTO game.wallets AS w (telegram_id, coins, xp_total, week_start, xp_week, updated_at)
-    VALUES (earn.telegram_id, earn.coins, earn.xp, week, earn.xp, earn.at)
-    ON CONFLICT ON CONSTRAINT wallets_pkey DO UPDATE
+    -- An UPDATE of the wallet a player who earned before has (an upsert every time probes
+    -- the index for an insert first); a first earning creates it empty, then updates it.
+    LOOP
+        UPDATE game.wallets AS w
         SET coins = w.coins + earn.coins,
             xp_total = w.xp_total + earn.xp,
             -- A new week starts from 0; XP dated before the stored week counts all-time only.
@@ -347,7 +348,11 @@ BEGIN
                            ELSE w.xp_week END,
             week_start = greatest(w.week_start, week),
             updated_at = earn.at
-    RETURNING w.coins INTO balance;
+        WHERE w.telegram_id = earn.telegram_id
+        RETURNING w.coins INTO balance;
+        EXIT WHEN FOUND;
+        INSERT INTO game.wallets (telegram_id) VALUES (earn.telegram_id) ON CONFLICT ON CONSTRAINT wallets_pkey DO NOTHING;
+    END LOOP;
     IF earn.coins <> 0 THEN
         INSERT INTO game.coin_ledger (telegram_id, at, delta, balance, reason, ref)
         VALUES (earn.telegram_id, earn.at, earn.coins, balance, earn.reason, left(earn.ref, 128));

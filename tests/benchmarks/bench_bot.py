@@ -180,8 +180,11 @@ class SimPlayer:
     def press(self, label: str) -> dict[str, Any]:
         message = self.seen.by_chat[self.id]
         markup = message.reply_markup
-        data = next(b.callback_data for row in (markup.inline_keyboard if markup else []) for b in row
-                    if b.callback_data and label in b.text)
+        buttons = [b for row in (markup.inline_keyboard if markup else []) for b in row if b.callback_data]
+        data = next((b.callback_data for b in buttons if label in b.text), None)
+        if data is None:  # the screen the script expected did not come: say which it was
+            raise RuntimeError(f"no {label!r} button under {(message.text or '')[:60]!r}: "
+                               f"{[b.text for b in buttons]}")
         return {"update_id": next(self.update_ids), "callback_query": {
             "id": f"bench-{next(self.callback_ids)}", "from": self.user, "chat_instance": str(self.id), "data": data,
             "message": {"message_id": message.message_id, "date": int(time.time()), "chat": self.chat,
@@ -229,6 +232,11 @@ async def run(args: argparse.Namespace) -> None:
     with bench_database("bench-bot", args.database_url, args.bot_database_url, args.keep) as db:
         admin = await asyncpg.connect(db.admin_url)
         await admin.execute("TRUNCATE game.participations, game.waifus, game.players RESTART IDENTITY CASCADE")
+        # The simulated players tap several times a second each, faster than a person: with
+        # the shared per-user limit (chat_user: 2/s, bursts of 20) they would be refused
+        # after their burst and lose their place in the script. The limiter still runs on
+        # every update (api.admit_update); it just lets these through.
+        await admin.fetchval("SELECT ops.set_rate_limit('chat_user', 1000, 1000)")
         port = free_port()
         stub = await start_stub(port)
         settings = Settings(_env_file=None, bot_token=TOKEN, telegram_api_url=f"http://127.0.0.1:{port}",
@@ -343,7 +351,8 @@ async def run(args: argparse.Namespace) -> None:
         metrics.append(info(f"p50 / p99 {action}", " | ".join(cells), "ms", note="phase 1 | phase 2"))
     metrics += [
         info("participations applied", applied, "", note="the other walk/Again taps were refusals (energy)"),
-        info("errors", closed.errors + paced.errors, "", note=closed.first_error or paced.first_error or ""),
+        target_at_most("errors", closed.errors + paced.errors, 0, "",
+                       note=closed.first_error or paced.first_error or "none"),
     ]
     report("bench_bot", metrics, {
         "players": args.players, "seconds_per_phase": seconds, "rate": args.rate, "quick": args.quick,

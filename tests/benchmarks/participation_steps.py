@@ -22,6 +22,9 @@ Variants:
   expression instead of the PL/pgSQL function game.dynamic_is_valid;
 - no adopt-key index: game.waifus without its (owner_id, adopt_key) unique index;
 - no full_at: game.waifus without the tick's generated column and its index;
+- no wallet (0013): game.earn not called (no coins, no leaderboard XP); no coin ledger row
+  (0013): game.earn without its game.coin_ledger insert; answer without the wallet
+  look-up: the answer's `coins` not read back;
 - bare UPDATE: one single-row `UPDATE ... jsonb_set` per call (the ceiling's statement);
 - and any `--variant NAME=FILE.sql` given: that SQL applied first (a candidate change).
 """
@@ -91,15 +94,25 @@ async def variants(admin: asyncpg.Connection) -> dict[str, str]:
     key_block = part[key_start:part.index("    SELECT * INTO e FROM game.events")]
     insert_head = ("INSERT INTO game.participations AS p (participated_at, telegram_id, waifu_id, xp_gained, "
                    "level_before,\n                                          level_after, energy_spent, mood_change, "
-                   "loyalty_change, event_code,\n                                          request_key)\n    VALUES (")
-    insert_tail = "e.code, participate_in_event.request_key)\n    RETURNING p.* INTO rec;"
+                   "loyalty_change, event_code,\n                                          request_key, coins_gained)"
+                   "  -- 0013: coins_gained\n    VALUES (")
+    insert_tail = ("e.code, participate_in_event.request_key, e.coin_reward)  -- 0013: e.coin_reward\n"
+                   "    RETURNING p.* INTO rec;")
+    earn = await admin.fetchval("SELECT pg_get_functiondef('game.earn'::regproc)")
+    earn_call = part[part.index("    PERFORM game.earn("):part.index("    INSERT INTO game.participations AS p")]
+    coin_row = earn[earn.index("    IF earn.coins <> 0 THEN"):earn.index("    RETURN balance;")]
     last_return = "    RETURN game.participation_json(w, after, at, rec, e.title, false);"
     return {
         "current": "",
         "no request key": function_sql(part, [(key_block, "")], "key"),
         "no ledger insert": function_sql(part, [(insert_head, "SELECT "),
-                                                (insert_tail, "e.code, participate_in_event.request_key\n"
-                                                              "    INTO rec;")], "insert"),
+                                                (insert_tail, "e.code, participate_in_event.request_key, "
+                                                              "e.coin_reward\n    INTO rec;")], "insert"),
+        "no wallet (0013)": function_sql(part, [(earn_call, "")], "earn call"),
+        "no coin ledger row (0013)": function_sql(earn, [(coin_row, "")], "coin row"),
+        "answer without the wallet look-up": function_sql(answer, [(
+            "(SELECT x.coins FROM game.wallets AS x WHERE x.telegram_id = participation_json.p.telegram_id)",
+            "0")], "answer coins"),
         "unpartitioned ledger": FLAT_LEDGER + function_sql(
             part, [("game.participations AS p", "game.participations_flat AS p")], "flat"),
         "minimal answer": function_sql(part, [(last_return, "    RETURN '{}'::jsonb;")], "answer"),
@@ -148,6 +161,12 @@ async def run(args: argparse.Namespace, db: common.BenchDatabase) -> tuple[list[
         await bench_core.reset_game(admin)
         await bench_core.load_game(db.admin_url, args.waifus, clock)
         await admin.execute("SELECT ops.create_event($1, 'Benchmark event', 1, 5, 1, 1, interval '0')", EVENT)
+        if await admin.fetchval("SELECT to_regclass('game.wallets') IS NOT NULL"):
+            # Each call is a different player's: give each the wallet a player who played
+            # before has (the steady state), or every call would be a first earning.
+            await admin.execute("INSERT INTO game.wallets (telegram_id) SELECT telegram_id FROM game.players "
+                                "ON CONFLICT DO NOTHING")
+            await admin.execute("VACUUM ANALYZE game.wallets")
         await admin.execute("CHECKPOINT")
         chosen = await variants(admin)
         for spec in args.variant:

@@ -61,11 +61,11 @@ async def meet(h: Harness, player: Player, *more: str) -> list[int]:
 
 async def fill(admin: asyncpg.Connection, waifu_ids: list[int]) -> int:
     """One point short with a clock a minute old, then a restore tick (at the real time)."""
+    # Full right now: after the cursor (at most the last tick's time), so the tick finds
+    # them without moving it back (ops.reset_tick would tell about earlier ones again).
     await admin.execute(
         "UPDATE game.waifus SET dynamic = dynamic || jsonb_build_object('energy', 99, "
-        "'last_restore', extract(epoch FROM now()) - 61) WHERE id = ANY($1)", waifu_ids)
-    # Clocks written behind the tick's back: the next tick must look again (ops.reset_tick).
-    await admin.fetchval("SELECT ops.reset_tick(now() - interval '1 hour')")
+        "'last_restore', extract(epoch FROM now()) - 60) WHERE id = ANY($1)", waifu_ids)
     return await admin.fetchval("SELECT api.restore_energy()")
 
 

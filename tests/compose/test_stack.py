@@ -230,13 +230,15 @@ def test_a_player_plays_through_the_stand_in(stack: Stack) -> None:
 def test_pg_cron_restores_energy_inside_the_db_container(stack: Stack) -> None:
     waifu = f"(SELECT id FROM game.waifus WHERE owner_id = {PLAYER})"
     # Stored energy 95 on a clock 10.5 minutes behind: at the cap for 5.5 minutes, so the next
-    # tick (every minute) stores her full. Written behind the tick's back, then the operator's
-    # way to have the next ticks look again (README, "Operators in psql").
+    # tick (every minute) finds her and stages her "she is rested". Written behind the tick's
+    # back, then the operator's way to have the next ticks look again (README, "Operators in psql").
+    found = int(stack.psql("SELECT filled_total FROM game.tick_state"))
     stack.psql("UPDATE game.waifus SET dynamic = dynamic || jsonb_build_object('energy', 95, "
                f"'last_restore', extract(epoch FROM now()) - 630) WHERE id = {waifu}")
     stack.psql("SELECT ops.reset_tick(now() - interval '1 hour')")
-    wait_for(lambda: stack.psql(f"SELECT dynamic->>'energy' FROM game.waifus WHERE id = {waifu}") == "100",
-             what="pg_cron's tick to restore energy", timeout=90, every=2)
+    wait_for(lambda: int(stack.psql("SELECT filled_total FROM game.tick_state")) > found,
+             what="pg_cron's tick to find her at the cap", timeout=90, every=2)
+    assert stack.psql(f"SELECT api.waifu_stats({waifu}) ->> 'energy'") == "100"
     job = stack.psql("SELECT last_status || ' ' || health FROM ops.cron_jobs WHERE jobname = 'restore-energy'")
     assert job == "succeeded ok"
 

@@ -17,7 +17,7 @@ async def test_pg_cron_runs_restore_energy(admin):
     wid = await player_with_waifu(admin)
     started = await admin.fetchval("SELECT now()")
     # 95 energy on a clock 10.5 minutes behind the real one: at the cap since 5.5 minutes,
-    # so the next tick fills her, with the clock of her 5th interval exactly
+    # so the next tick finds her and stages her "she is rested"
     clock = started - timedelta(minutes=10, seconds=30)
     await set_stored(admin, wid, energy=95, clock=clock)
     # Written behind the tick's back (no api function moves a clock into the past): the
@@ -36,7 +36,8 @@ async def test_pg_cron_runs_restore_energy(admin):
     assert run is not None, "no run of restore-energy finished within 75 s"
     assert (run["status"], run["return_message"]) == ("succeeded", "CALL"), run["return_message"]
 
-    s = await stored(admin, wid)
-    assert (s["energy"], s["clock"]) == (100, clock + timedelta(minutes=5))
+    assert await admin.fetchval("SELECT sum(waifus) FROM game.rested_ranges") == 1
+    assert (await stored(admin, wid))["energy"] == 95  # nothing written: reads restore her
+    assert (await admin.fetchval("SELECT api.waifu_stats($1)", wid))["energy"] == 100
     health = await admin.fetchrow("SELECT last_status, health FROM ops.cron_jobs WHERE jobname = 'restore-energy'")
     assert (health["last_status"], health["health"]) == ("succeeded", "ok")

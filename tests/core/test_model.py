@@ -125,6 +125,10 @@ class GameMachine(RuleBasedStateMachine):
                          ([e.code for e in EXTRA_EVENTS],))
         self.cur.execute("SELECT now()")
         self.now = to_us(self.cur.fetchone()[0])
+        # The tick's cursor where this game starts (other tests' ticks may have left it anywhere).
+        self.cur.execute("UPDATE game.tick_state SET cursor_full_at = extract(epoch FROM %s::timestamptz), "
+                         "cursor_id = 0", (to_dt(self.now),))
+        self.cursor = self.now
         self.events: dict[str, Event] = {}
         self.cur.execute("SELECT code, energy_cost, xp_reward, mood_delta, loyalty_delta, cooldown, starts_at, "
                          "ends_at, coin_reward FROM game.events")
@@ -176,13 +180,13 @@ class GameMachine(RuleBasedStateMachine):
 
     @rule()
     def restore_tick(self) -> None:
-        # Since 0010 the tick stores only the waifus reaching the cap.
+        # Since 0011 the tick writes no waifu: it finds each one stored below the cap whose
+        # full_at passed since its last run (to stage her "she is rested"), once.
         due = [i for i, s in enumerate(self.stored)
-               if s.energy < MAX_ENERGY and s.clock + (MAX_ENERGY - s.energy) * MINUTE <= self.now]
+               if s.energy < MAX_ENERGY and self.cursor < s.clock + (MAX_ENERGY - s.energy) * MINUTE <= self.now]
         self.cur.execute("SELECT api.restore_energy(%s)", (to_dt(self.now),))
         assert self.cur.fetchone()[0] == len(due)
-        for i in due:
-            self.stored[i] = regen(self.stored[i], self.now)
+        self.cursor = max(self.cursor, self.now)
 
     @rule(w=st.integers(0, 2), as_owner=st.integers(0, 9), code=st.integers(0, 100), key=st.integers(0, 5))
     def participate(self, w: int, as_owner: int, code: int, key: int) -> None:

@@ -113,8 +113,8 @@ async def test_a_session_holding_every_lock_it_can_take_stalls_nobody_else(
         assert not isinstance(result, Exception), (sql, result)
         assert elapsed < 1.0, (sql, elapsed)
 
-    # The tick, as pg_cron runs it: done in well under a second, the attacker's waifu left
-    # for later (SKIP LOCKED).
+    # The tick, as pg_cron runs it: done in well under a second, the attacker's held waifu
+    # found all the same (the tick locks no waifu; the player's own has spent since).
     cron = await asyncpg.connect(database.admin_url)
     try:
         await cron.execute("SET ROLE waifu_cron")
@@ -123,7 +123,7 @@ async def test_a_session_holding_every_lock_it_can_take_stalls_nobody_else(
         await cron.close()
     assert not isinstance(result, Exception), result
     assert elapsed < 1.0
-    assert await admin.fetchval("SELECT array_agg(waifu_id) FROM game.tick_retry") == [theirs]
+    assert await admin.fetchval("SELECT sum(waifus) FROM game.rested_ranges") == 1
 
     # The attacker's own player: their calls that need a held row fail after the lock
     # timeout (a second), never hang holding a connection; reads still answer.
@@ -134,10 +134,11 @@ async def test_a_session_holding_every_lock_it_can_take_stalls_nobody_else(
     assert elapsed < 1 and isinstance(result, dict)
 
     await tx.rollback()
-    # Released: the next tick fills the waifu it had to leave.
-    await admin.fetchval("SELECT api.restore_energy()")
-    assert await admin.fetchval("SELECT count(*) FROM game.tick_retry") == 0
-    assert (await admin.fetchval("SELECT dynamic FROM game.waifus WHERE id = $1", theirs))["energy"] == 100
+    # Released: her energy reads full, and the sender's claim tells her player.
+    assert (await admin.fetchval("SELECT api.waifu_stats($1)", theirs))["energy"] == 100
+    assert await admin.fetchval("SELECT game.expand_rested(now(), 10)") == 1
+    newest = "SELECT telegram_id FROM game.notifications ORDER BY id DESC LIMIT 1"
+    assert await admin.fetchval(newest) == ATTACKER_PLAYER
 
 
 async def test_a_slow_tick_batch_holds_up_no_unrelated_call(real_bot_conn, admin, database) -> None:

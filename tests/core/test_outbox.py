@@ -51,9 +51,13 @@ async def test_one_row_per_player_per_fill_claimed_once_and_finished(bot_conn, a
                      energy=50)
     await restore(admin, T0)
     await restore(admin, T0)  # the same tick again changes nothing, notifies nobody again
-    assert [r["telegram_id"] for r in await rows(admin)] == [1, 2]
+    # The tick stages the four waifus that reached the cap; the sender's claim makes the rows.
+    assert await admin.fetchval("SELECT sum(waifus) FROM game.rested_ranges") == 4
+    assert await rows(admin) == []
 
     claimed = await claim(bot_conn, "w1", T0)
+    assert [r["telegram_id"] for r in await rows(admin)] == [1, 2]
+    assert await admin.fetchval("SELECT count(*) FROM game.rested_ranges") == 0
     assert [(c["telegram_id"], c["attempts"], c["kind"]) for c in claimed] == [(1, 1, "rested"), (2, 1, "rested")]
     assert [w["energy"] for w in claimed[0]["payload"]["waifus"]] == [100, 100]
     assert claimed[0]["language"] == "auto" and claimed[0]["language_code"] == "en"
@@ -70,6 +74,8 @@ async def test_no_rows_for_players_who_turned_notifications_off(bot_conn, admin)
     await rested_players(bot_conn, admin, 2)
     await bot_conn.fetchval("SELECT api.set_player_setting(2, 'notifications', 'off', $1)", T0)
     await restore(admin, T0)
+    # What a claim does first when its outbox is short: rows from the tick's stage.
+    assert await admin.fetchval("SELECT game.expand_rested($1, 10)", T0) == 1
     assert [r["telegram_id"] for r in await rows(admin)] == [1]
     # Turned off after the row was written: the row ends 'off' at the claim, unsent.
     await bot_conn.fetchval("SELECT api.set_player_setting(1, 'notifications', 'off', $1)", T0)
@@ -110,15 +116,17 @@ async def test_blocked_turns_notifications_off_and_ends_the_players_rows(bot_con
     waifu = await admin.fetchval("SELECT id FROM game.waifus WHERE owner_id = 1")
     await set_stored(admin, waifu, clock=at(minutes=1), energy=99)
     await restore(admin, at(minutes=2))
-    first = await claim(bot_conn, "w1", T0)
+    first = await claim(bot_conn, "w1", at(minutes=2))
     assert [r["telegram_id"] for r in first] == [1, 2]
-    assert await finish(bot_conn, "w1", [first[0]["id"]], "blocked", at(seconds=1)) == 2
+    # Her clock rewritten before any row was made: she is staged once (the second range), so
+    # player 1 has one row; a second waifu's row would end blocked with it.
+    assert await finish(bot_conn, "w1", [first[0]["id"]], "blocked", at(minutes=2, seconds=1)) == 1
     assert await admin.fetchval("SELECT notifications FROM game.players WHERE telegram_id = 1") is False
-    assert [(r["telegram_id"], r["outcome"]) for r in await rows(admin)] == [(1, "blocked"), (2, None),
-                                                                             (1, "blocked")]
+    assert [(r["telegram_id"], r["outcome"]) for r in await rows(admin)] == [(2, None), (1, "blocked")]
     await set_stored(admin, waifu, clock=at(minutes=3), energy=99)
-    await restore(admin, at(minutes=4))  # off now: the tick writes nothing for them
-    assert len(await rows(admin)) == 3
+    await restore(admin, at(minutes=4))  # off now: no row is made for them
+    assert [r["telegram_id"] for r in await claim(bot_conn, "w1", at(minutes=4))] == [2]  # its lease ran out
+    assert len(await rows(admin)) == 2
 
 
 async def test_a_row_claimed_too_often_ends_failed(bot_conn, admin) -> None:
@@ -133,6 +141,14 @@ async def test_a_row_claimed_too_often_ends_failed(bot_conn, admin) -> None:
 async def test_concurrent_senders_never_get_the_same_row(bot_conn, admin, database) -> None:
     await rested_players(bot_conn, admin, 40)
     await restore(admin, T0)
+    # Senders racing for the stage: each range goes to one of them, no row is made twice.
+    racers = [await asyncpg.connect(database.admin_url) for _ in range(4)]
+    try:
+        made = await asyncio.gather(*(c.fetchval("SELECT game.expand_rested($1, 7)", T0) for c in racers))
+    finally:
+        for c in racers:
+            await c.close()
+    assert sum(made) == 40 and await admin.fetchval("SELECT count(DISTINCT telegram_id) FROM game.notifications") == 40
     conns = [await asyncpg.connect(database.clock_bot_url) for _ in range(4)]
     try:
         batches = await asyncio.gather(*(c.fetchval("SELECT api.claim_notifications($1, 7, 30, $2)::text", f"w{i}", T0)
@@ -238,7 +254,8 @@ async def test_rows_not_sent_in_time_expire(bot_conn, admin) -> None:
     await restore(admin, T0)
     # The sender was down for longer than game.config.notification_max_age (30 minutes).
     assert await claim(bot_conn, "w", at(minutes=31)) == []
-    assert [r["outcome"] for r in await rows(admin)] == ["expired", "expired"]
+    # Staged and never made into rows: the stage is dropped, no row is written for them.
+    assert await rows(admin) == [] and await admin.fetchval("SELECT count(*) FROM game.rested_ranges") == 0
     await admin.fetchval("SELECT ops.set_config(notification_max_age => '2 hours')")
     await set_stored(admin, await admin.fetchval("SELECT min(id) FROM game.waifus"), clock=at(minutes=40), energy=99)
     await restore(admin, at(minutes=41))
@@ -256,4 +273,5 @@ async def test_a_rested_message_names_only_the_waifus_still_rested(bot_conn, adm
                                 at(seconds=5))
     [row] = await claim(bot_conn, "w", at(seconds=10))
     assert row["telegram_id"] == 1 and [w["waifu_id"] for w in row["payload"]["waifus"]] == [spent[1]["id"]]
-    assert {(r["telegram_id"], r["outcome"]) for r in await rows(admin)} == {(1, None), (2, "stale")}
+    # Player 2's waifus left the stage when they spent (their full_at moved): no row at all.
+    assert {(r["telegram_id"], r["outcome"]) for r in await rows(admin)} == {(1, None)}

@@ -41,13 +41,13 @@ SURFACE = {
     "ops.set_config(ledger_retention interval DEFAULT NULL::interval, "
     "notification_retention interval DEFAULT NULL::interval, notification_max_age interval DEFAULT NULL::interval, "
     "tick_batch_size integer DEFAULT NULL::integer) -> jsonb",
-    "ops.reset_tick(since timestamp with time zone DEFAULT (now() - '1 day'::interval)) -> jsonb",
+    "ops.reset_tick(since timestamp with time zone DEFAULT (now() - '01:00:00'::interval)) -> jsonb",
     "ops.set_rate_limit(bucket text, rate double precision, burst integer) -> jsonb",
     # 0012: the database's figures for Prometheus (also granted to the exporter's login).
     "ops.metrics() -> TABLE(players bigint, waifus bigint, waifus_regenerating bigint, "
     "tick_last_duration_seconds double precision, tick_last_filled integer, tick_last_batches integer, "
-    "tick_last_skipped integer, tick_last_finished_age_seconds double precision, tick_runs_total bigint, "
-    "tick_filled_total bigint, tick_notified_total bigint, tick_waiting_retry bigint, "
+    "tick_last_finished_age_seconds double precision, tick_runs_total bigint, "
+    "tick_filled_total bigint, tick_notified_total bigint, outbox_rested_staged bigint, "
     "outbox_waiting bigint, outbox_oldest_age_seconds double precision, ledger_partitions integer, "
     "ledger_bytes bigint, ledger_expired_partitions integer, ledger_oldest_age_seconds double precision, "
     "ledger_retention_seconds double precision, ledger_inserted_rows_total bigint, database_bytes bigint)",
@@ -55,6 +55,8 @@ SURFACE = {
     "last_run_seconds double precision, last_failed integer, succeeded_1h bigint, failed_1h bigint)",
     "ops.metrics_outbox() -> TABLE(outcome text, notifications bigint)",
     "api.rate_limit(bucket text, key text) -> double precision",
+    "api.rate_limit_lease(bucket text, key text, wanted integer) -> "
+    "TABLE(granted integer, retry_after double precision)",
     "api.admit_update(bot_id bigint, update_id bigint, user_id bigint, chat_id bigint) -> jsonb",
     "api.forget_update(bot_id bigint, update_id bigint) -> boolean",
     "api.try_polling_lock(bot_id bigint) -> boolean",
@@ -108,7 +110,8 @@ SURFACE = {
 BOT_CALLS = {"adopt_waifu", "participate_in_event", "player_available_events",
              "player_profile", "player_waifu_stats", "register_player", "waifu_templates", "player_language",
              "player_settings", "set_player_setting", "claim_daily", "claim_notifications", "finish_notifications",
-             "rate_limit", "admit_update", "forget_update", "try_polling_lock", "release_polling_lock",
+             "rate_limit", "rate_limit_lease", "admit_update", "forget_update", "try_polling_lock",
+             "release_polling_lock",
              # 0013
              "player_waifus", "set_active_waifu", "shop", "inventory", "buy_item", "give_gift", "leaderboard",
              "register_group_member", "set_group_events", "join_group_event", "claim_group_messages",
@@ -117,7 +120,8 @@ BOT_CALLS = {"adopt_waifu", "participate_in_event", "player_available_events",
              "stat_card", "remember_card_photo", "set_group_language", "group_languages"}
 # Writes only the bot makes (a player's own action, or its sender's bookkeeping): not for operators.
 BOT_ONLY = {"register_player", "adopt_waifu", "participate_in_event", "claim_daily", "claim_notifications",
-            "finish_notifications", "rate_limit", "admit_update", "forget_update", "try_polling_lock",
+            "finish_notifications", "rate_limit", "rate_limit_lease", "admit_update", "forget_update",
+            "try_polling_lock",
             "release_polling_lock", "set_active_waifu", "buy_item", "give_gift", "register_group_member",
             "set_group_events", "join_group_event", "claim_group_messages", "finish_group_messages",
             "remember_card_photo", "set_group_language"}

@@ -123,7 +123,7 @@ async def test_energy_restores_one_per_whole_minute_up_to_the_cap(admin, bot_con
     assert (await stored(admin, wid))["energy"] == 70  # reads store nothing
 
 
-async def test_a_tick_stores_energy_when_she_reaches_the_cap_with_her_exact_clock(admin, bot_conn):
+async def test_a_tick_finds_her_when_she_reaches_the_cap_and_the_next_write_keeps_time(admin, bot_conn):
     wid = await player_with_waifu(bot_conn)
     await participate(bot_conn, 1, wid, "walk", "k", at(hours=0))  # 10:00:00, from full: clock starts here
     s = await stats(bot_conn, wid, at(minutes=1, seconds=59))       # a read at 10:01:59
@@ -135,7 +135,13 @@ async def test_a_tick_stores_energy_when_she_reaches_the_cap_with_her_exact_cloc
     assert await restore(admin, at(minutes=9, seconds=59)) == 0
     assert await restore(admin, at(minutes=10, seconds=30)) == 1   # full at 10:10:00
     s = await stored(admin, wid)
-    assert (s["energy"], s["clock"]) == (100, at(minutes=10))      # the clock of the 10th minute, exactly
+    assert (s["energy"], s["clock"]) == (90, at())                  # the tick writes no waifu
+    s = await stats(bot_conn, wid, at(minutes=10, seconds=30))
+    assert (s["energy"], s["next_energy_at"]) == (100, None)
+    # The next write stores her restored: spending from full starts the clock at the spend.
+    await participate(bot_conn, 1, wid, "walk", "k2", at(minutes=10, seconds=30))
+    s = await stored(admin, wid)
+    assert (s["energy"], s["clock"]) == (90, at(minutes=10, seconds=30))
 
 
 async def test_catch_up_after_an_hour_without_ticks_is_exact(admin, bot_conn):
@@ -144,17 +150,16 @@ async def test_catch_up_after_an_hour_without_ticks_is_exact(admin, bot_conn):
     await set_stored(admin, low, energy=0, clock=T0)
     await set_stored(admin, high, energy=50, clock=T0)
     # cron stopped at 10:00:00 and came back at 11:00:30
-    assert await restore(admin, at(hours=1, seconds=30)) == 1
-    s = await stored(admin, high)
-    assert (s["energy"], s["clock"]) == (100, at(minutes=50))       # reached the cap at 10:50: clock stops
+    assert await restore(admin, at(hours=1, seconds=30)) == 1      # `high` reached the cap at 10:50
+    assert (await stats(bot_conn, high, at(hours=1, seconds=30)))["energy"] == 100
     s = await stored(admin, low)
-    assert (s["energy"], s["clock"]) == (0, T0)                     # below the cap: as stored
+    assert (s["energy"], s["clock"]) == (0, T0)                     # nothing written: as stored
     assert (await stats(bot_conn, low, at(hours=1, seconds=30)))["energy"] == 60
     assert ts((await stats(bot_conn, low, at(hours=1, seconds=30)))["next_energy_at"]) == at(hours=1, minutes=1)
     assert (await stats(bot_conn, high, at(hours=9)))["energy"] == 100
     assert await restore(admin, at(hours=9)) == 1                   # `low` reached it at 11:40
-    s = await stored(admin, low)
-    assert (s["energy"], s["clock"]) == (100, at(hours=1, minutes=40))
+    assert (await stats(bot_conn, low, at(hours=1, minutes=39)))["energy"] == 99
+    assert (await stats(bot_conn, low, at(hours=9)))["energy"] == 100
 
 
 async def test_spending_keeps_the_clock_of_a_regenerating_waifu(admin, bot_conn):
@@ -185,7 +190,7 @@ async def test_waifu_that_regenerated_to_full_before_the_spend_starts_a_new_cloc
                                                     "clock": at(minutes=7, seconds=30)}
 
 
-async def test_restore_fills_only_waifus_at_the_cap_and_is_idempotent_for_the_same_now(admin, bot_conn):
+async def test_restore_finds_only_waifus_at_the_cap_writes_none_and_finds_each_once(admin, bot_conn):
     await register(bot_conn, 1)
     full, fresh, due, due_cap = [await adopt(bot_conn, 1) for _ in range(4)]
     await set_stored(admin, full, clock=at(hours=-3))
@@ -193,17 +198,16 @@ async def test_restore_fills_only_waifus_at_the_cap_and_is_idempotent_for_the_sa
     await set_stored(admin, due, energy=98, clock=at(minutes=-1, seconds=-1))  # 1 of 2 minutes
     await set_stored(admin, due_cap, energy=99, clock=at(hours=-1))
     rows_before = {r["id"]: r for r in await admin.fetch("SELECT * FROM game.waifus")}
-    assert await restore(admin, T0) == 1
-    rows_after = {r["id"]: r for r in await admin.fetch("SELECT * FROM game.waifus")}
-    assert {k: rows_after[k] for k in (full, fresh, due)} == {k: rows_before[k] for k in (full, fresh, due)}
-    s = await stored(admin, due_cap)
-    assert (s["energy"], s["clock"]) == (100, at(minutes=-59))
+    assert await restore(admin, T0) == 1                             # due_cap
+    assert {r["id"]: r for r in await admin.fetch("SELECT * FROM game.waifus")} == rows_before
+    assert (await stats(bot_conn, due_cap, T0))["energy"] == 100
     assert await restore(admin, T0) == 0
-    assert {r["id"]: r for r in await admin.fetch("SELECT * FROM game.waifus")} == rows_after
     # `due` reaches the cap at T0 + 59 s
     assert await restore(admin, at(seconds=58)) == 0
     assert await restore(admin, at(seconds=59)) == 1
-    assert (await stored(admin, due))["energy"] == 100
+    assert await restore(admin, at(seconds=59)) == 0
+    assert (await stored(admin, due))["energy"] == 98 and (await stats(bot_conn, due, at(seconds=59)))["energy"] == 100
+    assert {r["id"]: r for r in await admin.fetch("SELECT * FROM game.waifus")} == rows_before
 
 
 async def test_reads_return_effective_energy_between_ticks(admin, bot_conn):

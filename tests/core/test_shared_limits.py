@@ -1,4 +1,4 @@
-"""The shared rate limiter (api.rate_limit, api.admit_update) and the polling lock, as the
+"""The shared rate limiter (api.rate_limit, its leases, api.admit_update) and the polling lock, as the
 bot's login calls them: one budget for every process, an update handled once."""
 
 from __future__ import annotations
@@ -59,6 +59,80 @@ async def test_refusals_and_operators(real_bot_conn, ops_conn, admin) -> None:
         await ops_conn.fetchval("SELECT api.rate_limit('chat_user', '1')")
     with pytest.raises(asyncpg.InsufficientPrivilegeError):
         await real_bot_conn.fetchval("SELECT ops.set_rate_limit('chat_user', 1000, 1000)")
+
+
+async def lease(conn: asyncpg.Connection, bucket: str, key: str, wanted: int) -> tuple[int, float]:
+    row = await conn.fetchrow("SELECT granted, retry_after FROM api.rate_limit_lease($1, $2, $3)", bucket, key, wanted)
+    return row["granted"], row["retry_after"]
+
+
+async def test_a_lease_takes_what_the_bucket_holds_up_to_a_quarter_of_its_burst(real_bot_conn, admin) -> None:
+    await admin.fetchval("SELECT ops.set_rate_limit('web_address', 0.001, 40)")
+    assert await lease(real_bot_conn, "web_address", "a", 32) == (10, 0)  # a quarter of the burst
+    assert await lease(real_bot_conn, "web_address", "a", 3) == (3, 0)
+    # 13 of 40 taken: 27 left, 10 at a time; then the rest, then nothing.
+    assert [(await lease(real_bot_conn, "web_address", "a", 10))[0] for _ in range(4)] == [10, 10, 7, 0]
+    granted, wait = await lease(real_bot_conn, "web_address", "a", 1)
+    assert granted == 0 and wait > 900  # a request every 1,000 s
+    # What a lease took is spent for everybody sharing the key.
+    assert await take(real_bot_conn, "web_address", "a") > 0
+    # A small burst leases one at a time: the limit stays exact.
+    await admin.fetchval("SELECT ops.set_rate_limit('web_action', 0.001, 3)")
+    assert [(await lease(real_bot_conn, "web_action", "7", 32))[0] for _ in range(4)] == [1, 1, 1, 0]
+    for args, argument in [(("web_action", "7", 0), "wanted"), (("web_action", "7", 1001), "wanted"),
+                           (("web_action", "7", None), "wanted"), (("nope", "7", 1), "bucket"),
+                           (("web_action", "", 1), "key")]:
+        detail = await refused(admin, "WF006", lease(real_bot_conn, *args))
+        assert detail["argument"] == argument
+
+
+async def test_leases_never_let_a_key_through_beyond_its_budget(database, admin) -> None:
+    # Four processes, each with the bot's SharedLimits, hammering one key: whatever the
+    # leases, the requests let through are the burst.
+    from bot.game import Game
+    from bot.ratelimit import SharedLimits
+
+    await admin.fetchval("SELECT ops.set_rate_limit('web_address', 0.001, 100)")
+    games = [await Game.connect(database.bot_url, min_size=1, max_size=2) for _ in range(4)]
+    try:
+        limits = [SharedLimits(g) for g in games]
+
+        async def hammer(lim: SharedLimits) -> int:
+            return sum([await lim.wait("web_address", "10.0.0.1") == 0 for _ in range(60)])
+
+        allowed = await asyncio.gather(*(hammer(lim) for lim in limits))
+    finally:
+        for g in games:
+            await g.close()
+    assert sum(allowed) <= 100
+    assert sum(allowed) >= 100 - 4 * 25  # at worst each process holds an unused lease
+
+
+async def test_a_busy_key_costs_a_database_call_per_lease_not_per_request(database, admin) -> None:
+    from bot.game import Game
+    from bot.ratelimit import SharedLimits
+
+    class Counting(Game):
+        asked = 0
+
+        async def rate_limit_lease(self, bucket: str, key: str, wanted: int) -> tuple[int, float]:
+            self.asked += 1
+            return await super().rate_limit_lease(bucket, key, wanted)
+
+    await admin.fetchval("SELECT ops.set_rate_limit('web_address', 1000, 1000)")
+    game = await Counting.connect(database.bot_url, min_size=1, max_size=2)
+    now = [100.0]
+    try:
+        limits = SharedLimits(game, clock=lambda: now[0])
+        assert all([await limits.wait("web_address", "1.2.3.4") == 0 for _ in range(200)])
+        # Leases of 1, 2, 4, ... 32, then 32 at a time: 11 calls for 200 requests.
+        assert game.asked == 11
+        # Idle past the lease: what was left is dropped, the next lease is smaller.
+        now[0] += SharedLimits.LEASE_SECONDS + 1
+        assert await limits.wait("web_address", "1.2.3.4") == 0
+        assert game.asked == 12
+    finally:
+        await game.close()
 
 
 async def test_an_update_is_admitted_once_across_processes(database, admin) -> None:

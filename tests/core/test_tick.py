@@ -1,6 +1,6 @@
-"""The restore tick (0011): it stores a waifu's energy when it reaches the cap, in batches
-that never wait for a row a player's call holds, walking the (full_at, id) index from a
-cursor; a waifu below the cap is not written, and every read shows her energy now.
+"""The restore tick (0011): it finds the waifus that reached the cap walking the (full_at,
+id) index from a cursor, in batches, and stages their "she is rested" (game.rested_ranges)
+for the sender's claim; it writes no waifu, and every read shows her energy now.
 
 Ticks here pass `now` far in the future (T0, year 2100): the cursor never passes the
 real clock, so each of these ticks looks at the whole window from the cursor, and the
@@ -35,48 +35,57 @@ async def full_at(admin, wid: int) -> float:
     return float(await admin.fetchval("SELECT full_at FROM game.waifus WHERE id = $1", wid))
 
 
-async def test_a_tick_fills_the_waifus_that_reached_the_cap_and_writes_no_other(admin, bot_conn):
+async def staged(admin) -> int:
+    """Waifus the ticks staged for a "she is rested" and no sender has made rows of yet."""
+    return await admin.fetchval("SELECT coalesce(sum(waifus), 0) FROM game.rested_ranges")
+
+
+async def expand(admin, now) -> int:
+    """What a sender's claim does first when its outbox is short: rows from the stage."""
+    return await admin.fetchval("SELECT game.expand_rested($1, 1000)", now)
+
+
+async def test_a_tick_finds_the_waifus_that_reached_the_cap_and_writes_none(admin, bot_conn):
     # Full at T0+60 s (99 + 1), T0+30 s (98 + 2 from T0-90 s), and T0+40 min (50 + 50 from T0-10 min).
     ids = await waifus_at(admin, bot_conn, [(0, 99), (-90, 98), (-10 * 60, 50)])
     assert [await full_at(admin, wid) for wid in ids] == [
         at().timestamp() + 60, at().timestamp() + 30, at(minutes=40).timestamp()]
     xmins = await admin.fetch("SELECT xmin::text FROM game.waifus WHERE id = ANY($1) ORDER BY id", ids)
     assert await restore(admin, at(seconds=29)) == 0
-    assert await admin.fetch("SELECT xmin::text FROM game.waifus WHERE id = ANY($1) ORDER BY id", ids) == xmins
-    # Not written, but every read shows her energy now.
+    # Every read shows her energy now.
     assert [(await stats(admin, wid, at(seconds=29)))["energy"] for wid in ids] == [99, 99, 60]
 
     assert await restore(admin, at(seconds=30)) == 1
-    assert await energies(admin, ids) == [99, 100, 50]
     assert await restore(admin, at(seconds=59)) == 0
     assert await restore(admin, at(seconds=60)) == 1
-    assert await energies(admin, ids) == [100, 100, 50]
-    # Filling does not move full_at (so the fill writes no index entry).
-    assert [await full_at(admin, wid) for wid in ids[:2]] == [at().timestamp() + 60, at().timestamp() + 30]
-    # The third one stays as stored until the cap, and is filled with the clock it
-    # would have had: exactly 50 intervals after hers.
+    assert [(await stats(admin, wid, at(seconds=60)))["energy"] for wid in ids] == [100, 100, 61]
+    assert await staged(admin) == 2 and await expand(admin, at(seconds=60)) == 2
     assert await restore(admin, at(minutes=39, seconds=59)) == 0
     assert await restore(admin, at(minutes=45)) == 1
-    row = await stored(admin, ids[2])
-    assert (row["energy"], row["clock"]) == (100, at(minutes=40))
     assert await restore(admin, at(minutes=45)) == 0
+    # No waifu was written: her stored stats stay as they were, every read restores them.
+    assert await admin.fetch("SELECT xmin::text FROM game.waifus WHERE id = ANY($1) ORDER BY id", ids) == xmins
+    assert await energies(admin, ids) == [99, 98, 50]
+    assert (await stats(admin, ids[2], at(minutes=45)))["energy"] == 100
+    # Each one staged once, in the order they reached the cap; one message each.
+    assert await staged(admin) == 1
+    assert await expand(admin, at(minutes=45)) == 1
     rested = await admin.fetch("SELECT telegram_id FROM game.notifications ORDER BY id")
-    assert [r["telegram_id"] for r in rested] == [2, 1, 3]  # one message per fill, never two
+    assert [r["telegram_id"] for r in rested] == [2, 1, 3]
+    assert await staged(admin) == 0 and await expand(admin, at(minutes=45)) == 0
 
 
-async def test_the_fill_is_a_heap_only_update(admin, bot_conn):
+async def test_the_tick_writes_no_waifu(admin, bot_conn):
     await waifus_at(admin, bot_conn, [(0, 90)])
     await admin.execute("SELECT pg_stat_force_next_flush()")
-    before = await admin.fetchrow("SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables "
-                                  "WHERE relid = 'game.waifus'::regclass")
+    before = await admin.fetchval("SELECT n_tup_upd FROM pg_stat_user_tables WHERE relid = 'game.waifus'::regclass")
     assert await restore(admin, at(minutes=20)) == 1
     await admin.execute("SELECT pg_stat_force_next_flush()")
-    after = await admin.fetchrow("SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables "
-                                 "WHERE relid = 'game.waifus'::regclass")
-    assert (after["n_tup_upd"] - before["n_tup_upd"], after["n_tup_hot_upd"] - before["n_tup_hot_upd"]) == (1, 1)
+    after = await admin.fetchval("SELECT n_tup_upd FROM pg_stat_user_tables WHERE relid = 'game.waifus'::regclass")
+    assert after - before == 0
 
 
-async def test_batches_fill_everything_due_and_each_waifu_once(admin, bot_conn):
+async def test_batches_find_everything_due_and_each_waifu_once(admin, bot_conn):
     await admin.execute("UPDATE game.config SET tick_batch_size = 100")
     await admin.execute("INSERT INTO game.players (telegram_id) SELECT g FROM generate_series(1, 250) AS g")
     # 250 waifus with the same full_at, and 50 not due yet.
@@ -90,22 +99,24 @@ async def test_batches_fill_everything_due_and_each_waifu_once(admin, bot_conn):
     assert await restore(admin, at(minutes=10)) == 250
     state = await admin.fetchrow("SELECT last_batches, last_filled, last_notified FROM game.tick_state")
     assert tuple(state) == (3, 250, 250)
-    assert await admin.fetchval("SELECT count(*) FROM game.notifications") == 250
+    assert await admin.fetchval("SELECT array_agg(waifus ORDER BY id) FROM game.rested_ranges") == [100, 100, 50]
     assert await restore(admin, at(minutes=10)) == 0
-    assert await admin.fetchval("SELECT count(*) FROM game.waifus WHERE (dynamic->>'energy')::int = 100") == 250
+    assert await expand(admin, at(minutes=10)) == 250
+    assert await admin.fetchval("SELECT count(DISTINCT telegram_id) FROM game.notifications") == 250
+    assert await restore(admin, at(hours=2)) == 50
 
 
 async def test_the_jobs_batches_commit_one_by_one(admin, bot_conn, database):
-    # The job's procedure at the real time: a waifu due an hour ago (its clock put back by
-    # hand, then the cursor reset as an operator would) is filled and her player notified.
+    # The job's procedure at the real time: waifus due hours ago (their clocks put back by
+    # hand, then the cursor reset as an operator would) are found and staged.
     await admin.execute("UPDATE game.config SET tick_batch_size = 100")
     await admin.execute("INSERT INTO game.players (telegram_id) SELECT g FROM generate_series(1, 230) AS g")
     await admin.execute("""
         INSERT INTO game.waifus (owner_id, template_code, name, dynamic)
         SELECT g, 'sakura', 'W', jsonb_build_object('xp', 0, 'energy', 50, 'mood', 50, 'loyalty', 50,
-                                                    'last_restore', extract(epoch FROM now()) - 4 * 3600 - g)
+                                                    'last_restore', extract(epoch FROM now()) - 3 * 3600 - g)
         FROM generate_series(1, 230) AS g""")
-    await admin.fetchval("SELECT ops.reset_tick(now() - interval '1 day')")
+    await admin.fetchval("SELECT ops.reset_tick(now() - interval '3 hours')")
     # pg_cron's own run of the job would take some of them: paused meanwhile.
     toggle = "SELECT cron.alter_job(jobid, active := $1) FROM cron.job WHERE jobname = 'restore-energy'"
     await admin.execute(toggle, False)
@@ -121,46 +132,41 @@ async def test_the_jobs_batches_commit_one_by_one(admin, bot_conn, database):
         await admin.execute(toggle, True)
     state = await admin.fetchrow("SELECT last_batches, last_filled, runs FROM game.tick_state")
     assert (state["last_batches"], state["last_filled"]) == (3, 230)
-    # Three transactions: the filled rows carry three different xmins.
-    assert await admin.fetchval("SELECT count(DISTINCT xmin::text) FROM game.waifus") == 3
+    # Three transactions: the staged ranges carry three different xmins.
+    assert await admin.fetchval("SELECT count(DISTINCT xmin::text) FROM game.rested_ranges") == 3
 
 
-async def test_a_tick_never_waits_for_a_waifu_a_call_holds_and_fills_her_later(admin, bot_conn, database):
+async def test_a_tick_never_waits_for_a_waifu_a_call_holds(admin, bot_conn, database):
     ids = await waifus_at(admin, bot_conn, [(0, 90), (0, 90)])  # both full at T0+10 min
     holder = await asyncpg.connect(database.admin_url)
     try:
         tx = holder.transaction()
         await tx.start()
         await holder.execute("SELECT 1 FROM game.waifus WHERE id = $1 FOR UPDATE", ids[0])
+        await holder.execute("SET lock_timeout = '5s'")
         started = asyncio.get_running_loop().time()
-        assert await restore(admin, at(minutes=11)) == 1
+        assert await restore(admin, at(minutes=11)) == 2
         assert asyncio.get_running_loop().time() - started < 1
-        assert await energies(admin, ids) == [90, 100]
-        assert await admin.fetchval("SELECT array_agg(waifu_id) FROM game.tick_retry") == [ids[0]]
-        assert (await admin.fetchrow("SELECT last_skipped FROM game.tick_state"))["last_skipped"] == 1
-        # Still locked: the next tick tries her again, and again does not wait.
-        assert await restore(admin, at(minutes=12)) == 0
+        # The sender's side takes no row lock on a waifu either.
+        assert await expand(admin, at(minutes=11)) == 2
         await tx.rollback()
     finally:
         await holder.close()
-    assert await restore(admin, at(minutes=13)) == 1
-    assert await energies(admin, ids) == [100, 100]
-    assert await admin.fetchval("SELECT count(*) FROM game.tick_retry") == 0
-    assert await admin.fetchval("SELECT count(*) FROM game.notifications") == 2
 
 
-async def test_a_waifu_that_spent_while_she_waited_for_retry_is_not_filled(admin, bot_conn, database):
+async def test_a_waifu_who_spent_before_her_message_was_made_is_not_told(admin, bot_conn, database):
     [wid] = await waifus_at(admin, bot_conn, [(0, 90)])
     holder = await asyncpg.connect(database.clock_bot_url)
     try:
         async with holder.transaction():
-            # A participation in progress holds her: she spends from 100 effective energy.
+            # A participation in progress: the tick sees her as she was, at the cap.
             await holder.fetchval("SELECT api.participate_in_event(1, $1, 'walk', 'k', $2)", wid, at(minutes=11))
-            assert await restore(admin, at(minutes=11, seconds=30)) == 0
+            assert await restore(admin, at(minutes=11, seconds=30)) == 1
     finally:
         await holder.close()
-    assert await restore(admin, at(minutes=12)) == 0  # she is below the cap again, not due
-    assert await admin.fetchval("SELECT count(*) FROM game.tick_retry") == 0
+    # She spent: her full_at left the staged range, so no row is made for her.
+    assert await restore(admin, at(minutes=12)) == 0
+    assert await expand(admin, at(minutes=12)) == 0
     assert await admin.fetchval("SELECT count(*) FROM game.notifications") == 0
 
 
@@ -183,16 +189,18 @@ async def test_the_cursor_never_passes_a_transaction_still_running(admin, bot_co
     assert cursor > started
 
 
-async def test_a_tick_back_in_time_looks_again_and_fills_nobody_twice(admin, bot_conn):
+async def test_a_tick_back_in_time_finds_nobody_and_reset_tick_looks_again(admin, bot_conn):
     [wid] = await waifus_at(admin, bot_conn, [(0, 90)])  # full at T0+10 min
     assert await restore(admin, at(minutes=20)) == 1
-    await set_stored(admin, wid, clock=at(minutes=1), energy=90)  # full at T0+11 min
+    await set_stored(admin, wid, clock=at(minutes=1), energy=90)  # full at T0+11 min, behind the cursor
     assert await restore(admin, at(minutes=5)) == 0
-    assert await restore(admin, at(minutes=10, seconds=59)) == 0
-    assert (await stored(admin, wid))["energy"] == 90
-    assert await restore(admin, at(minutes=11)) == 1
-    assert await restore(admin, at(minutes=11)) == 0
-    assert await admin.fetchval("SELECT count(*) FROM game.notifications") == 2
+    assert await restore(admin, at(minutes=11)) == 0  # the cursor never goes back by itself
+    assert await restore(admin, at(minutes=21)) == 0
+    # After clocks written by hand, an operator moves it back: she is found again.
+    await admin.fetchval("SELECT ops.reset_tick()")
+    assert await restore(admin, at(minutes=21)) == 1
+    assert await restore(admin, at(minutes=21)) == 0
+    assert await admin.fetchval("SELECT count(*) FROM game.rested_ranges") == 2
 
 
 async def test_spending_moves_full_at_and_restoring_does_not(admin, bot_conn):

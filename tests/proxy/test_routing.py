@@ -287,3 +287,13 @@ async def test_group_languages_and_card_photos_through_the_proxy(proxy_bot, part
     waifu = await proxy_bot.fetchval("SELECT api.adopt_waifu($1, 'sakura', 'proxy-card')", admins[1])
     card = await proxy_bot.fetchval("SELECT api.stat_card($1, $2, 7)", admins[1], waifu)
     assert card["photo"] == {"file_id": "AgACAgIAAxk_proxy_test_file_id", "design": "0123abcd"}
+
+
+async def test_a_rate_limit_lease_is_taken_on_the_keys_partition_only(proxy_admin, proxy_bot):
+    await proxy_admin.fetchval("SELECT ops.set_rate_limit('web_address', 0.001, 40)")
+    rows = await proxy_bot.fetch("SELECT * FROM api.rate_limit_lease('web_address', '192.0.2.7', 10)")
+    assert [tuple(r) for r in rows] == [(10, 0.0)]  # one partition's answer, not one per partition
+    # The same key's budget, wherever the next call comes from: 40 in all, 10 at a time.
+    granted = [(await proxy_bot.fetchrow("SELECT * FROM api.rate_limit_lease('web_address', '192.0.2.7', 10)"))[0]
+               for _ in range(4)]
+    assert granted == [10, 10, 10, 0]

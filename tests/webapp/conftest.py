@@ -11,6 +11,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from bot.config import Settings
 from bot.game import Game
+from bot.portraits import add_portrait_routes
 from bot.webapp import setup_webapp
 from tests.webapp.initdata import TEST_TOKEN
 
@@ -23,7 +24,7 @@ class CountingGame(Game):
     limit_calls = 0
 
     async def _call(self, sql: str, *args: Any) -> Any:
-        if sql.startswith("SELECT api.rate_limit("):
+        if "api.rate_limit" in sql:
             self.limit_calls += 1
         else:
             self.calls += 1
@@ -51,8 +52,10 @@ async def game(database, admin) -> AsyncIterator[CountingGame]:
 
 
 def make_app(game: Game, settings: Settings) -> web.Application:
+    """The web app as bot/app.py mounts it: the page, its API and the portraits."""
     app = web.Application()
     setup_webapp(app, game=game, settings=settings)
+    add_portrait_routes(app)
     return app
 
 

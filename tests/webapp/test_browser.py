@@ -23,6 +23,7 @@ from playwright.async_api import Browser, Page, Route, async_playwright, expect
 from tests.webapp.conftest import new_player
 from tests.webapp.initdata import init_data
 from tests.webapp.test_api import set_stats
+from tests.webapp.test_collection_api import give_xp
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
@@ -42,9 +43,17 @@ DARK = {"bg_color": "#212121", "text_color": "#ffffff", "hint_color": "#aaaaaa",
 
 
 def telegram_stub(init: str, theme: dict[str, str], scheme: str) -> str:
-    """A stand-in for telegram-web-app.js; records calls in window.__tg for the test."""
+    """A stand-in for telegram-web-app.js; records calls in window.__tg for the test
+    (BackButton and MainButton: visibility, text and click handlers; haptics by kind)."""
     return f"""
-window.__tg = {{ready: 0, expand: 0, handlers: {{}}}};
+window.__tg = {{ready: 0, expand: 0, handlers: {{}}, haptics: [],
+               back: {{visible: false, clicks: []}}, main: {{visible: false, active: true, text: "", clicks: []}}}};
+const __button = (state, extra) => Object.assign({{
+  show() {{ state.visible = true; return this; }},
+  hide() {{ state.visible = false; return this; }},
+  onClick(handler) {{ state.clicks.push(handler); return this; }},
+  offClick(handler) {{ state.clicks = state.clicks.filter((h) => h !== handler); return this; }},
+}}, extra);
 window.Telegram = {{WebApp: {{
   initData: {json.dumps(init)},
   initDataUnsafe: {{}},
@@ -55,7 +64,15 @@ window.Telegram = {{WebApp: {{
   expand() {{ window.__tg.expand += 1; }},
   onEvent(name, handler) {{ (window.__tg.handlers[name] = window.__tg.handlers[name] || []).push(handler); }},
   offEvent() {{}},
-  HapticFeedback: {{notificationOccurred() {{}}, impactOccurred() {{}}}},
+  HapticFeedback: {{notificationOccurred(kind) {{ window.__tg.haptics.push(kind); }}, impactOccurred() {{}},
+                   selectionChanged() {{ window.__tg.haptics.push("selection"); }}}},
+  BackButton: __button(window.__tg.back, {{}}),
+  MainButton: __button(window.__tg.main, {{
+    setText(text) {{ window.__tg.main.text = text; return this; }},
+    enable() {{ window.__tg.main.active = true; return this; }},
+    disable() {{ window.__tg.main.active = false; return this; }},
+    showProgress() {{ return this; }}, hideProgress() {{ return this; }},
+  }}),
 }}}};
 """
 
@@ -380,6 +397,156 @@ async def test_the_daily_reward_and_the_notifications_switch_work_from_the_page(
     assert [p for p in problems if "409" not in p and "403" not in p] == []
 
 
+async def press(page: Page, control: str) -> None:
+    """Telegram's BackButton or MainButton pressed (the stub's recorded click handlers)."""
+    await page.evaluate(f"window.__tg.{control}.clicks.forEach((h) => h())")
+
+
+async def test_the_tabs_adopt_a_second_waifu_pick_her_buy_give_and_see_the_top(browser, live_server, game, admin):
+    sakura = await new_player(game, ANN)
+    await admin.execute("SELECT ops.adjust_coins($1, 100, 'test')", ANN)
+    for n in range(11):  # eleven players ahead: Ann's own place is outside the top 10
+        await new_player(game, 7100 + n, f"Player {n}")
+        await give_xp(admin, 7100 + n, 1000 + n, 100 + n)
+    await give_xp(admin, ANN, 40, 40)
+    page, problems = await open_app(browser, live_server, init=init_data(ANN))
+    await page.locator(f'.card[data-waifu-id="{sakura}"] .event[data-event-code="walk"] button').wait_for()
+
+    # Home: the MainButton is the daily claim (ready), no BackButton; the page's own claim
+    # button wears Telegram's button colours.
+    await expect(page.locator("#tabs")).to_be_visible()
+    await expect(page.locator("#daily-claim")).to_be_enabled()
+    assert await page.evaluate("[window.__tg.main.visible, window.__tg.main.text, window.__tg.back.visible]") == [
+        True, "🎁 Claim the daily reward", False]
+    claim_colours = await page.locator("#daily-claim").evaluate(
+        "el => [getComputedStyle(el).backgroundColor, getComputedStyle(el).color]")
+    assert claim_colours == ["rgb(36, 129, 204)", "rgb(255, 255, 255)"]  # LIGHT's button colours
+
+    # Companions: hers, and the ones to adopt; the BackButton shows, the MainButton hides.
+    await page.locator("#tab-btn-waifus").click()
+    tile = page.locator(f'#collection .tile[data-waifu-id="{sakura}"]')
+    await expect(tile.locator(".name")).to_have_text("Sakura")
+    assert await page.evaluate("[window.__tg.back.visible, window.__tg.main.visible]") == [True, False]
+    await expect(page.locator("#collection-count")).to_have_text("Your collection: 1 of 5")
+    await expect(tile.locator(".rarity")).to_have_text("common")
+    await expect(tile.locator(".active-badge")).to_be_visible()
+    await expect(tile.locator(".tile-stats")).to_have_text("Level 1 · ⚡100/100 · mood 50 · loyalty 50")
+    assert await tile.locator(".portrait").evaluate("img => img.complete && img.naturalWidth > 0")
+    assert await page.locator("#home-status, #tab-home").first.is_hidden()
+    yuki_tile = page.locator('#adoptable .tile[data-template-code="yuki"]')
+    await expect(yuki_tile.locator(".rarity")).to_have_text("rare")
+    await yuki_tile.locator(".tile-action").dblclick()  # a double tap adopts once
+    await expect(page.locator("#waifus-status")).to_have_text("Yuki is now your companion! Take good care of her.")
+    assert await admin.fetchval("SELECT count(*) FROM game.waifus WHERE owner_id = $1", ANN) == 2
+    yuki = await admin.fetchval("SELECT id FROM game.waifus WHERE owner_id = $1 AND template_code = 'yuki'", ANN)
+    await expect(page.locator("#collection-count")).to_have_text("Your collection: 2 of 5")
+    assert await page.locator('#adoptable .tile[data-template-code="yuki"]').count() == 0
+
+    # Make her the one for events.
+    yuki_owned = page.locator(f'#collection .tile[data-waifu-id="{yuki}"]')
+    await yuki_owned.locator(".tile-action").click()
+    await expect(page.locator("#waifus-status")).to_have_text("Yuki will take part now")
+    await expect(yuki_owned).to_have_class(re.compile(r"\bactive\b"))
+    await expect(yuki_owned.locator(".tile-action")).to_be_hidden()
+    await expect(tile.locator(".tile-action")).to_be_visible()
+    assert await admin.fetchval("SELECT active_waifu_id FROM game.players WHERE telegram_id = $1", ANN) == yuki
+    ARTIFACTS.mkdir(exist_ok=True)
+    await page.screenshot(path=str(ARTIFACTS / "webapp-collection.png"), full_page=True)
+
+    # Back (Telegram's BackButton): home again, read fresh - both cards are there.
+    await press(page, "back")
+    await expect(page.locator("#tab-home")).to_be_visible()
+    await expect(page.locator(f'.card[data-waifu-id="{yuki}"] .name')).to_have_text("Yuki")
+    assert await page.evaluate("[window.__tg.back.visible, window.__tg.main.visible]") == [False, True]
+
+    # Shop: buy flowers, then give them to her from the inventory.
+    await page.locator("#tab-btn-shop").click()
+    await expect(page.locator("#coins")).to_have_text("You have 100 🪙")
+    flowers = page.locator('#shop-items .row[data-item-code="flowers"]')
+    await expect(flowers.locator(".row-go")).to_have_text("🪙 20")
+    assert await flowers.locator(".row-terms").text_content() == "mood +8 · loyalty +2 · cooldown 1 h"
+    await flowers.locator(".row-go").click()
+    await expect(page.locator("#shop-status")).to_have_text("Bought: Flowers. 80 🪙 left")
+    await expect(page.locator("#coins")).to_have_text("You have 80 🪙")
+    owned = page.locator('#inventory-items .row[data-item-code="flowers"]')
+    await expect(owned.locator(".row-title")).to_have_text("Flowers × 1")
+    await expect(owned.locator(".row-go")).to_have_text("🎁 To Yuki")
+    assert await admin.fetchval("SELECT coins FROM game.wallets WHERE telegram_id = $1", ANN) == 80
+    await owned.locator(".row-go").click()
+    await expect(page.locator("#shop-status")).to_have_text(
+        "Yuki got Flowers: mood +8 · loyalty +2 · energy ±0")
+    await expect(page.locator("#inventory-empty")).to_be_visible()
+    assert (await db_stats(admin, yuki))["mood"] == 58
+    await page.screenshot(path=str(ARTIFACTS / "webapp-shop.png"), full_page=True)
+    # Not enough coins: refused in words, with the error haptic.
+    await admin.execute("SELECT ops.adjust_coins($1, -75, 'test')", ANN)
+    await page.locator("#tab-btn-home").click()
+    await page.locator("#tab-btn-shop").click()
+    await expect(page.locator("#coins")).to_have_text("You have 5 🪙")
+    await flowers.locator(".row-go").click()
+    await expect(page.locator("#shop-status")).to_have_text("Not enough coins: this costs 20 🪙, you have 5.")
+    assert await page.evaluate("window.__tg.haptics.filter((k) => k !== 'selection')") == [
+        "success", "success", "success", "success", "error"]
+
+    # Top: this week's board and the player's own place outside the top 10.
+    await page.locator("#tab-btn-top").click()
+    await expect(page.locator("#top-list .board-row")).to_have_count(10)
+    await expect(page.locator("#top-me")).to_have_text("You: place 12 with 40 XP")
+    first = page.locator("#top-list .board-row").first
+    assert [await first.locator(f".board-{part}").text_content() for part in ("rank", "name", "xp")] == [
+        "1", "Player 10", "110 XP"]
+    await expect(page.locator("#top-resets")).to_be_visible()
+    await page.locator('.board-switch [data-board="all"]').click()
+    await expect(page.locator("#top-list .board-row").first.locator(".board-xp")).to_have_text("1010 XP")
+    await expect(page.locator("#top-resets")).to_be_hidden()
+    assert await page.locator("#top-list .board-row.me").count() == 0
+    ARTIFACTS.mkdir(exist_ok=True)
+    await page.screenshot(path=str(ARTIFACTS / "webapp-top.png"), full_page=True)
+
+    # Home by tab; the MainButton claims the daily reward, then hides.
+    await page.locator("#tab-btn-home").click()
+    await press(page, "main")
+    await expect(page.locator("#status")).to_have_text("Daily reward claimed! Streak: 1 day.")
+    assert await admin.fetchval("SELECT daily_streak FROM game.players WHERE telegram_id = $1", ANN) == 1
+    assert await page.evaluate("window.__tg.main.visible") is False
+    # The 409 of the refused purchase is the only failed load.
+    assert [p for p in problems if "409" not in p] == [], problems
+    await page.context.close()
+
+
+async def test_the_tabs_in_russian(browser, live_server, game, admin):
+    await game.register_player(ANN, "iva", "Ива", "ru")
+    wid = await game.adopt_waifu(ANN, "sakura")
+    await admin.execute("SELECT ops.adjust_coins($1, 30, 'test')", ANN)
+    page, problems = await open_app(browser, live_server, init=init_data(ANN, "Ива"))
+    await page.locator(f'.card[data-waifu-id="{wid}"] .name').wait_for()
+    await expect(page.locator("#tabs button")).to_have_text(["Главная", "Спутницы", "Магазин", "Рейтинг"])
+    for _ in range(50):  # (the page's CSP forbids eval: wait_for_function cannot poll)
+        if await page.evaluate("[window.__tg.main.visible, window.__tg.main.text]") == [
+                True, "🎁 Забрать ежедневную награду"]:
+            break
+        await page.wait_for_timeout(100)
+    assert await page.evaluate("[window.__tg.main.visible, window.__tg.main.text]") == [
+        True, "🎁 Забрать ежедневную награду"]
+    await page.locator("#tab-btn-waifus").click()
+    await expect(page.locator("#collection-count")).to_have_text("Твоя коллекция: 1 из 5")
+    await expect(page.locator('#adoptable .tile[data-template-code="akane"] .rarity')).to_have_text("эпическая")
+    await expect(page.locator('#adoptable .tile[data-template-code="akane"] .name')).to_have_text("Аканэ")
+    await expect(page.locator('#adoptable .tile[data-template-code="akane"] .tile-action')).to_have_text("➕ Позвать")
+    await page.locator("#tab-btn-shop").click()
+    await expect(page.locator("#coins")).to_have_text("У тебя 30 🪙")
+    await expect(page.locator('#shop-items .row[data-item-code="flowers"] .row-title')).to_have_text("Цветы")
+    await page.locator("#tab-btn-shop").press("ArrowRight")  # the tab list's keys
+    await expect(page.locator("#tab-btn-top")).to_be_focused()
+    await expect(page.locator("#tab-btn-top")).to_have_attribute("aria-selected", "true")
+    await expect(page.locator("#top-me")).to_have_text("У тебя пока нет опыта в этом рейтинге: его дают события.")
+    await expect(page.locator('.board-switch [data-board="all"]')).to_have_text("🏆 За всё время")
+    ARTIFACTS.mkdir(exist_ok=True)
+    await page.screenshot(path=str(ARTIFACTS / "webapp-ru-top.png"), full_page=True)
+    assert problems == []
+    await page.context.close()
+
+
 async def test_make_webapp_serves_the_page_with_data_offline(browser, database) -> None:
     env = {**os.environ, "DATABASE_URL": database.bot_url}
     proc = await asyncio.create_subprocess_exec(
@@ -409,6 +576,19 @@ async def test_make_webapp_serves_the_page_with_data_offline(browser, database) 
         await expect(page.locator(".card .name")).to_have_text(["Сакура"])
         await expect(page.locator(".card .event").first).to_be_visible()
         assert await page.evaluate("window.Telegram.WebApp.isShim") is True
+        # The shim draws Telegram's MainButton (the daily claim, ready) and BackButton.
+        await expect(page.locator(".tg-shim-main")).to_have_text("🎁 Забрать ежедневную награду")
+        await expect(page.locator(".tg-shim-back")).to_be_hidden()
+        await page.locator("#tab-btn-waifus").click()
+        await expect(page.locator("#collection .tile .name")).to_have_text(["Сакура"])
+        assert await page.locator("#collection .portrait").evaluate("img => img.naturalWidth > 0")
+        await expect(page.locator(".tg-shim-main")).to_be_hidden()
+        await page.locator(".tg-shim-back").click()
+        await expect(page.locator("#tab-home")).to_be_visible()
+        await expect(page.locator(".tg-shim-back")).to_be_hidden()
+        await page.locator(".tg-shim-main").click()
+        await expect(page.locator("#status")).to_have_text("Награда получена! Серия: 1 день.")
+        await expect(page.locator(".tg-shim-main")).to_be_hidden()
         assert elsewhere == []  # not even telegram.org: the page came without its script
         ARTIFACTS.mkdir(exist_ok=True)
         await page.screenshot(path=str(ARTIFACTS / "webapp-dev.png"), full_page=True)

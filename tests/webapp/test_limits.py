@@ -205,9 +205,12 @@ async def test_every_action_route_is_limited_per_player(game: CountingGame, admi
     await set_limit(admin, "web_action", 0.01, 2)
     app = make_app(game, make_settings())
     [api] = [r.get_info()["app"] for r in app.router.resources() if isinstance(r, web.PrefixedSubAppResource)]
-    paths = sorted({r.resource.canonical.replace("{waifu_id}", "1").replace("{event_code}", "walk")
-                    for r in api.router.routes() if r.method == "POST" and r.resource is not None})
-    assert len(paths) >= 3, paths  # participation, settings, daily
+    examples = {"{waifu_id}": "1", "{event_code}": "walk", "{item_code}": "flowers", "{template_code}": "yuki"}
+    paths = sorted({r.resource.canonical for r in api.router.routes() if r.method == "POST" and r.resource is not None})
+    for placeholder, example in examples.items():
+        paths = [path.replace(placeholder, example) for path in paths]
+    assert not any("{" in path for path in paths), paths  # a new placeholder: add an example above
+    assert len(paths) >= 7, paths  # participation, settings, daily; active, adopt, buy, gift (issue 19)
     client = TestClient(TestServer(app, host="127.0.0.1"))
     await client.start_server()
     try:

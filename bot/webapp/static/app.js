@@ -32,6 +32,11 @@
     lastAutoRefresh: 0,
     language: null, // the language of `texts`
     texts: {}, // key -> template (bot/texts.py, PAGE_KEYS)
+    tab: "home", // the tab shown (TABS)
+    daily: null, // the daily reward's state (/api/settings), for the MainButton
+    claiming: false, // a daily claim in flight (the page's button and the MainButton share it)
+    board: "week", // the leaderboard shown: week | all
+    acting: false, // an action of the collection or shop tab in flight
   };
 
   // ---------------------------------------------------------------- helpers
@@ -193,8 +198,12 @@
         const receivedPerf = performance.now();
         const receivedWall = Date.now();
         state.waifus = (profile.waifus || []).map((stats) => ({ stats, receivedPerf, receivedWall }));
-        if (profile.language && profile.language !== state.language) await loadTexts(profile.language);
+        if (profile.language && profile.language !== state.language) {
+          await loadTexts(profile.language);
+          updateMainButton(); // its text, in the player's language
+        }
         greetingEl.textContent = profile.first_name ? t("web_greeting", { name: profile.first_name }) : "";
+        $("tabs").hidden = false; // a known player: the other tabs have something to show
         if (state.waifus.length === 0) {
           showStatus(t("web_no_waifu"), "notice");
         } else {
@@ -365,7 +374,7 @@
         if (refs) fillStats(refs, current);
       }
       state.results.set(waifuId, { code: entry.event.code, text: describeResult(result), kind: "ok" });
-      if (tg.HapticFeedback) tg.HapticFeedback.notificationOccurred("success");
+      haptic("success");
       state.busy.delete(waifuId);
       // A replayed answer is the one recorded earlier (its stats are from then): reload.
       if (result.replayed) await refresh();
@@ -374,7 +383,7 @@
       state.busy.delete(waifuId);
       if (!(failure instanceof ApiFailure)) throw failure;
       const message = { code: entry.event.code, text: describeFailure(failure), kind: "error" };
-      if (tg.HapticFeedback) tg.HapticFeedback.notificationOccurred("error");
+      haptic("error");
       if (failure.code === "network") {
         // The answer was lost, not necessarily the action: the same key again is safe.
         showResult(row, message);
@@ -467,6 +476,8 @@
 
   function renderSettings(settings) {
     const daily = settings.daily || {};
+    state.daily = daily;
+    updateMainButton();
     extrasEl.hidden = false;
     notifyToggle.checked = Boolean(settings.notifications);
     dailyButton.disabled = !daily.available;
@@ -485,16 +496,26 @@
   }
 
   async function claimDaily() {
+    // The page's button and Telegram's MainButton both claim: one claim at a time.
+    if (state.claiming) return;
+    state.claiming = true;
     dailyButton.disabled = true;
+    const main = tg.MainButton;
+    if (main && typeof main.showProgress === "function") main.showProgress(false);
     let message;
     let kind = "ok";
     try {
       const result = await api("/daily", { method: "POST", headers: { "Idempotency-Key": newKey() } });
       message = t("web_daily_claimed", { n: result.streak });
+      haptic("success");
     } catch (failure) {
       if (!(failure instanceof ApiFailure)) throw failure;
       message = describeFailure(failure);
       kind = "error";
+      haptic("error");
+    } finally {
+      state.claiming = false;
+      if (main && typeof main.hideProgress === "function") main.hideProgress();
     }
     // After the refresh (and one queued behind it), which clears the status line when all is well.
     await Promise.all([loadSettings(), refresh()]);
@@ -517,6 +538,299 @@
     }
   }
 
+  // ---------------------------------------------------------------- Telegram's buttons and haptics
+
+  // Haptic feedback on actions: "success" / "error" (Telegram's notification kinds).
+  function haptic(kind) {
+    const feedback = tg && tg.HapticFeedback;
+    if (feedback && typeof feedback.notificationOccurred === "function") feedback.notificationOccurred(kind);
+  }
+
+  // The MainButton is the daily claim: shown on the home tab while the reward is ready (the
+  // one thing a player comes back for each day); the other tabs act on their rows.
+  function updateMainButton() {
+    const main = tg && tg.MainButton;
+    if (!main) return;
+    if (state.tab === "home" && state.daily && state.daily.available) {
+      main.setText(t("web_main_daily"));
+      main.enable();
+      main.show();
+    } else {
+      main.hide();
+    }
+  }
+
+  // ---------------------------------------------------------------- tabs
+
+  const TABS = ["home", "waifus", "shop", "top"];
+  const RARITY_KEYS = { common: "web_rarity_common", rare: "web_rarity_rare", epic: "web_rarity_epic" };
+
+  function setUpTabs() {
+    for (const name of TABS) $(`tab-btn-${name}`).addEventListener("click", () => showTab(name));
+    // The tab list's keys (WAI-ARIA tabs pattern): arrows move to the next or previous tab.
+    $("tabs").addEventListener("keydown", (event) => {
+      const step = { ArrowRight: 1, ArrowLeft: -1 }[event.key];
+      if (!step) return;
+      event.preventDefault();
+      const next = TABS[(TABS.indexOf(state.tab) + step + TABS.length) % TABS.length];
+      showTab(next);
+      $(`tab-btn-${next}`).focus();
+    });
+    for (const button of document.querySelectorAll(".board-switch button")) {
+      button.addEventListener("click", () => {
+        state.board = button.dataset.board;
+        loadTop();
+      });
+    }
+    if (tg.BackButton) tg.BackButton.onClick(() => showTab("home"));
+    if (tg.MainButton) tg.MainButton.onClick(() => {
+      if (state.tab === "home") claimDaily();
+    });
+  }
+
+  // Every visit of a tab reads it fresh: nothing shown is older than the last look.
+  function showTab(name) {
+    if (!TABS.includes(name)) name = "home";
+    const changed = name !== state.tab;
+    state.tab = name;
+    for (const tab of TABS) {
+      $(`tab-${tab}`).hidden = tab !== name;
+      const button = $(`tab-btn-${tab}`);
+      button.setAttribute("aria-selected", String(tab === name));
+      button.tabIndex = tab === name ? 0 : -1;
+    }
+    if (tg.BackButton) {
+      if (name === "home") tg.BackButton.hide();
+      else tg.BackButton.show();
+    }
+    if (changed && tg.HapticFeedback && typeof tg.HapticFeedback.selectionChanged === "function") {
+      tg.HapticFeedback.selectionChanged();
+    }
+    updateMainButton();
+    window.scrollTo(0, 0);
+    if (name === "home") {
+      refresh();
+      loadSettings();
+    } else if (name === "waifus") {
+      loadCollection();
+    } else if (name === "shop") {
+      loadShop();
+    } else {
+      loadTop();
+    }
+  }
+
+  function tabStatus(tab, text, kind) {
+    const el = $(`${tab}-status`);
+    el.textContent = text;
+    el.className = `status${kind ? ` ${kind}` : ""}`;
+  }
+
+  // An action of a tab: one at a time, haptics, the tab and the home view read again
+  // afterwards (the stats changed), then the outcome said above the tab.
+  async function act(tab, request, describe, reload) {
+    if (state.acting) return;
+    state.acting = true;
+    let message;
+    let kind = "ok";
+    try {
+      message = describe(await request());
+      haptic("success");
+    } catch (failure) {
+      if (!(failure instanceof ApiFailure)) throw failure;
+      message = describeFailure(failure);
+      kind = "error";
+      haptic("error");
+    } finally {
+      state.acting = false;
+    }
+    await Promise.all([reload(), refresh()]);
+    tabStatus(tab, message, kind);
+  }
+
+  function post(path, key) {
+    return api(path, { method: "POST", headers: key ? { "Idempotency-Key": key } : {} });
+  }
+
+  // ---------------------------------------------------------------- the collection tab
+
+  async function loadCollection() {
+    try {
+      renderCollection(await api("/waifus"));
+    } catch (failure) {
+      if (!(failure instanceof ApiFailure)) throw failure;
+      tabStatus("waifus", describeFailure(failure), "error");
+    }
+  }
+
+  function tile(code, name, rarity) {
+    const node = $("waifu-tile").content.firstElementChild.cloneNode(true);
+    const img = node.querySelector(".portrait");
+    img.addEventListener("error", () => { img.hidden = true; }); // an operator's template without a picture
+    img.src = `portraits/${encodeURIComponent(code)}.svg`;
+    img.alt = t("web_portrait", { name });
+    node.querySelector(".name").textContent = name;
+    const rarityEl = node.querySelector(".rarity");
+    rarityEl.textContent = RARITY_KEYS[rarity] ? t(RARITY_KEYS[rarity]) : String(rarity || "");
+    rarityEl.dataset.rarity = String(rarity || "");
+    return node;
+  }
+
+  function renderCollection(c) {
+    tabStatus("waifus", "", null);
+    $("collection-count").textContent = t("web_collection_count", { owned: c.owned, max: c.max });
+    const owned = document.createDocumentFragment();
+    for (const w of c.waifus || []) {
+      const node = tile(w.template_code, w.name, w.rarity);
+      node.dataset.waifuId = String(w.waifu_id);
+      node.classList.toggle("active", Boolean(w.active));
+      node.querySelector(".tile-stats").textContent = t("web_tile_stats", {
+        level: w.level, energy: w.energy, max_energy: w.max_energy, mood: w.mood, loyalty: w.loyalty,
+      });
+      node.querySelector(".active-badge").hidden = !w.active;
+      const button = node.querySelector(".tile-action");
+      button.hidden = Boolean(w.active);
+      button.textContent = t("web_make_active");
+      button.addEventListener("click", () => act("waifus",
+        () => post(`/waifus/${encodeURIComponent(w.waifu_id)}/active`),
+        () => t("web_made_active", { name: w.name }), loadCollection));
+      owned.appendChild(node);
+    }
+    $("collection").replaceChildren(owned);
+
+    const missing = (c.templates || []).filter((x) => x.waifu_id === null || x.waifu_id === undefined);
+    const full = c.owned >= c.max;
+    $("adopt-title").hidden = missing.length === 0;
+    $("adopt-note").textContent = missing.length === 0 ? t("web_all_adopted")
+      : full ? t("web_collection_full", { max: c.max }) : "";
+    const adoptable = document.createDocumentFragment();
+    for (const x of missing) {
+      const node = tile(x.code, x.name, x.rarity);
+      node.dataset.templateCode = x.code;
+      node.classList.add("not-adopted");
+      node.querySelector(".tile-stats").textContent = x.description || "";
+      const button = node.querySelector(".tile-action");
+      button.textContent = t("web_adopt");
+      button.hidden = full;
+      const key = newKey(); // this drawn button: a double tap adopts once
+      button.addEventListener("click", () => {
+        if (state.acting) return;
+        button.disabled = true;
+        act("waifus", () => post(`/templates/${encodeURIComponent(x.code)}/adopt`, key),
+          () => t("web_adopted", { name: x.name }), loadCollection);
+      });
+      adoptable.appendChild(node);
+    }
+    $("adoptable").replaceChildren(adoptable);
+  }
+
+  // ---------------------------------------------------------------- the shop tab
+
+  function itemTerms(item) {
+    const parts = [];
+    if (item.mood) parts.push(t("web_term_mood", { delta: signed(item.mood) }));
+    if (item.loyalty) parts.push(t("web_term_loyalty", { delta: signed(item.loyalty) }));
+    if (item.energy) parts.push(t("web_term_energy", { delta: signed(item.energy) }));
+    if (item.cooldown_seconds > 0) parts.push(t("web_term_cooldown", { wait: period(item.cooldown_seconds * 1000) }));
+    return parts.join(" \u00b7 ");
+  }
+
+  function itemRow(item, title, label, onClick) {
+    const node = $("item-row").content.firstElementChild.cloneNode(true);
+    node.dataset.itemCode = item.code;
+    const titleEl = node.querySelector(".row-title");
+    titleEl.textContent = title;
+    node.querySelector(".row-description").textContent = item.description || "";
+    node.querySelector(".row-terms").textContent = itemTerms(item);
+    const button = node.querySelector(".row-go");
+    if (label === null) {
+      button.hidden = true;
+    } else {
+      button.textContent = label;
+      button.addEventListener("click", () => {
+        if (state.acting) return;
+        button.disabled = true;
+        onClick();
+      });
+    }
+    return node;
+  }
+
+  async function loadShop() {
+    let shop;
+    let inventory;
+    let collection;
+    try {
+      [shop, inventory, collection] = await Promise.all([api("/shop"), api("/inventory"), api("/waifus")]);
+    } catch (failure) {
+      if (!(failure instanceof ApiFailure)) throw failure;
+      tabStatus("shop", describeFailure(failure), "error");
+      return;
+    }
+    tabStatus("shop", "", null);
+    $("coins").textContent = t("web_coins", { coins: inventory.coins });
+    const active = (collection.waifus || []).find((w) => w.active);
+
+    const items = shop.items || [];
+    $("shop-empty").hidden = items.length > 0;
+    $("shop-items").replaceChildren(...items.map((item) => {
+      const key = newKey();
+      return itemRow(item, item.name, t("web_buy", { price: item.price }), () => act("shop",
+        () => post(`/shop/${encodeURIComponent(item.code)}/buy`, key),
+        (r) => t("web_bought", { name: r.item.name, coins: r.coins }), loadShop));
+    }));
+
+    const owned = inventory.items || [];
+    $("inventory-empty").hidden = owned.length > 0;
+    $("inventory-items").replaceChildren(...owned.map((item) => {
+      const key = newKey();
+      const title = t("web_inventory_line", { name: item.name, quantity: item.quantity });
+      if (!active) return itemRow(item, title, null, null);
+      return itemRow(item, title, t("web_give", { name: active.name }), () => act("shop",
+        () => post(`/waifus/${encodeURIComponent(active.waifu_id)}/gifts/${encodeURIComponent(item.code)}`, key),
+        (r) => t("web_gift_given", {
+          name: r.name, item: r.item.name, mood: signed(r.changes.mood), loyalty: signed(r.changes.loyalty),
+          energy: signed(r.changes.energy),
+        }), loadShop));
+    }));
+  }
+
+  // ---------------------------------------------------------------- the leaderboard tab
+
+  async function loadTop() {
+    const board = state.board === "all" ? "all" : "week";
+    for (const button of document.querySelectorAll(".board-switch button")) {
+      button.setAttribute("aria-pressed", String(button.dataset.board === board));
+    }
+    $("top-resets").hidden = board !== "week";
+    let result;
+    try {
+      result = await api(`/top?board=${board}`);
+    } catch (failure) {
+      if (!(failure instanceof ApiFailure)) throw failure;
+      tabStatus("top", describeFailure(failure), "error");
+      return;
+    }
+    if (state.board !== board) return; // the other board was asked for meanwhile
+    tabStatus("top", "", null);
+    const rows = result.top || [];
+    $("top-empty").hidden = rows.length > 0;
+    $("top-list").replaceChildren(...rows.map((row) => {
+      const node = $("top-row").content.firstElementChild.cloneNode(true);
+      node.querySelector(".board-rank").textContent = String(row.rank);
+      node.querySelector(".board-name").textContent = row.me ? `${row.name || "\u2014"} (${t("web_you")})`
+        : row.name || "\u2014";
+      node.querySelector(".board-xp").textContent = t("web_top_xp", { xp: row.xp });
+      node.classList.toggle("me", Boolean(row.me));
+      return node;
+    }));
+    const me = result.me || {};
+    $("top-me").textContent = !(me.xp > 0) ? t("web_top_me_none")
+      : t(me.exact ? "web_top_me" : "web_top_me_about", { rank: me.rank, xp: me.xp });
+  }
+
+  // ---------------------------------------------------------------- start
+
   async function start() {
     // ?lang= (a link or a tester's choice) first, then Telegram's language, then the
     // browser's; /me then gives the player's own choice.
@@ -538,11 +852,13 @@
       if (document.visibilityState === "visible") {
         refresh();
         loadSettings(); // the daily reward may have become ready meanwhile
+        if (state.tab !== "home") showTab(state.tab);
       }
     });
     window.setInterval(tick, TICK_MS);
     dailyButton.addEventListener("click", claimDaily);
     notifyToggle.addEventListener("change", setNotifications);
+    setUpTabs();
     refresh();
     loadSettings();
   }

@@ -5,9 +5,11 @@
 //
 // It provides what app.js uses: initData from the URL's fragment as Telegram passes it
 // (#tgWebAppData=<initData>&tgWebAppThemeParams=<json>&...), initDataUnsafe.user,
-// themeParams, colorScheme (the browser's), ready/expand, onEvent("themeChanged"), and
-// HapticFeedback (no-ops). The server checks initData's signature as always: a shim
-// cannot make the API trust anybody.
+// themeParams, colorScheme (the browser's), ready/expand, onEvent("themeChanged"),
+// HapticFeedback (no-ops), and BackButton / MainButton drawn as plain buttons of the page
+// (above the page and fixed at the bottom, styled in style.css) so that dev mode can be
+// played like Telegram. The server checks initData's signature as always: a shim cannot
+// make the API trust anybody.
 "use strict";
 
 (() => {
@@ -37,6 +39,62 @@
     selectionChanged() { return haptics; },
   };
 
+  // Telegram's BackButton / MainButton: show, hide, onClick, offClick (and for the main
+  // one its text, enabled state and progress). Drawn lazily: the body may not exist yet.
+  function draw(control) {
+    if (!document.body) {
+      document.addEventListener("DOMContentLoaded", () => draw(control), { once: true });
+      return;
+    }
+    if (!control.el) {
+      control.el = document.createElement("button");
+      control.el.type = "button";
+      control.el.className = control.className;
+      control.el.addEventListener("click", () => control.click());
+      if (control.first) document.body.prepend(control.el);
+      else document.body.appendChild(control.el);
+    }
+    control.el.hidden = !control.isVisible;
+    control.el.textContent = control.label();
+    control.el.disabled = control.isActive === false || Boolean(control.isProgressVisible);
+    document.body.classList.toggle(`${control.className}-shown`, control.isVisible);
+  }
+  function makeControl(className, event, extra) {
+    const clicks = [];
+    const self = {
+      className,
+      el: null,
+      isVisible: false,
+      label() { return ""; },
+      show() { self.isVisible = true; draw(self); return self; },
+      hide() { self.isVisible = false; draw(self); return self; },
+      onClick(handler) { clicks.push(handler); return self; },
+      offClick(handler) { const i = clicks.indexOf(handler); if (i >= 0) clicks.splice(i, 1); return self; },
+      click() { clicks.slice().forEach((handler) => handler()); emit(event); },
+      redraw() { if (self.el || self.isVisible) draw(self); return self; },
+    };
+    return Object.assign(self, extra(self));
+  }
+  const backButton = makeControl("tg-shim-back", "backButtonClicked",
+    () => ({ first: true, label: () => "\u2190" }));
+  const mainButton = makeControl("tg-shim-main", "mainButtonClicked", (self) => ({
+    text: "",
+    isActive: true,
+    isProgressVisible: false,
+    label: () => (self.isProgressVisible ? "\u2026" : self.text),
+    setText(text) { self.text = String(text); return self.redraw(); },
+    enable() { self.isActive = true; return self.redraw(); },
+    disable() { self.isActive = false; return self.redraw(); },
+    showProgress() { self.isProgressVisible = true; return self.redraw(); },
+    hideProgress() { self.isProgressVisible = false; return self.redraw(); },
+    setParams(params) {
+      if ("text" in params) self.text = String(params.text);
+      if ("is_active" in params) self.isActive = Boolean(params.is_active);
+      if ("is_visible" in params) self.isVisible = Boolean(params.is_visible);
+      return self.redraw();
+    },
+  }));
+
   const webApp = {
     initData,
     initDataUnsafe: unsafe,
@@ -52,6 +110,8 @@
     onEvent(name, handler) { handlers.set(name, [...(handlers.get(name) || []), handler]); },
     offEvent(name, handler) { handlers.set(name, (handlers.get(name) || []).filter((h) => h !== handler)); },
     HapticFeedback: haptics,
+    BackButton: backButton,
+    MainButton: mainButton,
   };
   if (dark && typeof dark.addEventListener === "function") {
     dark.addEventListener("change", (event) => {
