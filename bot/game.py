@@ -334,6 +334,30 @@ class Game:
         return await self._call("SELECT api.finish_group_messages($1, $2, $3, $4)",
                                 worker, ids, outcome, retry_after_seconds)
 
+    # -- 0014 (issue 19's extras): the stat card's photo, groups' language -------------------------
+
+    async def stat_card(self, telegram_id: int, waifu_id: int, bot_id: int) -> dict[str, Any]:
+        """Fresh stats of a waifu this player owns, with rarity, the player's language and
+        the cached photo of her card's picture for this bot ({file_id, design} or None)."""
+        return await self._call("SELECT api.stat_card($1, $2, $3)", telegram_id, waifu_id, bot_id)
+
+    async def remember_card_photo(self, bot_id: int, template_code: str, language: str, rarity: str, design: str,
+                                  file_id: str) -> dict[str, Any]:
+        """Keep Telegram's file_id of an uploaded card picture (replacing a stale one)."""
+        return await self._call("SELECT api.remember_card_photo($1, $2, $3, $4, $5, $6)",
+                                bot_id, template_code, language, rarity, design, file_id)
+
+    async def set_group_language(self, chat_id: int, telegram_id: int, language: str | None,
+                                 is_admin: bool) -> dict[str, Any]:
+        """/group_language en|ru; None: the caller's language if the group has none. NotGroupAdmin."""
+        return await self._call("SELECT api.set_group_language($1, $2, $3, $4)", chat_id, telegram_id, language,
+                                is_admin)
+
+    async def group_languages(self, chat_ids: list[int]) -> dict[int, str]:
+        """{chat_id: language} of these groups (at most 100); groups without one are left out."""
+        rows = await self._call("SELECT api.group_languages($1)", chat_ids)
+        return {int(r["chat_id"]): str(r["language"]) for r in rows}
+
 
 # -- 0013 (issue 19): refusals of the shop and the groups ------------------------------------------
 

@@ -4,7 +4,8 @@ event opening with its join button, and its result.
 `send_group_messages` is one pass: claim (api.claim_group_messages takes one token of the
 group's shared limit group_send per message, so no group gets more than Telegram's 20 a
 minute whatever the number of processes), send, mark sent / retry / failed. `run` repeats
-it until stopped. Groups have no language setting: the texts are in the bot's default.
+it until stopped. Each message is written in its group's language (api.group_languages,
+asked once per batch; /group_language sets it), else in the bot's default.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from aiogram.exceptions import TelegramBadRequest, TelegramForbiddenError, Teleg
 
 from bot import keyboards_game
 from bot.game import Game, GameError
-from bot.texts import Html, Texts
+from bot.texts import DEFAULT_LANGUAGE, Html, Texts
 
 log = logging.getLogger("bot.group_sender")
 LEASE_SECONDS = 30
@@ -42,11 +43,13 @@ def render(texts: Texts, message: dict[str, Any]) -> tuple[Html, Any]:
 
 async def send_group_messages(bot: Bot, game: Game, worker: str, batch_size: int = 20) -> int:
     """One pass; returns how many messages went out."""
-    texts = Texts()
     claimed = await game.claim_group_messages(worker, batch_size, LEASE_SECONDS)
+    if not claimed:
+        return 0
+    languages = await game.group_languages(sorted({int(m["chat_id"]) for m in claimed}))
     sent = 0
     for message in claimed:
-        text, markup = render(texts, message)
+        text, markup = render(Texts(languages.get(int(message["chat_id"])) or DEFAULT_LANGUAGE), message)
         try:
             await bot.send_message(message["chat_id"], text, reply_markup=markup)
         except TelegramRetryAfter as exc:

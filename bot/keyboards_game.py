@@ -14,7 +14,7 @@ from aiogram.filters.callback_data import CallbackData
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 from pydantic import Field
 
-from bot.keyboards import BIGINT_MAX, CODE_PATTERN, MAX_EVENT_BUTTONS, NONCE_PATTERN, Adopt, Nav, _button, _markup
+from bot.keyboards import BIGINT_MAX, CODE_PATTERN, MAX_EVENT_BUTTONS, NONCE_PATTERN, Adopt, Card, Nav, _button, _markup
 from bot.texts import Texts
 
 
@@ -50,12 +50,14 @@ class GroupJoin(CallbackData, prefix="gj"):
 
 
 def collection(t: Texts, c: dict[str, Any], nonce: str) -> InlineKeyboardMarkup:
-    """A button per owned waifu (pick her), per template not adopted yet (when there is room), the menu."""
-    picks = [_button(t("btn_pick", name=w["name"]), Pick(waifu_id=w["waifu_id"]))
-             for w in c["waifus"][:MAX_EVENT_BUTTONS] if not w["active"]]
+    """A row per owned waifu (her stat card; pick her unless she is the one already), a button per
+    template not adopted yet (when there is room), the menu."""
+    owned = [[_button(t("btn_card_of", name=w["name"]), Card(waifu_id=w["waifu_id"])),
+              *([] if w["active"] else [_button(t("btn_pick", name=w["name"]), Pick(waifu_id=w["waifu_id"]))])]
+             for w in c["waifus"][:MAX_EVENT_BUTTONS]]
     adopt = [_button(t("btn_adopt", name=tpl["name"]), Adopt(code=tpl["code"], nonce=nonce))
              for tpl in c["templates"][:MAX_EVENT_BUTTONS] if tpl["waifu_id"] is None] if c["owned"] < c["max"] else []
-    return _markup(*(picks[i:i + 2] for i in range(0, len(picks), 2)),
+    return _markup(*owned,
                    *(adopt[i:i + 2] for i in range(0, len(adopt), 2)),
                    [_button(t("btn_shop"), GameNav(to="shop")), _button(t("btn_inventory"), GameNav(to="inventory"))],
                    [_button(t("btn_menu"), Nav(to="menu"))])

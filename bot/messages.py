@@ -231,7 +231,8 @@ MESSAGES: dict[str, Message] = {
     "collection_line": _("{mark} <b>{name}</b> · {rarity} · level {level}"),
     "collection_adopt_line": _("➕ {name} · {rarity}"),
     "collection_full": _("Your collection is full."),
-    "collection_hint": _("⭐ takes part in events and group events. Tap a name to choose her."),
+    "collection_hint": _("⭐ takes part in events and group events. Tap ⭐ with a name to choose her, 📊 to see "
+                         "her card."),
     "btn_pick": _("⭐ {name}"),
     "btn_adopt": _("➕ {name}"),
     "btn_collection": _("💞 Collection"),
@@ -338,4 +339,9 @@ MESSAGES: dict[str, Message] = {
     "web_top_resets": _("The week starts again on Monday 00:00 UTC."),
     "web_you": _("you"),
     "web_main_daily": _("🎁 Claim the daily reward"),
+    # issue 19's extras (0014): the language of a group's messages
+    "cmd_group_language": _("The group's language: en or ru (group admins)"),
+    "group_language_set": _("🌐 This group's messages are in {language} now."),
+    "group_language_usage": _("This group's messages are in {language}. An admin changes it with "
+                              "/group_language en or /group_language ru."),
 }

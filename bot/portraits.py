@@ -1,4 +1,4 @@
-"""Portraits of the waifu templates and the stat card the bot sends as a photo.
+"""Portraits of the waifu templates and the stat card's picture the bot sends as a photo.
 
 Every portrait is drawn from one description per template (colours, hairstyle, an
 accessory) made of a few primitive shapes, so the same picture comes out as SVG for the
@@ -15,6 +15,8 @@ The Mini App loads /webapp/portraits/<template_code>.svg (mounted by `add_portra
 from __future__ import annotations
 
 import argparse
+import functools
+import hashlib
 import io
 import sys
 from dataclasses import dataclass
@@ -203,6 +205,40 @@ def stat_card(waifu: dict[str, Any], rarity: str, labels: dict[str, str] | None 
         filled = bar[0] + (bar[2] - bar[0]) * max(0.0, min(1.0, value / full))
         if filled > bar[0] + 2:
             draw.rounded_rectangle((bar[0], bar[1], filled, bar[3]), radius=7, fill=colour)
+    out = io.BytesIO()
+    image.save(out, format="PNG", optimize=True)
+    return out.getvalue()
+
+
+# Bump when card_picture draws differently: every cached file_id of the old look is then
+# a miss (its design digest no longer matches) and the bot uploads the new picture.
+CARD_VERSION = 1
+CARD_SCALE = 2.0
+CARD_BAND = 64
+
+
+def card_design(code: str, rarity: str, rarity_label: str) -> str:
+    """A digest of everything card_picture draws: equal digests, the same picture. The
+    bot keeps Telegram's file_id of an uploaded picture with it (game.card_photos)."""
+    drawn = repr((CARD_VERSION, shapes(code, rarity), rarity_label, FONT_BOLD_PATH.exists()))
+    return hashlib.sha256(drawn.encode()).hexdigest()[:16]
+
+
+@functools.lru_cache(maxsize=64)
+def card_picture(code: str, rarity: str, rarity_label: str) -> bytes:
+    """The stat card's picture as a PNG: the portrait (its frame and gems show the rarity),
+    and under it a band in the rarity's colour with its word. No name and no stats: the same picture for every waifu of
+    a template in a language, so Telegram's file_id of its first upload serves them all (the
+    stats, always fresh, go in the photo's caption)."""
+    portrait = portrait_image(code, rarity, CARD_SCALE)
+    image = Image.new("RGB", (portrait.width, portrait.height + CARD_BAND), FRAME.get(rarity, FRAME["common"]))
+    image.paste(portrait, (0, 0))
+    draw = ImageDraw.Draw(image)
+    text = rarity_label.upper()
+    font = _font(30, bold=True)
+    left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
+    draw.text(((image.width - (right - left)) / 2 - left, portrait.height + (CARD_BAND - (bottom - top)) / 2 - top),
+              text, fill=WHITE, font=font)
     out = io.BytesIO()
     image.save(out, format="PNG", optimize=True)
     return out.getvalue()

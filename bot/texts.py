@@ -57,7 +57,7 @@ RUSSIAN_READERS = frozenset({"ru", "be", "kk", "ky"})
 # with its description `cmd_<command>`: add a new command here (a test checks that every
 # command a handler answers is listed).
 COMMANDS = ("start", "menu", "profile", "events", "daily", "waifus", "shop", "inventory", "top", "gift",
-            "group_events", "settings", "notify", "timezone", "help")
+            "group_events", "group_language", "settings", "notify", "timezone", "help")
 # Texts the Mini App page needs (besides the web_* and dur_* keys): served by the web app.
 PAGE_KEYS = tuple(sorted({k for k in MESSAGES if k.startswith(("web_", "dur_"))}
                          | {"events_none", "result_changes", "result_level_up"}))

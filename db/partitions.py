@@ -92,6 +92,11 @@ OVERRIDES: dict[tuple[str, str], str] = {
     ("api", "set_group_events"): "telegram_id",
     ("api", "claim_group_messages"): "EACH",
     ("api", "finish_group_messages"): "EACH",
+    # 0014: a group's language where its opt-in is (the caller's partition); the sender asks
+    # every partition it drains. The card photo cache (bot_id first, VOLATILE) is written to
+    # all partitions by the default rule, and read with the player's stats.
+    ("api", "set_group_language"): "telegram_id",
+    ("api", "group_languages"): "EACH",
 }
 # Routes whose wrapper picks the partition itself (the PL/Proxy call gets its number).
 PICKED_ROUTES = frozenset({"ANY", "EACH"})

@@ -847,6 +847,36 @@ choose; WF007 key used for another action; WF010 unknown item; WF011 none in the
 WF012 the giver or the waifu''s owner is not a member of chat_id.';
 
 --
+-- Name: group_languages(bigint[]); Type: FUNCTION; Schema: api; Owner: -
+--
+
+CREATE FUNCTION api.group_languages(chat_ids bigint[]) RETURNS jsonb
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+BEGIN
+    IF group_languages.chat_ids IS NULL OR cardinality(group_languages.chat_ids) > 100
+       OR array_position(group_languages.chat_ids, NULL) IS NOT NULL THEN
+        PERFORM game.invalid_argument('chat_ids', 'chat_ids must be at most 100 group chat ids, none NULL',
+                                      jsonb_build_object('count', cardinality(group_languages.chat_ids)));
+    END IF;
+    -- An array, not an object keyed by chat: behind PL/Proxy (db/partitions.py) the answers of
+    -- every partition are concatenated.
+    RETURN coalesce((SELECT jsonb_agg(jsonb_build_object('chat_id', g.chat_id, 'language', g.language)
+                                      ORDER BY g.chat_id)
+                     FROM game.groups AS g
+                     WHERE g.chat_id = ANY (group_languages.chat_ids) AND g.language IS NOT NULL), '[]'::jsonb);
+END
+$$;
+
+--
+-- Name: FUNCTION group_languages(chat_ids bigint[]); Type: COMMENT; Schema: api; Owner: -
+--
+
+COMMENT ON FUNCTION api.group_languages(chat_ids bigint[]) IS 'The languages of up to 100 groups, [{chat_id, language}, ...]; a group with none (or unknown) is left out: the
+bot''s default. The group sender asks it once per batch of claimed messages. Errors: WF006 bad argument.';
+
+--
 -- Name: inventory(bigint); Type: FUNCTION; Schema: api; Owner: -
 --
 
@@ -1537,6 +1567,67 @@ $$;
 COMMENT ON FUNCTION api.release_polling_lock(bot_id bigint) IS 'Release the polling lock of a bot held by this connection; true if it held it. Errors: WF006 bot_id not positive.';
 
 --
+-- Name: remember_card_photo(bigint, text, text, text, text, text); Type: FUNCTION; Schema: api; Owner: -
+--
+
+CREATE FUNCTION api.remember_card_photo(bot_id bigint, template_code text, language text, rarity text, design text, file_id text) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+DECLARE
+    known_rarity text;
+    c game.card_photos;
+BEGIN
+    PERFORM game.check_id('bot_id', remember_card_photo.bot_id);
+    PERFORM game.check_text('template_code', remember_card_photo.template_code, 32, true);
+    SELECT t.rarity INTO known_rarity FROM game.waifu_templates AS t WHERE t.code = remember_card_photo.template_code;
+    IF NOT FOUND THEN
+        PERFORM game.invalid_argument('template_code', remember_card_photo.template_code, 'no such template');
+    END IF;
+    IF remember_card_photo.language IS NULL OR NOT remember_card_photo.language = ANY (game.languages()) THEN
+        PERFORM game.invalid_argument('language', remember_card_photo.language,
+            format('language must be one of %s', array_to_string(game.languages(), ', ')));
+    END IF;
+    -- Only the template's rarity now: a card drawn for another one is stale already.
+    IF remember_card_photo.rarity IS DISTINCT FROM known_rarity THEN
+        PERFORM game.invalid_argument('rarity', remember_card_photo.rarity,
+            format('the template''s rarity is %s', known_rarity));
+    END IF;
+    IF remember_card_photo.design IS NULL OR remember_card_photo.design !~ '^[0-9a-f]{8,64}$' THEN
+        PERFORM game.invalid_argument('design', remember_card_photo.design, 'design must be 8..64 hex digits');
+    END IF;
+    -- Telegram's file_ids are URL-safe base64; anything else is not one (and is not stored).
+    IF remember_card_photo.file_id IS NULL OR remember_card_photo.file_id !~ '^[A-Za-z0-9_-]{16,200}$' THEN
+        PERFORM game.invalid_argument('file_id', remember_card_photo.file_id,
+            'file_id must be 16..200 characters of A-Z a-z 0-9 _ -');
+    END IF;
+    IF NOT EXISTS (SELECT FROM game.card_photos AS x WHERE x.bot_id = remember_card_photo.bot_id)
+       AND (SELECT count(DISTINCT x.bot_id) FROM game.card_photos AS x) >= game.card_photo_bots() THEN
+        PERFORM game.refuse('WF008', format('card photos of %s bots are cached already', game.card_photo_bots()),
+                            jsonb_build_object('limit', 'card_photo_bots', 'max', game.card_photo_bots()));
+    END IF;
+    INSERT INTO game.card_photos AS x (bot_id, template_code, language, rarity, design, file_id, cached_at)
+    VALUES (remember_card_photo.bot_id, remember_card_photo.template_code, remember_card_photo.language,
+            known_rarity, remember_card_photo.design, remember_card_photo.file_id, now())
+    ON CONFLICT ON CONSTRAINT card_photos_pkey DO UPDATE
+        SET rarity = excluded.rarity, design = excluded.design, file_id = excluded.file_id,
+            cached_at = excluded.cached_at
+    RETURNING x.* INTO c;
+    RETURN jsonb_build_object('bot_id', c.bot_id, 'template_code', c.template_code, 'language', c.language,
+                              'rarity', c.rarity, 'design', c.design, 'file_id', c.file_id);
+END
+$_$;
+
+--
+-- Name: FUNCTION remember_card_photo(bot_id bigint, template_code text, language text, rarity text, design text, file_id text); Type: COMMENT; Schema: api; Owner: -
+--
+
+COMMENT ON FUNCTION api.remember_card_photo(bot_id bigint, template_code text, language text, rarity text, design text, file_id text) IS 'Keep the file_id Telegram gave the stat card''s picture of a template (for this bot, language, the template''s
+current rarity and the picture''s design), replacing the one before (e.g. one Telegram no longer accepts).
+Returns the row as stored. Errors: WF006 unknown template or language, a rarity not the template''s, design not
+8..64 hex digits, file_id not 16..200 URL-safe base64 characters; WF008 card photos of 8 other bots cached.';
+
+--
 -- Name: restore_energy(timestamp with time zone); Type: FUNCTION; Schema: api; Owner: -
 --
 
@@ -1648,6 +1739,55 @@ then one every game.economy.group_event_every. Returns {chat_id, events_on, next
 Errors: WF005 not registered; WF006 bad argument; WF012 not a member of the group; WF014 not an administrator.';
 
 --
+-- Name: set_group_language(bigint, bigint, text, boolean, timestamp with time zone); Type: FUNCTION; Schema: api; Owner: -
+--
+
+CREATE FUNCTION api.set_group_language(chat_id bigint, telegram_id bigint, language text, is_admin boolean, now timestamp with time zone DEFAULT now()) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    at timestamptz := game.checked_now(set_group_language.now);
+    p game.players;
+    chosen text := set_group_language.language;
+    g game.groups;
+    changed integer;
+BEGIN
+    PERFORM game.check_chat_id(set_group_language.chat_id);
+    p := game.require_player(set_group_language.telegram_id);
+    IF chosen IS NOT NULL AND NOT chosen = ANY (game.languages()) THEN
+        PERFORM game.invalid_argument('language', chosen,
+            format('language must be one of %s', array_to_string(game.languages(), ', ')));
+    END IF;
+    PERFORM game.require_member(set_group_language.chat_id, set_group_language.telegram_id);
+    -- As for group events: the bot asked Telegram whether the caller administers the group.
+    IF set_group_language.is_admin IS NOT TRUE THEN
+        PERFORM game.refuse('WF014', 'only an administrator of the group may choose its language',
+                            jsonb_build_object('chat_id', set_group_language.chat_id,
+                                               'telegram_id', set_group_language.telegram_id));
+    END IF;
+    -- NULL: the admin's own language, for a group that has none yet (/group_events on).
+    UPDATE game.groups AS x
+    SET language = coalesce(chosen, game.effective_language(p.language, p.language_code)), updated_at = at
+    WHERE x.chat_id = set_group_language.chat_id
+      AND (chosen IS NOT NULL OR x.language IS NULL)
+      AND x.language IS DISTINCT FROM coalesce(chosen, game.effective_language(p.language, p.language_code));
+    GET DIAGNOSTICS changed = ROW_COUNT;
+    SELECT * INTO g FROM game.groups AS x WHERE x.chat_id = set_group_language.chat_id;
+    RETURN jsonb_build_object('chat_id', g.chat_id, 'language', g.language, 'changed', changed > 0);
+END
+$$;
+
+--
+-- Name: FUNCTION set_group_language(chat_id bigint, telegram_id bigint, language text, is_admin boolean, now timestamp with time zone); Type: COMMENT; Schema: api; Owner: -
+--
+
+COMMENT ON FUNCTION api.set_group_language(chat_id bigint, telegram_id bigint, language text, is_admin boolean, now timestamp with time zone) IS 'Choose the language of a group''s messages (/group_language en|ru, by an administrator). language NULL: the
+caller''s own language, only if the group has none yet (the bot does this on /group_events on). is_admin: the
+bot''s answer from Telegram. Returns {chat_id, language, changed}.
+Errors: WF005 not registered; WF006 bad argument (unknown language); WF012 not a member; WF014 not an admin.';
+
+--
 -- Name: set_player_setting(bigint, text, text, timestamp with time zone); Type: FUNCTION; Schema: api; Owner: -
 --
 
@@ -1737,6 +1877,45 @@ $$;
 COMMENT ON FUNCTION api.shop(telegram_id bigint) IS 'What the shop sells, in the player''s language, and the player''s coins.
 Returns {coins, items: [{code, name, description, price, mood, loyalty, energy, cooldown_seconds, on_sale}]} by price.
 Errors: WF005 not registered; WF006 bad id.';
+
+--
+-- Name: stat_card(bigint, bigint, bigint, timestamp with time zone); Type: FUNCTION; Schema: api; Owner: -
+--
+
+CREATE FUNCTION api.stat_card(telegram_id bigint, waifu_id bigint, bot_id bigint, now timestamp with time zone DEFAULT now()) RETURNS jsonb
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    at timestamptz := game.checked_now(stat_card.now);
+    p game.players := game.require_player(stat_card.telegram_id);
+    w game.waifus;
+    reader text := game.effective_language(p.language, p.language_code);
+    t game.waifu_templates;
+    photo game.card_photos;
+BEGIN
+    PERFORM game.check_id('bot_id', stat_card.bot_id);
+    w := game.require_waifu(stat_card.waifu_id, stat_card.telegram_id);
+    SELECT * INTO t FROM game.waifu_templates AS x WHERE x.code = w.template_code;
+    SELECT * INTO photo FROM game.card_photos AS c
+    WHERE c.bot_id = stat_card.bot_id AND c.template_code = w.template_code AND c.language = reader
+      AND c.rarity = t.rarity;
+    RETURN game.stats_json(w, game.regen(w.dynamic, at), at)
+        || jsonb_build_object('rarity', t.rarity, 'language', reader,
+                              'photo', CASE WHEN photo.file_id IS NULL THEN NULL
+                                            ELSE jsonb_build_object('file_id', photo.file_id,
+                                                                    'design', photo.design) END);
+END
+$$;
+
+--
+-- Name: FUNCTION stat_card(telegram_id bigint, waifu_id bigint, bot_id bigint, now timestamp with time zone); Type: COMMENT; Schema: api; Owner: -
+--
+
+COMMENT ON FUNCTION api.stat_card(telegram_id bigint, waifu_id bigint, bot_id bigint, now timestamp with time zone) IS 'A waifu''s stats for her stat card (as api.player_waifu_stats) with her template''s rarity, the player''s language,
+and the cached photo of the card''s picture for this bot, language and rarity: {file_id, design}, or NULL.
+The bot sends the photo by that file_id when `design` is what it would draw now, else uploads and calls
+api.remember_card_photo. Errors: WF005 not registered; WF004 not this player''s waifu; WF006 bad argument.';
 
 --
 -- Name: try_polling_lock(bigint); Type: FUNCTION; Schema: api; Owner: -
@@ -1999,6 +2178,20 @@ CREATE FUNCTION game.apply_item(dynamic jsonb, i game.items) RETURNS jsonb
 --
 
 COMMENT ON FUNCTION game.apply_item(dynamic jsonb, i game.items) IS 'Stats after receiving item i (input regenerated to the moment of the gift).';
+
+--
+-- Name: card_photo_bots(); Type: FUNCTION; Schema: game; Owner: -
+--
+
+CREATE FUNCTION game.card_photo_bots() RETURNS integer
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    RETURN 8;
+
+--
+-- Name: FUNCTION card_photo_bots(); Type: COMMENT; Schema: game; Owner: -
+--
+
+COMMENT ON FUNCTION game.card_photo_bots() IS 'How many bots'' card photos game.card_photos may hold (8).';
 
 --
 -- Name: check_chat_id(bigint); Type: FUNCTION; Schema: game; Owner: -
@@ -3785,6 +3978,67 @@ $$;
 COMMENT ON FUNCTION game.tick_batch(first boolean) IS 'One batch of the restore tick at the server''s time (game.restore_energy_job calls it); true if more may be due.';
 
 --
+-- Name: trim_coin_ledger(integer); Type: FUNCTION; Schema: game; Owner: -
+--
+
+CREATE FUNCTION game.trim_coin_ledger(batch_size integer DEFAULT 5000) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    cutoff timestamptz := now() - (SELECT c.ledger_retention FROM game.config AS c);
+    players_done bigint := 0::bigint;
+    rows_folded bigint := 0::bigint;
+    n bigint;
+    m bigint;
+BEGIN
+    IF trim_coin_ledger.batch_size IS NULL OR trim_coin_ledger.batch_size NOT BETWEEN 1 AND 100000 THEN
+        PERFORM game.invalid_argument('batch_size', trim_coin_ledger.batch_size::text,
+                                      'batch_size must be between 1 and 100000');
+    END IF;
+    -- At most 20 batches a run: a backlog is worked off over a few hourly runs, none long.
+    FOR i IN 1..20 LOOP
+        -- One statement per batch: the old rows of these players go, their opening rows
+        -- come, in the same snapshot (a concurrent earning adds a new row, touching neither).
+        -- The opening row takes the id of the last row it folds, so ids stay in order.
+        WITH chosen AS (
+            SELECT DISTINCT l.telegram_id FROM game.coin_ledger AS l
+            WHERE l.at < cutoff AND l.reason <> 'opening'
+            LIMIT trim_coin_ledger.batch_size
+        ), folded AS (
+            DELETE FROM game.coin_ledger AS l
+            USING chosen
+            WHERE l.telegram_id = chosen.telegram_id AND l.at < cutoff
+            RETURNING l.*
+        ), opening AS (
+            SELECT f.telegram_id, max(f.id) AS id, sum(f.delta) AS delta, count(*) AS rows_folded,
+                   (array_agg(f.balance ORDER BY f.id DESC))[1] AS balance,
+                   (array_agg(f.at ORDER BY f.id DESC))[1] AS at
+            FROM folded AS f GROUP BY f.telegram_id
+        ), inserted AS (
+            INSERT INTO game.coin_ledger (id, telegram_id, at, delta, balance, reason, ref)
+            OVERRIDING SYSTEM VALUE
+            SELECT o.id, o.telegram_id, o.at, o.delta, o.balance, 'opening', 'through ' || o.id
+            FROM opening AS o WHERE o.delta <> 0
+        )
+        SELECT count(*), coalesce(sum(o.rows_folded), 0)::bigint INTO n, m FROM opening AS o;
+        players_done := players_done + n;
+        rows_folded := rows_folded + m;
+        EXIT WHEN n < trim_coin_ledger.batch_size;
+    END LOOP;
+    RETURN jsonb_build_object('players', players_done, 'rows_folded', rows_folded, 'cutoff', cutoff);
+END
+$$;
+
+--
+-- Name: FUNCTION trim_coin_ledger(batch_size integer); Type: COMMENT; Schema: game; Owner: -
+--
+
+COMMENT ON FUNCTION game.trim_coin_ledger(batch_size integer) IS 'Fold each player''s coin ledger rows older than game.config.ledger_retention into one `opening` row (sum of
+deltas, balance after the last): wallets still equal their ledger sums. Up to 20 batches of batch_size players
+per call. Run by pg_cron (job coin-ledger-retention, hourly, as waifu_cron). Returns {players, rows_folded, cutoff}.';
+
+--
 -- Name: waifu_not_found(bigint); Type: FUNCTION; Schema: game; Owner: -
 --
 
@@ -4035,6 +4289,31 @@ $$;
 COMMENT ON FUNCTION ops.delete_translation(kind text, code text, language text) IS 'Remove a translation (the English text is shown again): kind ''template'' or ''event'', its code, the language.
 Example: SELECT ops.delete_translation(''event'', ''picnic'', ''ru'');
 Returns true if there was one. Errors: WF006 invalid kind or language.';
+
+--
+-- Name: forget_card_photos(bigint); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops.forget_card_photos(bot_id bigint DEFAULT NULL::bigint) RETURNS integer
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    n integer;
+BEGIN
+    DELETE FROM game.card_photos AS c WHERE forget_card_photos.bot_id IS NULL OR c.bot_id = forget_card_photos.bot_id;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END
+$$;
+
+--
+-- Name: FUNCTION forget_card_photos(bot_id bigint); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops.forget_card_photos(bot_id bigint) IS 'Forget cached stat card photos (of one bot, or NULL: all): the bot uploads each picture again on its next use.
+For a retired bot, or after changing the cards'' look without changing their design digest. Returns rows deleted.
+Example: SELECT ops.forget_card_photos(123456);';
 
 --
 -- Name: metrics(); Type: FUNCTION; Schema: ops; Owner: -
@@ -4289,6 +4568,41 @@ are purged after it. notification_max_age (1 minute..7 days, default 30 minutes)
 by then ends as expired. tick_batch_size (100..100000, default 1000): waifus the tick fills per transaction.
 Example: SELECT ops.set_config(ledger_retention => ''90 days'');
 Errors: WF006 out of range.';
+
+--
+-- Name: set_cron_expectation(text, interval); Type: FUNCTION; Schema: ops; Owner: -
+--
+
+CREATE FUNCTION ops.set_cron_expectation(jobname text, stalled_after interval) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+BEGIN
+    PERFORM game.check_text('jobname', set_cron_expectation.jobname, 64, true);
+    IF set_cron_expectation.stalled_after IS NOT NULL
+       AND NOT set_cron_expectation.stalled_after BETWEEN interval '1 minute' AND interval '28 days' THEN
+        PERFORM game.invalid_argument('stalled_after', set_cron_expectation.stalled_after::text,
+                                      'stalled_after must be between 1 minute and 4 weeks (or NULL: never)');
+    END IF;
+    IF set_cron_expectation.stalled_after IS NULL THEN
+        DELETE FROM game.cron_expectations AS e WHERE e.jobname = set_cron_expectation.jobname;
+    ELSE
+        INSERT INTO game.cron_expectations AS e (jobname, stalled_after)
+        VALUES (set_cron_expectation.jobname, set_cron_expectation.stalled_after)
+        ON CONFLICT ON CONSTRAINT cron_expectations_pkey DO UPDATE SET stalled_after = excluded.stalled_after;
+    END IF;
+    RETURN jsonb_build_object('jobname', set_cron_expectation.jobname,
+                              'stalled_after', set_cron_expectation.stalled_after);
+END
+$$;
+
+--
+-- Name: FUNCTION set_cron_expectation(jobname text, stalled_after interval); Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON FUNCTION ops.set_cron_expectation(jobname text, stalled_after interval) IS 'Set after how long without a start a pg_cron job shows as `stalled` in ops.cron_jobs (1 minute..28 days; NULL:
+never). Returns {jobname, stalled_after}. Example: SELECT ops.set_cron_expectation(''group-events'', ''5 minutes'');
+Errors: WF006 bad argument.';
 
 --
 -- Name: set_economy(integer, interval, interval, integer); Type: FUNCTION; Schema: ops; Owner: -
@@ -4615,6 +4929,32 @@ COMMENT ON FUNCTION ops.stop_selling_item(code text) IS 'Take an item out of the
 Errors: WF010 unknown item.';
 
 --
+-- Name: card_photos; Type: TABLE; Schema: game; Owner: -
+--
+
+CREATE TABLE game.card_photos (
+    bot_id bigint NOT NULL,
+    template_code text NOT NULL,
+    language text NOT NULL,
+    rarity text NOT NULL,
+    design text NOT NULL,
+    file_id text NOT NULL,
+    cached_at timestamp with time zone NOT NULL,
+    CONSTRAINT card_photos_bot_id_check CHECK ((bot_id > 0)),
+    CONSTRAINT card_photos_design_check CHECK ((design ~ '^[0-9a-f]{8,64}$'::text)),
+    CONSTRAINT card_photos_file_id_check CHECK ((file_id ~ '^[A-Za-z0-9_-]{16,200}$'::text)),
+    CONSTRAINT card_photos_language_check CHECK ((language = ANY (game.languages()))),
+    CONSTRAINT card_photos_rarity_check CHECK ((rarity = ANY (ARRAY['common'::text, 'rare'::text, 'epic'::text])))
+);
+
+--
+-- Name: TABLE card_photos; Type: COMMENT; Schema: game; Owner: -
+--
+
+COMMENT ON TABLE game.card_photos IS 'Telegram file_ids of the stat card''s picture (portrait, rarity frame and word: no stats), one per bot, template
+and language, valid for the rarity and design stored with it. Written by api.remember_card_photo.';
+
+--
 -- Name: coin_ledger; Type: TABLE; Schema: game; Owner: -
 --
 
@@ -4628,7 +4968,7 @@ CREATE TABLE game.coin_ledger (
     ref text NOT NULL,
     CONSTRAINT coin_ledger_balance_check CHECK ((balance >= 0)),
     CONSTRAINT coin_ledger_delta_check CHECK ((delta <> 0)),
-    CONSTRAINT coin_ledger_reason_check CHECK ((reason = ANY (ARRAY['event'::text, 'daily'::text, 'purchase'::text, 'group_event'::text, 'correction'::text])))
+    CONSTRAINT coin_ledger_reason_check CHECK ((reason = ANY (ARRAY['event'::text, 'daily'::text, 'purchase'::text, 'group_event'::text, 'correction'::text, 'opening'::text])))
 );
 
 --
@@ -4636,8 +4976,9 @@ CREATE TABLE game.coin_ledger (
 --
 
 COMMENT ON TABLE game.coin_ledger IS 'Every change of a player''s coins, written with it: delta, the balance after it, why (event, daily, purchase,
-group_event, correction) and what (the request key, or the group event''s id). Kept whole: the sum of a
-player''s deltas is their wallet.';
+group_event, correction) and what (the request key, or the group event''s id). Rows older than
+game.config.ledger_retention are folded per player into one `opening` row (their summed delta, the balance after
+the last, its id and time): the sum of a player''s deltas is always their wallet.';
 
 --
 -- Name: coin_ledger_id_seq; Type: SEQUENCE; Schema: game; Owner: -
@@ -4686,6 +5027,23 @@ COMMENT ON COLUMN game.config.notification_max_age IS 'A notification not sent w
 --
 
 COMMENT ON COLUMN game.config.tick_batch_size IS 'Waifus the restore tick fills per transaction (each batch holds its rows'' locks until it commits).';
+
+--
+-- Name: cron_expectations; Type: TABLE; Schema: game; Owner: -
+--
+
+CREATE TABLE game.cron_expectations (
+    jobname text NOT NULL,
+    stalled_after interval NOT NULL,
+    CONSTRAINT cron_expectations_stalled_after_check CHECK ((stalled_after > '00:00:00'::interval))
+);
+
+--
+-- Name: TABLE cron_expectations; Type: COMMENT; Schema: game; Owner: -
+--
+
+COMMENT ON TABLE game.cron_expectations IS 'How long after its last start each pg_cron job counts as stalled in ops.cron_jobs (about three of its periods,
+so one slow or skipped run is not an alarm). Change with ops.set_cron_expectation.';
 
 --
 -- Name: daily_claims; Type: TABLE; Schema: game; Owner: -
@@ -4896,7 +5254,9 @@ CREATE TABLE game.groups (
     next_event_at timestamp with time zone,
     registered_at timestamp with time zone DEFAULT now() NOT NULL,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    language text,
     CONSTRAINT groups_chat_id_check CHECK ((chat_id < 0)),
+    CONSTRAINT groups_language_check CHECK ((language = ANY (game.languages()))),
     CONSTRAINT groups_title_check CHECK ((length(title) <= 128))
 );
 
@@ -4905,6 +5265,12 @@ CREATE TABLE game.groups (
 --
 
 COMMENT ON TABLE game.groups IS 'Telegram group chats the bot is used in (chat ids are negative); events_on: an admin turned group events on.';
+
+--
+-- Name: COLUMN groups.language; Type: COMMENT; Schema: game; Owner: -
+--
+
+COMMENT ON COLUMN game.groups.language IS 'The language of messages to the whole group (api.set_group_language); NULL: the bot''s default.';
 
 --
 -- Name: inventory; Type: TABLE; Schema: game; Owner: -
@@ -5227,6 +5593,27 @@ ALTER TABLE game.waifus ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
 );
 
 --
+-- Name: card_photos; Type: VIEW; Schema: ops; Owner: -
+--
+
+CREATE VIEW ops.card_photos AS
+ SELECT c.bot_id,
+    c.template_code,
+    c.language,
+    c.rarity,
+    c.design,
+    c.file_id,
+    c.cached_at
+   FROM game.card_photos c
+  ORDER BY c.bot_id, c.template_code, c.language;
+
+--
+-- Name: VIEW card_photos; Type: COMMENT; Schema: ops; Owner: -
+--
+
+COMMENT ON VIEW ops.card_photos IS 'Cached Telegram file_ids of the stat cards'' pictures (per bot, template, language).';
+
+--
 -- Name: coins; Type: VIEW; Schema: ops; Owner: -
 --
 
@@ -5317,11 +5704,12 @@ CREATE VIEW ops.cron_jobs AS
             WHEN (NOT j.active) THEN 'inactive'::text
             WHEN (last.start_time IS NULL) THEN 'never ran'::text
             WHEN (last.status = 'failed'::text) THEN 'failing'::text
-            WHEN ((j.jobname = 'restore-energy'::name) AND (last.start_time < (now() - '00:03:00'::interval))) THEN 'stalled'::text
-            WHEN ((j.jobname = 'ledger-partitions'::name) AND (last.start_time < (now() - '2 days'::interval))) THEN 'stalled'::text
+            WHEN (last.start_time < (now() - e.stalled_after)) THEN 'stalled'::text
             ELSE 'ok'::text
-        END AS health
-   FROM (cron.job j
+        END AS health,
+    e.stalled_after
+   FROM ((cron.job j
+     LEFT JOIN game.cron_expectations e ON ((e.jobname = j.jobname)))
      LEFT JOIN LATERAL ( SELECT d.start_time,
             d.end_time,
             d.status,
@@ -5335,7 +5723,8 @@ CREATE VIEW ops.cron_jobs AS
 -- Name: VIEW cron_jobs; Type: COMMENT; Schema: ops; Owner: -
 --
 
-COMMENT ON VIEW ops.cron_jobs IS 'pg_cron jobs, the role each runs as, their last run and failure counts; health: ok | failing | stalled | never ran | inactive.';
+COMMENT ON VIEW ops.cron_jobs IS 'pg_cron jobs, the role each runs as, their last run and failure counts; health: ok | failing | stalled (no start
+for stalled_after, game.cron_expectations) | never ran | inactive.';
 
 --
 -- Name: economy; Type: VIEW; Schema: ops; Owner: -
@@ -5741,6 +6130,13 @@ COMMENT ON VIEW ops.waifus IS 'Every waifu with effective stats now (stored_ener
 ALTER TABLE ONLY game.participations ATTACH PARTITION game.participations_default DEFAULT;
 
 --
+-- Name: card_photos card_photos_pkey; Type: CONSTRAINT; Schema: game; Owner: -
+--
+
+ALTER TABLE ONLY game.card_photos
+    ADD CONSTRAINT card_photos_pkey PRIMARY KEY (bot_id, template_code, language);
+
+--
 -- Name: coin_ledger coin_ledger_pkey; Type: CONSTRAINT; Schema: game; Owner: -
 --
 
@@ -5753,6 +6149,13 @@ ALTER TABLE ONLY game.coin_ledger
 
 ALTER TABLE ONLY game.config
     ADD CONSTRAINT config_pkey PRIMARY KEY (singleton);
+
+--
+-- Name: cron_expectations cron_expectations_pkey; Type: CONSTRAINT; Schema: game; Owner: -
+--
+
+ALTER TABLE ONLY game.cron_expectations
+    ADD CONSTRAINT cron_expectations_pkey PRIMARY KEY (jobname);
 
 --
 -- Name: daily_claims daily_claims_pkey; Type: CONSTRAINT; Schema: game; Owner: -
@@ -5979,6 +6382,12 @@ ALTER TABLE ONLY game.wallets
     ADD CONSTRAINT wallets_pkey PRIMARY KEY (telegram_id);
 
 --
+-- Name: coin_ledger_at_brin; Type: INDEX; Schema: game; Owner: -
+--
+
+CREATE INDEX coin_ledger_at_brin ON game.coin_ledger USING brin (at);
+
+--
 -- Name: coin_ledger_player_idx; Type: INDEX; Schema: game; Owner: -
 --
 
@@ -6097,6 +6506,13 @@ CREATE INDEX wallets_xp_week_idx ON game.wallets USING btree (week_start, xp_wee
 --
 
 ALTER INDEX game.participations_at_brin ATTACH PARTITION game.participations_default_participated_at_idx;
+
+--
+-- Name: card_photos card_photos_template_code_fkey; Type: FK CONSTRAINT; Schema: game; Owner: -
+--
+
+ALTER TABLE ONLY game.card_photos
+    ADD CONSTRAINT card_photos_template_code_fkey FOREIGN KEY (template_code) REFERENCES game.waifu_templates(code) ON UPDATE CASCADE ON DELETE CASCADE;
 
 --
 -- Name: coin_ledger coin_ledger_telegram_id_fkey; Type: FK CONSTRAINT; Schema: game; Owner: -
@@ -6352,6 +6768,14 @@ REVOKE ALL ON FUNCTION api.give_gift(telegram_id bigint, waifu_id bigint, item_c
 GRANT ALL ON FUNCTION api.give_gift(telegram_id bigint, waifu_id bigint, item_code text, request_key text, chat_id bigint, now timestamp with time zone) TO waifu_bot;
 
 --
+-- Name: FUNCTION group_languages(chat_ids bigint[]); Type: ACL; Schema: api; Owner: -
+--
+
+REVOKE ALL ON FUNCTION api.group_languages(chat_ids bigint[]) FROM PUBLIC;
+GRANT ALL ON FUNCTION api.group_languages(chat_ids bigint[]) TO waifu_bot;
+GRANT ALL ON FUNCTION api.group_languages(chat_ids bigint[]) TO waifu_ops;
+
+--
 -- Name: FUNCTION inventory(telegram_id bigint); Type: ACL; Schema: api; Owner: -
 --
 
@@ -6465,6 +6889,13 @@ REVOKE ALL ON FUNCTION api.release_polling_lock(bot_id bigint) FROM PUBLIC;
 GRANT ALL ON FUNCTION api.release_polling_lock(bot_id bigint) TO waifu_bot;
 
 --
+-- Name: FUNCTION remember_card_photo(bot_id bigint, template_code text, language text, rarity text, design text, file_id text); Type: ACL; Schema: api; Owner: -
+--
+
+REVOKE ALL ON FUNCTION api.remember_card_photo(bot_id bigint, template_code text, language text, rarity text, design text, file_id text) FROM PUBLIC;
+GRANT ALL ON FUNCTION api.remember_card_photo(bot_id bigint, template_code text, language text, rarity text, design text, file_id text) TO waifu_bot;
+
+--
 -- Name: FUNCTION restore_energy(now timestamp with time zone); Type: ACL; Schema: api; Owner: -
 --
 
@@ -6487,6 +6918,13 @@ REVOKE ALL ON FUNCTION api.set_group_events(chat_id bigint, telegram_id bigint, 
 GRANT ALL ON FUNCTION api.set_group_events(chat_id bigint, telegram_id bigint, enabled boolean, is_admin boolean, now timestamp with time zone) TO waifu_bot;
 
 --
+-- Name: FUNCTION set_group_language(chat_id bigint, telegram_id bigint, language text, is_admin boolean, now timestamp with time zone); Type: ACL; Schema: api; Owner: -
+--
+
+REVOKE ALL ON FUNCTION api.set_group_language(chat_id bigint, telegram_id bigint, language text, is_admin boolean, now timestamp with time zone) FROM PUBLIC;
+GRANT ALL ON FUNCTION api.set_group_language(chat_id bigint, telegram_id bigint, language text, is_admin boolean, now timestamp with time zone) TO waifu_bot;
+
+--
 -- Name: FUNCTION set_player_setting(telegram_id bigint, name text, value text, now timestamp with time zone); Type: ACL; Schema: api; Owner: -
 --
 
@@ -6501,6 +6939,14 @@ GRANT ALL ON FUNCTION api.set_player_setting(telegram_id bigint, name text, valu
 REVOKE ALL ON FUNCTION api.shop(telegram_id bigint) FROM PUBLIC;
 GRANT ALL ON FUNCTION api.shop(telegram_id bigint) TO waifu_bot;
 GRANT ALL ON FUNCTION api.shop(telegram_id bigint) TO waifu_ops;
+
+--
+-- Name: FUNCTION stat_card(telegram_id bigint, waifu_id bigint, bot_id bigint, now timestamp with time zone); Type: ACL; Schema: api; Owner: -
+--
+
+REVOKE ALL ON FUNCTION api.stat_card(telegram_id bigint, waifu_id bigint, bot_id bigint, now timestamp with time zone) FROM PUBLIC;
+GRANT ALL ON FUNCTION api.stat_card(telegram_id bigint, waifu_id bigint, bot_id bigint, now timestamp with time zone) TO waifu_bot;
+GRANT ALL ON FUNCTION api.stat_card(telegram_id bigint, waifu_id bigint, bot_id bigint, now timestamp with time zone) TO waifu_ops;
 
 --
 -- Name: FUNCTION try_polling_lock(bot_id bigint); Type: ACL; Schema: api; Owner: -
@@ -6579,6 +7025,12 @@ GRANT SELECT ON TABLE game.items TO waifu_ops;
 --
 
 REVOKE ALL ON FUNCTION game.apply_item(dynamic jsonb, i game.items) FROM PUBLIC;
+
+--
+-- Name: FUNCTION card_photo_bots(); Type: ACL; Schema: game; Owner: -
+--
+
+REVOKE ALL ON FUNCTION game.card_photo_bots() FROM PUBLIC;
 
 --
 -- Name: FUNCTION check_chat_id(chat_id bigint); Type: ACL; Schema: game; Owner: -
@@ -6996,6 +7448,14 @@ GRANT ALL ON FUNCTION game.tick_batch(first boolean) TO waifu_cron;
 GRANT ALL ON FUNCTION game.tick_batch(first boolean) TO waifu_ops;
 
 --
+-- Name: FUNCTION trim_coin_ledger(batch_size integer); Type: ACL; Schema: game; Owner: -
+--
+
+REVOKE ALL ON FUNCTION game.trim_coin_ledger(batch_size integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION game.trim_coin_ledger(batch_size integer) TO waifu_cron;
+GRANT ALL ON FUNCTION game.trim_coin_ledger(batch_size integer) TO waifu_ops;
+
+--
 -- Name: FUNCTION waifu_not_found(waifu_id bigint); Type: ACL; Schema: game; Owner: -
 --
 
@@ -7035,6 +7495,13 @@ GRANT ALL ON FUNCTION ops.create_item(code text, name text, price integer, mood_
 
 REVOKE ALL ON FUNCTION ops.delete_translation(kind text, code text, language text) FROM PUBLIC;
 GRANT ALL ON FUNCTION ops.delete_translation(kind text, code text, language text) TO waifu_ops;
+
+--
+-- Name: FUNCTION forget_card_photos(bot_id bigint); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops.forget_card_photos(bot_id bigint) FROM PUBLIC;
+GRANT ALL ON FUNCTION ops.forget_card_photos(bot_id bigint) TO waifu_ops;
 
 --
 -- Name: FUNCTION metrics(); Type: ACL; Schema: ops; Owner: -
@@ -7079,6 +7546,13 @@ GRANT ALL ON FUNCTION ops.reset_tick(since timestamp with time zone) TO waifu_op
 
 REVOKE ALL ON FUNCTION ops.set_config(ledger_retention interval, notification_retention interval, notification_max_age interval, tick_batch_size integer) FROM PUBLIC;
 GRANT ALL ON FUNCTION ops.set_config(ledger_retention interval, notification_retention interval, notification_max_age interval, tick_batch_size integer) TO waifu_ops;
+
+--
+-- Name: FUNCTION set_cron_expectation(jobname text, stalled_after interval); Type: ACL; Schema: ops; Owner: -
+--
+
+REVOKE ALL ON FUNCTION ops.set_cron_expectation(jobname text, stalled_after interval) FROM PUBLIC;
+GRANT ALL ON FUNCTION ops.set_cron_expectation(jobname text, stalled_after interval) TO waifu_ops;
 
 --
 -- Name: FUNCTION set_economy(waifus_per_player integer, group_event_every interval, group_event_window interval, group_event_pool integer); Type: ACL; Schema: ops; Owner: -
@@ -7137,6 +7611,12 @@ REVOKE ALL ON FUNCTION ops.stop_selling_item(code text) FROM PUBLIC;
 GRANT ALL ON FUNCTION ops.stop_selling_item(code text) TO waifu_ops;
 
 --
+-- Name: TABLE card_photos; Type: ACL; Schema: game; Owner: -
+--
+
+GRANT SELECT ON TABLE game.card_photos TO waifu_ops;
+
+--
 -- Name: TABLE coin_ledger; Type: ACL; Schema: game; Owner: -
 --
 
@@ -7147,6 +7627,12 @@ GRANT SELECT ON TABLE game.coin_ledger TO waifu_ops;
 --
 
 GRANT SELECT ON TABLE game.config TO waifu_ops;
+
+--
+-- Name: TABLE cron_expectations; Type: ACL; Schema: game; Owner: -
+--
+
+GRANT SELECT ON TABLE game.cron_expectations TO waifu_ops;
 
 --
 -- Name: TABLE daily_claims; Type: ACL; Schema: game; Owner: -
@@ -7279,6 +7765,12 @@ GRANT SELECT ON TABLE game.template_translations TO waifu_ops;
 --
 
 GRANT SELECT ON TABLE game.waifu_templates TO waifu_ops;
+
+--
+-- Name: TABLE card_photos; Type: ACL; Schema: ops; Owner: -
+--
+
+GRANT SELECT ON TABLE ops.card_photos TO waifu_ops;
 
 --
 -- Name: TABLE coins; Type: ACL; Schema: ops; Owner: -

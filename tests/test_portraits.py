@@ -62,3 +62,17 @@ async def test_portraits_are_served_to_the_mini_app():
         assert await response.text() == (portraits.PORTRAITS_DIR / "yuki.svg").read_text()
         assert (await client.get("/webapp/portraits/../portraits.py")).status in (403, 404)
         assert (await client.get("/webapp/portraits/")).status in (403, 404)
+
+
+def test_card_picture_is_the_portrait_over_the_rarity_band_and_its_design_names_what_is_drawn():
+    png = portraits.card_picture("akane", "epic", "эпическая")
+    picture = Image.open(io.BytesIO(png))
+    assert picture.format == "PNG" and picture.size == (400, 480 + portraits.CARD_BAND)
+    pixels = picture.convert("RGB")
+    assert pixels.getpixel((2, 480 + 2)) == (0xF5, 0xB3, 0x01)  # the band in the epic gold
+    assert pixels.getpixel((30, 30)) == (0xFF, 0xE9, 0xDC)  # her background inside the frame
+    design = portraits.card_design("akane", "epic", "эпическая")
+    assert len(design) == 16 and design == portraits.card_design("akane", "epic", "эпическая")
+    # another word, rarity or template is another picture: another design, another file_id
+    assert len({design, portraits.card_design("akane", "epic", "epic"), portraits.card_design("akane", "rare", "rare"),
+                portraits.card_design("rin", "epic", "эпическая")}) == 4

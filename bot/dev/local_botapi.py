@@ -17,6 +17,11 @@ really sees), and refuses what Telegram refuses:
   edits and callback answers are not counted. On by default; off in lenient mode unless
   `--limits` (the bot benchmark drives 500 updates/s through one bot on purpose);
 - 403 "Forbidden: bot was blocked by the user" for a chat marked `block(chat_id)`;
+- sendPhoto: an upload (multipart, `attach://` as aiogram sends it) must be a PNG or JPEG and
+  gets a new file_id; a file_id string must be one this stand-in handed out (else 400 "wrong
+  file identifier", as Telegram answers a stale or foreign one: `forget_files()`); a caption
+  over 1024 characters is refused; editMessageText of a photo is refused ("there is no text
+  in the message to edit"), editMessageCaption edits it;
 - and, on demand, 429 Too Many Requests with `retry_after`.
 
 It also serves getUpdates (long polling) from a queue, which the terminal chat uses.
@@ -32,11 +37,13 @@ import asyncio
 import collections
 import copy
 import gc
+import hashlib
 import html
 import itertools
 import json
 import math
 import re
+import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -45,6 +52,8 @@ from typing import Any
 from aiohttp import web
 
 MESSAGE_LIMIT = 4096
+CAPTION_LIMIT = 1024
+PHOTO_LIMIT = 10 * 1024 ** 2  # Telegram's limit for a photo upload
 ALERT_LIMIT = 200
 CALLBACK_DATA_LIMIT = 64
 
@@ -237,6 +246,9 @@ class TelegramStub:
         self.menu_button: dict[str, Any] | None = None
         self.webhook: dict[str, Any] | None = None
         self.admins: set[tuple[int, int]] = set()  # (chat id, user id): getChatMember says administrator
+        # Photos this stand-in was sent: file_id -> {"sha256", "size", "width", "height"}.
+        self.files: dict[str, dict[str, Any]] = {}
+        self.uploads = 0  # photos uploaded (not sent by file_id)
         self._update_ids = itertools.count(first_update_id)
         self._callback_ids = itertools.count(1)
         self._queue: list[dict[str, Any]] = []
@@ -292,6 +304,9 @@ class TelegramStub:
         raw = await request.post()
         params: dict[str, Any] = {}
         for key, value in raw.items():
+            if isinstance(value, web.FileField):  # an uploaded file: its bytes, as Telegram reads them
+                params[key] = {"upload": value.file.read(), "filename": value.filename}
+                continue
             value = str(value)
             if key in _JSON_FIELDS:
                 params[key] = json.loads(value)
@@ -485,7 +500,7 @@ class TelegramStub:
         return state
 
     @staticmethod
-    def _text(params: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
+    def _text(params: dict[str, Any], limit: int | None = MESSAGE_LIMIT) -> tuple[str, list[dict[str, Any]]]:
         raw = params.get("text")
         if raw is None:
             raise bad_request("message text is empty")
@@ -498,7 +513,7 @@ class TelegramStub:
             raise bad_request(f"unsupported parse_mode {mode!r} in this stand-in (the bot uses HTML)")
         if not text.strip():
             raise bad_request("message text is empty")
-        if utf16_len(text) > MESSAGE_LIMIT:
+        if limit is not None and utf16_len(text) > limit:
             raise bad_request("message is too long")
         return text, entities
 
@@ -603,6 +618,82 @@ class TelegramStub:
                 pass
         return list(self._queue[: params.get("limit") or 100])
 
+    def _photo(self, params: dict[str, Any]) -> list[dict[str, Any]]:
+        """The PhotoSize list of a sent photo: an upload gets a new file_id, a file_id must be known."""
+        photo = params.get("photo")
+        if isinstance(photo, str) and photo.startswith("attach://"):
+            photo = params.get(photo.removeprefix("attach://"))
+        if isinstance(photo, dict) and isinstance(photo.get("upload"), bytes):
+            data: bytes = photo["upload"]
+            if len(data) > PHOTO_LIMIT:
+                raise bad_request("file is too big")
+            if data.startswith(b"\x89PNG\r\n\x1a\n") and len(data) >= 24:
+                width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+            elif data.startswith(b"\xff\xd8\xff"):
+                width, height = 0, 0
+            else:
+                raise bad_request("IMAGE_PROCESS_FAILED")
+            file_id = "AgACAgIAAxk" + secrets.token_urlsafe(48)
+            self.files[file_id] = {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data), "width": width,
+                                   "height": height}
+            self.uploads += 1
+        elif isinstance(photo, str) and photo in self.files:
+            file_id = photo
+        elif isinstance(photo, str) and photo:
+            raise bad_request("wrong file identifier/HTTP URL specified")
+        else:
+            raise bad_request("there is no photo in the request")
+        f = self.files[file_id]
+        return [{"file_id": file_id, "file_unique_id": "AQAD" + f["sha256"][:16], "width": f["width"],
+                 "height": f["height"], "file_size": f["size"]}]
+
+    def _caption(self, params: dict[str, Any]) -> tuple[str | None, list[dict[str, Any]]]:
+        if params.get("caption") in (None, ""):
+            return None, []
+        text, entities = self._text({**params, "text": params["caption"]}, limit=None)
+        if utf16_len(text) > CAPTION_LIMIT:
+            raise bad_request("message caption is too long")
+        return text, entities
+
+    def forget_files(self) -> None:
+        """Telegram no longer knows the photos' file_ids (another bot's, or expired)."""
+        self.files.clear()
+
+    def _m_sendphoto(self, params: dict[str, Any]) -> dict[str, Any]:
+        state = self._chat_for(params)
+        caption, entities = self._caption(params)
+        markup = self._markup(params, state.chat)
+        message: dict[str, Any] = {"from": self.bot_user, "chat": state.chat, "date": int(time.time()),
+                                   "photo": self._photo(params)}
+        if caption is not None:
+            message["caption"] = caption
+        if entities:
+            message["caption_entities"] = entities
+        if markup is not None:
+            message["reply_markup"] = markup
+        return dict(self._store_message(state, message))
+
+    def _m_editmessagecaption(self, params: dict[str, Any]) -> dict[str, Any]:
+        state, message = self._bot_message(params)
+        if "text" in message:
+            raise bad_request("there is no caption in the message to edit")
+        caption, entities = self._caption(params)
+        markup = self._markup(params, state.chat)
+        if (caption, entities, markup) == (message.get("caption"), message.get("caption_entities", []),
+                                           message.get("reply_markup")):
+            raise bad_request("message is not modified: specified new message content and reply markup are "
+                              "exactly the same as a current content and reply markup of the message")
+        for key in ("caption", "caption_entities", "reply_markup"):
+            message.pop(key, None)
+        if caption is not None:
+            message["caption"] = caption
+        if entities:
+            message["caption_entities"] = entities
+        if markup is not None:
+            message["reply_markup"] = markup
+        message["edit_date"] = int(time.time())
+        return dict(message)
+
     def _m_sendmessage(self, params: dict[str, Any]) -> dict[str, Any]:
         state = self._chat_for(params)
         text, entities = self._text(params)
@@ -627,6 +718,8 @@ class TelegramStub:
 
     def _m_editmessagetext(self, params: dict[str, Any]) -> dict[str, Any]:
         state, message = self._bot_message(params)
+        if "text" not in message:
+            raise bad_request("there is no text in the message to edit")
         text, entities = self._text(params)
         markup = self._markup(params, state.chat)  # omitted: the keyboard goes away, as in Telegram
         if (text, entities, markup) == (message["text"], message.get("entities", []), message.get("reply_markup")):

@@ -48,9 +48,9 @@ class Style:
 
 
 def render_text(message: dict[str, Any], style: Style) -> str:
-    """The message's text with bold/italic/code entities as terminal styles."""
-    text: str = message.get("text", "")
-    entities = message.get("entities") or []
+    """The message's text (a photo's caption) with bold/italic/code entities as terminal styles."""
+    text: str = message.get("text", message.get("caption", ""))
+    entities = message.get("entities") or message.get("caption_entities") or []
     if not style.enabled or not entities:
         return text
     codes = {"bold": "1", "italic": "3", "underline": "4", "strikethrough": "9", "code": "2", "pre": "2"}
@@ -123,11 +123,14 @@ class TerminalChat:
             # The bot's business (it logs and handles these, e.g. "message is not modified"
             # on Refresh), never shown to a player.
             return ""
-        if method in ("sendmessage", "editmessagetext"):
+        if method in ("sendmessage", "editmessagetext", "sendphoto", "editmessagecaption"):
             message = call.response["result"]
             self.message = message
             self.buttons = Player.buttons(message)
-            head = self.style("2", "(edited)") + "\n" if method == "editmessagetext" else ""
+            head = self.style("2", "(edited)") + "\n" if method.startswith("edit") else ""
+            if "photo" in message and method == "sendphoto":  # a terminal cannot show it: say what it is
+                size = message["photo"][-1]
+                head += self.style("2", f"[photo {size['width']}x{size['height']}]") + "\n"
             lines = [head + render_text(message, self.style)]
             number = 0
             for row in (message.get("reply_markup") or {}).get("inline_keyboard", []):

@@ -3,6 +3,11 @@ group chats (members register by using the bot there; /group_events on|off by an
 checked with Telegram; the join button under a group event's message) and gifts to
 another member's companion (/gift <item> as a reply to their message).
 
+A group speaks one language (game.groups.language): the language of the admin who first
+turns its events on, changed by an admin with /group_language en|ru. The messages to the
+whole group (events, their results, these confirmations) are in it; a reply to one member's
+command (/top, /gift) is in that member's language.
+
 The bot runs in groups with privacy mode on: it sees commands and its own buttons only,
 and each of those registers the sender as a member of the group (api.register_group_member).
 """
@@ -21,7 +26,7 @@ from bot.handlers.collection import gift_text
 from bot.handlers.common import display_name
 from bot.logs import UpdateLog
 from bot.responder import Responder
-from bot.texts import Html, Texts
+from bot.texts import DEFAULT_LANGUAGE, LANGUAGES, Html, Texts
 
 GROUP_TYPES = {"group", "supergroup"}
 ADMIN_STATUSES = {"creator", "administrator"}
@@ -102,8 +107,44 @@ async def group_events_command(message: Message, command: CommandObject, bot: Bo
     await register_member(game, message.chat, user)
     # Telegram knows who administers the group; the database trusts this answer.
     member = await bot.get_chat_member(message.chat.id, user.id)
-    result = await game.set_group_events(message.chat.id, user.id, choice == "on", member.status in ADMIN_STATUSES)
-    await reply(game, responder, message.chat, texts("group_events_on" if result["events_on"] else "group_events_off"))
+    is_admin = member.status in ADMIN_STATUSES
+    result = await game.set_group_events(message.chat.id, user.id, choice == "on", is_admin)
+    if result["events_on"]:
+        # The group takes this admin's language unless it has one already.
+        language = (await game.set_group_language(message.chat.id, user.id, None, is_admin))["language"]
+    else:
+        language = await group_language(game, message.chat.id)
+    group_texts = Texts(language or DEFAULT_LANGUAGE)
+    await reply(game, responder, message.chat,
+                group_texts("group_events_on" if result["events_on"] else "group_events_off"))
+
+
+async def group_language(game: Game, chat_id: int) -> str | None:
+    """The group's language; None: it has none (the bot's default)."""
+    return (await game.group_languages([chat_id])).get(chat_id)
+
+
+async def group_language_command(message: Message, command: CommandObject, bot: Bot, game: Game, texts: Texts,
+                                 responder: Responder, update_log: UpdateLog) -> None:
+    user = message.from_user
+    if user is None:
+        return
+    if not in_group(message.chat):
+        await responder.send(texts("group_only"))
+        return
+    choice = (command.args or "").strip().lower()
+    if choice not in LANGUAGES:
+        group_texts = Texts(await group_language(game, message.chat.id) or DEFAULT_LANGUAGE)
+        await reply(game, responder, message.chat, group_texts(
+            "group_language_usage", language=group_texts(f"lang_{group_texts.language}")))
+        return
+    update_log.action = "group_language"
+    await register_member(game, message.chat, user)
+    member = await bot.get_chat_member(message.chat.id, user.id)
+    result = await game.set_group_language(message.chat.id, user.id, choice, member.status in ADMIN_STATUSES)
+    group_texts = Texts(result["language"])
+    await reply(game, responder, message.chat,
+                group_texts("group_language_set", language=group_texts(f"lang_{group_texts.language}")))
 
 
 async def gift_command(message: Message, command: CommandObject, game: Game, texts: Texts,
@@ -149,6 +190,7 @@ def make_router() -> Router:
     router = Router(name="groups")
     router.message.register(top_command, Command("top"))
     router.message.register(group_events_command, Command("group_events"))
+    router.message.register(group_language_command, Command("group_language"))
     router.message.register(gift_command, Command("gift"))
     router.callback_query.register(top_button, keyboards_game.Top.filter())
     router.callback_query.register(join_button, keyboards_game.GroupJoin.filter())

@@ -43,7 +43,7 @@ import aiohttp
 import asyncpg
 from aiogram import Bot
 from aiogram.client.session.middlewares.base import BaseRequestMiddleware
-from aiogram.methods import EditMessageText, SendMessage
+from aiogram.methods import EditMessageCaption, EditMessageText, SendMessage, SendPhoto
 from aiogram.types import Message
 
 from bot.app import create_bot, create_dispatcher, freeze_startup_objects
@@ -157,7 +157,8 @@ class LastMessage(BaseRequestMiddleware):
 
     async def __call__(self, make_request, bot: Bot, method):  # type: ignore[no-untyped-def]
         result = await make_request(bot, method)
-        if isinstance(method, (SendMessage, EditMessageText)) and isinstance(result, Message):
+        if isinstance(method, (SendMessage, EditMessageText, SendPhoto, EditMessageCaption)) \
+                and isinstance(result, Message):
             self.by_chat[result.chat.id] = result
         return result
 
@@ -187,7 +188,9 @@ class SimPlayer:
         return {"update_id": next(self.update_ids), "callback_query": {
             "id": f"bench-{next(self.callback_ids)}", "from": self.user, "chat_instance": str(self.id), "data": data,
             "message": {"message_id": message.message_id, "date": int(time.time()), "chat": self.chat,
-                        "text": "-"}}}
+                        # the stat card is a photo: its buttons act on it as one
+                        **({"photo": [p.model_dump() for p in message.photo], "caption": "-"} if message.photo
+                           else {"text": "-"})}}}
 
     def next_update(self, step: int) -> dict[str, Any]:
         action = SCRIPT[step % len(SCRIPT)]

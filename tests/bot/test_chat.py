@@ -95,13 +95,14 @@ async def test_stat_card_shows_effective_values(harness: Harness) -> None:
         "UPDATE game.waifus SET dynamic = dynamic || jsonb_build_object('energy', 40, 'xp', 450, 'mood', 73, "
         "'loyalty', 12, 'last_restore', extract(epoch FROM now()) - 150) WHERE id = $1", waifu_id)
     await h.send(cat.press("Stats"))
-    card = cat.last()["text"]
+    assert cat.last()["photo"]  # the card is a photo of her portrait, the stats its caption
+    card = cat.last()["caption"]
     assert "Sakura · level 3" in card  # 450 XP: level 3 spans 400..899
     assert "✨ XP ▰▱▱▱▱▱▱▱▱▱ 50/500" in card  # 10% of the way to level 4
     assert "⚡ Energy ▰▰▰▰▱▱▱▱▱▱ 42/100" in card
     assert "next +1 in 30 s · full in 57 min 30 s" in card  # 58 more intervals minus the 30 s already run
     assert "😊 Mood ▰▰▰▰▰▰▰▱▱▱ 73/100" in card and "💞 Loyalty ▰▱▱▱▱▱▱▱▱▱ 12/100" in card
-    assert cat.last()["entities"][0] == {"type": "bold", "offset": 0, "length": len("Sakura")}
+    assert cat.last()["caption_entities"][0] == {"type": "bold", "offset": 0, "length": len("Sakura")}
 
 
 async def test_refresh_of_an_unchanged_card_is_fine(harness: Harness) -> None:
@@ -112,9 +113,9 @@ async def test_refresh_of_an_unchanged_card_is_fine(harness: Harness) -> None:
     before = dict(dan.last())
     refresh = dan.press("Refresh")
     await h.send(refresh)  # full energy: nothing on the card moves, Telegram says "not modified"
-    assert h.stub.calls_of("editMessageText")[-1].status == 400
+    assert h.stub.calls_of("editMessageCaption")[-1].status == 400
     assert answered_once(h, refresh).get("text") == "Up to date"
-    assert dan.last()["text"] == before["text"]
+    assert dan.last()["caption"] == before["caption"]
 
 
 async def test_take_part_until_energy_runs_out(harness: Harness) -> None:
@@ -394,15 +395,15 @@ async def test_429_waits_retry_after_and_retries(harness: Harness) -> None:
     h = harness
     sam = h.stub.user(1020, "Sam")
     await adopt(h, sam)
-    h.stub.fail_next(2, method="editMessageText", retry_after=1)
+    h.stub.fail_next(2, method="sendPhoto", retry_after=1)
     h.stub.fail_next(1, method="answerCallbackQuery", retry_after=1)
     tap = sam.press("Stats")
     started = time.monotonic()
     await h.send(tap)
     assert time.monotonic() - started >= 3  # waited retry_after each time
-    edits = [c.status for c in h.stub.calls_of("editMessageText")]
-    assert edits[-3:] == [429, 429, 200]
-    assert sam.last()["text"].startswith("Sakura · level 1")
+    sends = [c.status for c in h.stub.calls_of("sendPhoto")]
+    assert sends[-3:] == [429, 429, 200]
+    assert sam.last()["caption"].startswith("Sakura · level 1")
     assert len(h.stub.answers(callback_id_of(tap))) == 1
 
 
@@ -437,7 +438,7 @@ async def test_database_lost_gives_a_friendly_text_and_comes_back(harness: Harne
 
         await proxy.start()  # and comes back: the next update works
         await dp.feed_raw_update(h.bot, tom.message("/profile"))
-        assert tom.last()["text"].startswith("Sakura · level 1")
+        assert tom.last()["caption"].startswith("Sakura · level 1")
     finally:
         await game.close()
         await proxy.stop()

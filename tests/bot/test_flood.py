@@ -135,10 +135,10 @@ async def test_an_update_delivered_to_two_processes_is_answered_once(harness: Ha
     update = ann.message("/profile")
     # Two dispatchers as two processes: each its own memory, one database.
     first, second = h.fresh_dispatcher(), h.fresh_dispatcher()
-    sends = len(h.stub.calls_of("sendMessage"))
+    sends = len(h.stub.calls_of("sendPhoto"))  # /profile: her card
     if concurrently:
         await asyncio.gather(first.feed_raw_update(h.bot, update), second.feed_raw_update(h.bot, update))
     else:
         await first.feed_raw_update(h.bot, update)
         await second.feed_raw_update(h.bot, update)
-    assert len(h.stub.calls_of("sendMessage")) == sends + 1
+    assert len(h.stub.calls_of("sendPhoto")) == sends + 1

@@ -70,7 +70,7 @@ async def test_a_russian_player_plays_a_round_in_russian(harness: Harness) -> No
     await h.admin.execute("UPDATE game.waifus SET dynamic = dynamic || jsonb_build_object('energy', 98, "
                           "'last_restore', extract(epoch FROM now()) - 38) WHERE id = $1", waifu_id)
     await h.send(iva.message("/profile"))
-    card = iva.last()["text"]
+    card = iva.last()["caption"]
     m = re.search(r"\+1 через (\d+) (секунду|секунды|секунд) · полностью через 1 минуту (\d+) (секунду|секунды|секунд)",
                   card)
     assert m, card
@@ -110,7 +110,7 @@ async def test_the_setting_wins_and_survives_a_restart(harness: Harness) -> None
     h.game._call = counting  # type: ignore[method-assign]
     try:
         await dp.feed_raw_update(h.bot, ola.press("📊 Stats"))
-        assert ola.last()["text"].startswith("Sakura · уровень 1")  # her name is the one she was given
+        assert ola.last()["caption"].startswith("Sakura · уровень 1")  # her name is the one she was given
         await dp.feed_raw_update(h.bot, ola.press("🔄 Обновить"))
         await dp.feed_raw_update(h.bot, ola.message("/menu"))
         assert ola.last()["text"] == "Привет, Ola! Чем займёмся?"

@@ -103,3 +103,33 @@ async def test_429_on_demand_and_getupdates_conflict(stub: TelegramStub, raw_bot
     stub.enqueue(stub.user(79, "Cy").message("/start"))
     updates = await raw_bot.get_updates(timeout=1)
     assert [u.message.text for u in updates] == ["/start"]
+
+
+async def test_photos_are_refused_like_telegram_refuses_them(stub: TelegramStub, raw_bot: Bot) -> None:
+    from aiogram.types import BufferedInputFile
+
+    from bot import portraits
+
+    stub.user(7001, "Ann").message("hi")  # the chat exists
+    png = portraits.card_picture("rin", "rare", "rare")
+    sent = await raw_bot.send_photo(7001, BufferedInputFile(png, "card.png"), caption="<b>Rin</b>")
+    assert sent.caption == "Rin" and sent.photo is not None and stub.uploads == 1
+    again = await raw_bot.send_photo(7001, sent.photo[-1].file_id)
+    assert again.photo is not None and again.photo[-1].file_id == sent.photo[-1].file_id and stub.uploads == 1
+    refusals = {
+        "IMAGE_PROCESS_FAILED": raw_bot.send_photo(7001, BufferedInputFile(b"not an image", "x.png")),
+        "wrong file identifier": raw_bot.send_photo(7001, "AgACAgIAAxk-never-handed-out"),
+        "message caption is too long": raw_bot.send_photo(7001, sent.photo[-1].file_id, caption="x" * 1025),
+        "there is no text in the message to edit": raw_bot.edit_message_text("x", chat_id=7001,
+                                                                             message_id=sent.message_id),
+    }
+    for description, call in refusals.items():
+        with pytest.raises(TelegramBadRequest, match=description):
+            await call
+    edited = await raw_bot.edit_message_caption(chat_id=7001, message_id=sent.message_id, caption="Rin, lv 2")
+    assert not isinstance(edited, bool) and edited.caption == "Rin, lv 2"
+    with pytest.raises(TelegramBadRequest, match="message is not modified"):
+        await raw_bot.edit_message_caption(chat_id=7001, message_id=sent.message_id, caption="Rin, lv 2")
+    stub.forget_files()
+    with pytest.raises(TelegramBadRequest, match="wrong file identifier"):
+        await raw_bot.send_photo(7001, sent.photo[-1].file_id)

@@ -25,11 +25,11 @@ async def test_refresh_of_an_unchanged_card_shows_a_toast_not_a_refusal(harness:
     number = next(n for n, b in enumerate(chat.buttons, 1) if b["text"].endswith("Sakura"))
     await chat.say(str(number))
     card = await chat.say("/profile")
-    assert "Sakura · level 1" in card
+    assert "[photo 400x544]" in card and "Sakura · level 1" in card
     refresh = next(n for n, b in enumerate(chat.buttons, 1) if "Refresh" in b["text"])
     # The card is full and unchanged: Telegram refuses the edit ("message is not modified").
     shown = await chat.say(str(refresh))
-    refused = [c for c in h.stub.calls if c.method.lower() == "editmessagetext" and c.status == 400]
+    refused = [c for c in h.stub.calls if c.method.lower() == "editmessagecaption" and c.status == 400]
     assert refused, "the stand-in should have refused the identical edit"
     assert "Bot API" not in shown and "refused" not in shown
     assert shown.strip() == "💬 Up to date"

@@ -221,7 +221,8 @@ def test_a_player_plays_through_the_stand_in(stack: Stack) -> None:
     assert answer.get("text") == "+15 XP"
     assert stack.send("/start")["text"] == "Hi, Ann! What shall we do?"
     card, _ = stack.press("Stats")
-    assert "Sakura · level" in card["text"] and "90/100" in card["text"]
+    # her card: a photo, the stats in its caption
+    assert card["photo"] and "Sakura · level" in card["caption"] and "90/100" in card["caption"]
     assert stack.psql(f"SELECT count(*) FROM game.participations WHERE telegram_id = {PLAYER}") == "1"
     assert stack.psql(f"SELECT dynamic->>'energy' FROM game.waifus WHERE owner_id = {PLAYER}") == "90"
 

@@ -26,7 +26,9 @@ GAME_TABLES = ("players", "waifu_templates", "waifus", "events", "participations
                "config", "notifications",
                # 0013
                "economy", "wallets", "coin_ledger", "items", "item_translations", "inventory", "purchases", "gifts",
-               "groups", "group_members", "group_events", "group_event_participants", "group_messages")
+               "groups", "group_members", "group_events", "group_event_participants", "group_messages",
+               # 0014
+               "card_photos", "cron_expectations")
 
 OPERATOR_ROLE = "core_test_operator"
 OPERATOR_PASSWORD = "operator-test-password"

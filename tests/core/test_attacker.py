@@ -488,7 +488,9 @@ async def test_the_bot_cannot_choose_the_time(guard: None, real_bot_conn: asyncp
             "ids": "ARRAY[1]::bigint[]", "outcome": "'sent'", "retry_after_seconds": "NULL",
             # 0013 (shop, gifts, groups, leaderboards)
             "item_code": "'flowers'", "quantity": "1", "chat_id": "-1001", "title": "'Group'",
-            "enabled": "true", "is_admin": "true", "event_id": "1", "board": "'all'"}
+            "enabled": "true", "is_admin": "true", "event_id": "1", "board": "'all'",
+            # 0014 (the stat card, groups' language)
+            "bot_id": "1", "language": "'ru'"}
     for r in rows:
         for now in ("now() + interval '1 hour'", "now() - interval '1 day'", "'1970-01-01'", "'infinity'", "NULL",
                     "'2199-12-31'", "clock_timestamp()"):

@@ -123,9 +123,9 @@ async def test_set_stat_records_the_effective_old_value_and_stores_the_restored_
 async def test_every_ops_view_is_readable_by_operators(admin, ops_conn):
     views = [r["table_name"] for r in await admin.fetch(
         "SELECT table_name FROM information_schema.views WHERE table_schema = 'ops' ORDER BY 1")]
-    assert views == ["coins", "config", "cron_failures", "cron_jobs", "economy", "events", "functions", "groups",
-                     "help", "items", "ledger", "overview", "rate_limits", "recent_participations", "stat_corrections",
-                     "tick", "translations", "waifus"]
+    assert views == ["card_photos", "coins", "config", "cron_failures", "cron_jobs", "economy", "events",
+                     "functions", "groups", "help", "items", "ledger", "overview", "rate_limits",
+                     "recent_participations", "stat_corrections", "tick", "translations", "waifus"]
     for view in views:
         await ops_conn.fetch(f"SELECT * FROM ops.{view}")
 

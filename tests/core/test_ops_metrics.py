@@ -20,7 +20,8 @@ from tests.core.conftest import T0, participate, player_with_waifu, restore, set
 MONITOR_PASSWORD = "monitor-test-password"
 ROOT = Path(__file__).resolve().parents[2]
 JOBS = {"ledger-partitions", "purge-cron-history", "purge-player-history", "purge-rate-limits", "restore-energy",
-        "group-events", "leaderboard-steps"}  # 0013
+        "group-events", "leaderboard-steps",  # 0013
+        "coin-ledger-retention"}  # 0014
 
 
 @pytest.fixture

@@ -93,6 +93,16 @@ SURFACE = {
     "ops.stop_selling_item(code text) -> jsonb",
     "ops.set_item_translation(item_code text, language text, name text, description text DEFAULT NULL::text) "
     "-> jsonb",
+    # 0014: stat card photos, groups' language, cron expectations
+    "api.stat_card(telegram_id bigint, waifu_id bigint, bot_id bigint, "
+    "now timestamp with time zone DEFAULT now()) -> jsonb",
+    "api.remember_card_photo(bot_id bigint, template_code text, language text, rarity text, design text, "
+    "file_id text) -> jsonb",
+    "api.set_group_language(chat_id bigint, telegram_id bigint, language text, is_admin boolean, "
+    "now timestamp with time zone DEFAULT now()) -> jsonb",
+    "api.group_languages(chat_ids bigint[]) -> jsonb",
+    "ops.forget_card_photos(bot_id bigint DEFAULT NULL::bigint) -> integer",
+    "ops.set_cron_expectation(jobname text, stalled_after interval) -> jsonb",
 }
 
 # Who may EXECUTE what, besides the owner.
@@ -105,17 +115,20 @@ BOT_CALLS = {"adopt_waifu", "participate_in_event", "player_available_events",
              # 0013
              "player_waifus", "set_active_waifu", "shop", "inventory", "buy_item", "give_gift", "leaderboard",
              "register_group_member", "set_group_events", "join_group_event", "claim_group_messages",
-             "finish_group_messages"}
+             "finish_group_messages",
+             # 0014
+             "stat_card", "remember_card_photo", "set_group_language", "group_languages"}
 # Writes only the bot makes (a player's own action, or its sender's bookkeeping): not for operators.
 BOT_ONLY = {"register_player", "adopt_waifu", "participate_in_event", "claim_daily", "claim_notifications",
             "finish_notifications", "rate_limit", "rate_limit_lease", "admit_update", "forget_update",
             "try_polling_lock",
             "release_polling_lock", "set_active_waifu", "buy_item", "give_gift", "register_group_member",
-            "set_group_events", "join_group_event", "claim_group_messages", "finish_group_messages"}
+            "set_group_events", "join_group_event", "claim_group_messages", "finish_group_messages",
+            "remember_card_photo", "set_group_language"}
 # The pg_cron jobs' role: the job functions only.
 CRON_CALLS = {"api.restore_energy", "game.maintain_ledger", "game.purge_cron_history", "game.purge_player_history",
               "game.tick_batch", "game.restore_energy_job", "game.purge_rate_limits", "game.group_events_job",
-              "game.refresh_rank_steps"}
+              "game.refresh_rank_steps", "game.trim_coin_ledger"}
 # The metrics exporter's login (0012): these and nothing else.
 MONITOR_CALLS = {"metrics", "metrics_cron", "metrics_outbox"}
 SAFE_SEARCH_PATH = ["search_path=pg_catalog, pg_temp"]
@@ -163,7 +176,7 @@ async def test_pg_cron_jobs_run_as_the_least_privileged_cron_role(admin):
     assert {(j["jobname"], j["username"]) for j in jobs} == {
         ("ledger-partitions", "waifu_cron"), ("purge-cron-history", "waifu_cron"), ("restore-energy", "waifu_cron"),
         ("purge-player-history", "waifu_cron"), ("purge-rate-limits", "waifu_cron"), ("group-events", "waifu_cron"),
-        ("leaderboard-steps", "waifu_cron")}
+        ("leaderboard-steps", "waifu_cron"), ("coin-ledger-retention", "waifu_cron")}
     callable_by_cron = {r["f"] for r in await admin.fetch("""
         SELECT n.nspname || '.' || p.proname AS f
         FROM pg_proc AS p JOIN pg_namespace AS n ON n.oid = p.pronamespace
@@ -244,7 +257,7 @@ PLAIN_COLUMN = {"players": "username", "waifu_templates": "name", "waifus": "nam
                 "coin_ledger": "ref", "items": "price", "item_translations": "name", "inventory": "quantity",
                 "purchases": "result", "gifts": "result", "groups": "title", "group_members": "last_seen_at",
                 "group_events": "pool", "group_event_participants": "coins", "group_messages": "payload",
-                "rank_steps": "xp"}
+                "rank_steps": "xp", "card_photos": "file_id", "cron_expectations": "stalled_after"}
 
 
 @pytest.mark.parametrize("table", GAME_TABLES + ("tick_state", "tick_retry", "rate_limits", "rate_buckets",

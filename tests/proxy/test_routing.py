@@ -269,6 +269,26 @@ async def test_a_claim_on_all_partitions_runs_once_and_gathers_both(proxy_admin,
     assert await proxy_bot.fetchval("SELECT api.finish_notifications('w1', $1, 'sent')", ids) == 2
 
 
+async def test_group_languages_and_card_photos_through_the_proxy(proxy_bot, parts):
+    """0014: a group's language is set on its admin's partition and read from every one;
+    a card photo's file_id is cached on every partition and read with the player's stats."""
+    admins = await players_on(parts, 0, 1) + await players_on(parts, 1, 1)
+    for tid, chat in zip(admins, (-1001, -1002), strict=True):
+        await register(proxy_bot, tid)
+        await proxy_bot.fetchval("SELECT api.register_group_member($1, $2, 'G')", chat, tid)
+        await proxy_bot.fetchval("SELECT api.set_group_language($1, $2, 'ru', true)", chat, tid)
+    assert sorted((await proxy_bot.fetchval("SELECT api.group_languages($1)", [-1001, -1002, -1003])),
+                  key=lambda r: r["chat_id"]) == [{"chat_id": -1002, "language": "ru"},
+                                                  {"chat_id": -1001, "language": "ru"}]
+    stored = await proxy_bot.fetchval("SELECT api.remember_card_photo(7, 'sakura', 'en', 'common', "
+                                      "'0123abcd', 'AgACAgIAAxk_proxy_test_file_id')")
+    assert stored["file_id"] == "AgACAgIAAxk_proxy_test_file_id"
+    assert [await p.fetchval("SELECT count(*) FROM game.card_photos") for p in parts] == [1, 1]
+    waifu = await proxy_bot.fetchval("SELECT api.adopt_waifu($1, 'sakura', 'proxy-card')", admins[1])
+    card = await proxy_bot.fetchval("SELECT api.stat_card($1, $2, 7)", admins[1], waifu)
+    assert card["photo"] == {"file_id": "AgACAgIAAxk_proxy_test_file_id", "design": "0123abcd"}
+
+
 async def test_a_rate_limit_lease_is_taken_on_the_keys_partition_only(proxy_admin, proxy_bot):
     await proxy_admin.fetchval("SELECT ops.set_rate_limit('web_address', 0.001, 40)")
     rows = await proxy_bot.fetch("SELECT * FROM api.rate_limit_lease('web_address', '192.0.2.7', 10)")
