@@ -137,7 +137,8 @@ async def bench(args: argparse.Namespace, db: common.BenchDatabase) -> None:
     ready_file.parent.mkdir(exist_ok=True)
     ready_file.unlink(missing_ok=True)
     server = subprocess.Popen([sys.executable, "-m", "tests.benchmarks.bench_webapp", "--serve",
-                               "--bot-database-url", db.bot_url, "--ready-file", str(ready_file)],
+                               "--bot-database-url", db.bot_url, "--ready-file", str(ready_file)]
+                              + (["--profile", str(args.profile.resolve())] if args.profile else []),
                               cwd=common.PROJECT_ROOT)
     try:
         deadline = time.monotonic() + 30
@@ -207,6 +208,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--clients", type=int, default=50, help="concurrent clients (default 50)")
     parser.add_argument("--players", type=int, default=None, help="players (default 2000; quick 200)")
     parser.add_argument("--waifus-per-player", type=int, default=2, choices=range(1, 6), metavar="1..5")
+    parser.add_argument("--profile", type=Path, default=None, metavar="FILE",
+                        help="cProfile the server process, written to FILE (pstats) when it stops")
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--ready-file", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -219,7 +222,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.serve:
-        asyncio.run(serve(args.bot_database_url, args.ready_file))
+        if args.profile:
+            import cProfile
+
+            with cProfile.Profile() as profiler:
+                asyncio.run(serve(args.bot_database_url, args.ready_file))
+            profiler.dump_stats(args.profile)
+        else:
+            asyncio.run(serve(args.bot_database_url, args.ready_file))
         return 0
     with common.bench_database(CLUSTER, args.database_url, args.bot_database_url, args.keep) as db:
         asyncio.run(bench(args, db))
