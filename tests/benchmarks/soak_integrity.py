@@ -648,8 +648,8 @@ async def run(args: argparse.Namespace) -> int:
         info("unavailable", st.outcomes["unavailable"],
              note=", ".join(f"{k} {v}" for k, v in st.unavailable_causes.most_common())),
         info("unavailable calls retried", retried, note=f"{unavailable_first} after the load, then until answered"),
-        info("restore ticks", st.ticks, note=f"{st.tick_rows} waifu updates, {proof['energy_regained']} energy "
-             f"regained in all; errors: {dict(st.tick_errors)}"),
+        info("restore ticks", st.ticks, note=f"{st.tick_rows} waifus found at the cap, "
+             f"{proof['energy_regained']} energy regained in all; errors: {dict(st.tick_errors)}"),
         info("server restart", "yes" if restart["done"] else "no",
              note=f"after {restart.get('at_seconds')} s, stop+start {restart.get('stop_start_seconds')} s"
              if restart["done"] else ""),
