@@ -251,7 +251,7 @@ async def test_fresh_role_cannot_call_api_functions(admin):
 # a plain column of each table (updating a key or identity column fails for other reasons)
 PLAIN_COLUMN = {"players": "username", "waifu_templates": "name", "waifus": "name", "events": "title",
                 "participations": "request_key", "stat_corrections": "reason", "config": "ledger_retention",
-                "notifications": "kind", "tick_state": "cursor_id", "tick_retry": "skipped_at",
+                "notifications": "kind", "tick_state": "cursor_id", "rested_ranges": "waifus",
                 "rate_limits": "burst", "rate_buckets": "tat", "seen_updates": "seen_at",
                 "request_keys": "event_code", "economy": "group_event_pool", "wallets": "coins",
                 "coin_ledger": "ref", "items": "price", "item_translations": "name", "inventory": "quantity",
@@ -260,7 +260,7 @@ PLAIN_COLUMN = {"players": "username", "waifu_templates": "name", "waifus": "nam
                 "rank_steps": "xp", "card_photos": "file_id", "cron_expectations": "stalled_after"}
 
 
-@pytest.mark.parametrize("table", GAME_TABLES + ("tick_state", "tick_retry", "rate_limits", "rate_buckets",
+@pytest.mark.parametrize("table", GAME_TABLES + ("tick_state", "rested_ranges", "rate_limits", "rate_buckets",
                                                  "seen_updates", "rank_steps"))
 async def test_bot_cannot_touch_game_tables(admin, bot_conn, table):
     column = PLAIN_COLUMN[table]
