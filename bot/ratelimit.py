@@ -135,6 +135,7 @@ class SharedLimits:
         self._max_keys = max_keys
         self._clock = clock
         self._leases: OrderedDict[tuple[str, str], Lease] = OrderedDict()
+        self._asking: set[tuple[str, str]] = set()  # keys with a larger lease being asked for
 
     async def wait(self, bucket: str, key: str | int) -> float:
         memo = (bucket, str(key))
@@ -145,23 +146,41 @@ class SharedLimits:
             if lease is not None and lease.left > 0 and now < lease.until:
                 lease.left -= 1
                 return 0.0
-            size = self._next_size(lease, now)
+            # Requests of one key arriving together: one of them asks for the larger lease,
+            # the others for one request each (a lease each would take more than they use).
+            size = 1 if memo in self._asking else self._next_size(lease, now)
+            if size > 1:
+                self._asking.add(memo)
             try:
                 granted, wait = await self.game.rate_limit_lease(bucket, memo[1], size)
             except GameError as exc:
                 log.debug("rate limit not checked", extra={"bucket": bucket, "outcome": exc.code})
                 return 0.0
+            finally:
+                if size > 1:
+                    self._asking.discard(memo)
             if granted:
-                self._leases[memo] = Lease(size, granted - 1, now + self.LEASE_SECONDS)
-                self._leases.move_to_end(memo)
-                while len(self._leases) > self._max_keys:
-                    self._leases.popitem(last=False)
+                self._keep(memo, size, granted - 1, now)
                 return 0.0
             self._leases.pop(memo, None)
             self.refusals.refuse(memo, wait)
         if wait and self.on_refused is not None:
             self.on_refused(bucket)
         return wait
+
+    def _keep(self, memo: tuple[str, str], size: int, left: int, now: float) -> None:
+        """Remember what a lease left over, added to what the key still holds (a request
+        answered meanwhile may have stored a lease too: none is dropped unused)."""
+        lease = self._leases.get(memo)
+        if lease is not None and now < lease.until:
+            lease.size = max(lease.size, size)
+            lease.left += left
+            lease.until = now + self.LEASE_SECONDS
+        else:
+            self._leases[memo] = Lease(size, left, now + self.LEASE_SECONDS)
+        self._leases.move_to_end(memo)
+        while len(self._leases) > self._max_keys:
+            self._leases.popitem(last=False)
 
     def _next_size(self, lease: Lease | None, now: float) -> int:
         if lease is None:

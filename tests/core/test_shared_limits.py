@@ -135,6 +135,25 @@ async def test_a_busy_key_costs_a_database_call_per_lease_not_per_request(databa
         await game.close()
 
 
+async def test_requests_of_one_key_together_use_its_budget_exactly(database, admin) -> None:
+    # A player's actions (a burst of 10) sent four at a time: each of the ten goes through,
+    # the eleventh is refused. Leases asked for together must not take more than is used.
+    from bot.game import Game
+    from bot.ratelimit import SharedLimits
+
+    await admin.fetchval("SELECT ops.set_rate_limit('web_action', 0.001, 10)")
+    game = await Game.connect(database.bot_url, min_size=1, max_size=4)
+    try:
+        limits = SharedLimits(game)
+        first = await asyncio.gather(*(limits.wait("web_action", 42) for _ in range(4)))
+        second = await asyncio.gather(*(limits.wait("web_action", 42) for _ in range(4)))
+        rest = [await limits.wait("web_action", 42) for _ in range(3)]
+    finally:
+        await game.close()
+    assert first == [0.0] * 4 and second == [0.0] * 4
+    assert rest[:2] == [0.0, 0.0] and rest[2] > 0
+
+
 async def test_an_update_is_admitted_once_across_processes(database, admin) -> None:
     conns = [await asyncpg.connect(database.bot_url) for _ in range(3)]
     try:
