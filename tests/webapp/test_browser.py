@@ -402,6 +402,19 @@ async def press(page: Page, control: str) -> None:
     await page.evaluate(f"window.__tg.{control}.clicks.forEach((h) => h())")
 
 
+async def until_js(page: Page, expression: str, expected: object, seconds: float = 5.0) -> object:
+    """The value of `expression` once it equals `expected` (or the last one after `seconds`):
+    the page's state settles after its loads (the page's CSP forbids eval: wait_for_function
+    cannot poll)."""
+    value = await page.evaluate(expression)
+    for _ in range(int(seconds * 10)):
+        if value == expected:
+            break
+        await page.wait_for_timeout(100)
+        value = await page.evaluate(expression)
+    return value
+
+
 async def test_the_tabs_adopt_a_second_waifu_pick_her_buy_give_and_see_the_top(browser, live_server, game, admin):
     sakura = await new_player(game, ANN)
     await admin.execute("SELECT ops.adjust_coins($1, 100, 'test')", ANN)
@@ -416,7 +429,8 @@ async def test_the_tabs_adopt_a_second_waifu_pick_her_buy_give_and_see_the_top(b
     # button wears Telegram's button colours.
     await expect(page.locator("#tabs")).to_be_visible()
     await expect(page.locator("#daily-claim")).to_be_enabled()
-    assert await page.evaluate("[window.__tg.main.visible, window.__tg.main.text, window.__tg.back.visible]") == [
+    main_and_back = "[window.__tg.main.visible, window.__tg.main.text, window.__tg.back.visible]"
+    assert await until_js(page, main_and_back, [True, "🎁 Claim the daily reward", False]) == [
         True, "🎁 Claim the daily reward", False]
     claim_colours = await page.locator("#daily-claim").evaluate(
         "el => [getComputedStyle(el).backgroundColor, getComputedStyle(el).color]")
@@ -457,7 +471,7 @@ async def test_the_tabs_adopt_a_second_waifu_pick_her_buy_give_and_see_the_top(b
     await press(page, "back")
     await expect(page.locator("#tab-home")).to_be_visible()
     await expect(page.locator(f'.card[data-waifu-id="{yuki}"] .name')).to_have_text("Yuki")
-    assert await page.evaluate("[window.__tg.back.visible, window.__tg.main.visible]") == [False, True]
+    assert await until_js(page, "[window.__tg.back.visible, window.__tg.main.visible]", [False, True]) == [False, True]
 
     # Shop: buy flowers, then give them to her from the inventory.
     await page.locator("#tab-btn-shop").click()
@@ -508,7 +522,7 @@ async def test_the_tabs_adopt_a_second_waifu_pick_her_buy_give_and_see_the_top(b
     await press(page, "main")
     await expect(page.locator("#status")).to_have_text("Daily reward claimed! Streak: 1 day.")
     assert await admin.fetchval("SELECT daily_streak FROM game.players WHERE telegram_id = $1", ANN) == 1
-    assert await page.evaluate("window.__tg.main.visible") is False
+    assert await until_js(page, "window.__tg.main.visible", False) is False
     # The 409 of the refused purchase is the only failed load.
     assert [p for p in problems if "409" not in p] == [], problems
     await page.context.close()
@@ -521,13 +535,8 @@ async def test_the_tabs_in_russian(browser, live_server, game, admin):
     page, problems = await open_app(browser, live_server, init=init_data(ANN, "Ива"))
     await page.locator(f'.card[data-waifu-id="{wid}"] .name').wait_for()
     await expect(page.locator("#tabs button")).to_have_text(["Главная", "Спутницы", "Магазин", "Рейтинг"])
-    for _ in range(50):  # (the page's CSP forbids eval: wait_for_function cannot poll)
-        if await page.evaluate("[window.__tg.main.visible, window.__tg.main.text]") == [
-                True, "🎁 Забрать ежедневную награду"]:
-            break
-        await page.wait_for_timeout(100)
-    assert await page.evaluate("[window.__tg.main.visible, window.__tg.main.text]") == [
-        True, "🎁 Забрать ежедневную награду"]
+    main, claim = "[window.__tg.main.visible, window.__tg.main.text]", [True, "🎁 Забрать ежедневную награду"]
+    assert await until_js(page, main, claim) == claim
     await page.locator("#tab-btn-waifus").click()
     await expect(page.locator("#collection-count")).to_have_text("Твоя коллекция: 1 из 5")
     await expect(page.locator('#adoptable .tile[data-template-code="akane"] .rarity')).to_have_text("эпическая")
