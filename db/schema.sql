@@ -3525,6 +3525,7 @@ CREATE TABLE game.tick_state (
     runs bigint DEFAULT 0 NOT NULL,
     filled_total bigint DEFAULT 0 NOT NULL,
     notified_total bigint DEFAULT 0 NOT NULL,
+    last_longest_transaction_ms double precision,
     CONSTRAINT tick_state_singleton_check CHECK (singleton)
 );
 
@@ -3536,6 +3537,12 @@ COMMENT ON TABLE game.tick_state IS 'The restore tick''s cursor and figures (one
 has been looked at; the last_* columns describe the last complete tick, the *_total ones count since the
 migration: filled (waifus that reached the cap), notified (of them, those staged for a "she is rested":
 all, the sender''s claim skips players with notifications off). See ops.tick.';
+
+--
+-- Name: COLUMN tick_state.last_longest_transaction_ms; Type: COMMENT; Schema: game; Owner: -
+--
+
+COMMENT ON COLUMN game.tick_state.last_longest_transaction_ms IS 'Longest batch (one transaction) of the last tick run, in ms: the longest it held its locks.';
 
 --
 -- Name: record_tick(boolean, timestamp with time zone, timestamp with time zone, integer, integer, integer); Type: FUNCTION; Schema: game; Owner: -
@@ -3569,7 +3576,11 @@ CREATE FUNCTION game.record_tick(first boolean, at timestamp with time zone, sta
          CASE
              WHEN record_tick.first THEN 1
              ELSE 0
-         END), filled_total = (s.filled_total + record_tick.filled), notified_total = (s.notified_total + record_tick.notified);
+         END), filled_total = (s.filled_total + record_tick.filled), notified_total = (s.notified_total + record_tick.notified), last_longest_transaction_ms = GREATEST(
+         CASE
+             WHEN record_tick.first THEN (0)::double precision
+             ELSE s.last_longest_transaction_ms
+         END, ((EXTRACT(epoch FROM (clock_timestamp() - record_tick.started)) * (1000)::numeric))::double precision);
 END;
 
 --
@@ -3742,11 +3753,8 @@ BEGIN
     SELECT * INTO st FROM game.tick_state FOR UPDATE;
     -- A writer computes full_at from its own start (always later than it), so a row that
     -- a transaction still running commits later cannot land before that transaction's
-    -- start: the cursor never passes the oldest one running (nor the real time).
-    SELECT extract(epoch FROM least(min(a.xact_start), clock_timestamp())) INTO horizon
-    FROM pg_catalog.pg_stat_activity AS a
-    WHERE a.datname = current_database() AND a.backend_type = 'client backend'
-      AND a.pid <> pg_backend_pid() AND a.xact_start IS NOT NULL;
+    -- start: the cursor never passes the oldest one that may still write (game.tick_horizon).
+    horizon := extract(epoch FROM game.tick_horizon());
     -- (A `now` ahead of the real time comes from a caller allowed to choose the clock, whose
     -- writers choose theirs too: the real time says nothing about their full_at.)
     IF horizon < at_epoch AND at_epoch <= extract(epoch FROM clock_timestamp()) THEN
@@ -3808,10 +3816,18 @@ CREATE PROCEDURE game.restore_energy_job()
 DECLARE
     first pg_catalog.bool := true;
     deadline pg_catalog.timestamptz := pg_catalog.clock_timestamp() + pg_catalog.make_interval(secs => 50);
+    more pg_catalog.bool;
 BEGIN
-    -- Stop before the next minute's run is due; it goes on from the cursor.
-    WHILE game.tick_batch(first) AND pg_catalog.clock_timestamp() < deadline LOOP
+    LOOP
+        -- A batch writes only what the tick can make again: its cursor and a staged range.
+        -- Its commit need not wait for the disk; a crash loses at most the last few
+        -- batches, and the next tick finds the same waifus. Whoever uses a range (the
+        -- sender's claim) commits after it, which flushes the WAL up to the range too.
+        PERFORM pg_catalog.set_config('synchronous_commit', 'off', true);
+        more := game.tick_batch(first);
         COMMIT;
+        -- Stop before the next minute's run is due; it goes on from the cursor.
+        EXIT WHEN NOT more OR pg_catalog.clock_timestamp() >= deadline;
         first := false;
     END LOOP;
 END
@@ -3976,6 +3992,27 @@ $$;
 --
 
 COMMENT ON FUNCTION game.tick_batch(first boolean) IS 'One batch of the restore tick at the server''s time (game.restore_energy_job calls it); true if more may be due.';
+
+--
+-- Name: tick_horizon(interval); Type: FUNCTION; Schema: game; Owner: -
+--
+
+CREATE FUNCTION game.tick_horizon(idle_limit interval DEFAULT '00:06:00'::interval) RETURNS timestamp with time zone
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    BEGIN ATOMIC
+ SELECT LEAST(min(a.xact_start), clock_timestamp()) AS "least"
+    FROM pg_stat_activity a
+   WHERE ((a.datname = current_database()) AND (a.backend_type = 'client backend'::text) AND (a.pid <> pg_backend_pid()) AND (a.xact_start IS NOT NULL) AND ((a.backend_xid IS NOT NULL) OR (a.xact_start > (clock_timestamp() - tick_horizon.idle_limit))));
+END;
+
+--
+-- Name: FUNCTION tick_horizon(idle_limit interval); Type: COMMENT; Schema: game; Owner: -
+--
+
+COMMENT ON FUNCTION game.tick_horizon(idle_limit interval) IS 'How far the restore tick''s cursor may go (epoch of the result): the start of the oldest transaction in this
+database that may still write a waifu, or the real time. Not counted: one that has written nothing and began
+over idle_limit ago (default 6 minutes; game.checked_now refuses a transaction time over 5 minutes old).';
 
 --
 -- Name: trim_coin_ledger(integer); Type: FUNCTION; Schema: game; Owner: -
@@ -6045,7 +6082,8 @@ CREATE VIEW ops.tick AS
            FROM game.rested_ranges r) AS rested_staged,
     ( SELECT count(*) AS count
            FROM game.waifus w
-          WHERE ((w.full_at > s.cursor_full_at) AND (w.full_at <= EXTRACT(epoch FROM now())) AND (((w.dynamic ->> 'energy'::text))::integer < game.max_energy()))) AS due_now
+          WHERE ((w.full_at > s.cursor_full_at) AND (w.full_at <= EXTRACT(epoch FROM now())) AND (((w.dynamic ->> 'energy'::text))::integer < game.max_energy()))) AS due_now,
+    s.last_longest_transaction_ms
    FROM game.tick_state s;
 
 --
@@ -7446,6 +7484,13 @@ REVOKE ALL ON FUNCTION game.templates_per_player() FROM PUBLIC;
 REVOKE ALL ON FUNCTION game.tick_batch(first boolean) FROM PUBLIC;
 GRANT ALL ON FUNCTION game.tick_batch(first boolean) TO waifu_cron;
 GRANT ALL ON FUNCTION game.tick_batch(first boolean) TO waifu_ops;
+
+--
+-- Name: FUNCTION tick_horizon(idle_limit interval); Type: ACL; Schema: game; Owner: -
+--
+
+REVOKE ALL ON FUNCTION game.tick_horizon(idle_limit interval) FROM PUBLIC;
+GRANT ALL ON FUNCTION game.tick_horizon(idle_limit interval) TO waifu_ops;
 
 --
 -- Name: FUNCTION trim_coin_ledger(batch_size integer); Type: ACL; Schema: game; Owner: -

@@ -732,16 +732,11 @@ class Bench:
             await asyncio.sleep(1.0)
             before = await self.waifu_counters()
             lsn = await self.wal_lsn()
-            batches: list[float] = []
-            first = True
+            # The job as pg_cron runs it: one CALL, its batches committed inside the server
+            # (0015: without waiting for the disk). The longest batch is the server's own
+            # figure (game.tick_state.last_longest_transaction_ms).
             started = time.perf_counter()
-            while True:
-                t0 = time.perf_counter()
-                more = await self.admin.fetchval("SELECT game.tick_batch($1)", first)
-                batches.append(time.perf_counter() - t0)
-                first = False
-                if not more:
-                    break
+            await self.admin.execute("CALL game.restore_energy_job()")
             total = time.perf_counter() - started
             ended = time.perf_counter()
             wal = await self.wal_lsn() - lsn
@@ -751,7 +746,10 @@ class Bench:
             await asyncio.gather(*load)
         finally:
             await pool.close()
-        state = await self.admin.fetchrow("SELECT last_filled, last_notified FROM game.tick_state")
+        state = await self.admin.fetchrow(
+            "SELECT last_filled, last_notified, last_batches, "
+            "(to_jsonb(s) ->> 'last_longest_transaction_ms')::float8 / 1000 AS longest_s FROM game.tick_state AS s")
+        n_batches, longest_s = state["last_batches"], state["longest_s"]
         staged = await self.admin.fetchval("SELECT coalesce(sum(waifus), 0) FROM game.rested_ranges")
         if state["last_filled"] != n_due or staged != n_due:
             raise RuntimeError(f"the burst found {state['last_filled']} and staged {staged} of {n_due}")
@@ -771,7 +769,8 @@ class Bench:
             "WITH u AS (UPDATE game.waifus SET dynamic = jsonb_set(dynamic, '{energy}', '100') "
             f"WHERE id % {DUE_EVERY} = 0 RETURNING 1) SELECT count(*) FROM u")
         big = self.args.waifus >= BIG_WAIFUS
-        self.context["burst"] = {"due": n_due, "batch_size": batch, "batches_s": batches, "total_s": total,
+        self.context["burst"] = {"due": n_due, "batch_size": batch, "batches": n_batches, "longest_batch_s": longest_s,
+                                 "total_s": total,
                                  "filled": state["last_filled"], "staged": staged,
                                  "expand_s": expand_s, "expanded_rows": made, "wal_bytes": wal,
                                  "hot_updates": after["n_tup_hot_upd"] - before["n_tup_hot_upd"],
@@ -781,13 +780,15 @@ class Bench:
                                  "ceiling_s": ceiling_s, "ceiling_rows": ceiling_n}
         self.add(target_at_most(f"burst: {n_due:,} filling in one tick, in batches", round(total * 1000, 1),
                                 5000 if big else 500, "ms",
-                                f"{len(batches)} batches of {batch:,} (game.tick_batch, one transaction each), "
+                                f"{n_batches} batches of {batch:,} (CALL game.restore_energy_job(), as pg_cron; "
+                                f"one transaction each), "
                                 f"{staged:,} \"she is rested\" staged; waifu rows written "
                                 f"{after['n_tup_upd'] - before['n_tup_upd']:,} (the players' calls); "
                                 f"WAL {wal:,} bytes in all"))
-        self.add(target_at_most("burst: longest batch (one transaction)", round(max(batches) * 1000, 1), 100, "ms",
-                                "batches: " + ", ".join(f"{b * 1000:.0f}" for b in batches[:12])
-                                + (" ..." if len(batches) > 12 else "")))
+        if longest_s is not None:
+            self.add(target_at_most("burst: longest batch (one transaction)", round(longest_s * 1000, 1), 100, "ms",
+                                    f"the server's figure (ops.tick.last_longest_transaction_ms); mean "
+                                    f"{total / max(n_batches, 1) * 1000:.1f} ms a batch"))
         self.add(info("burst: participate p99 alone / during the burst",
                       f"{alone_lat['p99_ms']} / {during_lat['p99_ms']}", "ms",
                       f"{CALLERS} callers, pool {POOL_SIZE}, other waifus than the burst's; p50 "

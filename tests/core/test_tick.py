@@ -245,3 +245,48 @@ async def test_operators_see_the_tick(admin, bot_conn, ops_conn):
     tick = await ops_conn.fetchrow("SELECT * FROM ops.tick")
     assert tick["runs"] >= 1 and tick["last_batches"] == 1 and tick["last_duration_ms"] >= 0
     assert T0 - tick["cursor_at"] > timedelta(days=1)
+
+
+async def test_a_transaction_that_wrote_nothing_holds_the_cursor_back_only_so_long(admin, database):
+    # game.checked_now refuses a transaction time over 5 minutes old, so one that has
+    # written nothing by then never writes a waifu: the horizon (default 6 minutes) stops
+    # counting it. A transaction that wrote keeps counting, however old. Here the limit is
+    # shortened to 0.3 s to see both without waiting 6 minutes.
+    reader = await asyncpg.connect(database.admin_url)
+    writer = await asyncpg.connect(database.admin_url)
+    try:
+        await reader.execute("BEGIN")
+        read_start = await reader.fetchval("SELECT now()")
+        await writer.execute("BEGIN")
+        await writer.execute("UPDATE game.config SET tick_batch_size = tick_batch_size")
+        write_start = await writer.fetchval("SELECT now()")
+        await asyncio.sleep(0.5)
+        assert await admin.fetchval("SELECT game.tick_horizon(interval '0.3 s')") == write_start
+        # With the default limit the reader counts too.
+        assert await admin.fetchval("SELECT game.tick_horizon()") == read_start
+        await writer.execute("ROLLBACK")
+        await asyncio.sleep(0.5)
+        # Neither counts now: the horizon is the real time.
+        horizon = await admin.fetchval("SELECT game.tick_horizon(interval '0.3 s')")
+        assert horizon > write_start + timedelta(seconds=0.4)
+        assert await admin.fetchval("SELECT game.tick_horizon()") == read_start
+    finally:
+        await reader.close()
+        await writer.close()
+
+
+async def test_operators_see_the_longest_transaction_of_the_last_tick(admin, bot_conn, database):
+    await admin.execute("UPDATE game.config SET tick_batch_size = 100")
+    await admin.execute("INSERT INTO game.players (telegram_id) SELECT g FROM generate_series(1, 250) AS g")
+    await admin.execute("""
+        INSERT INTO game.waifus (owner_id, template_code, name, dynamic)
+        SELECT g, 'sakura', 'W', jsonb_build_object('xp', 0, 'energy', 50, 'mood', 50, 'loyalty', 50,
+                                                    'last_restore', extract(epoch FROM now()) - 3 * 3600 - g)
+        FROM generate_series(1, 250) AS g""")
+    await admin.fetchval("SELECT ops.reset_tick(now() - interval '3 hours')")
+    first = True
+    while await admin.fetchval("SELECT game.tick_batch($1)", first):
+        first = False
+    tick = await admin.fetchrow("SELECT * FROM ops.tick")
+    assert tick["last_batches"] == 3 and tick["last_filled"] >= 250
+    assert 0 < tick["last_longest_transaction_ms"] < tick["last_duration_ms"]
