@@ -1092,6 +1092,7 @@ DECLARE
     after jsonb;
     cooldown_end timestamptz;
     energy_now integer;
+    balance bigint;
 BEGIN
     -- The argument checks' own conditions, so that a valid call evaluates four plain
     -- expressions; the checks run (and raise their usual errors) only for a bad argument.
@@ -1185,9 +1186,9 @@ BEGIN
 
     -- 0013 (added): the player's wallet (after the waifu: the lock order of every
     -- function): coins with their ledger row, and the leaderboards' XP.
-    PERFORM game.earn(participate_in_event.telegram_id, e.coin_reward,
-                      (after ->> 'xp')::bigint - (before ->> 'xp')::bigint, 'event', participate_in_event.request_key,
-                      at);
+    balance := game.earn(participate_in_event.telegram_id, e.coin_reward,
+                         (after ->> 'xp')::bigint - (before ->> 'xp')::bigint, 'event',
+                         participate_in_event.request_key, at);
 
     INSERT INTO game.participations AS p (participated_at, telegram_id, waifu_id, xp_gained, level_before,
                                           level_after, energy_spent, mood_change, loyalty_change, event_code,
@@ -1200,7 +1201,8 @@ BEGIN
             (after ->> 'loyalty')::integer - (before ->> 'loyalty')::integer,
             e.code, participate_in_event.request_key, e.coin_reward)  -- 0013: e.coin_reward
     RETURNING p.* INTO rec;
-    RETURN game.participation_json(w, after, at, rec, e.title, false);
+    -- 0016: the balance game.earn returned, not read again.
+    RETURN game.participation_json(w, after, at, rec, e.title, false, balance);
 END
 $_$;
 
@@ -3324,10 +3326,10 @@ PARTITION BY RANGE (participated_at);
 COMMENT ON TABLE game.participations IS 'Ledger of applied participations (changes as applied, after clamping); weekly partitions, dropped whole after game.config.ledger_retention. See ops.ledger.';
 
 --
--- Name: participation_json(game.waifus, jsonb, timestamp with time zone, game.participations, text, boolean); Type: FUNCTION; Schema: game; Owner: -
+-- Name: participation_json(game.waifus, jsonb, timestamp with time zone, game.participations, text, boolean, bigint); Type: FUNCTION; Schema: game; Owner: -
 --
 
-CREATE FUNCTION game.participation_json(w game.waifus, dynamic jsonb, at timestamp with time zone, p game.participations, event_title text, replayed boolean) RETURNS jsonb
+CREATE FUNCTION game.participation_json(w game.waifus, dynamic jsonb, at timestamp with time zone, p game.participations, event_title text, replayed boolean, coins bigint DEFAULT NULL::bigint) RETURNS jsonb
     LANGUAGE plpgsql STABLE
     AS $$
 DECLARE
@@ -3355,17 +3357,18 @@ BEGIN
                 'level_before', participation_json.p.level_before,
                 'level_after', participation_json.p.level_after,
                 'leveled_up', participation_json.p.level_after > participation_json.p.level_before),
-            -- 0013 (added): the wallet after it
-            'coins', (SELECT x.coins FROM game.wallets AS x WHERE x.telegram_id = participation_json.p.telegram_id),
+            -- The wallet after it: given by the caller that just wrote it (0016), else read.
+            'coins', coalesce(participation_json.coins,
+                              (SELECT x.coins FROM game.wallets AS x WHERE x.telegram_id = participation_json.p.telegram_id)),
             'replayed', participation_json.replayed);
 END
 $$;
 
 --
--- Name: FUNCTION participation_json(w game.waifus, dynamic jsonb, at timestamp with time zone, p game.participations, event_title text, replayed boolean); Type: COMMENT; Schema: game; Owner: -
+-- Name: FUNCTION participation_json(w game.waifus, dynamic jsonb, at timestamp with time zone, p game.participations, event_title text, replayed boolean, coins bigint); Type: COMMENT; Schema: game; Owner: -
 --
 
-COMMENT ON FUNCTION game.participation_json(w game.waifus, dynamic jsonb, at timestamp with time zone, p game.participations, event_title text, replayed boolean) IS 'Answer of api.participate_in_event: stats card + {event_code, event_title (player''s language), request_key, participated_at, changes, coins, replayed}.';
+COMMENT ON FUNCTION game.participation_json(w game.waifus, dynamic jsonb, at timestamp with time zone, p game.participations, event_title text, replayed boolean, coins bigint) IS 'Answer of api.participate_in_event: stats card + {event_code, event_title (player''s language), request_key, participated_at, changes, coins (the given wallet, else read), replayed}.';
 
 --
 -- Name: player_language(bigint); Type: FUNCTION; Schema: game; Owner: -
@@ -7335,10 +7338,10 @@ REVOKE ALL ON FUNCTION game.new_dynamic(at timestamp with time zone) FROM PUBLIC
 GRANT SELECT ON TABLE game.participations TO waifu_ops;
 
 --
--- Name: FUNCTION participation_json(w game.waifus, dynamic jsonb, at timestamp with time zone, p game.participations, event_title text, replayed boolean); Type: ACL; Schema: game; Owner: -
+-- Name: FUNCTION participation_json(w game.waifus, dynamic jsonb, at timestamp with time zone, p game.participations, event_title text, replayed boolean, coins bigint); Type: ACL; Schema: game; Owner: -
 --
 
-REVOKE ALL ON FUNCTION game.participation_json(w game.waifus, dynamic jsonb, at timestamp with time zone, p game.participations, event_title text, replayed boolean) FROM PUBLIC;
+REVOKE ALL ON FUNCTION game.participation_json(w game.waifus, dynamic jsonb, at timestamp with time zone, p game.participations, event_title text, replayed boolean, coins bigint) FROM PUBLIC;
 
 --
 -- Name: FUNCTION player_language(telegram_id bigint); Type: ACL; Schema: game; Owner: -
