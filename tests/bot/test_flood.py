@@ -119,9 +119,10 @@ async def test_a_flood_from_one_user_does_not_slow_down_another(harness: Harness
     # below is the part of it this process decides.
     assert len(during) == len(alone) == 100
     # What the flood takes from the others is this process's time: 1,000 updates refused
-    # from memory cost well under half a second of CPU (measured 0.36 s on a loaded
-    # machine), so the event loop keeps most of its time for the others.
-    assert flood_cpu < 0.7, flood_cpu
+    # from memory cost 0.37-0.82 s of CPU here (the suite's own load moves it), while
+    # handling them would cost about 3.7 s (bench_bot: 3.75 ms an update), so the event
+    # loop keeps most of its time for the others. The bound sits between the two.
+    assert flood_cpu < 1.5, flood_cpu
     print(f"others' p99: alone {p99(alone):.1f} ms, during the flood {p99(during):.1f} ms; "
           f"flood CPU {flood_cpu * 1000:.0f} ms")
 
