@@ -22,11 +22,22 @@ Variants:
   expression instead of the PL/pgSQL function game.dynamic_is_valid;
 - no adopt-key index: game.waifus without its (owner_id, adopt_key) unique index;
 - no full_at: game.waifus without the tick's generated column and its index;
-- no wallet (0013): game.earn not called (no coins, no leaderboard XP); no coin ledger row
-  (0013): game.earn without its game.coin_ledger insert; answer without the wallet
-  look-up: the answer's `coins` not read back;
+- no wallet (0013): game.earn not called (no coins, no leaderboard XP; the answer reads
+  the wallet instead); no coin ledger row (0013): game.earn without its game.coin_ledger
+  insert (since 0016 the answer takes the balance game.earn returns: no variant for it);
 - bare UPDATE: one single-row `UPDATE ... jsonb_set` per call (the ceiling's statement);
+- no XP indexes: game.wallets without the leaderboards' two XP indexes (its UPDATE can
+  then be heap-only); lean: no request key, no coin ledger row and no XP indexes at once.
+  The probe's event pays no coins, so its participations write four rows (waifu, request
+  key, ledger, wallet), never the coin ledger's; an event that pays writes that fifth one;
 - and any `--variant NAME=FILE.sql` given: that SQL applied first (a candidate change).
+
+`--throughput SECONDS` also measures calls/s with commits, as ab_core does: for each
+variant that can be undone (functions and the wallets' indexes), the variant is committed,
+pgbench runs participations (10 connections, a fresh request key per call over 10,000
+waifus) and then the bare UPDATE, and the original definitions are put back. Its table
+gives calls/s and the ratio to the bare UPDATE of the same round (issue 22: >= 0.60),
+and two designs that would change the limit, each one statement (ONE_STATEMENT_SCRIPTS).
 """
 
 from __future__ import annotations
@@ -44,6 +55,7 @@ from typing import Any
 import asyncpg
 
 from tests.benchmarks import bench_core, common
+from tests.benchmarks.ab_core import CEILING_SCRIPT, PARTICIPATE_SCRIPT, pgbench
 from tests.benchmarks.common import info
 
 NAME = "participation_steps"
@@ -78,6 +90,61 @@ CREATE UNIQUE INDEX ON game.participations_flat (telegram_id, request_key);
 """
 
 
+NO_XP_INDEXES = "DROP INDEX game.wallets_xp_total_idx, game.wallets_xp_week_idx;"
+# What --throughput may change and put back; the variants on game.waifus' columns and
+# constraints are measured by CPU only.
+UNDOABLE_FUNCTIONS = ("api.participate_in_event", "game.earn", "game.participation_json")
+THROUGHPUT_VARIANTS = ("current", "no request key", "no ledger insert", "no wallet (0013)", "no coin ledger row (0013)",
+                       "unpartitioned ledger", "minimal answer", "no language look-up", "no XP indexes", "lean")
+PGBENCH_WAIFUS = 10_000
+# Designs that would change the limit, as one statement each (no plpgsql, no checks of
+# energy, cooldown or an open event, no retry path: what they would cost at the least):
+# the same four rows the probe's participation writes (waifu, request key, ledger row,
+# wallet; the probe's event pays no coins), and two rows (waifu and one keyed row).
+ONE_STATEMENT_SCRIPTS = {
+    "one statement, four rows": """WITH e AS (SELECT * FROM game.events WHERE code = '{event}'),
+b AS (SELECT x.dynamic FROM game.waifus AS x WHERE x.id = :w),
+w AS (
+  UPDATE game.waifus AS x
+  SET dynamic = game.apply_event(game.regen(x.dynamic, now()), e, now()),
+      last_played = x.last_played || jsonb_build_object(e.code, extract(epoch FROM now()))
+  FROM e
+  WHERE x.id = :w AND x.owner_id = {base} + :w
+  RETURNING x.id, x.owner_id, x.name, x.template_code, x.dynamic),
+k AS (INSERT INTO game.request_keys (telegram_id, request_key, waifu_id, event_code, participated_at)
+      SELECT w.owner_id, md5(random()::text), w.id, '{event}', now() FROM w RETURNING request_key),
+p AS (INSERT INTO game.participations (participated_at, telegram_id, waifu_id, xp_gained, level_before, level_after,
+                                       energy_spent, mood_change, loyalty_change, event_code, request_key, coins_gained)
+      SELECT now(), w.owner_id, w.id, (w.dynamic ->> 'xp')::int - (b.dynamic ->> 'xp')::int, 1, 1, 1, 1, 1,
+             '{event}', k.request_key, 0
+      FROM w, k, b RETURNING *),
+wal AS (UPDATE game.wallets AS y SET xp_total = y.xp_total + 5, xp_week = y.xp_week + 5, updated_at = now()
+        FROM w WHERE y.telegram_id = w.owner_id RETURNING y.coins)
+SELECT jsonb_build_object('waifu_id', w.id, 'owner_id', w.owner_id, 'name', w.name, 'template_code', w.template_code,
+  'xp', (w.dynamic ->> 'xp')::bigint, 'energy', (w.dynamic ->> 'energy')::int, 'mood', (w.dynamic ->> 'mood')::int,
+  'loyalty', (w.dynamic ->> 'loyalty')::int, 'as_of', now(), 'event_code', p.event_code, 'request_key', p.request_key,
+  'participated_at', p.participated_at, 'changes', jsonb_build_object('xp', p.xp_gained, 'energy', -1),
+  'coins', wal.coins,
+  'replayed', false)
+FROM w, p, wal;""",
+    "one statement, two rows": """WITH e AS (SELECT * FROM game.events WHERE code = '{event}'),
+w AS (
+  UPDATE game.waifus AS x
+  SET dynamic = game.apply_event(game.regen(x.dynamic, now()), e, now()),
+      last_played = x.last_played || jsonb_build_object(e.code, extract(epoch FROM now()))
+  FROM e
+  WHERE x.id = :w AND x.owner_id = {base} + :w
+  RETURNING x.id, x.owner_id, x.name, x.template_code, x.dynamic),
+p AS (INSERT INTO game.request_keys (telegram_id, request_key, waifu_id, event_code, participated_at)
+      SELECT w.owner_id, md5(random()::text), w.id, '{event}', now() FROM w RETURNING *)
+SELECT jsonb_build_object('waifu_id', w.id, 'owner_id', w.owner_id, 'name', w.name, 'template_code', w.template_code,
+  'xp', (w.dynamic ->> 'xp')::bigint, 'energy', (w.dynamic ->> 'energy')::int, 'mood', (w.dynamic ->> 'mood')::int,
+  'loyalty', (w.dynamic ->> 'loyalty')::int, 'as_of', now(), 'event_code', p.event_code, 'request_key', p.request_key,
+  'replayed', false)
+FROM w, p;""",
+}
+
+
 def function_sql(conn_source: str, replacements: list[tuple[str, str]], name: str) -> str:
     for old, new in replacements:
         if old not in conn_source:
@@ -99,9 +166,9 @@ async def variants(admin: asyncpg.Connection) -> dict[str, str]:
     insert_tail = ("e.code, participate_in_event.request_key, e.coin_reward)  -- 0013: e.coin_reward\n"
                    "    RETURNING p.* INTO rec;")
     earn = await admin.fetchval("SELECT pg_get_functiondef('game.earn'::regproc)")
-    earn_call = part[part.index("    PERFORM game.earn("):part.index("    INSERT INTO game.participations AS p")]
+    earn_call = part[part.index("    balance := game.earn("):part.index("    INSERT INTO game.participations AS p")]
     coin_row = earn[earn.index("    IF earn.coins <> 0 THEN"):earn.index("    RETURN balance;")]
-    last_return = "    RETURN game.participation_json(w, after, at, rec, e.title, false);"
+    last_return = "    RETURN game.participation_json(w, after, at, rec, e.title, false, balance);"
     return {
         "current": "",
         "no request key": function_sql(part, [(key_block, "")], "key"),
@@ -110,9 +177,6 @@ async def variants(admin: asyncpg.Connection) -> dict[str, str]:
                                                               "e.coin_reward\n    INTO rec;")], "insert"),
         "no wallet (0013)": function_sql(part, [(earn_call, "")], "earn call"),
         "no coin ledger row (0013)": function_sql(earn, [(coin_row, "")], "coin row"),
-        "answer without the wallet look-up": function_sql(answer, [(
-            "(SELECT x.coins FROM game.wallets AS x WHERE x.telegram_id = participation_json.p.telegram_id)",
-            "0")], "answer coins"),
         "unpartitioned ledger": FLAT_LEDGER + function_sql(
             part, [("game.participations AS p", "game.participations_flat AS p")], "flat"),
         "minimal answer": function_sql(part, [(last_return, "    RETURN '{}'::jsonb;")], "answer"),
@@ -123,8 +187,21 @@ async def variants(admin: asyncpg.Connection) -> dict[str, str]:
         "inline CHECK": INLINE_CHECK,
         "no adopt-key index": "ALTER TABLE game.waifus DROP CONSTRAINT waifus_adopt_key_once;",
         "no full_at": "DROP INDEX game.waifus_full_at_idx; ALTER TABLE game.waifus DROP COLUMN full_at CASCADE;",
+        "no XP indexes": NO_XP_INDEXES,
+        "lean": (function_sql(part, [(key_block, "")], "key") + ";\n" + function_sql(earn, [(coin_row, "")], "coin row")
+                 + ";\n" + NO_XP_INDEXES),
         "bare UPDATE": "",
     }
+
+
+async def originals(admin: asyncpg.Connection) -> str:
+    """SQL that puts back what the undoable variants change."""
+    parts = [await admin.fetchval(f"SELECT pg_get_functiondef('{f}'::regproc)") for f in UNDOABLE_FUNCTIONS]
+    indexes = await admin.fetch("SELECT indexdef FROM pg_indexes WHERE schemaname = 'game' AND tablename = 'wallets' "
+                                "AND indexname LIKE 'wallets_xp_%'")
+    parts += [r["indexdef"].replace("CREATE INDEX", "CREATE INDEX IF NOT EXISTS") for r in indexes]
+    parts.append("DROP TABLE IF EXISTS game.participations_flat")
+    return ";\n".join(parts) + ";"
 
 
 async def measure(url: str, name: str, ddl: str, lo: int, hi: int, run: str) -> float:
@@ -189,7 +266,49 @@ async def run(args: argparse.Namespace, db: common.BenchDatabase) -> tuple[list[
                     ("" if name == "current" else f"{statistics.median(v) - base:+.1f} us vs current; ")
                     + "runs " + ", ".join(f"{x:.0f}" for x in v))
                for name, v in samples.items()]
-    return metrics, {"samples_us": samples, "waifus": args.waifus, "calls": args.calls, "rounds": args.rounds}
+    context: dict[str, Any] = {"samples_us": samples, "waifus": args.waifus, "calls": args.calls,
+                               "rounds": args.rounds}
+    if args.throughput:
+        rates = await throughput(args, db, {k: v for k, v in chosen.items() if k in THROUGHPUT_VARIANTS})
+        context["throughput"] = rates
+        for name, runs in rates.items():
+            ratios = [calls / bare for calls, bare in runs]
+            metrics.append(info(f"{name}: calls/s (pgbench, commits)", round(statistics.median(c for c, _ in runs)),
+                                "calls/s", f"/ bare UPDATE of the same round: {statistics.median(ratios):.2f} "
+                                           "(issue 22: >= 0.60); runs " + ", ".join(f"{c:.0f}" for c, _ in runs)))
+    return metrics, context
+
+
+async def throughput(args: argparse.Namespace, db: common.BenchDatabase,
+                     chosen: dict[str, str]) -> dict[str, list[tuple[float, float]]]:
+    """name -> [(participations/s, bare UPDATEs/s)] per round, each variant committed in turn."""
+    admin = await bench_core.connect(db.admin_url)
+    try:
+        undo = await originals(admin)
+        rates: dict[str, list[tuple[float, float]]] = {name: [] for name in [*chosen, *ONE_STATEMENT_SCRIPTS]}
+        order = [*chosen, *ONE_STATEMENT_SCRIPTS]
+        for r in range(args.rounds):
+            random.Random(100 + r).shuffle(order)
+            for name in order:
+                ddl = chosen.get(name, "")
+                script = PARTICIPATE_SCRIPT
+                if name in ONE_STATEMENT_SCRIPTS:
+                    script = f"\\set w random(1, {PGBENCH_WAIFUS})\n" + ONE_STATEMENT_SCRIPTS[name].format(
+                        base=bench_core.TELEGRAM_BASE, event=EVENT) + ";\n"
+                await admin.execute(f"BEGIN; {ddl}; COMMIT" if ddl else "SELECT 1")
+                try:
+                    await admin.execute("UPDATE game.waifus SET dynamic = dynamic || jsonb_build_object("
+                                        "'energy', game.max_energy()) WHERE id <= $1", PGBENCH_WAIFUS)
+                    calls = await asyncio.to_thread(pgbench, db.admin_url, script, args.throughput)
+                    bare = await asyncio.to_thread(pgbench, db.admin_url, CEILING_SCRIPT, args.throughput)
+                finally:
+                    await admin.execute(undo)
+                rates[name].append((calls, bare))
+                print(f"round {r + 1}: {name:<24} {calls:7.0f} calls/s, bare {bare:7.0f}/s ({calls / bare:.2f})",
+                      flush=True)
+    finally:
+        await admin.close()
+    return rates
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -201,12 +320,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cluster", default="bench-steps")
     parser.add_argument("--variant", action="append", default=[], metavar="NAME=FILE.sql",
                         help="also measure with this SQL applied first (repeatable)")
+    parser.add_argument("--throughput", type=float, default=0, metavar="SECONDS",
+                        help="also pgbench each undoable variant for this long, with commits (default off)")
     parser.add_argument("--only", action="append", default=[], metavar="NAME",
                         help="measure only these variants (and current)")
     common.add_database_args(parser)
     args = parser.parse_args(argv)
-    if args.calls + 200 > args.waifus:
-        parser.error("--waifus must exceed --calls by 200 (each call on a waifu of its own)")
+    if args.calls + 200 > args.waifus or (args.throughput and args.waifus < PGBENCH_WAIFUS):
+        parser.error(f"--waifus must exceed --calls by 200 (each call on a waifu of its own), "
+                     f"and be {PGBENCH_WAIFUS:,} or more with --throughput")
     with common.bench_database(args.cluster, args.database_url, args.bot_database_url, args.keep,
                               common.parse_settings(args.settings)) as db:
         metrics, context = asyncio.run(run(args, db))
