@@ -4001,7 +4001,7 @@ COMMENT ON FUNCTION game.tick_batch(first boolean) IS 'One batch of the restore 
 --
 
 CREATE FUNCTION game.tick_horizon(idle_limit interval DEFAULT '00:06:00'::interval) RETURNS timestamp with time zone
-    LANGUAGE sql STABLE
+    LANGUAGE sql STABLE SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
     BEGIN ATOMIC
  SELECT LEAST(min(a.xact_start), clock_timestamp()) AS "least"

@@ -12,8 +12,10 @@
 --   last run, the time the tick held its locks at most (issue 22: <= 100 ms).
 -- depends: 0014.game-extras
 
+-- SECURITY DEFINER: pg_stat_activity shows other roles' transactions only to the owner's
+-- kind, and an operator asking where the tick stops must see what the tick sees.
 CREATE FUNCTION game.tick_horizon(idle_limit interval DEFAULT interval '6 minutes') RETURNS timestamptz
-    LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+    LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 BEGIN ATOMIC
     SELECT least(min(a.xact_start), clock_timestamp())
     FROM pg_catalog.pg_stat_activity AS a

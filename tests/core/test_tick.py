@@ -250,7 +250,7 @@ async def test_operators_see_the_tick(admin, bot_conn, ops_conn):
     assert T0 - tick["cursor_at"] > timedelta(days=1)
 
 
-async def test_a_transaction_that_wrote_nothing_holds_the_cursor_back_only_so_long(admin, database):
+async def test_a_transaction_that_wrote_nothing_holds_the_cursor_back_only_so_long(admin, ops_conn, database):
     # game.checked_now refuses a transaction time over 5 minutes old, so one that has
     # written nothing by then never writes a waifu: the horizon (default 6 minutes) stops
     # counting it. A transaction that wrote keeps counting, however old. Here the limit is
@@ -265,6 +265,8 @@ async def test_a_transaction_that_wrote_nothing_holds_the_cursor_back_only_so_lo
         write_start = await writer.fetchval("SELECT now()")
         await asyncio.sleep(0.5)
         assert await admin.fetchval("SELECT game.tick_horizon(interval '0.3 s')") == write_start
+        # An operator sees what the tick sees (the writer is another role's session).
+        assert await ops_conn.fetchval("SELECT game.tick_horizon(interval '0.3 s')") == write_start
         # With the default limit the reader counts too.
         assert await admin.fetchval("SELECT game.tick_horizon()") == read_start
         await writer.execute("ROLLBACK")
