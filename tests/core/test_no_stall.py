@@ -65,7 +65,8 @@ async def timed(call) -> tuple[float, object]:
 
 
 async def test_a_session_holding_every_lock_it_can_take_stalls_nobody_else(
-        real_bot_conn, attacker, admin, database) -> None:
+        real_bot_conn, attacker, admin, database, paused_restore_job) -> None:
+    # (pg_cron's own run, paused: it could stage both waifus before the player's spends.)
     bot = real_bot_conn
     for telegram_id in (ATTACKER_PLAYER, PLAYER):
         await bot.fetchval("SELECT api.register_player($1, 'u', 'U', 'en')", telegram_id)

@@ -14,7 +14,7 @@ from datetime import timedelta
 
 import asyncpg
 
-from tests.core.conftest import T0, at, player_with_waifu, restore, set_stored, stats, stored
+from tests.core.conftest import T0, at, player_with_waifu, restore, restore_job_paused, set_stored, stats, stored
 
 
 async def waifus_at(admin, bot_conn, cases: list[tuple[float, int]]) -> list[int]:
@@ -118,18 +118,13 @@ async def test_the_jobs_batches_commit_one_by_one(admin, bot_conn, database):
         FROM generate_series(1, 230) AS g""")
     await admin.fetchval("SELECT ops.reset_tick(now() - interval '3 hours')")
     # pg_cron's own run of the job would take some of them: paused meanwhile.
-    toggle = "SELECT cron.alter_job(jobid, active := $1) FROM cron.job WHERE jobname = 'restore-energy'"
-    await admin.execute(toggle, False)
-    conn = await asyncpg.connect(database.admin_url)
-    try:
-        while await admin.fetchval("SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'CALL game.restore%' "
-                                   "AND pid <> pg_backend_pid() AND state = 'active'"):
-            await asyncio.sleep(0.1)  # a run that started before the pause
-        await conn.execute("SET ROLE waifu_cron")
-        await conn.execute("CALL game.restore_energy_job()")
-    finally:
-        await conn.close()
-        await admin.execute(toggle, True)
+    async with restore_job_paused(admin):
+        conn = await asyncpg.connect(database.admin_url)
+        try:
+            await conn.execute("SET ROLE waifu_cron")
+            await conn.execute("CALL game.restore_energy_job()")
+        finally:
+            await conn.close()
     state = await admin.fetchrow("SELECT last_batches, last_filled, runs FROM game.tick_state")
     assert (state["last_batches"], state["last_filled"]) == (3, 230)
     # Three transactions: the staged ranges carry three different xmins.
