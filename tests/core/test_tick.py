@@ -14,7 +14,7 @@ from datetime import timedelta
 
 import asyncpg
 
-from tests.core.conftest import T0, at, player_with_waifu, restore, restore_job_paused, set_stored, stats, stored
+from tests.core.conftest import T0, at, player_with_waifu, restore, set_stored, stats, stored
 
 
 async def waifus_at(admin, bot_conn, cases: list[tuple[float, int]]) -> list[int]:
@@ -106,9 +106,10 @@ async def test_batches_find_everything_due_and_each_waifu_once(admin, bot_conn):
     assert await restore(admin, at(hours=2)) == 50
 
 
-async def test_the_jobs_batches_commit_one_by_one(admin, bot_conn, database):
+async def test_the_jobs_batches_commit_one_by_one(admin, bot_conn, database, paused_restore_job):
     # The job's procedure at the real time: waifus due hours ago (their clocks put back by
-    # hand, then the cursor reset as an operator would) are found and staged.
+    # hand, then the cursor reset as an operator would) are found and staged. pg_cron's own
+    # run of the job would take some of them: paused for the whole test.
     await admin.execute("UPDATE game.config SET tick_batch_size = 100")
     await admin.execute("INSERT INTO game.players (telegram_id) SELECT g FROM generate_series(1, 230) AS g")
     await admin.execute("""
@@ -117,14 +118,12 @@ async def test_the_jobs_batches_commit_one_by_one(admin, bot_conn, database):
                                                     'last_restore', extract(epoch FROM now()) - 3 * 3600 - g)
         FROM generate_series(1, 230) AS g""")
     await admin.fetchval("SELECT ops.reset_tick(now() - interval '3 hours')")
-    # pg_cron's own run of the job would take some of them: paused meanwhile.
-    async with restore_job_paused(admin):
-        conn = await asyncpg.connect(database.admin_url)
-        try:
-            await conn.execute("SET ROLE waifu_cron")
-            await conn.execute("CALL game.restore_energy_job()")
-        finally:
-            await conn.close()
+    conn = await asyncpg.connect(database.admin_url)
+    try:
+        await conn.execute("SET ROLE waifu_cron")
+        await conn.execute("CALL game.restore_energy_job()")
+    finally:
+        await conn.close()
     state = await admin.fetchrow("SELECT last_batches, last_filled, runs FROM game.tick_state")
     assert (state["last_batches"], state["last_filled"]) == (3, 230)
     # Three transactions: the staged ranges carry three different xmins.
