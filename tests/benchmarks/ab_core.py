@@ -58,6 +58,9 @@ CLUSTERS = {"A": "ab-base", "B": "ab-head"}
 # back; forgetting it makes its next tick a full pass.
 FORGET_LAST_TICK_SQL = "DELETE FROM game.restore_state"
 PGBENCH_WAIFUS = 10_000
+# Waifus 1..$1 at full energy (each pgbench call costs 1).
+REFILL_SQL = ("UPDATE game.waifus SET dynamic = dynamic || jsonb_build_object('energy', game.max_energy()) "
+              "WHERE id <= $1")
 PARTICIPATE_SCRIPT = f"""\\set w random(1, {PGBENCH_WAIFUS})
 SELECT api.participate_in_event({TELEGRAM_BASE} + :w, :w, '{EVENT_CODE}', md5(random()::text));
 """
@@ -100,9 +103,7 @@ class Side:
 
     async def refill(self, waifus: int) -> None:
         """Waifus 1..`waifus` at full energy (each call costs 1)."""
-        await self.conn.execute(
-            "UPDATE game.waifus SET dynamic = dynamic || jsonb_build_object('energy', game.max_energy()) "
-            "WHERE id <= $1", waifus)
+        await self.conn.execute(REFILL_SQL, waifus)
 
     async def tick_run(self, clock) -> None:
         await self.conn.execute(ARM_SQL, clock, ARMED_AGE_SECONDS, FILL_EVERY)

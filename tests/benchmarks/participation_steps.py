@@ -55,7 +55,7 @@ from typing import Any
 import asyncpg
 
 from tests.benchmarks import bench_core, common
-from tests.benchmarks.ab_core import CEILING_SCRIPT, PARTICIPATE_SCRIPT, pgbench
+from tests.benchmarks.ab_core import CEILING_SCRIPT, PARTICIPATE_SCRIPT, PGBENCH_WAIFUS, REFILL_SQL, pgbench
 from tests.benchmarks.common import info
 
 NAME = "participation_steps"
@@ -96,7 +96,6 @@ NO_XP_INDEXES = "DROP INDEX game.wallets_xp_total_idx, game.wallets_xp_week_idx;
 UNDOABLE_FUNCTIONS = ("api.participate_in_event", "game.earn", "game.participation_json")
 THROUGHPUT_VARIANTS = ("current", "no request key", "no ledger insert", "no wallet (0013)", "no coin ledger row (0013)",
                        "unpartitioned ledger", "minimal answer", "no language look-up", "no XP indexes", "lean")
-PGBENCH_WAIFUS = 10_000
 # Designs that would change the limit, as one statement each (no plpgsql, no checks of
 # energy, cooldown or an open event, no retry path: what they would cost at the least):
 # the same four rows the probe's participation writes (waifu, request key, ledger row,
@@ -297,8 +296,7 @@ async def throughput(args: argparse.Namespace, db: common.BenchDatabase,
                         base=bench_core.TELEGRAM_BASE, event=EVENT) + ";\n"
                 await admin.execute(f"BEGIN; {ddl}; COMMIT" if ddl else "SELECT 1")
                 try:
-                    await admin.execute("UPDATE game.waifus SET dynamic = dynamic || jsonb_build_object("
-                                        "'energy', game.max_energy()) WHERE id <= $1", PGBENCH_WAIFUS)
+                    await admin.execute(REFILL_SQL, PGBENCH_WAIFUS)
                     calls = await asyncio.to_thread(pgbench, db.admin_url, script, args.throughput)
                     bare = await asyncio.to_thread(pgbench, db.admin_url, CEILING_SCRIPT, args.throughput)
                 finally:

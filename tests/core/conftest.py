@@ -8,7 +8,6 @@ change a stored stat in the middle of a test.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 from collections.abc import AsyncIterator, Awaitable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -147,10 +146,10 @@ async def ops_conn(operator_url: str, admin: asyncpg.Connection) -> AsyncIterato
         await conn.close()
 
 
-@contextlib.asynccontextmanager
-async def restore_job_paused(admin: asyncpg.Connection) -> AsyncIterator[None]:
+@pytest.fixture
+async def paused_restore_job(admin: asyncpg.Connection) -> AsyncIterator[None]:
     """pg_cron's own restore-energy run, every minute, would stage waifus a test means its
-    own tick to find: paused meanwhile (after a run already started has finished)."""
+    own tick to find: paused for the test (after a run already started has finished)."""
     toggle = "SELECT cron.alter_job(jobid, active := $1) FROM cron.job WHERE jobname = 'restore-energy'"
     await admin.execute(toggle, False)
     try:
@@ -160,10 +159,3 @@ async def restore_job_paused(admin: asyncpg.Connection) -> AsyncIterator[None]:
         yield
     finally:
         await admin.execute(toggle, True)
-
-
-@pytest.fixture
-async def paused_restore_job(admin: asyncpg.Connection) -> AsyncIterator[None]:
-    """The whole test with pg_cron's restore-energy run paused (restore_job_paused)."""
-    async with restore_job_paused(admin):
-        yield
