@@ -18,6 +18,7 @@ line per key per interval and counts the lines it held back.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import time
@@ -120,6 +121,10 @@ class SharedLimits:
     and the database grants at most a quarter of the bucket's burst), halves when it is
     left over. Taken requests are spent from the shared budget whether used or not: a
     key is never let through more than its budget, at worst refused up to a lease early.
+
+    One refill per key at a time: requests that find the key's lease used up wait for
+    the refill already asked for and share it. (Each asking for itself cost 0.6 database
+    calls per request with 50 requests of one key in flight: tests/benchmarks/bench_webapp.)
     """
 
     LEASE_SECONDS = 1.0
@@ -135,49 +140,52 @@ class SharedLimits:
         self._max_keys = max_keys
         self._clock = clock
         self._leases: OrderedDict[tuple[str, str], Lease] = OrderedDict()
-        self._asking: set[tuple[str, str]] = set()  # keys with a larger lease being asked for
+        self._refills: dict[tuple[str, str], asyncio.Future[bool]] = {}
 
     async def wait(self, bucket: str, key: str | int) -> float:
         memo = (bucket, str(key))
-        wait = self.refusals.wait(memo)
-        if not wait:
+        while not (wait := self.refusals.wait(memo)):
             now = self._clock()
             lease = self._leases.get(memo)
             if lease is not None and lease.left > 0 and now < lease.until:
                 lease.left -= 1
                 return 0.0
-            # Requests of one key arriving together: one of them asks for the larger lease,
-            # the others for one request each (a lease each would take more than they use).
-            size = 1 if memo in self._asking else self._next_size(lease, now)
-            if size > 1:
-                self._asking.add(memo)
-            try:
-                granted, wait = await self.game.rate_limit_lease(bucket, memo[1], size)
-            except GameError as exc:
-                log.debug("rate limit not checked", extra={"bucket": bucket, "outcome": exc.code})
+            refill = self._refills.get(memo)
+            if refill is None:
+                refill = self._refills[memo] = asyncio.ensure_future(
+                    self._refill(memo, self._next_size(lease, now)))
+            # Shielded: a request given up (a client gone) does not cancel the others' refill.
+            if not await asyncio.shield(refill):
                 return 0.0
-            finally:
-                if size > 1:
-                    self._asking.discard(memo)
-            if granted:
-                self._keep(memo, size, granted - 1, now)
-                return 0.0
-            self._leases.pop(memo, None)
-            self.refusals.refuse(memo, wait)
-        if wait and self.on_refused is not None:
+            # Refilled (or refused: then the loop ends): take a turn like everyone else.
+        if self.on_refused is not None:
             self.on_refused(bucket)
         return wait
 
-    def _keep(self, memo: tuple[str, str], size: int, left: int, now: float) -> None:
-        """Remember what a lease left over, added to what the key still holds (a request
-        answered meanwhile may have stored a lease too: none is dropped unused)."""
+    async def _refill(self, memo: tuple[str, str], size: int) -> bool:
+        """Ask the database for `size` requests of the key; False if it could not be asked."""
+        try:
+            granted, wait = await self.game.rate_limit_lease(memo[0], memo[1], size)
+        except GameError as exc:
+            log.debug("rate limit not checked", extra={"bucket": memo[0], "outcome": exc.code})
+            return False
+        finally:
+            del self._refills[memo]
+        if granted:
+            self._keep(memo, size, granted, self._clock())
+        else:
+            self._leases.pop(memo, None)
+            self.refusals.refuse(memo, wait)
+        return True
+
+    def _keep(self, memo: tuple[str, str], size: int, granted: int, now: float) -> None:
         lease = self._leases.get(memo)
         if lease is not None and now < lease.until:
-            lease.size = max(lease.size, size)
-            lease.left += left
+            lease.size = size
+            lease.left += granted
             lease.until = now + self.LEASE_SECONDS
         else:
-            self._leases[memo] = Lease(size, left, now + self.LEASE_SECONDS)
+            self._leases[memo] = Lease(size, granted, now + self.LEASE_SECONDS)
         self._leases.move_to_end(memo)
         while len(self._leases) > self._max_keys:
             self._leases.popitem(last=False)

@@ -135,6 +135,55 @@ async def test_a_busy_key_costs_a_database_call_per_lease_not_per_request(databa
         await game.close()
 
 
+async def test_requests_of_one_key_in_flight_together_share_one_refill(database, admin) -> None:
+    # 50 requests of one key always in flight (a web app's clients behind one address):
+    # those that find the lease used up wait for the refill already asked for instead of
+    # each asking for one request (which cost 0.6 database calls a request).
+    from bot.game import Game
+    from bot.ratelimit import SharedLimits
+
+    class Counting(Game):
+        asked = 0
+
+        async def rate_limit_lease(self, bucket: str, key: str, wanted: int) -> tuple[int, float]:
+            self.asked += 1
+            return await super().rate_limit_lease(bucket, key, wanted)
+
+    await admin.fetchval("SELECT ops.set_rate_limit('web_address', 100000, 100000)")
+    game = await Counting.connect(database.bot_url, min_size=1, max_size=4)
+    try:
+        limits = SharedLimits(game)
+        waits = []
+        for _ in range(20):
+            waits += await asyncio.gather(*(limits.wait("web_address", "10.1.1.1") for _ in range(50)))
+    finally:
+        await game.close()
+    assert waits == [0.0] * 1000
+    # Leases of 1, 2, ... 32, then 32 at a time: about 37 calls (a lease left over past
+    # its second halves the next one: a slow machine may need a few more).
+    assert game.asked <= 60
+
+
+async def test_a_request_given_up_does_not_cancel_the_refill_others_wait_for(database, admin) -> None:
+    from bot.game import Game
+    from bot.ratelimit import SharedLimits
+
+    await admin.fetchval("SELECT ops.set_rate_limit('web_address', 100000, 100000)")
+    game = await Game.connect(database.bot_url, min_size=1, max_size=2)
+    try:
+        limits = SharedLimits(game)
+        first = asyncio.ensure_future(limits.wait("web_address", "10.2.2.2"))  # asks for the refill
+        await asyncio.sleep(0)
+        second = asyncio.ensure_future(limits.wait("web_address", "10.2.2.2"))  # waits for it
+        await asyncio.sleep(0)
+        first.cancel()  # its client went away
+        assert await second == 0.0
+        assert first.cancelled()
+        assert await limits.wait("web_address", "10.2.2.2") == 0.0
+    finally:
+        await game.close()
+
+
 async def test_requests_of_one_key_together_use_its_budget_exactly(database, admin) -> None:
     # A player's actions (a burst of 10) sent four at a time: each of the ten goes through,
     # the eleventh is refused. Leases asked for together must not take more than is used.
