@@ -22,6 +22,7 @@ APT_PACKAGES := postgresql-15:/usr/lib/postgresql/15/bin/pg_ctl \
 	prometheus:/usr/bin/promtool \
 	prometheus-postgres-exporter:/usr/bin/prometheus-postgres-exporter \
 	pgbackrest:/usr/bin/pgbackrest \
+	wrk:/usr/bin/wrk \
 	python3-venv:
 
 .PHONY: help test lint setup lock system-deps db db-stop db-destroy migrate schema release-migrations psql bot play \
