@@ -356,6 +356,42 @@ async def closed_loop(
     return LoadResult(len(latencies), errors, time.perf_counter() - start, latencies, first_error)
 
 
+async def fixed_rate(
+    call: Callable[[int], Awaitable[Any]], callers: int, rate: float, seconds: float, max_calls: int | None = None
+) -> LoadResult:
+    """`callers` tasks start `rate` calls a second together, each on its own fixed schedule
+    (one call every callers / rate s, the callers spread over one interval). Latency counts
+    from the scheduled moment, so a late answer that delays the caller's next call is
+    counted too (no coordinated omission), as a player's waiting would be."""
+    counter = 0
+    latencies: list[float] = []
+    errors = 0
+    first_error: str | None = None
+    start = time.perf_counter()
+    deadline = start + seconds
+    interval = callers / rate
+
+    async def caller(k: int) -> None:
+        nonlocal counter, errors, first_error
+        scheduled = start + k / rate
+        while scheduled < deadline and (max_calls is None or counter < max_calls):
+            if (ahead := scheduled - time.perf_counter()) > 0:
+                await asyncio.sleep(ahead)
+            i = counter
+            counter += 1
+            try:
+                await call(i)
+            except Exception as exc:  # noqa: BLE001 - counted and reported, the load goes on
+                errors += 1
+                first_error = first_error or f"{type(exc).__name__}: {exc}"
+            else:
+                latencies.append(time.perf_counter() - scheduled)
+            scheduled += interval
+
+    await asyncio.gather(*(caller(k) for k in range(callers)))
+    return LoadResult(len(latencies), errors, time.perf_counter() - start, latencies, first_error)
+
+
 async def look_back(conn: asyncpg.Connection, since: datetime) -> None:
     """Clocks were written by hand (arming): move the restore tick's cursor (0011 on) back
     to `since`, so that the next tick looks at them as it would at clocks a player's call
