@@ -217,6 +217,11 @@ class Game:
     async def player_profile(self, telegram_id: int) -> dict[str, Any]:
         return await self._call("SELECT api.player_profile($1)", telegram_id)
 
+    async def player_profile_json(self, telegram_id: int) -> str:
+        """api.player_profile's answer as the database wrote it, for an HTTP body: parsing
+        it to send it on as JSON again cost the Mini App's /api/me ~20 us a request."""
+        return await self._call("SELECT api.player_profile($1)::text", telegram_id)
+
     async def waifu_stats(self, telegram_id: int, waifu_id: int) -> dict[str, Any]:
         """Stats of a waifu this player owns (WaifuNotFound otherwise)."""
         return await self._call("SELECT api.player_waifu_stats($1, $2)", telegram_id, waifu_id)

@@ -118,8 +118,8 @@ def _waifu_id(request: web.Request) -> int:
 
 async def get_me(request: web.Request) -> web.Response:
     identity = _identity(request)
-    profile = await request.app[GAME_KEY].player_profile(identity.telegram_id)
-    return web.json_response(profile)
+    profile = await request.app[GAME_KEY].player_profile_json(identity.telegram_id)
+    return web.Response(text=profile, content_type="application/json")
 
 
 async def get_events(request: web.Request) -> web.Response:

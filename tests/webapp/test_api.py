@@ -47,6 +47,7 @@ async def test_me_shows_the_effective_stats_from_the_database(client, game, admi
     resp = await client.get("/api/me", headers=auth_header(ANN))
     assert resp.status == 200
     assert_no_store(resp)
+    assert (resp.content_type, resp.charset) == ("application/json", "utf-8")  # the database's text, passed on
     me = await resp.json()
     assert me["telegram_id"] == ANN and me["first_name"] == "Ann"
     [w] = me["waifus"]
@@ -331,7 +332,7 @@ async def test_an_unexpected_failure_is_a_json_500_without_details(client, game,
     async def broken(telegram_id):
         raise RuntimeError("secret internals")
 
-    monkeypatch.setattr(game, "player_profile", broken)
+    monkeypatch.setattr(game, "player_profile_json", broken)
     resp = await client.get("/api/me", headers=auth_header(ANN))
     assert resp.status == 500
     assert_no_store(resp)

@@ -192,7 +192,7 @@ async def test_text_the_database_cannot_store_is_a_clean_400(client: Client, gam
     async def profile_with_a_nul(telegram_id: int) -> Any:
         return await real_call("SELECT api.register_player($1, $2, 'Ann', 'en')", telegram_id, "ann\x00")
 
-    monkeypatch.setattr(game, "player_profile", profile_with_a_nul)
+    monkeypatch.setattr(game, "player_profile_json", profile_with_a_nul)
     resp = await client.get("/api/me", headers=auth_header(ANN))
     assert resp.status == 400
     err = await error_of(resp)

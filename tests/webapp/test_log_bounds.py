@@ -102,7 +102,7 @@ async def test_a_refusal_of_the_bot_writes_one_short_server_log_line(database) -
 class FailingGame(CountingGame):
     """The real Game, with a bug: the profile always fails unexpectedly."""
 
-    async def player_profile(self, telegram_id: int) -> dict[str, object]:
+    async def player_profile_json(self, telegram_id: int) -> str:
         raise RuntimeError("a bug " + "x" * 500)
 
 
