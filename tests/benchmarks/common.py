@@ -331,29 +331,7 @@ async def closed_loop(
     """Run `callers` tasks, each awaiting `call(i)` back to back (i = 0, 1, 2... across all
     tasks, never repeated) until `seconds` have passed or `max_calls` were started.
     An exception counts as an error and the caller goes on."""
-    counter = 0
-    latencies: list[float] = []
-    errors = 0
-    first_error: str | None = None
-    start = time.perf_counter()
-    deadline = start + seconds
-
-    async def caller() -> None:
-        nonlocal counter, errors, first_error
-        while time.perf_counter() < deadline and (max_calls is None or counter < max_calls):
-            i = counter
-            counter += 1
-            t0 = time.perf_counter()
-            try:
-                await call(i)
-            except Exception as exc:  # noqa: BLE001 - counted and reported, the load goes on
-                errors += 1
-                first_error = first_error or f"{type(exc).__name__}: {exc}"
-                continue
-            latencies.append(time.perf_counter() - t0)
-
-    await asyncio.gather(*(caller() for _ in range(callers)))
-    return LoadResult(len(latencies), errors, time.perf_counter() - start, latencies, first_error)
+    return await _load(call, callers, seconds, max_calls, rate=None)
 
 
 async def fixed_rate(
@@ -363,20 +341,29 @@ async def fixed_rate(
     (one call every callers / rate s, the callers spread over one interval). Latency counts
     from the scheduled moment, so a late answer that delays the caller's next call is
     counted too (no coordinated omission), as a player's waiting would be."""
+    return await _load(call, callers, seconds, max_calls, rate=rate)
+
+
+async def _load(call: Callable[[int], Awaitable[Any]], callers: int, seconds: float, max_calls: int | None,
+                rate: float | None) -> LoadResult:
     counter = 0
     latencies: list[float] = []
     errors = 0
     first_error: str | None = None
     start = time.perf_counter()
     deadline = start + seconds
-    interval = callers / rate
 
     async def caller(k: int) -> None:
         nonlocal counter, errors, first_error
-        scheduled = start + k / rate
-        while scheduled < deadline and (max_calls is None or counter < max_calls):
-            if (ahead := scheduled - time.perf_counter()) > 0:
-                await asyncio.sleep(ahead)
+        scheduled = start + k / rate if rate else start
+        while max_calls is None or counter < max_calls:
+            if rate:
+                if scheduled >= deadline:
+                    break
+                if (ahead := scheduled - time.perf_counter()) > 0:
+                    await asyncio.sleep(ahead)
+            elif (scheduled := time.perf_counter()) >= deadline:
+                break
             i = counter
             counter += 1
             try:
@@ -386,7 +373,8 @@ async def fixed_rate(
                 first_error = first_error or f"{type(exc).__name__}: {exc}"
             else:
                 latencies.append(time.perf_counter() - scheduled)
-            scheduled += interval
+            if rate:
+                scheduled += callers / rate
 
     await asyncio.gather(*(caller(k) for k in range(callers)))
     return LoadResult(len(latencies), errors, time.perf_counter() - start, latencies, first_error)

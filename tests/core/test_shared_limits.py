@@ -4,6 +4,7 @@ bot's login calls them: one budget for every process, an update handled once."""
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import asyncpg
 import pytest
@@ -108,19 +109,25 @@ async def test_leases_never_let_a_key_through_beyond_its_budget(database, admin)
     assert sum(allowed) >= 100 - 4 * 25  # at worst each process holds an unused lease
 
 
-async def test_a_busy_key_costs_a_database_call_per_lease_not_per_request(database, admin) -> None:
+def counting_leases() -> Any:
+    """bot.game.Game, counting its api.rate_limit_lease calls in `asked`."""
     from bot.game import Game
-    from bot.ratelimit import SharedLimits
 
-    class Counting(Game):
+    class CountingLeases(Game):
         asked = 0
 
         async def rate_limit_lease(self, bucket: str, key: str, wanted: int) -> tuple[int, float]:
             self.asked += 1
             return await super().rate_limit_lease(bucket, key, wanted)
 
+    return CountingLeases
+
+
+async def test_a_busy_key_costs_a_database_call_per_lease_not_per_request(database, admin) -> None:
+    from bot.ratelimit import SharedLimits
+
     await admin.fetchval("SELECT ops.set_rate_limit('web_address', 1000, 1000)")
-    game = await Counting.connect(database.bot_url, min_size=1, max_size=2)
+    game = await counting_leases().connect(database.bot_url, min_size=1, max_size=2)
     now = [100.0]
     try:
         limits = SharedLimits(game, clock=lambda: now[0])
@@ -139,18 +146,10 @@ async def test_requests_of_one_key_in_flight_together_share_one_refill(database,
     # 50 requests of one key always in flight (a web app's clients behind one address):
     # those that find the lease used up wait for the refill already asked for instead of
     # each asking for one request (which cost 0.6 database calls a request).
-    from bot.game import Game
     from bot.ratelimit import SharedLimits
 
-    class Counting(Game):
-        asked = 0
-
-        async def rate_limit_lease(self, bucket: str, key: str, wanted: int) -> tuple[int, float]:
-            self.asked += 1
-            return await super().rate_limit_lease(bucket, key, wanted)
-
     await admin.fetchval("SELECT ops.set_rate_limit('web_address', 100000, 100000)")
-    game = await Counting.connect(database.bot_url, min_size=1, max_size=4)
+    game = await counting_leases().connect(database.bot_url, min_size=1, max_size=4)
     try:
         limits = SharedLimits(game)
         waits = []
