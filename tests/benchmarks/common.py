@@ -28,6 +28,8 @@ a run because a target is missed. The API, all of it:
   benchmark's connections decode exactly as the bot's do.
 - `closed_loop(call, callers, seconds, max_calls=None)`: `callers` concurrent tasks each
   awaiting `call(i)` back to back for `seconds`; returns a `LoadResult` (calls/s, latencies).
+- `fixed_rate(call, callers, rate, seconds, max_calls=None)`: the same callers starting `rate`
+  calls a second on fixed schedules, latency counted from each call's scheduled moment.
 - `percentile(values, p)` and `latency_ms(seconds)`: percentiles (linear interpolation).
 - `Metric` and `target_at_most` / `target_at_least` / `info`: one row of the report.
 - `report(name, metrics, context)`: prints the table and writes bench-results/<name>.json.
