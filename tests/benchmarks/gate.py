@@ -7,7 +7,7 @@ than the baseline kept in tests/benchmarks/baseline.json.
 script's bench-results/<name>.json and compares the figures the baseline names. Only
 the figures that moved least between runs are gated: participations against a bare
 UPDATE in the same run (0.38-0.50 over 11 runs), and the web app's server and PostgreSQL
-CPU per request (669-892 us over 11 runs; 302-421 us since the limiter's single refill and
+CPU per request (669-892 us over 11 runs; 302-463 us since the limiter's single refill and
 the profile's JSON pass-through). Not gated, because they moved
 more than the tolerance between back-to-back runs on an idle machine: wall-clock
 throughput; the quick run's tick (a few ms; its ratio to a bare UPDATE went 0.14 -> 0.34);
