@@ -100,16 +100,24 @@ THROUGHPUT_VARIANTS = ("current", "no request key", "no ledger insert", "no wall
 # energy, cooldown or an open event, no retry path: what they would cost at the least):
 # the same four rows the probe's participation writes (waifu, request key, ledger row,
 # wallet; the probe's event pays no coins), and two rows (waifu and one keyed row).
-ONE_STATEMENT_SCRIPTS = {
-    "one statement, four rows": """WITH e AS (SELECT * FROM game.events WHERE code = '{event}'),
-b AS (SELECT x.dynamic FROM game.waifus AS x WHERE x.id = :w),
+# Both designs: the event, and the waifu's one UPDATE (restore and spend), with her row returned.
+_SPEND = """WITH e AS (SELECT * FROM game.events WHERE code = '{event}'),
 w AS (
   UPDATE game.waifus AS x
   SET dynamic = game.apply_event(game.regen(x.dynamic, now()), e, now()),
       last_played = x.last_played || jsonb_build_object(e.code, extract(epoch FROM now()))
   FROM e
   WHERE x.id = :w AND x.owner_id = {base} + :w
-  RETURNING x.id, x.owner_id, x.name, x.template_code, x.dynamic),
+  RETURNING x.id, x.owner_id, x.name, x.template_code, x.dynamic)"""
+# Both designs' answer: her stats and the keyed row `p`; each design ends it.
+_ANSWER = """SELECT jsonb_build_object('waifu_id', w.id, 'owner_id', w.owner_id, 'name', w.name,
+  'template_code', w.template_code, 'xp', (w.dynamic ->> 'xp')::bigint, 'energy', (w.dynamic ->> 'energy')::int,
+  'mood', (w.dynamic ->> 'mood')::int, 'loyalty', (w.dynamic ->> 'loyalty')::int, 'as_of', now(),
+  'event_code', p.event_code, 'request_key', p.request_key,"""
+ONE_STATEMENT_SCRIPTS = {
+    # `b` reads her row as it was: every part of one statement sees the same snapshot.
+    "one statement, four rows": _SPEND + """,
+b AS (SELECT x.dynamic FROM game.waifus AS x WHERE x.id = :w),
 k AS (INSERT INTO game.request_keys (telegram_id, request_key, waifu_id, event_code, participated_at)
       SELECT w.owner_id, md5(random()::text), w.id, '{event}', now() FROM w RETURNING request_key),
 p AS (INSERT INTO game.participations (participated_at, telegram_id, waifu_id, xp_gained, level_before, level_after,
@@ -119,26 +127,15 @@ p AS (INSERT INTO game.participations (participated_at, telegram_id, waifu_id, x
       FROM w, k, b RETURNING *),
 wal AS (UPDATE game.wallets AS y SET xp_total = y.xp_total + 5, xp_week = y.xp_week + 5, updated_at = now()
         FROM w WHERE y.telegram_id = w.owner_id RETURNING y.coins)
-SELECT jsonb_build_object('waifu_id', w.id, 'owner_id', w.owner_id, 'name', w.name, 'template_code', w.template_code,
-  'xp', (w.dynamic ->> 'xp')::bigint, 'energy', (w.dynamic ->> 'energy')::int, 'mood', (w.dynamic ->> 'mood')::int,
-  'loyalty', (w.dynamic ->> 'loyalty')::int, 'as_of', now(), 'event_code', p.event_code, 'request_key', p.request_key,
+""" + _ANSWER + """
   'participated_at', p.participated_at, 'changes', jsonb_build_object('xp', p.xp_gained, 'energy', -1),
   'coins', wal.coins,
   'replayed', false)
 FROM w, p, wal;""",
-    "one statement, two rows": """WITH e AS (SELECT * FROM game.events WHERE code = '{event}'),
-w AS (
-  UPDATE game.waifus AS x
-  SET dynamic = game.apply_event(game.regen(x.dynamic, now()), e, now()),
-      last_played = x.last_played || jsonb_build_object(e.code, extract(epoch FROM now()))
-  FROM e
-  WHERE x.id = :w AND x.owner_id = {base} + :w
-  RETURNING x.id, x.owner_id, x.name, x.template_code, x.dynamic),
+    "one statement, two rows": _SPEND + """,
 p AS (INSERT INTO game.request_keys (telegram_id, request_key, waifu_id, event_code, participated_at)
       SELECT w.owner_id, md5(random()::text), w.id, '{event}', now() FROM w RETURNING *)
-SELECT jsonb_build_object('waifu_id', w.id, 'owner_id', w.owner_id, 'name', w.name, 'template_code', w.template_code,
-  'xp', (w.dynamic ->> 'xp')::bigint, 'energy', (w.dynamic ->> 'energy')::int, 'mood', (w.dynamic ->> 'mood')::int,
-  'loyalty', (w.dynamic ->> 'loyalty')::int, 'as_of', now(), 'event_code', p.event_code, 'request_key', p.request_key,
+""" + _ANSWER + """
   'replayed', false)
 FROM w, p;""",
 }
