@@ -192,6 +192,7 @@ bench-quick-run:
 	$(PY) -m tests.benchmarks.bench_core --waifus 20000 --participate-waifus 1000 --seconds 2
 	$(PY) -m tests.benchmarks.ab_core --waifus 20000 --runs 1 --seconds 1 --calls 200
 	$(PY) -m tests.benchmarks.bench_bot --quick
+	$(PY) -m tests.benchmarks.bench_bot --quick --floor
 	$(PY) -m tests.benchmarks.bench_webapp --quick
 	$(PY) -m tests.benchmarks.bench_notify --quick
 	$(PY) -m tests.benchmarks.bench_leaderboard --quick

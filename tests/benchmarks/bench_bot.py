@@ -18,6 +18,11 @@ Two phases:
    target), each on a fixed schedule; latency counts from the scheduled moment, so a
    slow answer that delays the next send is counted too (no coordinated omission).
 
+`--floor` measures the same load through aiogram alone: one router, no middleware of
+ours, no database, handlers that only send or edit a screen and answer the button (the
+replies the real handlers make). It is the cost of the framework and the stand-in
+beneath any handler, on this machine, today: the real path cannot be cheaper.
+
 CPU time of the bot process, of the stand-in process and of the pool's PostgreSQL
 backends is read from /proc around each phase: on a machine shared with other work,
 CPU per update is the steadier figure. Energy is refilled in the background (a
@@ -41,10 +46,10 @@ from typing import Any
 
 import aiohttp
 import asyncpg
-from aiogram import Bot
+from aiogram import Bot, Dispatcher
 from aiogram.client.session.middlewares.base import BaseRequestMiddleware
 from aiogram.methods import EditMessageCaption, EditMessageText, SendMessage, SendPhoto
-from aiogram.types import Message
+from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
 
 from bot.app import create_bot, create_dispatcher, freeze_startup_objects
 from bot.config import Settings
@@ -197,6 +202,29 @@ class SimPlayer:
         return self.message(action) if action.startswith("/") else self.press(action)
 
 
+def floor_dispatcher() -> Dispatcher:
+    """aiogram with nothing of ours: every button of the script on every screen, and the
+    two replies a real update makes (a screen, and the button's answer)."""
+    dp = Dispatcher(disable_fsm=True)
+    labels = ("Sakura", *(a for a in SCRIPT if not a.startswith("/")))
+    markup = InlineKeyboardMarkup(inline_keyboard=[
+        [InlineKeyboardButton(text=label, callback_data=f"floor:{n}")] for n, label in enumerate(labels)])
+    screens = itertools.count()  # each screen differs, or the stand-in refuses the edit as unchanged
+
+    @dp.message()
+    async def on_message(message: Message, bot: Bot) -> None:
+        await bot.send_message(message.chat.id, f"Screen {next(screens)}", reply_markup=markup)
+
+    @dp.callback_query()
+    async def on_press(query: CallbackQuery, bot: Bot) -> None:
+        assert isinstance(query.message, Message)
+        await bot.edit_message_text(text=f"Screen {next(screens)}", chat_id=query.message.chat.id,
+                                    message_id=query.message.message_id, reply_markup=markup)
+        await bot.answer_callback_query(query.id)
+
+    return dp
+
+
 async def start_stub(port: int) -> asyncio.subprocess.Process:
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bot.dev.local_botapi", "--port", str(port), "--token", TOKEN,
@@ -250,7 +278,7 @@ async def run(args: argparse.Namespace) -> None:
         bot = create_bot(settings)
         seen = LastMessage()
         bot.session.middleware(seen)
-        dp = create_dispatcher(game, settings)
+        dp = floor_dispatcher() if args.floor else create_dispatcher(game, settings)
         players = [SimPlayer(10_000 + n, seen) for n in range(args.players)]
         stop_refill = asyncio.Event()
         refill = None
@@ -349,19 +377,23 @@ async def run(args: argparse.Namespace) -> None:
             cells.append(f"{percentile(values, 50) * 1000:.1f} / {percentile(values, 99) * 1000:.1f}"
                          if values else "n/a")
         metrics.append(info(f"p50 / p99 {action}", " | ".join(cells), "ms", note="phase 1 | phase 2"))
+    if not args.floor:
+        metrics.append(info("participations applied", applied, "",
+                            note="the other walk/Again taps were refusals (energy)"))
     metrics += [
-        info("participations applied", applied, "", note="the other walk/Again taps were refusals (energy)"),
         target_at_most("errors", closed.errors + paced.errors, 0, "",
                        note=closed.first_error or paced.first_error or "none"),
     ]
-    report("bench_bot", metrics, {
+    report("bench_bot_floor" if args.floor else "bench_bot", metrics, {
         "players": args.players, "seconds_per_phase": seconds, "rate": args.rate, "quick": args.quick,
         "database": db.source, "pool_max_size": settings.db_pool_max_size,
         "machine_after_phase_1": load_after_closed, "machine_after_phase_2": load, "postgres": pg,
         "cpu_ms_per_update_phase_2": paced_cpu,
         "phase_2_slow_updates_by_second": slow_by_second(paced.timeline),
         "phase_2_other_processes_cores_by_second": others_by_second,
-        "path": "feed_raw_update -> handler -> asyncpg -> HTTP to the stand-in (separate process)",
+        "path": ("feed_raw_update -> a bare handler -> HTTP to the stand-in (separate process): --floor"
+                 if args.floor else
+                 "feed_raw_update -> handler -> asyncpg -> HTTP to the stand-in (separate process)"),
     })
 
 
@@ -448,6 +480,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seconds", type=float, default=None, help="seconds per phase (default 20, quick 4)")
     parser.add_argument("--rate", type=float, default=500.0, help="updates/s of phase 2 (default 500, the target)")
     parser.add_argument("--profile", metavar="FILE", help="cProfile the measured phase into FILE (slower)")
+    parser.add_argument("--floor", action="store_true",
+                        help="aiogram alone: no middleware of ours, no database (the framework's floor)")
     parser.add_argument("--no-gc-freeze", action="store_true", help="measure without gc.freeze() after start-up")
     add_database_args(parser)
     asyncio.run(run(parser.parse_args(argv)))
