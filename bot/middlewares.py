@@ -161,7 +161,7 @@ class UpdateContext(BaseMiddleware):
             texts = await languages.texts_for(user.id, user.language_code, data["game"])
         else:
             texts = Texts.for_user(user.language_code if user else None)
-        responder = Responder(bot, event, texts)
+        responder = Responder(bot, event, texts, reply=data.get("webhook_reply"))
         # The same dict reaches the error handlers (ErrorsMiddleware wraps this one).
         data.update(texts=texts, responder=responder, update_log=update_log)
 

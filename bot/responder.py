@@ -2,7 +2,8 @@
 middleware (bot/middlewares.py) and used by the handlers and the error handlers.
 
 It answers a callback query exactly once (the middleware answers on success if the
-handler did not, the error handlers answer refusals), shows a screen by editing the
+handler did not, the error handlers answer refusals; in webhook mode the answer rides in
+the webhook's HTTP response when it can: bot/webhook.py), shows a screen by editing the
 button's message (or sending a new one when that message cannot be edited), and
 treats Telegram's "message is not modified" as success: the screen is already right.
 """
@@ -11,13 +12,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiogram import Bot
 from aiogram.exceptions import TelegramBadRequest, TelegramForbiddenError, TelegramNotFound
+from aiogram.methods import AnswerCallbackQuery
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message, Update
 
 from bot.texts import Texts
+
+if TYPE_CHECKING:
+    from bot.webhook import WebhookReply
 
 log = logging.getLogger("bot.responder")
 
@@ -32,8 +37,9 @@ def _description(exc: Exception) -> str:
 
 
 class Responder:
-    def __init__(self, bot: Bot, update: Update, texts: Texts) -> None:
+    def __init__(self, bot: Bot, update: Update, texts: Texts, reply: WebhookReply | None = None) -> None:
         self.bot = bot
+        self.reply = reply
         self.texts = texts
         self.callback: CallbackQuery | None = update.callback_query
         self.message: Message | None = update.message
@@ -68,9 +74,12 @@ class Responder:
             return
         self.answered = True
         text = text if text is not None else self.toast
+        method = AnswerCallbackQuery(callback_query_id=self.callback.id,
+                                     text=self.texts.alert(text) if text else None, show_alert=alert or None)
+        if self.reply is not None and self.reply.offer(method):
+            return  # Telegram carries it out from the webhook's response
         try:
-            await self.bot.answer_callback_query(
-                self.callback.id, text=self.texts.alert(text) if text else None, show_alert=alert or None)
+            await self.bot(method)
         except TelegramBadRequest as exc:
             log.warning("answerCallbackQuery refused: %s", exc)
 

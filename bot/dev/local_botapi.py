@@ -24,7 +24,9 @@ really sees), and refuses what Telegram refuses:
   in the message to edit"), editMessageCaption edits it;
 - and, on demand, 429 Too Many Requests with `retry_after`.
 
-It also serves getUpdates (long polling) from a queue, which the terminal chat uses.
+It also serves getUpdates (long polling) from a queue, which the terminal chat uses, and
+delivers an update to a webhook (`deliver`) as Telegram does: a Bot API call in the
+webhook's response is carried out like a request.
 Run alone (`python -m bot.dev.local_botapi --port 8081`) it serves one bot in
 "lenient" mode for the benchmark: chats and callback ids it did not create are
 accepted (the load generator lives in another process), everything else is as strict.
@@ -49,6 +51,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 
 MESSAGE_LIMIT = 4096
@@ -177,6 +180,17 @@ def parse_html(source: str) -> tuple[str, list[dict[str, Any]]]:
     return "".join(out), entities
 
 
+def _reply_params(content_type: str, body: bytes) -> dict[str, Any]:
+    """The fields of a webhook's JSON response (Telegram also reads forms; the bot sends JSON)."""
+    if not content_type.startswith("application/json"):
+        return {}
+    try:
+        data = json.loads(body or b"{}")
+    except ValueError:
+        return {}
+    return dict(data) if isinstance(data, dict) else {}
+
+
 # -- the state ---------------------------------------------------------------------------------
 
 
@@ -187,6 +201,7 @@ class Call:
     status: int
     response: dict[str, Any]
     at: float = 0.0  # time.monotonic() on arrival
+    via_webhook: bool = False  # carried out from a webhook's response, not requested
 
 
 @dataclass
@@ -317,6 +332,24 @@ class TelegramStub:
             else:
                 params[key] = value
         return params
+
+    async def deliver(self, url: str, update: dict[str, Any], secret: str | None = None) -> int:
+        """POST `update` to the webhook at `url` as Telegram does, then carry out the Bot API
+        call its response may hold (JSON with `method`), recorded as a call `via_webhook`.
+        Returns the webhook's HTTP status."""
+        headers = {"X-Telegram-Bot-Api-Secret-Token": secret} if secret is not None else {}
+        async with aiohttp.ClientSession() as http, http.post(url, json=update, headers=headers) as resp:
+            status, content_type, body = resp.status, resp.headers.get("Content-Type", ""), await resp.read()
+        if status != 200:
+            return status
+        params = _reply_params(content_type, body)
+        method = params.pop("method", None)
+        if isinstance(method, str) and method:
+            call = Call(method, params, 0, {}, time.monotonic(), via_webhook=True)
+            self.calls.append(call)
+            call.status, call.response = await self._dispatch(method, params)
+            await self._notify()
+        return status
 
     async def _dispatch(self, method: str, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         name = method.lower()

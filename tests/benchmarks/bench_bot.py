@@ -18,6 +18,11 @@ Two phases:
    target), each on a fixed schedule; latency counts from the scheduled moment, so a
    slow answer that delays the next send is counted too (no coordinated omission).
 
+`--webhook` hands each update over as the webhook endpoint does once it has parsed the
+request (bot/webhook.py): a button's answer then rides in the response, whose body is
+made but not sent (carrying it out is Telegram's work). Without it, updates go
+through `feed_raw_update`, as long polling hands them over.
+
 `--floor` measures the same load through aiogram alone: one router, no middleware of
 ours, no database, handlers that only send or edit a screen and answer the button (the
 replies the real handlers make). It is the cost of the framework and the stand-in
@@ -41,6 +46,7 @@ import os
 import socket
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -48,13 +54,15 @@ import aiohttp
 import asyncpg
 from aiogram import Bot, Dispatcher
 from aiogram.client.session.middlewares.base import BaseRequestMiddleware
-from aiogram.methods import EditMessageCaption, EditMessageText, SendMessage, SendPhoto
-from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
+from aiogram.methods import AnswerCallbackQuery, EditMessageCaption, EditMessageText, SendMessage, SendPhoto
+from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
+from aiohttp import web
 
 from bot.app import create_bot, create_dispatcher, freeze_startup_objects
 from bot.config import Settings
 from bot.game import Game
 from bot.logs import setup_logging
+from bot.webhook import ValidatingRequestHandler, WebhookReply, reply_body
 from tests.benchmarks.common import (
     Metric,
     add_database_args,
@@ -216,13 +224,39 @@ def floor_dispatcher() -> Dispatcher:
         await bot.send_message(message.chat.id, f"Screen {next(screens)}", reply_markup=markup)
 
     @dp.callback_query()
-    async def on_press(query: CallbackQuery, bot: Bot) -> None:
+    async def on_press(query: CallbackQuery, bot: Bot, webhook_reply: WebhookReply | None = None) -> None:
         assert isinstance(query.message, Message)
         await bot.edit_message_text(text=f"Screen {next(screens)}", chat_id=query.message.chat.id,
                                     message_id=query.message.message_id, reply_markup=markup)
-        await bot.answer_callback_query(query.id)
+        answer = AnswerCallbackQuery(callback_query_id=query.id)
+        if webhook_reply is None or not webhook_reply.offer(answer):  # --webhook: in the response
+            await bot(answer)
 
     return dp
+
+
+class WebhookFeed(ValidatingRequestHandler):
+    """The webhook endpoint past its HTTP parsing: an update is done when its handling ends."""
+
+    def __init__(self, *args: Any, reply: bool = True, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.reply = reply
+        self.handling: dict[int, asyncio.Task[None]] = {}
+
+    def _start(self, bot: Bot, update: Update, reply: WebhookReply | None) -> asyncio.Task[None]:
+        task = super()._start(bot, update, reply)
+        self.handling[update.update_id] = task
+        return task
+
+    async def __call__(self, bot: Bot, raw: dict[str, Any]) -> None:  # type: ignore[override]
+        update = Update.model_validate(raw, context={"bot": bot})
+        if self.reply:
+            method = await self.feed_with_reply(bot, update)
+            web.json_response({} if method is None else reply_body(method))  # as handle makes it
+        else:  # --no-webhook-reply: every answer a request of its own (before the reply)
+            self._start(bot, update, None)
+            web.json_response({})
+        await self.handling.pop(update.update_id)
 
 
 async def start_stub(port: int) -> asyncio.subprocess.Process:
@@ -280,6 +314,9 @@ async def run(args: argparse.Namespace) -> None:
         bot.session.middleware(seen)
         dp = floor_dispatcher() if args.floor else create_dispatcher(game, settings)
         players = [SimPlayer(10_000 + n, seen) for n in range(args.players)]
+        feed: Callable[[Bot, dict[str, Any]], Awaitable[Any]] = (
+            WebhookFeed(dispatcher=dp, bot=bot, reply=not args.no_webhook_reply) if args.webhook
+            else dp.feed_raw_update)
         stop_refill = asyncio.Event()
         refill = None
         try:
@@ -289,7 +326,7 @@ async def run(args: argparse.Namespace) -> None:
                 await dp.feed_raw_update(bot, p.press("Sakura"))
             refill = asyncio.create_task(refill_energy(db.admin_url, stop_refill))
             # A short burst (not measured) grows the pool to its working size and warms caches.
-            await drive(dp, bot, players, 1.0)
+            await drive(feed, bot, players, 1.0)
             if not args.no_gc_freeze:
                 freeze_startup_objects()  # as `python -m bot` does once started
             pauses = GcPauses()
@@ -308,7 +345,7 @@ async def run(args: argparse.Namespace) -> None:
                 profiler.enable()
             meter.begin()
             pauses.reset()
-            closed = await drive(dp, bot, players, seconds)
+            closed = await drive(feed, bot, players, seconds)
             closed_cpu = meter.per_update_ms(len(closed.latencies))
             closed_others = meter.others_cores()
             closed_gc = pauses.summary()
@@ -322,7 +359,7 @@ async def run(args: argparse.Namespace) -> None:
             pauses.reset()
             sampler_meter = CpuMeter(meter.groups)
             sampler = asyncio.create_task(sampler_meter.sample_others())
-            paced = await drive(dp, bot, players, seconds, rate=args.rate)
+            paced = await drive(feed, bot, players, seconds, rate=args.rate)
             paced_cpu = meter.per_update_ms(len(paced.latencies))
             paced_others = meter.others_cores()
             sampler.cancel()
@@ -384,16 +421,18 @@ async def run(args: argparse.Namespace) -> None:
         target_at_most("errors", closed.errors + paced.errors, 0, "",
                        note=closed.first_error or paced.first_error or "none"),
     ]
-    report("bench_bot_floor" if args.floor else "bench_bot", metrics, {
+    report("bench_bot" + ("_floor" if args.floor else "") + ("_webhook" if args.webhook else ""), metrics, {
         "players": args.players, "seconds_per_phase": seconds, "rate": args.rate, "quick": args.quick,
         "database": db.source, "pool_max_size": settings.db_pool_max_size,
         "machine_after_phase_1": load_after_closed, "machine_after_phase_2": load, "postgres": pg,
         "cpu_ms_per_update_phase_2": paced_cpu,
         "phase_2_slow_updates_by_second": slow_by_second(paced.timeline),
         "phase_2_other_processes_cores_by_second": others_by_second,
-        "path": ("feed_raw_update -> a bare handler -> HTTP to the stand-in (separate process): --floor"
-                 if args.floor else
-                 "feed_raw_update -> handler -> asyncpg -> HTTP to the stand-in (separate process)"),
+        "path": (("webhook endpoint (past HTTP), " + ("answers by request" if args.no_webhook_reply
+                                                      else "the button's answer in its response"))
+                 if args.webhook
+                 else "feed_raw_update") + (" -> a bare handler (--floor)" if args.floor else " -> handler -> asyncpg")
+                + " -> HTTP to the stand-in (separate process)",
     })
 
 
@@ -435,7 +474,8 @@ class Run:
         return percentile(self.latencies, q) * 1000
 
 
-async def drive(dp: Any, bot: Bot, players: list[SimPlayer], seconds: float, rate: float | None = None) -> Run:
+async def drive(feed: Callable[[Bot, dict[str, Any]], Awaitable[Any]], bot: Bot, players: list[SimPlayer],
+                seconds: float, rate: float | None = None) -> Run:
     """Every player plays its script for `seconds`; with `rate`, all together send
     `rate` updates/s on a fixed schedule (latency counted from the scheduled moment)."""
     run = Run()
@@ -456,7 +496,7 @@ async def drive(dp: Any, bot: Bot, players: list[SimPlayer], seconds: float, rat
             else:
                 t0 = now
             try:
-                await dp.feed_raw_update(bot, player.next_update(step))
+                await feed(bot, player.next_update(step))
             except Exception as exc:  # noqa: BLE001 - counted and reported
                 run.errors += 1
                 run.first_error = run.first_error or f"{type(exc).__name__}: {exc}"
@@ -480,6 +520,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seconds", type=float, default=None, help="seconds per phase (default 20, quick 4)")
     parser.add_argument("--rate", type=float, default=500.0, help="updates/s of phase 2 (default 500, the target)")
     parser.add_argument("--profile", metavar="FILE", help="cProfile the measured phase into FILE (slower)")
+    parser.add_argument("--webhook", action="store_true",
+                        help="updates as the webhook endpoint takes them (a button's answer in its response)")
+    parser.add_argument("--no-webhook-reply", action="store_true",
+                        help="with --webhook: answer buttons by request, not in the response")
     parser.add_argument("--floor", action="store_true",
                         help="aiogram alone: no middleware of ours, no database (the framework's floor)")
     parser.add_argument("--no-gc-freeze", action="store_true", help="measure without gc.freeze() after start-up")
