@@ -248,7 +248,7 @@ class WebhookFeed(ValidatingRequestHandler):
         self.handling[update.update_id] = task
         return task
 
-    async def __call__(self, bot: Bot, raw: dict[str, Any]) -> None:  # type: ignore[override]
+    async def feed(self, bot: Bot, raw: dict[str, Any]) -> None:
         update = Update.model_validate(raw, context={"bot": bot})
         if self.reply:
             method = await self.feed_with_reply(bot, update)
@@ -315,7 +315,7 @@ async def run(args: argparse.Namespace) -> None:
         dp = floor_dispatcher() if args.floor else create_dispatcher(game, settings)
         players = [SimPlayer(10_000 + n, seen) for n in range(args.players)]
         feed: Callable[[Bot, dict[str, Any]], Awaitable[Any]] = (
-            WebhookFeed(dispatcher=dp, bot=bot, reply=not args.no_webhook_reply) if args.webhook
+            WebhookFeed(dispatcher=dp, bot=bot, reply=not args.no_webhook_reply).feed if args.webhook
             else dp.feed_raw_update)
         stop_refill = asyncio.Event()
         refill = None
@@ -428,12 +428,19 @@ async def run(args: argparse.Namespace) -> None:
         "cpu_ms_per_update_phase_2": paced_cpu,
         "phase_2_slow_updates_by_second": slow_by_second(paced.timeline),
         "phase_2_other_processes_cores_by_second": others_by_second,
-        "path": (("webhook endpoint (past HTTP), " + ("answers by request" if args.no_webhook_reply
-                                                      else "the button's answer in its response"))
-                 if args.webhook
-                 else "feed_raw_update") + (" -> a bare handler (--floor)" if args.floor else " -> handler -> asyncpg")
-                + " -> HTTP to the stand-in (separate process)",
+        "path": describe_path(args),
     })
+
+
+def describe_path(args: argparse.Namespace) -> str:
+    if not args.webhook:
+        entry = "feed_raw_update"
+    elif args.no_webhook_reply:
+        entry = "webhook endpoint past HTTP, answers by request"
+    else:
+        entry = "webhook endpoint past HTTP, a button's answer in its response"
+    handler = "a bare handler (--floor)" if args.floor else "handler -> asyncpg"
+    return f"{entry} -> {handler} -> HTTP to the stand-in (separate process)"
 
 
 def busy_seconds(paced: Run, others: list[float | None]) -> Metric:
@@ -528,7 +535,10 @@ def main(argv: list[str] | None = None) -> None:
                         help="aiogram alone: no middleware of ours, no database (the framework's floor)")
     parser.add_argument("--no-gc-freeze", action="store_true", help="measure without gc.freeze() after start-up")
     add_database_args(parser)
-    asyncio.run(run(parser.parse_args(argv)))
+    args = parser.parse_args(argv)
+    if args.no_webhook_reply and not args.webhook:
+        parser.error("--no-webhook-reply goes with --webhook")
+    asyncio.run(run(args))
 
 
 if __name__ == "__main__":
